@@ -1,0 +1,84 @@
+package natsjs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams and buckets the hub owns.
+const (
+	DeadLetterStream  = "DEADLETTER"
+	DeadLetterPrefix  = "deadletter"
+	CasesBucket       = "hikeshi_cases"
+	IdempotencyBucket = "hikeshi_idempotency"
+)
+
+// Topology is how the streams are created.
+type Topology struct {
+	Replicas int // 1 for a single node, 3 for a production cluster
+	// IdempotencyTTL is how long a POST's Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration
+}
+
+func (t Topology) withDefaults() Topology {
+	if t.Replicas <= 0 {
+		t.Replicas = 1
+	}
+	if t.IdempotencyTTL <= 0 {
+		t.IdempotencyTTL = 24 * time.Hour
+	}
+	return t
+}
+
+// EnsureTopology creates or updates the streams and buckets. The incident
+// stream is an audit log: messages can be neither deleted nor purged.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	t = t.withDefaults()
+	streams := []jetstream.StreamConfig{{
+		Name:        events.IncidentStream,
+		Description: "Hikeshi incident events (CloudEvents JSON), one subject per incident and event name",
+		Subjects:    []string{events.IncidentSubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}, {
+		Name:        DeadLetterStream,
+		Description: "Messages a projector could not handle after its retries",
+		Subjects:    []string{DeadLetterPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		MaxAge:      30 * 24 * time.Hour,
+	}}
+	for _, cfg := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	buckets := []jetstream.KeyValueConfig{{
+		Bucket:      CasesBucket,
+		Description: "Case number sequence: each allocation is one revision",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}, {
+		Bucket:      IdempotencyBucket,
+		Description: "First answer to each POST with an Idempotency-Key",
+		History:     1,
+		TTL:         t.IdempotencyTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}}
+	for _, cfg := range buckets {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+// Package events is Hikeshi's public contract: the CloudEvents 1.0 envelope
+// every fact about an incident travels in, the registry of event types, and
+// the upcasters that turn older versions into current structs. It imports the
+// standard library only, so an outside consumer needs nothing but this module
+// and a NATS client.
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SpecVersion is the CloudEvents version of every envelope.
+const SpecVersion = "1.0"
+
+// ContentType is the only datacontenttype Hikeshi writes.
+const ContentType = "application/json"
+
+// Envelope is a CloudEvents 1.0 structured-mode JSON event. Extensions carry
+// who did it (actor), what caused it (causationid), which request or chain it
+// belongs to (correlationid) and the schema version of data (dataversion).
+type Envelope struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	DataVersion     int             `json:"dataversion"`
+	Actor           string          `json:"actor,omitempty"`
+	CausationID     string          `json:"causationid,omitempty"`
+	CorrelationID   string          `json:"correlationid,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Meta is what a writer knows about an event besides its data.
+type Meta struct {
+	ID            string // empty: a new random id
+	Source        string // empty: DefaultSource
+	Actor         string
+	CausationID   string
+	CorrelationID string
+	Time          time.Time // zero: now
+}
+
+// DefaultSource is the CloudEvents source of events written by the hub.
+const DefaultSource = "urn:hikeshi:hub"
+
+// ErrMalformed wraps every decoding failure, so callers can tell bad input
+// from their own bugs.
+var ErrMalformed = errors.New("malformed event")
+
+// New wraps data for incident subject into an envelope, using the registered
+// type and current version of data.
+func New(subject string, data Data, m Meta) (Envelope, error) {
+	spec, ok := Lookup(data.EventType())
+	if !ok {
+		return Envelope{}, fmt.Errorf("events: type %q is not registered", data.EventType())
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("events: encode %s: %w", spec.Type, err)
+	}
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	if m.Source == "" {
+		m.Source = DefaultSource
+	}
+	if m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	return Envelope{
+		SpecVersion:     SpecVersion,
+		ID:              m.ID,
+		Source:          m.Source,
+		Type:            spec.Type,
+		Subject:         subject,
+		Time:            m.Time.UTC(),
+		DataContentType: ContentType,
+		DataVersion:     spec.Version,
+		Actor:           m.Actor,
+		CausationID:     m.CausationID,
+		CorrelationID:   m.CorrelationID,
+		Data:            raw,
+	}, nil
+}
+
+// Marshal encodes the envelope as structured-mode JSON.
+func (e Envelope) Marshal() ([]byte, error) { return json.Marshal(e) }
+
+// Unmarshal decodes and validates a structured-mode envelope. It never panics,
+// whatever the input.
+func Unmarshal(b []byte) (Envelope, error) {
+	var e Envelope
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&e); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Envelope{}, fmt.Errorf("%w: trailing data after the event", ErrMalformed)
+	}
+	if err := e.Validate(); err != nil {
+		return Envelope{}, err
+	}
+	return e, nil
+}
+
+// Validate checks the attributes CloudEvents requires and Hikeshi relies on.
+func (e Envelope) Validate() error {
+	var missing []string
+	if e.SpecVersion != SpecVersion {
+		return fmt.Errorf("%w: specversion %q, want %q", ErrMalformed, e.SpecVersion, SpecVersion)
+	}
+	for name, v := range map[string]string{"id": e.ID, "source": e.Source, "type": e.Type, "subject": e.Subject} {
+		if strings.TrimSpace(v) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrMalformed, strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+	}
+	if e.Time.IsZero() {
+		return fmt.Errorf("%w: missing time", ErrMalformed)
+	}
+	if e.DataContentType != "" && e.DataContentType != ContentType {
+		return fmt.Errorf("%w: datacontenttype %q, want %q", ErrMalformed, e.DataContentType, ContentType)
+	}
+	if e.DataVersion < 1 {
+		return fmt.Errorf("%w: dataversion %d, want >= 1", ErrMalformed, e.DataVersion)
+	}
+	return nil
+}

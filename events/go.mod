@@ -1,0 +1,3 @@
+module github.com/hikeshi/hikeshi/events
+
+go 1.26

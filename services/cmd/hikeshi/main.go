@@ -1,0 +1,141 @@
+// Command hikeshi is the incident hub and its command-line client.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "[flags]", "run the hub: API, timeline projector, embedded NATS and SQLite", serve},
+		{"declare", "--title T --service S --severity SEV2 [flags]", "declare an incident", declare},
+		{"severity", "ID SEV [--reason R]", "change an incident's severity", severity},
+		{"status", "ID STATUS [--message M]", "move an incident to investigating|identified|monitoring|resolved", status},
+		{"commander", "ID USER", "assign the incident commander", commander},
+		{"note", "ID TEXT", "add a note to the timeline", note},
+		{"close", "ID --resolution R [--lessons L]", "close a resolved incident", closeCmd},
+		{"ls", "[--status open|closed]", "list incidents", ls},
+		{"show", "ID", "show an incident's current state", show},
+		{"timeline", "ID", "print an incident's timeline", timelineCmd},
+		{"tail", "", "follow new events live", tail},
+		{"replay", "timeline [flags]", "drop and rebuild the timeline store from the stream", replay},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "hikeshi: an event-sourced incident hub\n\nUsage: hikeshi COMMAND [args]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'hikeshi COMMAND --help' for a command's flags. Every flag --foo-bar can also be set as HIKESHI_FOO_BAR.\nIDs are incident ids or case numbers (INC-42).")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				fmt.Fprintf(stderr, "hikeshi %s: %v\nusage: hikeshi %s %s\n", c.name, err, c.name, c.args)
+				return 2
+			}
+			fmt.Fprintf(stderr, "hikeshi %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "hikeshi: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+var errUsage = errors.New("wrong arguments")
+
+// flags is a FlagSet whose every flag also reads HIKESHI_<NAME>.
+type flags struct {
+	*flag.FlagSet
+}
+
+func newFlags(name, args string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: hikeshi %s %s\n\nflags (each also settable as an environment variable):\n", name, args)
+		fs.PrintDefaults()
+	}
+	return &flags{fs}
+}
+
+func envName(flagName string) string {
+	return "HIKESHI_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse applies environment variables for flags not given on the command
+// line, then the command line; it returns the positional arguments. Flags
+// may come before or after positional arguments.
+func (f *flags) parse(args []string) ([]string, error) {
+	f.VisitAll(func(fl *flag.Flag) {
+		fl.Usage += " [" + envName(fl.Name) + "]"
+	})
+	var positional []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = f.Args()
+		if len(args) == 0 {
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var errs []string
+	f.VisitAll(func(fl *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(fl.Name)); ok && !set[fl.Name] {
+			if err := fl.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: %v", envName(fl.Name), v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, fmt.Errorf("%w: %s", errUsage, strings.Join(errs, "; "))
+	}
+	return positional, nil
+}

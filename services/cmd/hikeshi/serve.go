@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/timeline"
+)
+
+// hubFlags are the flags serve and replay share.
+func hubFlags(f *flags, cfg *hub.Config) {
+	f.StringVar(&cfg.DataDir, "data-dir", "./hikeshi-data", "directory for the embedded NATS store and the timeline database")
+	f.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (e.g. nats://127.0.0.1:4222); empty runs NATS JetStream in-process")
+}
+
+func serve(ctx context.Context, args []string, stdout io.Writer) error {
+	var cfg hub.Config
+	f := newFlags("serve", "[flags]")
+	hubFlags(f, &cfg)
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API")
+	f.StringVar(&cfg.Token, "token", "", "bearer token required on /api/v1 (required when listening beyond loopback)")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server to other processes on host:port (e.g. 127.0.0.1:4222)")
+	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
+	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
+	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
+	targets := f.String("targets", strings.Join(hub.AllTargets, ","), "comma-separated parts to run: api, timeline")
+	level := f.String("log-level", "info", "debug, info, warn or error")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("%w: --log-level %q", errUsage, *level)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	slog.SetDefault(cfg.Logger)
+	for _, t := range strings.Split(*targets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Targets = append(cfg.Targets, t)
+		}
+	}
+	h, err := hub.Start(ctx, cfg)
+	if errors.Is(err, hub.ErrLocked) {
+		return fmt.Errorf("%v: is hikeshi already running? Stop it, or use another --data-dir", err)
+	}
+	if err != nil {
+		return err
+	}
+	bus := "embedded NATS JetStream in " + cfg.DataDir + "/nats"
+	if cfg.NATSListen != "" {
+		bus += " (clients: nats://" + cfg.NATSListen + ")"
+	}
+	if cfg.NATSURL != "" {
+		bus = "NATS at " + cfg.NATSURL
+	}
+	durability := "acknowledged events survive a process crash; fsync every 2 min (use --sync-always or a 3-node cluster to survive power loss)"
+	if cfg.SyncAlways {
+		durability = "every event is fsynced before it is acknowledged"
+	}
+	if h.Addr() != "" {
+		fmt.Fprintf(stdout, "hikeshi listening on http://%s\n", h.Addr())
+	}
+	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", *targets, durability)
+	return h.Run(ctx)
+}
+
+func replay(ctx context.Context, args []string, stdout io.Writer) error {
+	var cfg hub.Config
+	f := newFlags("replay", "timeline [flags]")
+	hubFlags(f, &cfg)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "timeline" {
+		return fmt.Errorf("%w: the only projection to replay is 'timeline'", errUsage)
+	}
+	cfg.Defaults()
+	// The store is rebuilt in place: no hub may have it open.
+	release, err := hub.LockDataDir(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces %s", err, cfg.TimelinePath())
+	}
+	defer release()
+	bus, err := hub.OpenBus(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	bar := newProgress(os.Stderr)
+	stats, err := timeline.Rebuild(ctx, bus.Events, cfg.TimelinePath(), bar.update)
+	bar.done()
+	if err != nil {
+		return fmt.Errorf("replay timeline: %w (the previous timeline store was left in place)", err)
+	}
+	rate := float64(stats.Events) / max(stats.Duration.Seconds(), 1e-9)
+	fmt.Fprintf(stdout, "rebuilt %s: %d events up to stream sequence %d in %s (%.0f events/s)\n",
+		cfg.TimelinePath(), stats.Events, stats.LastSeq, stats.Duration.Round(time.Millisecond), rate)
+	return nil
+}
+
+// progress draws a one-line progress bar on a terminal-ish writer.
+type progress struct {
+	w     io.Writer
+	start time.Time
+	last  time.Time
+	drawn bool
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, start: time.Now()} }
+
+func (p *progress) update(done, total uint64) {
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = now
+	frac := 1.0
+	if total > 0 {
+		frac = min(float64(done)/float64(total), 1)
+	}
+	const width = 30
+	n := int(frac * width)
+	rate := float64(done) / max(now.Sub(p.start).Seconds(), 1e-9)
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% seq %d/%d  %.0f events/s", strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, done, total, rate)
+	p.drawn = true
+}
+
+func (p *progress) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}

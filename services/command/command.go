@@ -1,0 +1,264 @@
+// Package command executes incident commands: it loads an incident's past
+// events, lets the domain core decide, and appends the result with
+// optimistic concurrency, retrying when another writer got there first.
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+)
+
+// ErrVersionConflict: the incident is not at the version the caller
+// expected (If-Match).
+var ErrVersionConflict = errors.New("incident version does not match If-Match")
+
+// maxAttempts bounds the reload-and-retry loop under contention. Each
+// attempt reloads only the events it missed.
+const maxAttempts = 64
+
+// Meta says who asks and how to make the request repeatable.
+type Meta struct {
+	Actor         string
+	CorrelationID string
+	// Key, when set, makes the command idempotent: the event id (and a
+	// declared incident's id) derive from it, so a retry appends nothing.
+	Key string
+	// ExpectVersion, when non-zero, is the version the caller last saw.
+	ExpectVersion uint64
+}
+
+// Handler runs commands. Aggregates are cached between commands and
+// brought up to date from the stream only when an append says they are
+// stale, so the common path costs one publish.
+type Handler struct {
+	store     *natsjs.Store
+	cases     *natsjs.Cases
+	source    string
+	onAppend  func(typ string)
+	maxCached int
+
+	mu    sync.Mutex
+	cache map[string]*entry
+}
+
+type entry struct {
+	mu     sync.Mutex
+	loaded bool
+	st     incident.State
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// OnAppend is called after every stored event (metrics).
+func OnAppend(f func(typ string)) Option { return func(h *Handler) { h.onAppend = f } }
+
+// Source sets the CloudEvents source of appended events.
+func Source(s string) Option { return func(h *Handler) { h.source = s } }
+
+// New returns a handler over the event store and case allocator.
+func New(store *natsjs.Store, cases *natsjs.Cases, opts ...Option) *Handler {
+	h := &Handler{store: store, cases: cases, source: events.DefaultSource, maxCached: 10_000, cache: map[string]*entry{}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+func (h *Handler) entry(id string) *entry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.cache[id]
+	if !ok {
+		if len(h.cache) >= h.maxCached {
+			// Evict an arbitrary entry; a later command reloads it. Map
+			// iteration order is random, which spreads evictions.
+			for k := range h.cache {
+				delete(h.cache, k)
+				break
+			}
+		}
+		e = &entry{}
+		h.cache[id] = e
+	}
+	return e
+}
+
+func (h *Handler) forget(id string) {
+	h.mu.Lock()
+	delete(h.cache, id)
+	h.mu.Unlock()
+}
+
+// refresh applies the events appended since the cached version.
+func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
+	stored, err := h.store.Load(ctx, id, e.st.Version)
+	if err != nil {
+		return err
+	}
+	for _, s := range stored {
+		if err := e.st.Apply(s.Envelope, s.Seq); err != nil {
+			return fmt.Errorf("incident %s seq %d: %w", id, s.Seq, err)
+		}
+	}
+	e.loaded = true
+	return nil
+}
+
+// Get returns the current state of an incident, read through to the stream
+// so that a write by any replica is visible.
+func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
+	if !events.ValidID(id) {
+		return incident.State{}, incident.ErrNotFound
+	}
+	e := h.entry(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := h.refresh(ctx, e, id); err != nil {
+		return incident.State{}, err
+	}
+	if !e.st.Exists() {
+		h.forget(id)
+		return incident.State{}, incident.ErrNotFound
+	}
+	return e.st.Clone(), nil
+}
+
+// Declare opens a new incident, allocating its case number and, when
+// confidential, its codename.
+func (h *Handler) Declare(ctx context.Context, c incident.Declare, m Meta) (incident.State, error) {
+	if err := c.Validate(); err != nil {
+		return incident.State{}, err
+	}
+	id := events.NewID()
+	if m.Key != "" {
+		id = events.DeriveID("incident", m.Key)
+	}
+	e := h.entry(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := h.refresh(ctx, e, id); err != nil {
+		return incident.State{}, err
+	}
+	eventID := h.eventID(id, m)
+	if e.st.Exists() {
+		if e.st.Has(eventID) {
+			return e.st.Clone(), nil
+		}
+		return incident.State{}, fmt.Errorf("incident %s exists: %w", id, errors.New("idempotency key reused"))
+	}
+	var err error
+	if c.CaseNumber, err = h.cases.Next(ctx); err != nil {
+		return incident.State{}, err
+	}
+	if c.Confidential {
+		c.Codename = incident.Codename(id)
+	}
+	st, err := h.run(ctx, e, id, c, m, eventID)
+	if err != nil && !e.st.Exists() {
+		h.forget(id)
+	}
+	return st, err
+}
+
+// Execute runs a command against an existing incident.
+func (h *Handler) Execute(ctx context.Context, id string, c incident.Command, m Meta) (incident.State, error) {
+	if !events.ValidID(id) {
+		return incident.State{}, incident.ErrNotFound
+	}
+	e := h.entry(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// An If-Match must be compared with the latest version, not a cached one.
+	if !e.loaded || m.ExpectVersion != 0 {
+		if err := h.refresh(ctx, e, id); err != nil {
+			return incident.State{}, err
+		}
+	}
+	if !e.st.Exists() {
+		h.forget(id)
+		return incident.State{}, incident.ErrNotFound
+	}
+	return h.run(ctx, e, id, c, m, h.eventID(id, m))
+}
+
+func (h *Handler) eventID(id string, m Meta) string {
+	if m.Key == "" {
+		return ""
+	}
+	return events.DeriveID("event", id, m.Key)
+}
+
+// run decides and appends, reloading on conflict. The cache may be stale
+// when another replica wrote: a conflicting append or a refusal triggers
+// one reload before the answer is final.
+func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Command, m Meta, eventID string) (incident.State, error) {
+	fresh := false
+	reload := func() error {
+		fresh = true
+		return h.refresh(ctx, e, id)
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if eventID != "" && e.st.Has(eventID) {
+			return e.st.Clone(), nil
+		}
+		if m.ExpectVersion != 0 && e.st.Version != m.ExpectVersion {
+			if !fresh {
+				if err := reload(); err != nil {
+					return incident.State{}, err
+				}
+				continue
+			}
+			return incident.State{}, fmt.Errorf("%w: expected %d, current %d", ErrVersionConflict, m.ExpectVersion, e.st.Version)
+		}
+		data, err := c.Decide(&e.st)
+		if err != nil {
+			if !fresh && !errors.Is(err, incident.ErrNotFound) && !isValidation(err) {
+				if rerr := reload(); rerr != nil {
+					return incident.State{}, rerr
+				}
+				continue
+			}
+			return incident.State{}, err
+		}
+		env, err := events.New(id, data, events.Meta{ID: eventID, Source: h.source, Actor: m.Actor, CorrelationID: m.CorrelationID})
+		if err != nil {
+			return incident.State{}, err
+		}
+		seq, dup, err := h.store.Append(ctx, env, e.st.Version)
+		switch {
+		case errors.Is(err, natsjs.ErrConflict):
+			if err := reload(); err != nil {
+				return incident.State{}, err
+			}
+			continue
+		case err != nil:
+			return incident.State{}, err
+		case dup:
+			// Stored before, by a retry of ours or a twin request: read it back.
+			if err := reload(); err != nil {
+				return incident.State{}, err
+			}
+			continue
+		}
+		if err := e.st.Apply(env, seq); err != nil {
+			return incident.State{}, err
+		}
+		if h.onAppend != nil {
+			h.onAppend(env.Type)
+		}
+		return e.st.Clone(), nil
+	}
+	return incident.State{}, fmt.Errorf("%w: incident %s: still conflicting after %d attempts", natsjs.ErrUnavailable, id, maxAttempts)
+}
+
+func isValidation(err error) bool {
+	var v *incident.ValidationError
+	return errors.As(err, &v)
+}

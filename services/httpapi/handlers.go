@@ -1,0 +1,262 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+)
+
+// DeclareRequest is the body of POST /api/v1/incidents.
+type DeclareRequest struct {
+	Title        string `json:"title"`
+	Service      string `json:"service"`
+	Severity     string `json:"severity"`
+	Summary      string `json:"summary"`
+	DeclaredBy   string `json:"declared_by"`
+	Confidential bool   `json:"confidential"`
+	Drill        bool   `json:"drill"`
+}
+
+func writeIncident(w http.ResponseWriter, status int, st incident.State) {
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(st.Version, 10)))
+	writeJSON(w, status, st)
+}
+
+func (s *Server) declare(w http.ResponseWriter, r *http.Request) error {
+	var req DeclareRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	if req.DeclaredBy == "" {
+		req.DeclaredBy = m.Actor
+	}
+	st, err := s.d.Commands.Declare(r.Context(), incident.Declare{
+		Title: req.Title, Service: req.Service, Severity: req.Severity, Summary: req.Summary,
+		DeclaredBy: req.DeclaredBy, Confidential: req.Confidential, Drill: req.Drill,
+	}, m)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/incidents/"+st.ID)
+	writeIncident(w, http.StatusCreated, st)
+	return nil
+}
+
+// execute decodes body into req, builds the command and runs it.
+func execute[T any](s *Server, w http.ResponseWriter, r *http.Request, build func(T) incident.Command) error {
+	id, err := s.incidentID(r)
+	if err != nil {
+		return err
+	}
+	var req T
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	m, err := meta(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.d.Commands.Execute(r.Context(), id, build(req), m)
+	if err != nil {
+		return err
+	}
+	writeIncident(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) severity(w http.ResponseWriter, r *http.Request) error {
+	return execute(s, w, r, func(q struct {
+		Severity string `json:"severity"`
+		Reason   string `json:"reason"`
+	}) incident.Command {
+		return incident.ChangeSeverity{Severity: q.Severity, Reason: q.Reason}
+	})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	return execute(s, w, r, func(q struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}) incident.Command {
+		return incident.UpdateStatus{Status: q.Status, Message: q.Message}
+	})
+}
+
+func (s *Server) commander(w http.ResponseWriter, r *http.Request) error {
+	return execute(s, w, r, func(q struct {
+		User string `json:"user"`
+	}) incident.Command {
+		return incident.AssignCommander{User: q.User}
+	})
+}
+
+func (s *Server) note(w http.ResponseWriter, r *http.Request) error {
+	return execute(s, w, r, func(q struct {
+		Text string `json:"text"`
+	}) incident.Command {
+		return incident.AddNote{Text: q.Text}
+	})
+}
+
+func (s *Server) close(w http.ResponseWriter, r *http.Request) error {
+	return execute(s, w, r, func(q struct {
+		Resolution     string `json:"resolution"`
+		LessonsLearned string `json:"lessons_learned"`
+	}) incident.Command {
+		return incident.Close{Resolution: q.Resolution, LessonsLearned: q.LessonsLearned}
+	})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.incidentID(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.d.Commands.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeIncident(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+	status := r.URL.Query().Get("status")
+	if status != "" && status != "open" && status != "closed" {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "status", Message: "status: must be open or closed"}
+	}
+	limit, err := intParam(r, "limit", 500)
+	if err != nil {
+		return err
+	}
+	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": rows})
+	return nil
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: name, Message: name + ": must be a non-negative integer"}
+	}
+	return n, nil
+}
+
+// maxWait bounds a long poll on the timeline.
+const maxWait = 30 * time.Second
+
+// timeline lists the incident's events. With ?after=SEQ&wait=5s it waits
+// until an event newer than SEQ is in the store, so a client can follow
+// an incident without polling.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.incidentID(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.d.Commands.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", 10_000)
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "wait", Message: "wait: must be a duration such as 5s"}
+		}
+		wait = min(wait, maxWait)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	for {
+		changed := s.d.Timeline.Changed()
+		entries, err := s.d.Timeline.Timeline(r.Context(), id, uint64(after), limit)
+		if err != nil {
+			return err
+		}
+		if len(entries) > 0 || wait == 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"incident_id": id, "case_number": st.CaseNumber, "version": st.Version, "events": entries})
+			return nil
+		}
+		// Another process may own the projector: poll as well as listen.
+		select {
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			wait = 0
+		}
+	}
+}
+
+// tail streams every new event as Server-Sent Events (?after=SEQ resumes).
+func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		return fmt.Errorf("streaming unsupported")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": following incident events\n\n")
+	fl.Flush()
+	opts := natsjs.ReadOptions{Follow: true, After: uint64(after), FromNew: after == 0}
+	err = s.d.Events.Read(r.Context(), opts, func(e events.Stored) error {
+		b, err := json.Marshal(e.Envelope)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b); err != nil {
+			return err
+		}
+		fl.Flush()
+		return nil
+	})
+	if r.Context().Err() != nil {
+		return nil
+	}
+	if err != nil {
+		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+	}
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.d.Ready != nil {
+		if err := s.d.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,311 @@
+// Package httpapi is the JSON API under /api/v1, plus health, readiness and
+// metrics endpoints.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Deps is what the API needs.
+type Deps struct {
+	Commands *command.Handler
+	Timeline *sqlite.Store
+	Events   *natsjs.Store
+	Answers  *natsjs.Answers
+	Metrics  *telemetry.Metrics
+	// Token, when set, is required as a bearer token on /api/v1.
+	Token string
+	// Ready checks the bus and the store.
+	Ready func(context.Context) error
+}
+
+// Server serves the API.
+type Server struct {
+	d   Deps
+	mux *http.ServeMux
+}
+
+// New builds the routes.
+func New(d Deps) *Server {
+	s := &Server{d: d, mux: http.NewServeMux()}
+	s.route("POST /api/v1/incidents", s.declare)
+	s.route("GET /api/v1/incidents", s.list)
+	s.route("GET /api/v1/incidents/{id}", s.get)
+	s.route("POST /api/v1/incidents/{id}/severity", s.severity)
+	s.route("POST /api/v1/incidents/{id}/status", s.status)
+	s.route("POST /api/v1/incidents/{id}/commander", s.commander)
+	s.route("POST /api/v1/incidents/{id}/notes", s.note)
+	s.route("POST /api/v1/incidents/{id}/close", s.close)
+	s.route("GET /api/v1/incidents/{id}/timeline", s.timeline)
+	s.route("GET /api/v1/events", s.tail)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	if d.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorised(r) {
+			writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
+			return
+		}
+		writeError(w, r, newErr(http.StatusNotFound, "no_route", "no such endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// route wraps a handler with auth, metrics, body limits and idempotency.
+func (s *Server) route(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if s.d.Metrics != nil {
+				s.d.Metrics.HTTPRequests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
+				s.d.Metrics.HTTPDurations.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+			}
+		}()
+		if !s.authorised(r) {
+			writeError(rec, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
+			return
+		}
+		if r.Method == http.MethodPost {
+			s.post(rec, r, h)
+			return
+		}
+		if err := h(rec, r); err != nil {
+			writeError(rec, r, err)
+		}
+	})
+}
+
+func (s *Server) authorised(r *http.Request) bool {
+	if s.d.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// Hash both sides so the comparison is constant-time whatever the length.
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.d.Token))
+	return ok && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+type ctxKey int
+
+const bodyKey ctxKey = iota
+
+// post reads and checks the body once, then answers through the
+// idempotency layer when the client sent an Idempotency-Key.
+func (s *Server) post(w *statusRecorder, r *http.Request, h handler) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeError(w, r, newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
+			return
+		}
+	} else {
+		writeError(w, r, newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, newErr(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", MaxBody)))
+			return
+		}
+		writeError(w, r, newErr(http.StatusBadRequest, "bad_body", "cannot read request body"))
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), bodyKey, body))
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" || s.d.Answers == nil {
+		if err := h(w, r); err != nil {
+			writeError(w, r, err)
+		}
+		return
+	}
+	if len(key) > 255 {
+		writeError(w, r, newErr(http.StatusBadRequest, "invalid_header", "Idempotency-Key is longer than 255 characters"))
+		return
+	}
+	s.idempotent(w, r, key, body, h)
+}
+
+func (s *Server) idempotent(w *statusRecorder, r *http.Request, key string, body []byte, h handler) {
+	tokenHash := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	kvKey := natsjs.Key(string(tokenHash[:]), r.Method, r.URL.Path, key)
+	reqHash := fmt.Sprintf("%x", sha256.Sum256(body))
+	replay := func(a natsjs.Answer) {
+		if a.RequestHash != reqHash {
+			writeError(w, r, newErr(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"))
+			return
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.Status)
+		_, _ = w.Write(a.Body)
+	}
+	if a, ok, err := s.d.Answers.Get(r.Context(), kvKey); err != nil {
+		writeError(w, r, err)
+		return
+	} else if ok {
+		replay(a)
+		return
+	}
+	buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+	r = r.WithContext(context.WithValue(r.Context(), idemKey, kvKey))
+	if err := h(buf, r); err != nil {
+		writeError(buf, r, err)
+	}
+	if buf.status >= 500 {
+		buf.flush(w) // not remembered: the client should retry
+		return
+	}
+	first, err := s.d.Answers.Remember(r.Context(), kvKey, natsjs.Answer{RequestHash: reqHash, Status: buf.status, Body: buf.body.Bytes()})
+	if err != nil {
+		// The command is stored (its id derives from the key), only the
+		// answer is not: a retry recomputes the same result.
+		buf.flush(w)
+		return
+	}
+	if !bytes.Equal(first.Body, buf.body.Bytes()) || first.Status != buf.status {
+		replay(first)
+		return
+	}
+	buf.flush(w)
+}
+
+const idemKey ctxKey = bodyKey + 1
+
+// decode strictly decodes the request body into v, naming the bad field.
+func decode(r *http.Request, v any) error {
+	body, _ := r.Context().Value(bodyKey).([]byte)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return newErr(http.StatusBadRequest, "bad_json", "request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			e := newErr(http.StatusBadRequest, "invalid_field", fmt.Sprintf("%s: must be a %s", te.Field, te.Type))
+			e.Field = te.Field
+			return e
+		case errors.As(err, &se):
+			return newErr(http.StatusBadRequest, "bad_json", fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			e := newErr(http.StatusBadRequest, "unknown_field", fmt.Sprintf("%s: unknown field", f))
+			e.Field = f
+			return e
+		}
+		return newErr(http.StatusBadRequest, "bad_json", "malformed JSON: "+err.Error())
+	}
+	if dec.More() {
+		return newErr(http.StatusBadRequest, "bad_json", "trailing data after the JSON object")
+	}
+	return nil
+}
+
+// meta collects who asks and how: actor, idempotency and If-Match.
+func meta(r *http.Request) (command.Meta, error) {
+	m := command.Meta{Actor: actor(r), CorrelationID: r.Header.Get("X-Correlation-Id")}
+	m.Key, _ = r.Context().Value(idemKey).(string)
+	if im := strings.Trim(strings.TrimSpace(r.Header.Get("If-Match")), `"`); im != "" {
+		v, err := strconv.ParseUint(strings.TrimPrefix(im, "W/"), 10, 64)
+		if err != nil || v == 0 {
+			return m, newErr(http.StatusBadRequest, "invalid_header", "If-Match must be the incident version, e.g. \"12\"")
+		}
+		m.ExpectVersion = v
+	}
+	return m, nil
+}
+
+// actor is who the request speaks for: X-Hikeshi-Actor, else "api".
+func actor(r *http.Request) string {
+	if a := strings.TrimSpace(r.Header.Get("X-Hikeshi-Actor")); a != "" && len(a) <= incident.MaxName {
+		return a
+	}
+	return "api"
+}
+
+var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
+
+// incidentID accepts an incident id or a case number such as INC-42.
+func (s *Server) incidentID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if caseNumber.MatchString(id) && s.d.Timeline != nil {
+		found, err := s.d.Timeline.FindByCase(r.Context(), id)
+		if errors.Is(err, sqlite.ErrNotFound) {
+			return "", incident.ErrNotFound
+		}
+		return found, err
+	}
+	if !events.ValidID(id) {
+		return "", incident.ErrNotFound
+	}
+	return id, nil
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// bufferedWriter holds a response until its idempotency record is saved.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header         { return b.header }
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedWriter) WriteHeader(code int)        { b.status = code }
+
+func (b *bufferedWriter) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
+}

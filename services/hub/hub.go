@@ -1,0 +1,327 @@
+// Package hub wires the parts of Hikeshi together: which targets run,
+// embedded or external NATS, which projectors are registered.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/hikeshi/hikeshi/services/timeline"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// Targets a hub process can run.
+const (
+	TargetAPI      = "api"
+	TargetTimeline = "timeline"
+)
+
+// AllTargets is what a single-binary hub runs by default.
+var AllTargets = []string{TargetAPI, TargetTimeline}
+
+// Config is the hub's configuration; every field has a flag and an
+// environment variable (see cmd/hikeshi).
+type Config struct {
+	DataDir    string
+	Listen     string
+	NATSURL    string // empty: embedded server under DataDir
+	NATSListen string // embedded server's client port, empty: in-process only
+	SyncAlways bool
+	Replicas   int
+	Targets    []string
+	Token      string
+	CasePrefix string
+	Logger     *slog.Logger
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./hikeshi-data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if len(c.Targets) == 0 {
+		c.Targets = AllTargets
+	}
+	if c.CasePrefix == "" {
+		c.CasePrefix = "INC"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate rejects configurations that would be unsafe or cannot work.
+func (c *Config) Validate() error {
+	for _, t := range c.Targets {
+		if !slices.Contains(AllTargets, t) {
+			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(AllTargets, ", "))
+		}
+	}
+	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
+		return fmt.Errorf("refusing to listen on %s without an API token: set --token or HIKESHI_TOKEN, or listen on a loopback address", c.Listen)
+	}
+	if !caseNumberPrefix(c.CasePrefix) {
+		return fmt.Errorf("case prefix %q must be letters and digits, starting with a letter", c.CasePrefix)
+	}
+	return nil
+}
+
+func caseNumberPrefix(p string) bool {
+	for i, r := range p {
+		letter := r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return p != ""
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
+
+// TimelinePath is the SQLite file under the data dir.
+func (c *Config) TimelinePath() string { return filepath.Join(c.DataDir, "timeline.db") }
+
+// Bus is a connection to JetStream, embedded or external.
+type Bus struct {
+	Server *server.Server // nil when external
+	url    string
+	Conn   *nats.Conn
+	JS     jetstream.JetStream
+	Events *natsjs.Store
+}
+
+// OpenBus starts the embedded server when no URL is given, connects, and
+// ensures the streams exist.
+func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
+	b := &Bus{url: c.NATSURL}
+	if c.NATSURL == "" {
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		ns, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{
+			StoreDir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, SyncAlways: c.SyncAlways,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.Server = ns
+	}
+	var err error
+	if b.Conn, err = b.Dial("hikeshi"); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.JS, err = jetstream.New(b.Conn); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := natsjs.EnsureTopology(ctx, b.JS, natsjs.Topology{Replicas: c.Replicas}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("%w (is NATS reachable and JetStream enabled?)", err)
+	}
+	if b.Events, err = natsjs.NewStore(ctx, b.JS); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Dial opens another connection to the same bus.
+func (b *Bus) Dial(name string) (*nats.Conn, error) { return natsjs.Connect(b.Server, b.url, name) }
+
+// Close closes the connection and stops an embedded server.
+func (b *Bus) Close() {
+	if b.Conn != nil {
+		b.Conn.Close()
+	}
+	if b.Server != nil {
+		b.Server.Shutdown()
+		b.Server.WaitForShutdown()
+	}
+}
+
+// Ready reports an error when the bus cannot take writes.
+func (b *Bus) Ready(ctx context.Context) error {
+	if !b.Conn.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	if _, err := b.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg      Config
+	bus      *Bus
+	timeline *sqlite.Store
+	runner   *projection.Runner
+	http     *http.Server
+	ln       net.Listener
+	unlock   func()
+}
+
+// Start opens everything the configured targets need and begins serving.
+// Run then blocks until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Hub, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg}
+	var err error
+	if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if h.bus, err = OpenBus(ctx, &h.cfg); err != nil {
+		return nil, err
+	}
+	if h.timeline, err = sqlite.Open(cfg.TimelinePath()); err != nil {
+		h.Close()
+		return nil, err
+	}
+	metrics := telemetry.New()
+	if cfg.runs(TargetTimeline) {
+		proj := timeline.New(h.timeline)
+		// The registration table: adding a consumer is one more row.
+		projectors := []projection.Projector{{
+			Durable:    timeline.Name,
+			Checkpoint: proj.Checkpoint,
+			Handle: func(ctx context.Context, e events.Stored) error {
+				return proj.Apply(ctx, []events.Stored{e})
+			},
+		}}
+		h.runner, err = projection.New(ctx, projection.Config{Dial: h.bus.Dial, JS: h.bus.JS, Logger: cfg.Logger, Metrics: metrics}, projectors)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		metrics.WatchLag(h.bus.JS, timeline.Name)
+	}
+	if cfg.runs(TargetAPI) {
+		cases, err := natsjs.NewCases(ctx, h.bus.JS, cfg.CasePrefix)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		answers, err := natsjs.NewAnswers(ctx, h.bus.JS)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		api := httpapi.New(httpapi.Deps{
+			Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended)),
+			Timeline: h.timeline,
+			Events:   h.bus.Events,
+			Answers:  answers,
+			Metrics:  metrics,
+			Token:    cfg.Token,
+			Ready: func(ctx context.Context) error {
+				if err := h.bus.Ready(ctx); err != nil {
+					return err
+				}
+				return h.timeline.Ping(ctx)
+			},
+		})
+		if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
+		h.http = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return h, nil
+}
+
+// Addr is where the API listens ("" when the api target does not run).
+func (h *Hub) Addr() string {
+	if h.ln == nil {
+		return ""
+	}
+	return h.ln.Addr().String()
+}
+
+// Bus exposes the bus connection.
+func (h *Hub) Bus() *Bus { return h.bus }
+
+// Run serves until ctx ends, then shuts down in order: stop taking
+// requests, stop projectors, close the store, stop the bus.
+func (h *Hub) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if h.http != nil {
+		g.Go(func() error {
+			if err := h.http.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	if h.runner != nil {
+		g.Go(func() error { return h.runner.Run(ctx) })
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if h.http != nil {
+			_ = h.http.Shutdown(sctx)
+		}
+		if h.runner != nil {
+			_ = h.runner.Close()
+		}
+		return nil
+	})
+	err := g.Wait()
+	h.Close()
+	return err
+}
+
+// Close releases everything Start opened.
+func (h *Hub) Close() {
+	if h.runner != nil {
+		_ = h.runner.Close()
+	}
+	if h.timeline != nil {
+		_ = h.timeline.Close()
+	}
+	if h.bus != nil {
+		h.bus.Close()
+	}
+	if h.unlock != nil {
+		h.unlock()
+	}
+}

@@ -1,0 +1,273 @@
+// Package projection runs projectors on durable JetStream consumers through
+// Watermill's Router: recoverer, bounded retry, a dead-letter stream for
+// events that can never be handled, and NAK with delay for the rest.
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Projector is one row of the registration table.
+type Projector struct {
+	// Durable is the consumer name. It is fixed here, never derived from a
+	// handler name, so renaming code never restarts a projection.
+	Durable string
+	Filter  string // default: every incident event
+	// Checkpoint, when set, is where the projector's own store stands; the
+	// consumer is realigned to it at start (a store rebuilt or lost is
+	// refilled, a store ahead of the consumer is not fed twice).
+	Checkpoint func(context.Context) (uint64, error)
+	Handle     func(context.Context, events.Stored) error
+}
+
+// Metrics receives what the runner observes.
+type Metrics interface {
+	Handled(projector string)
+	Failed(projector string)
+}
+
+// Dial opens a new NATS connection; each subscriber and publisher gets its
+// own, because Watermill closes the connection it was handed.
+type Dial func(name string) (*nats.Conn, error)
+
+// Config configures the runner.
+type Config struct {
+	Dial    Dial
+	JS      jetstream.JetStream
+	Logger  *slog.Logger
+	Metrics Metrics
+	// AckWait is the server's redelivery timeout; handler retries finish
+	// well inside it.
+	AckWait time.Duration
+}
+
+// Metadata keys our unmarshaler keeps, which Watermill's default drops.
+const (
+	metaSubject = "hikeshi_subject"
+	metaSeq     = "hikeshi_seq"
+)
+
+// unmarshaler keeps subject, stream sequence and Msg-Id (as the message
+// UUID) so that handlers can checkpoint.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("not a JetStream message on %s: %w", m.Subject, err)
+	}
+	msg := message.NewMessage(m.Header.Get(nats.MsgIdHdr), m.Data)
+	msg.Metadata.Set(metaSubject, m.Subject)
+	msg.Metadata.Set(metaSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	return msg, nil
+}
+
+// Marshal is used for dead letters; metadata become headers.
+func (unmarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
+	return (&wmnats.NATSMarshaler{}).Marshal(topic, msg)
+}
+
+// Runner owns the router and its subscribers.
+type Runner struct {
+	cfg    Config
+	router *message.Router
+	conns  []*nats.Conn
+}
+
+// New builds a router for the given projectors, creating or realigning
+// their durable consumers.
+func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, error) {
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	logger := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{cfg: cfg, router: router}
+	dlConn, err := r.dial("hikeshi-deadletter")
+	if err != nil {
+		return nil, err
+	}
+	dlPub, err := wmnats.NewPublisherWithNatsConn(dlConn, wmnats.PublisherPublishConfig{
+		Marshaler:         unmarshaler{},
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
+		JetStream:         wmnats.JetStreamConfig{TrackMsgId: true},
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	router.AddMiddleware(
+		middleware.Recoverer,
+		middleware.CorrelationID,
+	)
+	for _, p := range projectors {
+		if err := r.add(ctx, p, dlPub, logger); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("projector %s: %w", p.Durable, err)
+		}
+	}
+	return r, nil
+}
+
+func (r *Runner) dial(name string) (*nats.Conn, error) {
+	nc, err := r.cfg.Dial(name)
+	if err == nil {
+		r.conns = append(r.conns, nc)
+	}
+	return nc, err
+}
+
+func deliverSubject(durable string) string { return "_hikeshi.deliver." + durable }
+
+// ensureConsumer creates the durable push consumer, or recreates it when
+// the projector's store and the consumer disagree about the position.
+// MaxAckPending 1 keeps delivery in stream order even across redeliveries,
+// which the checkpoint relies on.
+func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
+	var start uint64
+	if p.Checkpoint != nil {
+		cp, err := p.Checkpoint(ctx)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		start = cp + 1
+		if c, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable); err == nil {
+			info := c.CachedInfo()
+			floor := info.AckFloor.Stream
+			// Behind the store by a little is fine (the checkpoint skips);
+			// ahead of it means the store lost events and must be refilled.
+			if floor <= cp && cp-floor < 10_000 {
+				return nil
+			}
+			r.cfg.Logger.Warn("realigning consumer to store checkpoint", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp)
+			if err := r.cfg.JS.DeleteConsumer(ctx, events.IncidentStream, p.Durable); err != nil {
+				return fmt.Errorf("delete consumer: %w", err)
+			}
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("consumer info: %w", err)
+		}
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        p.Durable,
+		Description:    "Hikeshi projector " + p.Durable,
+		DeliverSubject: deliverSubject(p.Durable),
+		DeliverGroup:   p.Durable,
+		FilterSubject:  p.Filter,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        r.cfg.AckWait,
+		MaxAckPending:  1,
+		MaxDeliver:     -1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if start > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = start
+	}
+	if _, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable); err == nil {
+		return nil // exists and aligned (no checkpoint to compare with)
+	}
+	_, err := r.cfg.JS.CreatePushConsumer(ctx, events.IncidentStream, cfg)
+	return err
+}
+
+// permanent reports errors that no retry can fix: the event itself is bad.
+func permanent(err error) bool { return errors.Is(err, events.ErrMalformed) }
+
+func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, logger watermill.LoggerAdapter) error {
+	if p.Filter == "" {
+		p.Filter = events.IncidentSubjectPrefix + ".>"
+	}
+	if err := r.ensureConsumer(ctx, p); err != nil {
+		return err
+	}
+	nc, err := r.dial("hikeshi-" + p.Durable)
+	if err != nil {
+		return err
+	}
+	// The handler's retries end before Watermill's ack timeout, which ends
+	// before the server's AckWait: never two copies in flight.
+	localAck := r.cfg.AckWait * 3 / 4
+	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:       unmarshaler{},
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
+		AckWaitTimeout:    localAck,
+		QueueGroupPrefix:  p.Durable,
+		NakDelay:          wmnats.NewStaticDelay(2 * time.Second),
+		JetStream: wmnats.JetStreamConfig{
+			SubscribeOptions:  []nats.SubOpt{nats.Bind(events.IncidentStream, p.Durable), nats.ManualAck()},
+			DurableCalculator: func(string, string) string { return p.Durable },
+		},
+	}, logger)
+	if err != nil {
+		return err
+	}
+	poison, err := middleware.PoisonQueueWithFilter(dlPub, natsjs.DeadLetterPrefix+"."+p.Durable, permanent)
+	if err != nil {
+		return err
+	}
+	retry := middleware.Retry{
+		MaxRetries:      5,
+		InitialInterval: 100 * time.Millisecond,
+		MaxInterval:     2 * time.Second,
+		Multiplier:      2,
+		MaxElapsedTime:  localAck / 2,
+		ShouldRetry:     func(p middleware.RetryParams) bool { return !permanent(p.Err) },
+	}
+	h := r.router.AddConsumerHandler(p.Durable, p.Filter, sub, func(msg *message.Message) error {
+		seq, err := strconv.ParseUint(msg.Metadata.Get(metaSeq), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: no stream sequence", events.ErrMalformed)
+		}
+		stored, err := natsjs.DecodeRaw(msg.Metadata.Get(metaSubject), seq, msg.Payload)
+		if err == nil {
+			err = p.Handle(msg.Context(), stored)
+		}
+		if r.cfg.Metrics != nil {
+			if err != nil {
+				r.cfg.Metrics.Failed(p.Durable)
+			} else {
+				r.cfg.Metrics.Handled(p.Durable)
+			}
+		}
+		if err != nil {
+			r.cfg.Logger.Error("projector failed", "projector", p.Durable, "seq", seq, "err", err)
+		}
+		return err
+	})
+	h.AddMiddleware(poison, retry.Middleware)
+	return nil
+}
+
+// Run blocks until ctx ends or the router stops.
+func (r *Runner) Run(ctx context.Context) error { return r.router.Run(ctx) }
+
+// Running is closed once every handler is subscribed.
+func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
+
+// Close stops the router and closes the connections it used.
+func (r *Runner) Close() error {
+	err := r.router.Close()
+	for _, nc := range r.conns {
+		nc.Close()
+	}
+	return err
+}

@@ -1,0 +1,193 @@
+// Package timeline projects the incident stream into the timeline store:
+// every event in order, and a summary row per incident computed with the
+// domain core's own fold.
+package timeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+)
+
+// Name is the projector's durable consumer and checkpoint name. Fixed:
+// renaming it would make the consumer start over.
+const Name = "timeline"
+
+// Projector applies stored events to the store.
+type Projector struct {
+	store *sqlite.Store
+	// states caches folded incidents between batches; it is dropped when
+	// a batch fails, since the store did not take that batch.
+	states map[string]*incident.State
+}
+
+// New returns a projector writing to store.
+func New(store *sqlite.Store) *Projector {
+	return &Projector{store: store, states: map[string]*incident.State{}}
+}
+
+// Store is where the projector writes.
+func (p *Projector) Store() *sqlite.Store { return p.store }
+
+// Checkpoint is the last stream sequence in the store.
+func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {
+	return p.store.Checkpoint(ctx, Name)
+}
+
+const maxCachedStates = 4096
+
+// Apply projects a batch of events in one transaction. Events at or below
+// the checkpoint are skipped by the store, so redelivery is harmless.
+func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if len(p.states) > maxCachedStates {
+		clear(p.states)
+	}
+	touched := map[string]*incident.State{}
+	changes := make([]sqlite.Change, 0, len(batch))
+	for _, ev := range batch {
+		id, ok := events.IncidentID(ev.Subject)
+		if !ok {
+			return fmt.Errorf("timeline: seq %d: subject %q is not an incident subject", ev.Seq, ev.Subject)
+		}
+		st, err := p.state(ctx, id, touched)
+		if err != nil {
+			return err
+		}
+		if ev.Seq <= st.Version {
+			continue // already folded into the stored snapshot
+		}
+		data, err := ev.Decode()
+		if err != nil {
+			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
+		}
+		if err := st.Apply(ev.Envelope, ev.Seq); err != nil {
+			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
+		}
+		snap, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, sqlite.Change{Event: ev, Data: data, Incident: sqlite.Row{
+			ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
+			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap,
+		}})
+	}
+	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
+		clear(p.states)
+		return err
+	}
+	for id, st := range touched {
+		p.states[id] = st
+	}
+	return nil
+}
+
+// state returns a working copy of the incident's state for this batch.
+func (p *Projector) state(ctx context.Context, id string, touched map[string]*incident.State) (*incident.State, error) {
+	if st, ok := touched[id]; ok {
+		return st, nil
+	}
+	st := &incident.State{}
+	if cached, ok := p.states[id]; ok {
+		*st = cached.Clone()
+	} else {
+		snap, err := p.store.Snapshot(ctx, id)
+		switch {
+		case errors.Is(err, sqlite.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("timeline: load %s: %w", id, err)
+		default:
+			if err := json.Unmarshal(snap, st); err != nil {
+				return nil, fmt.Errorf("timeline: snapshot %s: %w", id, err)
+			}
+		}
+	}
+	touched[id] = st
+	return st, nil
+}
+
+// Progress reports a rebuild's position.
+type Progress func(done, total uint64)
+
+// RebuildStats summarises a rebuild.
+type RebuildStats struct {
+	Events   int
+	LastSeq  uint64
+	Duration time.Duration
+}
+
+// Rebuild drops the store at path and builds it again from the stream. It
+// writes a new file beside the old one and renames it into place only when
+// complete, so an interrupted rebuild leaves the old store intact.
+func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progress) (RebuildStats, error) {
+	start := time.Now()
+	tmp := path + ".rebuild"
+	removeDB(tmp)
+	st, err := sqlite.Open(tmp)
+	if err != nil {
+		return RebuildStats{}, err
+	}
+	n, last, err := Fill(ctx, es, New(st), progress)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		removeDB(tmp)
+		return RebuildStats{}, err
+	}
+	removeDB(path)
+	if err := os.Rename(tmp, path); err != nil {
+		return RebuildStats{}, fmt.Errorf("replace %s: %w", path, err)
+	}
+	return RebuildStats{Events: n, LastSeq: last, Duration: time.Since(start)}, nil
+}
+
+// Fill reads the whole stream through an ordered consumer and applies it
+// in large transactions.
+func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress) (int, uint64, error) {
+	const batchSize = 2000
+	batch := make([]events.Stored, 0, batchSize)
+	n := 0
+	var last uint64
+	flush := func() error {
+		if err := p.Apply(ctx, batch); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	after, err := p.Checkpoint(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = es.Read(ctx, natsjs.ReadOptions{After: after, OnProgress: progress}, func(ev events.Stored) error {
+		batch = append(batch, ev)
+		last = ev.Seq
+		if len(batch) == batchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return n, last, err
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(path + suffix)
+	}
+}

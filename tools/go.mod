@@ -1,0 +1,3 @@
+module github.com/hikeshi/hikeshi/tools
+
+go 1.26
