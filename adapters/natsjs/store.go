@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,8 @@ func (s *Store) Append(ctx context.Context, env events.Envelope, expected uint64
 	if err != nil {
 		return 0, false, err
 	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	ack, err := s.js.PublishMsg(ctx, msg,
@@ -61,6 +64,17 @@ func (s *Store) Append(ctx context.Context, env events.Envelope, expected uint64
 		return 0, false, classify(err)
 	}
 	return ack.Sequence, ack.Duplicate, nil
+}
+
+// OpTimeout bounds a single bus operation whose caller set no deadline, so
+// a request never hangs on an unreachable bus.
+const OpTimeout = 5 * time.Second
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, OpTimeout)
 }
 
 // classify turns publish errors into the two a caller branches on. Codes,
@@ -78,6 +92,8 @@ func classify(err error) error {
 
 // LastSeq is the stream sequence of the incident's last event, 0 if none.
 func (s *Store) LastSeq(ctx context.Context, id string) (uint64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	m, err := s.stream.GetLastMsgForSubject(ctx, events.IncidentFilter(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
@@ -218,6 +234,8 @@ func NewCases(ctx context.Context, js jetstream.JetStream, prefix string) (*Case
 
 // Next allocates the next case number, e.g. INC-42.
 func (c *Cases) Next(ctx context.Context) (string, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	rev, err := c.kv.Put(ctx, "seq", nil)
 	if err != nil {
 		return "", fmt.Errorf("%w: allocate case number: %v", ErrUnavailable, err)
