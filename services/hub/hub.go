@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -194,6 +195,7 @@ type Hub struct {
 	http     *http.Server
 	ln       net.Listener
 	unlock   func()
+	closed   sync.Once
 }
 
 // Start opens everything the configured targets need and begins serving.
@@ -310,8 +312,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases everything Start opened.
-func (h *Hub) Close() {
+// Close releases everything Start opened; later calls do nothing.
+func (h *Hub) Close() { h.closed.Do(h.close) }
+
+func (h *Hub) close() {
 	if h.runner != nil {
 		_ = h.runner.Close()
 	}
