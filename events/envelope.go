@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -103,13 +104,20 @@ func Unmarshal(b []byte) (Envelope, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	if !atEOF(dec) {
 		return Envelope{}, fmt.Errorf("%w: trailing data after the event", ErrMalformed)
 	}
 	if err := e.Validate(); err != nil {
 		return Envelope{}, err
 	}
 	return e, nil
+}
+
+// atEOF reports whether dec has nothing but white space left. Decoder.More
+// is not enough: it reports false for a stray ']' or '}' after the value.
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
 }
 
 // Validate checks the attributes CloudEvents requires and Hikeshi relies on.

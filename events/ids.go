@@ -6,20 +6,45 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"time"
 )
 
 // NewID returns a random UUIDv7: time-ordered, so ids sort by creation.
+// Within one process the ids are strictly increasing, even when several are
+// made in the same millisecond or the clock steps back: the 12 bits after
+// the version hold a counter (RFC 9562, section 6.2, method 1).
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	ms := uint64(time.Now().UnixMilli())
+	now := uint64(time.Now().UnixMilli())
+	idMu.Lock()
+	if now > idLastMs {
+		idLastMs = now
+		// Start at a random point of the lower half, leaving room to count.
+		idSeq = binary.BigEndian.Uint16(b[6:8]) & 0x07ff
+	} else {
+		idSeq++
+		if idSeq > 0x0fff { // counter exhausted: borrow the next millisecond
+			idLastMs++
+			idSeq = 0
+		}
+	}
+	ms, seq := idLastMs, idSeq
+	idMu.Unlock()
 	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
 	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
-	b[6] = b[6]&0x0f | 0x70
+	b[6] = 0x70 | byte(seq>>8)
+	b[7] = byte(seq)
 	b[8] = b[8]&0x3f | 0x80
 	return format(b)
 }
+
+var (
+	idMu     sync.Mutex
+	idLastMs uint64 // timestamp of the last id, in Unix milliseconds
+	idSeq    uint16 // counter within idLastMs, 12 bits
+)
 
 // DeriveID returns a UUIDv8 computed from parts, so that a retried request
 // or a redelivered cause yields the same event id (and NATS Msg-Id) again.

@@ -95,8 +95,7 @@ func SubjectName(typ string) (string, error) {
 }
 
 // Decode returns the envelope's data as the current struct of its type,
-// upcasting older versions first. Unknown fields are rejected so that a
-// producer's mistake surfaces instead of silently dropping data.
+// upcasting older versions first.
 func (e Envelope) Decode() (Data, error) {
 	s, ok := Lookup(e.Type)
 	if !ok {
@@ -105,6 +104,9 @@ func (e Envelope) Decode() (Data, error) {
 	if e.DataVersion < 1 || e.DataVersion > s.Version {
 		return nil, fmt.Errorf("%w: %s version %d is not known (current %d)", ErrMalformed, e.Type, e.DataVersion, s.Version)
 	}
+	if isNull(e.Data) {
+		return nil, fmt.Errorf("%w: %s has no data", ErrMalformed, e.Type)
+	}
 	raw := e.Data
 	for v := e.DataVersion; v < s.Version; v++ {
 		var err error
@@ -112,14 +114,25 @@ func (e Envelope) Decode() (Data, error) {
 			return nil, fmt.Errorf("%w: upcast %s v%d: %v", ErrMalformed, e.Type, v, err)
 		}
 	}
+	if isNull(raw) {
+		return nil, fmt.Errorf("%w: upcast %s to v%d left no data", ErrMalformed, e.Type, s.Version)
+	}
 	d := s.New()
+	// Unknown fields are ignored: an optional field added by a newer
+	// producer keeps the version, so older readers must tolerate it.
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(d); err != nil {
 		return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
 	}
-	if dec.More() {
+	if !atEOF(dec) {
 		return nil, fmt.Errorf("%w: %s data: trailing data", ErrMalformed, e.Type)
 	}
 	return d, nil
+}
+
+// isNull reports whether raw is absent or JSON null, which would otherwise
+// decode silently into an empty struct.
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
 }

@@ -1,0 +1,9 @@
+package events
+
+// Unregister removes a type registered by a test, so that test-only types
+// never leak into the catalogue checks of other tests.
+func Unregister(typ string) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	delete(registry, typ)
+}
