@@ -26,9 +26,30 @@ type Store struct {
 	db   *sql.DB
 	path string
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced after every commit
+	mu sync.Mutex
+	// waiters holds, per incident, a channel closed at the next commit that
+	// touches it; only incidents someone waits for have one.
+	waiters map[string]chan struct{}
+
+	// Statements prepared once: database/sql keeps them prepared on each
+	// connection, so the hot paths do not parse SQL again.
+	stmts struct {
+		checkpoint, insEvent, upInc, saveCheckpoint, snapshot, timeline *sql.Stmt
+	}
 }
+
+const (
+	qCheckpoint = `SELECT seq FROM checkpoints WHERE projector = ?`
+	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`
+	qSaveCheckpoint = `INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
+		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`
+	qSnapshot = `SELECT snapshot FROM incidents WHERE id = ?`
+	qTimeline = `SELECT seq, id, type, time, actor, data FROM events
+		WHERE incident_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -57,6 +78,9 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents (open, declared_at);
 `
 
+// maxConns bounds the connections to the database.
+const maxConns = 8
+
 // Open opens (creating when needed) the database at path.
 func Open(path string) (*Store, error) {
 	q := url.Values{}
@@ -70,18 +94,48 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open timeline store %s: %w", path, err)
 	}
+	// Keep the connections: each new one re-runs the pragmas and reads the
+	// schema, which costs more than most queries. The bound queues readers
+	// (long polls woken by the same commit) instead of opening one
+	// connection each.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("timeline store %s: schema: %w", path, err)
 	}
-	return &Store{db: db, path: path, changed: make(chan struct{})}, nil
+	s := &Store{db: db, path: path, waiters: map[string]chan struct{}{}}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&s.stmts.checkpoint, qCheckpoint},
+		{&s.stmts.insEvent, qInsEvent},
+		{&s.stmts.upInc, qUpIncident},
+		{&s.stmts.saveCheckpoint, qSaveCheckpoint},
+		{&s.stmts.snapshot, qSnapshot},
+		{&s.stmts.timeline, qTimeline},
+	} {
+		if *p.stmt, err = db.Prepare(p.q); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("timeline store %s: prepare: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 // Path is where the database lives.
 func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.stmts.checkpoint, s.stmts.insEvent, s.stmts.upInc, s.stmts.saveCheckpoint, s.stmts.snapshot, s.stmts.timeline} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -98,17 +152,19 @@ type Row struct {
 	Snapshot   json.RawMessage
 }
 
-// Change is one event and the incident row it results in.
+// Change is one event, its data at the current version, and, when set, the
+// incident row as it stands after the event. A batch sets the row on the
+// last change of each incident only.
 type Change struct {
 	Event    events.Stored
-	Data     events.Data // the event's data at its current version
-	Incident Row
+	Data     json.RawMessage
+	Incident *Row
 }
 
 // Checkpoint is the last stream sequence projector applied, 0 if none.
 func (s *Store) Checkpoint(ctx context.Context, projector string) (uint64, error) {
 	var seq uint64
-	err := s.db.QueryRowContext(ctx, `SELECT seq FROM checkpoints WHERE projector = ?`, projector).Scan(&seq)
+	err := s.stmts.checkpoint.QueryRowContext(ctx, projector).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -128,75 +184,76 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	}
 	defer tx.Rollback()
 	var cp uint64
-	if err := tx.QueryRowContext(ctx, `SELECT seq FROM checkpoints WHERE projector = ?`, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("timeline: checkpoint: %w", err)
 	}
-	insEvent, err := tx.PrepareContext(ctx, `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, err
-	}
+	insEvent := tx.StmtContext(ctx, s.stmts.insEvent)
 	defer insEvent.Close()
-	upInc, err := tx.PrepareContext(ctx, `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`)
-	if err != nil {
-		return 0, err
-	}
+	upInc := tx.StmtContext(ctx, s.stmts.upInc)
 	defer upInc.Close()
 	applied := 0
+	touched := map[string]struct{}{}
 	for _, c := range changes {
 		if c.Event.Seq <= cp {
 			continue
 		}
-		data, err := json.Marshal(c.Data)
-		if err != nil {
-			return 0, fmt.Errorf("timeline: encode seq %d: %w", c.Event.Seq, err)
-		}
 		id, _ := events.IncidentID(c.Event.Subject)
 		if _, err := insEvent.ExecContext(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
-			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(data)); err != nil {
+			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data)); err != nil {
 			return 0, fmt.Errorf("timeline: insert seq %d: %w", c.Event.Seq, err)
 		}
-		r := c.Incident
-		if _, err := upInc.ExecContext(ctx, r.ID, r.CaseNumber, r.Status, r.Open,
-			r.DeclaredAt.UTC().Format(time.RFC3339Nano), r.Version, string(r.Snapshot)); err != nil {
-			return 0, fmt.Errorf("timeline: incident %s: %w", r.ID, err)
+		if r := c.Incident; r != nil {
+			if _, err := upInc.ExecContext(ctx, r.ID, r.CaseNumber, r.Status, r.Open,
+				r.DeclaredAt.UTC().Format(time.RFC3339Nano), r.Version, string(r.Snapshot)); err != nil {
+				return 0, fmt.Errorf("timeline: incident %s: %w", r.ID, err)
+			}
 		}
+		touched[id] = struct{}{}
 		cp = c.Event.Seq
 		applied++
 	}
 	if applied == 0 {
 		return 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
-		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`, projector, cp); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.saveCheckpoint).ExecContext(ctx, projector, cp); err != nil {
 		return 0, fmt.Errorf("timeline: save checkpoint: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("timeline: commit: %w", err)
 	}
-	s.broadcast()
+	s.wake(touched)
 	return applied, nil
 }
 
-func (s *Store) broadcast() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-}
-
-// Changed returns a channel closed at the next commit in this process.
-func (s *Store) Changed() <-chan struct{} {
+func (s *Store) wake(ids map[string]struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.changed
+	for id := range ids {
+		if ch, ok := s.waiters[id]; ok {
+			close(ch)
+			delete(s.waiters, id)
+		}
+	}
+}
+
+// Changed returns a channel closed at the next commit in this process that
+// adds events to incident id. Waking only the waiters of that incident
+// keeps a busy projector from making every long poll query again.
+func (s *Store) Changed(id string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[id]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[id] = ch
+	}
+	return ch
 }
 
 // Snapshot returns the stored summary of an incident.
 func (s *Store) Snapshot(ctx context.Context, id string) (json.RawMessage, error) {
 	var snap string
-	err := s.db.QueryRowContext(ctx, `SELECT snapshot FROM incidents WHERE id = ?`, id).Scan(&snap)
+	err := s.stmts.snapshot.QueryRowContext(ctx, id).Scan(&snap)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -265,8 +322,7 @@ func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int
 	if limit <= 0 {
 		limit = 10_000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, id, type, time, actor, data FROM events
-		WHERE incident_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
+	rows, err := s.stmts.timeline.QueryContext(ctx, id, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -294,4 +350,90 @@ func (s *Store) Counts(ctx context.Context) (eventsN, incidentsN int, err error)
 	}
 	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM incidents`).Scan(&incidentsN)
 	return
+}
+
+// EventRow is one row of the events table, as stored.
+type EventRow struct {
+	Seq        uint64
+	ID         string
+	IncidentID string
+	Type       string
+	Time       string
+	Actor      string
+	Data       string
+}
+
+// IncidentRow is one row of the incidents table, as stored.
+type IncidentRow struct {
+	ID         string
+	CaseNumber string
+	Status     string
+	Open       bool
+	DeclaredAt string
+	Version    uint64
+	Snapshot   string
+}
+
+// Contents is everything the store holds, in a stable order, so that two
+// stores (a live projection and a rebuild) can be compared.
+type Contents struct {
+	Checkpoints map[string]uint64
+	Events      []EventRow    // by seq
+	Incidents   []IncidentRow // by id
+}
+
+// Dump reads the whole store in a stable order.
+func (s *Store) Dump(ctx context.Context) (Contents, error) {
+	c := Contents{Checkpoints: map[string]uint64{}}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return c, fmt.Errorf("timeline: dump: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT projector, seq FROM checkpoints`)
+	if err != nil {
+		return c, err
+	}
+	for rows.Next() {
+		var p string
+		var seq uint64
+		if err := rows.Scan(&p, &seq); err != nil {
+			rows.Close()
+			return c, err
+		}
+		c.Checkpoints[p] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return c, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT seq, id, incident_id, type, time, actor, data FROM events ORDER BY seq`)
+	if err != nil {
+		return c, err
+	}
+	for rows.Next() {
+		var e EventRow
+		if err := rows.Scan(&e.Seq, &e.ID, &e.IncidentID, &e.Type, &e.Time, &e.Actor, &e.Data); err != nil {
+			rows.Close()
+			return c, err
+		}
+		c.Events = append(c.Events, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return c, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT id, case_number, status, open, declared_at, version, snapshot FROM incidents ORDER BY id`)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r IncidentRow
+		if err := rows.Scan(&r.ID, &r.CaseNumber, &r.Status, &r.Open, &r.DeclaredAt, &r.Version, &r.Snapshot); err != nil {
+			return c, err
+		}
+		c.Incidents = append(c.Incidents, r)
+	}
+	return c, rows.Err()
 }

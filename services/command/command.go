@@ -127,7 +127,7 @@ func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
 		h.forget(id)
 		return incident.State{}, incident.ErrNotFound
 	}
-	return e.st.Clone(), nil
+	return e.st.View(), nil
 }
 
 // Declare opens a new incident, allocating its case number and, when
@@ -149,7 +149,7 @@ func (h *Handler) Declare(ctx context.Context, c incident.Declare, m Meta) (inci
 	eventID := h.eventID(id, m)
 	if e.st.Exists() {
 		if e.st.Has(eventID) {
-			return e.st.Clone(), nil
+			return e.st.View(), nil
 		}
 		return incident.State{}, fmt.Errorf("incident %s exists: %w", id, errors.New("idempotency key reused"))
 	}
@@ -206,7 +206,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if eventID != "" && e.st.Has(eventID) {
-			return e.st.Clone(), nil
+			return e.st.View(), nil
 		}
 		if m.ExpectVersion != 0 && e.st.Version != m.ExpectVersion {
 			if !fresh {
@@ -253,7 +253,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if h.onAppend != nil {
 			h.onAppend(env.Type)
 		}
-		return e.st.Clone(), nil
+		return e.st.View(), nil
 	}
 	return incident.State{}, fmt.Errorf("%w: incident %s: still conflicting after %d attempts", natsjs.ErrUnavailable, id, maxAttempts)
 }

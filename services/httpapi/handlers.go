@@ -194,10 +194,16 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	for {
-		changed := s.d.Timeline.Changed()
+		changed := s.d.Timeline.Changed(id)
 		entries, err := s.d.Timeline.Timeline(r.Context(), id, uint64(after), limit)
 		if err != nil {
 			return err
+		}
+		if n := len(entries); n > 0 && entries[n-1].Seq > st.Version {
+			// Events landed while waiting: answer the version they made.
+			if st, err = s.d.Commands.Get(r.Context(), id); err != nil {
+				return err
+			}
 		}
 		if len(entries) > 0 || wait == 0 {
 			writeJSON(w, http.StatusOK, map[string]any{"incident_id": id, "case_number": st.CaseNumber, "version": st.Version, "events": entries})
@@ -223,12 +229,20 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("streaming unsupported")
 	}
+	if after == 0 {
+		// Start after the last event stored now, before the client sees
+		// the stream open: an event appended once it is open is never
+		// missed, as it could be if the consumer started at "new" later.
+		if after, err = s.lastSeq(r.Context()); err != nil {
+			return err
+		}
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": following incident events\n\n")
 	fl.Flush()
-	opts := natsjs.ReadOptions{Follow: true, After: uint64(after), FromNew: after == 0}
+	opts := natsjs.ReadOptions{Follow: true, After: uint64(after)}
 	err = s.d.Events.Read(r.Context(), opts, func(e events.Stored) error {
 		b, err := json.Marshal(e.Envelope)
 		if err != nil {
@@ -247,6 +261,21 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
 	}
 	return nil
+}
+
+// lastSeq is the sequence of the last event on the incident stream.
+func (s *Server) lastSeq(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, natsjs.OpTimeout)
+	defer cancel()
+	st, err := s.d.Events.JetStream().Stream(ctx, events.IncidentStream)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+	}
+	return int(info.State.LastSeq), nil
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -81,6 +81,14 @@ func (s *State) Apply(e events.Envelope, seq uint64) error {
 	if err != nil {
 		return err
 	}
+	return s.ApplyData(e, d, seq)
+}
+
+// ApplyData is Apply for a caller that already decoded the envelope's data.
+func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
+	if s.Has(e.ID) {
+		return nil
+	}
 	if !s.Exists() {
 		if _, ok := d.(*events.Declared); !ok {
 			return fmt.Errorf("incident %s: first event is %s, want %s", e.Subject, e.Type, events.TypeDeclared)
@@ -124,9 +132,12 @@ func (s *State) Apply(e events.Envelope, seq uint64) error {
 	return nil
 }
 
-// Clone returns a copy that shares nothing mutable with s.
-func (s *State) Clone() State {
+// View returns a copy for callers outside the aggregate: it shares nothing
+// mutable with s and leaves out the applied event ids, whose copy would
+// cost time in proportion to the incident's length (Has is false on it).
+func (s *State) View() State {
 	c := *s
+	c.seen = nil
 	if s.ClosedAt != nil {
 		t := *s.ClosedAt
 		c.ClosedAt = &t
@@ -137,6 +148,12 @@ func (s *State) Clone() State {
 			c.Links[k] = v
 		}
 	}
+	return c
+}
+
+// Clone returns a full copy, applied event ids included.
+func (s *State) Clone() State {
+	c := s.View()
 	c.seen = make(map[string]struct{}, len(s.seen))
 	for k := range s.seen {
 		c.seen[k] = struct{}{}

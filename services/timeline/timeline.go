@@ -55,6 +55,7 @@ func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
 	}
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
+	last := map[string]int{} // incident id → index of its last change
 	for _, ev := range batch {
 		id, ok := events.IncidentID(ev.Subject)
 		if !ok {
@@ -71,17 +72,27 @@ func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
 		if err != nil {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
 		}
-		if err := st.Apply(ev.Envelope, ev.Seq); err != nil {
+		if err := st.ApplyData(ev.Envelope, data, ev.Seq); err != nil {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
 		}
+		raw, err := currentData(ev, data)
+		if err != nil {
+			return err
+		}
+		last[id] = len(changes)
+		changes = append(changes, sqlite.Change{Event: ev, Data: raw})
+	}
+	// One row write per incident per batch, with its state after the batch.
+	for id, i := range last {
+		st := touched[id]
 		snap, err := json.Marshal(st)
 		if err != nil {
 			return err
 		}
-		changes = append(changes, sqlite.Change{Event: ev, Data: data, Incident: sqlite.Row{
+		changes[i].Incident = &sqlite.Row{
 			ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
 			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap,
-		}})
+		}
 	}
 	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
 		clear(p.states)
@@ -93,6 +104,19 @@ func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
 	return nil
 }
 
+// currentData is the event's data at the current version of its type: the
+// stored bytes when no upcaster ran, re-encoded otherwise.
+func currentData(ev events.Stored, data events.Data) (json.RawMessage, error) {
+	if spec, ok := events.Lookup(ev.Type); ok && spec.Version == ev.DataVersion {
+		return ev.Data, nil
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("timeline: encode seq %d: %w", ev.Seq, err)
+	}
+	return raw, nil
+}
+
 // state returns a working copy of the incident's state for this batch.
 func (p *Projector) state(ctx context.Context, id string, touched map[string]*incident.State) (*incident.State, error) {
 	if st, ok := touched[id]; ok {
@@ -100,7 +124,12 @@ func (p *Projector) state(ctx context.Context, id string, touched map[string]*in
 	}
 	st := &incident.State{}
 	if cached, ok := p.states[id]; ok {
-		*st = cached.Clone()
+		// Take the cached state instead of copying it (a copy costs as
+		// much as the incident has events). It returns to the cache when
+		// the batch is stored; if the batch fails, the next one reloads
+		// it from the stored snapshot.
+		st = cached
+		delete(p.states, id)
 	} else {
 		snap, err := p.store.Snapshot(ctx, id)
 		switch {
