@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
@@ -169,10 +170,17 @@ func (s *Server) idempotent(w *statusRecorder, r *http.Request, key string, body
 			writeError(w, r, newErr(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"))
 			return
 		}
+		// The stored body went through json.Marshal, which dropped the
+		// newline writeJSON ends every body with: put it back so that a
+		// replay is byte for byte the first answer.
+		body := a.Body
+		if !bytes.HasSuffix(body, []byte("\n")) {
+			body = append(body, '\n')
+		}
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(a.Status)
-		_, _ = w.Write(a.Body)
+		_, _ = w.Write(body)
 	}
 	if a, ok, err := s.d.Answers.Get(r.Context(), kvKey); err != nil {
 		writeError(w, r, err)
@@ -212,12 +220,18 @@ func decode(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newErr(http.StatusBadRequest, "bad_json", "request body is empty; send a JSON object")
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently replace the bad bytes with U+FFFD.
+		return newErr(http.StatusBadRequest, "bad_json", "request body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return newErr(http.StatusBadRequest, "bad_json", "request body must be a JSON object")
 		case errors.As(err, &te):
 			e := newErr(http.StatusBadRequest, "invalid_field", fmt.Sprintf("%s: must be a %s", te.Field, te.Type))
 			e.Field = te.Field
@@ -242,8 +256,8 @@ func decode(r *http.Request, v any) error {
 func meta(r *http.Request) (command.Meta, error) {
 	m := command.Meta{Actor: actor(r), CorrelationID: r.Header.Get("X-Correlation-Id")}
 	m.Key, _ = r.Context().Value(idemKey).(string)
-	if im := strings.Trim(strings.TrimSpace(r.Header.Get("If-Match")), `"`); im != "" {
-		v, err := strconv.ParseUint(strings.TrimPrefix(im, "W/"), 10, 64)
+	if im := strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`); im != "" {
+		v, err := strconv.ParseUint(im, 10, 64)
 		if err != nil || v == 0 {
 			return m, newErr(http.StatusBadRequest, "invalid_header", "If-Match must be the incident version, e.g. \"12\"")
 		}

@@ -233,6 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 			h.Close()
 			return nil, err
 		}
+		metrics.Projector(timeline.Name)
 		metrics.WatchLag(h.bus.JS, timeline.Name)
 	}
 	if cfg.runs(TargetAPI) {

@@ -179,15 +179,17 @@ func TestApplyFirstEventMustBeDeclared(t *testing.T) {
 }
 
 func TestApplyMalformedData(t *testing.T) {
-	var s State
-	e := envelope(t, 1, &events.Declared{Title: "t", Service: "s", Severity: events.SEV2, DeclaredBy: "a", CaseNumber: "INC-1"})
-	e.Data = json.RawMessage(`{"title":42}`)
-	if err := s.Apply(e, 1); err == nil || s.Exists() {
-		t.Fatalf("malformed data: err %v, exists %v", err, s.Exists())
+	for _, data := range []string{`{"title":42}`, `null`, `{"title":"t"} {}`, `[`} {
+		var s State
+		e := envelope(t, 1, &events.Declared{Title: "t", Service: "s", Severity: events.SEV2, DeclaredBy: "a", CaseNumber: "INC-1"})
+		e.Data = json.RawMessage(data)
+		if err := s.Apply(e, 1); err == nil || s.Exists() || s.Has(e.ID) {
+			t.Fatalf("malformed data %s: err %v, exists %v", data, err, s.Exists())
+		}
 	}
 }
 
-func TestCloneSharesNothing(t *testing.T) {
+func TestCloneAndViewShareNothing(t *testing.T) {
 	var s State
 	for i, d := range []events.Data{
 		&events.Declared{Title: "t", Service: "s", Severity: events.SEV2, DeclaredBy: "a", CaseNumber: "INC-1"},
@@ -198,6 +200,12 @@ func TestCloneSharesNothing(t *testing.T) {
 		if err := s.Apply(envelope(t, i+1, d), uint64(i+1)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if v := s.View(); v.Has("evt-01") || v.Links["jira"].Ref != "OPS-1" || v.ClosedAt == nil {
+		t.Fatalf("View: %+v", v)
+	} else {
+		v.Links["jira"] = Link{Ref: "changed"}
+		*v.ClosedAt = time.Time{}
 	}
 	c := s.Clone()
 	c.Links["jira"] = Link{Ref: "changed"}

@@ -153,12 +153,17 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		if c, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable); err == nil {
 			info := c.CachedInfo()
 			floor := info.AckFloor.Stream
+			// A delivery awaiting its ack while nobody is subscribed went to
+			// a process that died (or stopped mid-message). With
+			// MaxAckPending 1 it would hold the consumer for a whole AckWait
+			// before redelivery; the store's checkpoint says where to resume.
+			stranded := info.NumAckPending > 0 && !info.PushBound
 			// Behind the store by a little is fine (the checkpoint skips);
 			// ahead of it means the store lost events and must be refilled.
-			if floor <= cp && cp-floor < 10_000 {
+			if floor <= cp && cp-floor < 10_000 && !stranded {
 				return nil
 			}
-			r.cfg.Logger.Warn("realigning consumer to store checkpoint", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp)
+			r.cfg.Logger.Warn("realigning consumer to store checkpoint", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp, "unacked_without_subscriber", stranded)
 			if err := r.cfg.JS.DeleteConsumer(ctx, events.IncidentStream, p.Durable); err != nil {
 				return fmt.Errorf("delete consumer: %w", err)
 			}

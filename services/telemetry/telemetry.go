@@ -52,6 +52,13 @@ func New() *Metrics {
 // Appended counts one stored event.
 func (m *Metrics) Appended(typ string) { m.appended.WithLabelValues(typ).Inc() }
 
+// Projector exports a projector's counters at zero from the start, so a
+// rate or an alert on errors works before the first failure.
+func (m *Metrics) Projector(name string) {
+	m.handled.WithLabelValues(name)
+	m.failed.WithLabelValues(name)
+}
+
 // Handled counts one event a projector handled.
 func (m *Metrics) Handled(projector string) { m.handled.WithLabelValues(projector).Inc() }
 

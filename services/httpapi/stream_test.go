@@ -1,0 +1,148 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/hub"
+)
+
+func TestAPIMetrics(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	const secret = "Zanzibar payroll exfiltration"
+	body := declareBody(secret)
+	body["confidential"] = true
+	body["summary"] = "Quokka credentials leaked"
+	inc := c.declare(body)
+	var st Incident
+	c.post("/api/v1/incidents/"+inc.ID+"/notes", map[string]any{"text": "Quokka rotated"}).must(t, http.StatusOK, &st)
+	c.declare(declareBody("Public outage"))
+	c.timeline(inc.ID, st.Version) // the projector has run
+
+	r := c.get("/metrics").must(t, http.StatusOK, nil)
+	m := string(r.Body)
+	for _, want := range []string{
+		`hikeshi_events_appended_total{type="` + events.TypeDeclared + `"} 2`,
+		`hikeshi_events_appended_total{type="` + events.TypeNoteAdded + `"} 1`,
+		`hikeshi_consumer_lag{consumer="timeline"}`,
+		`hikeshi_projector_errors_total{projector="timeline"} 0`,
+		`hikeshi_http_requests_total{code="201",route="POST /api/v1/incidents"} 2`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, leak := range []string{"Zanzibar", "Quokka", "Public outage", inc.ID, inc.Codename} {
+		if strings.Contains(m, leak) {
+			t.Errorf("metrics contain %q", leak)
+		}
+	}
+}
+
+func TestAPITimelineLongPoll(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	inc := c.declare(declareBody("Cache stampede"))
+	path := "/api/v1/incidents/" + inc.ID
+	c.timeline(inc.ID, inc.Version)
+
+	// Nothing new: the poll waits the whole time and answers empty.
+	start := time.Now()
+	var tl Timeline
+	c.get(fmt.Sprintf("%s/timeline?after=%d&wait=300ms", path, inc.Version)).must(t, http.StatusOK, &tl)
+	if waited := time.Since(start); waited < 300*time.Millisecond || len(tl.Events) != 0 {
+		t.Fatalf("empty poll: %v, %d events", waited, len(tl.Events))
+	}
+
+	// The next event ends the wait.
+	type result struct {
+		r       response
+		elapsed time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		r := c.get(fmt.Sprintf("%s/timeline?after=%d&wait=2s", path, inc.Version))
+		done <- result{r, time.Since(start)}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	var st Incident
+	c.post(path+"/notes", map[string]any{"text": "warming"}, "X-Hikeshi-Actor", "eve").must(t, http.StatusOK, &st)
+	res := <-done
+	res.r.must(t, http.StatusOK, &tl)
+	if res.elapsed >= 2*time.Second {
+		t.Fatalf("long poll took %v: it did not return when the event landed", res.elapsed)
+	}
+	if len(tl.Events) != 1 || tl.Events[0].Type != events.TypeNoteAdded || tl.Events[0].Seq != st.Version || tl.Events[0].Actor != "eve" {
+		t.Fatalf("long poll events: %+v", tl.Events)
+	}
+	// The version answered is the incident's, with the new event.
+	if tl.Version != st.Version {
+		t.Fatalf("long poll answered version %d with event %d", tl.Version, tl.Events[0].Seq)
+	}
+}
+
+func TestAPIEventsTail(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	before := c.declare(declareBody("Before the tail"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("tail: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), ":") {
+		t.Fatalf("tail did not open with a comment: %q %v", sc.Text(), sc.Err())
+	}
+
+	// Once the stream is open, a new event is delivered (and an old one
+	// is not).
+	inc := c.declare(declareBody("During the tail"), "X-Hikeshi-Actor", "frank")
+	var id, typ string
+	var env events.Envelope
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "event: "):
+			typ = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &env); err != nil {
+				t.Fatalf("data line %q: %v", line, err)
+			}
+		case line == "":
+			if env.Subject == before.ID {
+				t.Fatal("tail delivered an event from before it opened")
+			}
+			if env.Subject != inc.ID {
+				continue
+			}
+			if typ != events.TypeDeclared || env.Type != typ || id != fmt.Sprint(inc.Version) || env.Actor != "frank" {
+				t.Fatalf("tail event: id %s type %s envelope %+v", id, typ, env)
+			}
+			return
+		}
+	}
+	t.Fatalf("tail ended without the new event: %v", sc.Err())
+}
