@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SpecVersion is the CloudEvents version of every envelope.
@@ -93,8 +95,96 @@ func New(subject string, data Data, m Meta) (Envelope, error) {
 	}, nil
 }
 
-// Marshal encodes the envelope as structured-mode JSON.
-func (e Envelope) Marshal() ([]byte, error) { return json.Marshal(e) }
+// Marshal encodes the envelope as structured-mode JSON, byte for byte what
+// json.Marshal produces. It is on every append's path, so it writes the
+// attributes directly instead of going through reflection and re-compacting
+// data; anything unusual (invalid UTF-8, data that is not compact JSON)
+// takes the standard encoder.
+func (e Envelope) Marshal() ([]byte, error) {
+	if !e.plain() {
+		return json.Marshal(e)
+	}
+	b := make([]byte, 0, 320+len(e.Data))
+	b = appendField(b, `{"specversion":`, e.SpecVersion)
+	b = appendField(b, `,"id":`, e.ID)
+	b = appendField(b, `,"source":`, e.Source)
+	b = appendField(b, `,"type":`, e.Type)
+	b = appendField(b, `,"subject":`, e.Subject)
+	b = append(b, `,"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendField(b, `,"datacontenttype":`, e.DataContentType)
+	b = append(b, `,"dataversion":`...)
+	b = strconv.AppendInt(b, int64(e.DataVersion), 10)
+	for _, f := range [...]struct{ name, v string }{{`,"actor":`, e.Actor}, {`,"causationid":`, e.CausationID}, {`,"correlationid":`, e.CorrelationID}} {
+		if f.v != "" {
+			b = appendField(b, f.name, f.v)
+		}
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, e.Data...)
+	return append(b, '}'), nil
+}
+
+// plain reports whether the fast encoder yields exactly json.Marshal's
+// output: strings that need no escaping beyond quotes, a time json would
+// format the same way, and data that is already compact JSON.
+func (e Envelope) plain() bool {
+	for _, v := range [...]string{e.SpecVersion, e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.Actor, e.CausationID, e.CorrelationID} {
+		if !plainString(v) {
+			return false
+		}
+	}
+	if y := e.Time.Year(); y < 0 || y > 9999 || len(e.Data) == 0 {
+		return false
+	}
+	return compactJSON(e.Data)
+}
+
+// plainString: printable ASCII or valid UTF-8 without the characters
+// json.Marshal escapes (", \, <, >, &, control characters, U+2028/9).
+func plainString(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+// compactJSON reports whether data is valid JSON that json.Compact (and so
+// json.Marshal of a RawMessage) would leave unchanged.
+func compactJSON(data []byte) bool {
+	if !json.Valid(data) {
+		return false
+	}
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		case c == '<' || c == '>' || c == '&':
+			return false // json.Marshal escapes these in RawMessage too
+		}
+	}
+	return true
+}
+
+func appendField(b []byte, name, v string) []byte {
+	b = append(b, name...)
+	b = append(b, '"')
+	b = append(b, v...)
+	return append(b, '"')
+}
 
 // Unmarshal decodes and validates a structured-mode envelope. It never panics,
 // whatever the input.

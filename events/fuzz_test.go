@@ -1,6 +1,8 @@
 package events_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -60,6 +62,9 @@ func FuzzUnmarshal(f *testing.F) {
 		again, err := env.Marshal()
 		if err != nil {
 			t.Fatalf("Marshal of an accepted envelope: %v", err)
+		}
+		if std, err := json.Marshal(env); err != nil || !bytes.Equal(std, again) {
+			t.Fatalf("Marshal differs from the standard encoder:\n got %s\nwant %s (%v)", again, std, err)
 		}
 		back, err := events.Unmarshal(again)
 		if err != nil {

@@ -247,7 +247,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 			}
 			continue
 		}
-		if err := e.st.Apply(env, seq); err != nil {
+		if err := e.st.ApplyData(env, data, seq); err != nil {
 			return incident.State{}, err
 		}
 		if h.onAppend != nil {
