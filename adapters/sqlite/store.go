@@ -82,13 +82,24 @@ CREATE INDEX IF NOT EXISTS incidents_open ON incidents (open, declared_at);
 const maxConns = 8
 
 // Open opens (creating when needed) the database at path.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return open(path, false) }
+
+// OpenScratch opens a database that is being built from scratch and will be
+// renamed into place only when complete (a rebuild): it skips fsync, since
+// a crash just means building it again.
+func OpenScratch(path string) (*Store, error) { return open(path, true) }
+
+func open(path string, scratch bool) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	// NORMAL in WAL mode: a power loss may drop the last commits, but never
 	// splits rows from their checkpoint, and the stream replays the rest.
-	q.Add("_pragma", "synchronous(NORMAL)")
+	sync := "NORMAL"
+	if scratch {
+		sync = "OFF"
+	}
+	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -83,9 +84,12 @@ func (unmarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error
 
 // Runner owns the router and its subscribers.
 type Runner struct {
-	cfg    Config
-	router *message.Router
-	conns  []*nats.Conn
+	cfg      Config
+	router   *message.Router
+	conns    []*nats.Conn
+	subConns []*nats.Conn // the subscribers' connections, drained first on close
+	close    sync.Once
+	closeErr error
 }
 
 // New builds a router for the given projectors, creating or realigning
@@ -208,6 +212,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 	if err != nil {
 		return err
 	}
+	r.subConns = append(r.subConns, nc)
 	// The handler's retries end before Watermill's ack timeout, which ends
 	// before the server's AckWait: never two copies in flight.
 	localAck := r.cfg.AckWait * 3 / 4
@@ -262,17 +267,46 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 	return nil
 }
 
-// Run blocks until ctx ends or the router stops.
-func (r *Runner) Run(ctx context.Context) error { return r.router.Run(ctx) }
+// Run blocks until ctx ends or the router stops. The router does not see
+// ctx itself: cancellation goes through Close, which stops deliveries
+// before the router.
+func (r *Runner) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- r.router.Run(context.WithoutCancel(ctx)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		cerr := r.Close()
+		if err := <-done; err != nil {
+			return err
+		}
+		return cerr
+	}
+}
 
 // Running is closed once every handler is subscribed.
 func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
 
-// Close stops the router and closes the connections it used.
+// Close stops deliveries, lets the message in hand finish and be acked,
+// then stops the router and closes the connections. Draining first matters:
+// the Watermill subscriber closes its output channel without waiting for a
+// delivery callback that is still sending on it.
 func (r *Runner) Close() error {
-	err := r.router.Close()
-	for _, nc := range r.conns {
-		nc.Close()
-	}
-	return err
+	r.close.Do(func() {
+		for _, nc := range r.subConns {
+			_ = nc.Drain()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, nc := range r.subConns {
+			for !nc.IsClosed() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		r.closeErr = r.router.Close()
+		for _, nc := range r.conns {
+			nc.Close()
+		}
+	})
+	return r.closeErr
 }

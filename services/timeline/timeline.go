@@ -15,6 +15,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"golang.org/x/sync/errgroup"
 )
 
 // Name is the projector's durable consumer and checkpoint name. Fixed:
@@ -163,7 +164,7 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 	start := time.Now()
 	tmp := path + ".rebuild"
 	removeDB(tmp)
-	st, err := sqlite.Open(tmp)
+	st, err := sqlite.OpenScratch(tmp)
 	if err != nil {
 		return RebuildStats{}, err
 	}
@@ -182,36 +183,54 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 	return RebuildStats{Events: n, LastSeq: last, Duration: time.Since(start)}, nil
 }
 
-// Fill reads the whole stream through an ordered consumer and applies it
-// in large transactions.
+// Fill reads the stream after the store's checkpoint through an ordered
+// consumer and applies it in large transactions. Reading and decoding run
+// beside the writes, so a rebuild uses both the bus and the database.
 func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress) (int, uint64, error) {
 	const batchSize = 2000
-	batch := make([]events.Stored, 0, batchSize)
-	n := 0
-	var last uint64
-	flush := func() error {
-		if err := p.Apply(ctx, batch); err != nil {
-			return err
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
-	}
 	after, err := p.Checkpoint(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	err = es.Read(ctx, natsjs.ReadOptions{After: after, OnProgress: progress}, func(ev events.Stored) error {
-		batch = append(batch, ev)
-		last = ev.Seq
-		if len(batch) == batchSize {
-			return flush()
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan []events.Stored, 2)
+	g.Go(func() error {
+		defer close(batches)
+		batch := make([]events.Stored, 0, batchSize)
+		send := func() error {
+			select {
+			case batches <- batch:
+				batch = make([]events.Stored, 0, batchSize)
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		err := es.Read(gctx, natsjs.ReadOptions{After: after, OnProgress: progress}, func(ev events.Stored) error {
+			batch = append(batch, ev)
+			if len(batch) == batchSize {
+				return send()
+			}
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			err = send()
+		}
+		return err
+	})
+	n := 0
+	var last uint64
+	g.Go(func() error {
+		for batch := range batches {
+			if err := p.Apply(gctx, batch); err != nil {
+				return err
+			}
+			n += len(batch)
+			last = batch[len(batch)-1].Seq
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
+	err = g.Wait()
 	return n, last, err
 }
 

@@ -1,3 +1,304 @@
+// Command hikeshi-bench measures the hub against raw NATS JetStream on the
+// same machine, in the same run: append rate, read/replay rate and
+// end-to-end latency. Every scenario runs on a fresh embedded JetStream
+// server in a temporary directory; the table shows the median of the runs
+// and the ratio to the raw baseline. It never passes or fails on absolute
+// times.
+//
+//	go run ./tools/cmd/hikeshi-bench -runs 5 -n 20000 -c 4
 package main
 
-func main() {}
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+type config struct {
+	runs       int
+	n          int
+	c          int
+	rate       int
+	duration   time.Duration
+	jsonOut    bool
+	scenarios  map[string]bool
+	noteSize   int
+	cpuProfile string
+	keep       bool
+	verbose    bool
+}
+
+var allScenarios = []string{"append", "read", "latency"}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.runs, "runs", 5, "repetitions of each scenario; the table shows the median")
+	flag.IntVar(&cfg.n, "n", 20000, "events appended (and read back) per run")
+	flag.IntVar(&cfg.c, "c", 4, "concurrent writers, each on its own incident")
+	flag.IntVar(&cfg.rate, "rate", 1000, "paced append rate of the latency scenario, events/s")
+	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each latency measurement")
+	flag.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
+	flag.IntVar(&cfg.noteSize, "note-size", 200, "bytes of note text per event")
+	only := flag.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
+	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")
+	flag.Parse()
+	if cfg.runs < 1 || cfg.n < 1 || cfg.c < 1 || cfg.rate < 1 || cfg.duration <= 0 || cfg.noteSize < 1 {
+		fmt.Fprintln(os.Stderr, "hikeshi-bench: -runs, -n, -c, -rate, -duration and -note-size must be positive")
+		os.Exit(2)
+	}
+	if cfg.n < cfg.c {
+		cfg.n = cfg.c
+	}
+	cfg.scenarios = map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, s) {
+			fmt.Fprintf(os.Stderr, "hikeshi-bench: unknown scenario %q (known: %s)\n", s, strings.Join(allScenarios, ", "))
+			os.Exit(2)
+		}
+		cfg.scenarios[s] = true
+	}
+	// Progress goes to stderr; the hub logs there only with -v.
+	level := slog.LevelError + 1
+	if cfg.verbose {
+		level = slog.LevelWarn
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	rep, err := run(ctx, cfg)
+	if err != nil {
+		pprof.StopCPUProfile()
+		fatal(err)
+	}
+	if cfg.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	rep.print(os.Stdout)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "hikeshi-bench:", err)
+	os.Exit(1)
+}
+
+func progress(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+}
+
+// report is what one invocation measured: the medians and every run.
+type report struct {
+	Machine  machine  `json:"machine"`
+	Runs     int      `json:"runs"`
+	N        int      `json:"n"`
+	C        int      `json:"c"`
+	Rate     int      `json:"rate"`
+	Duration string   `json:"duration"`
+	NoteSize int      `json:"note_size"`
+	Metrics  []metric `json:"metrics"`
+	Elapsed  string   `json:"elapsed"`
+}
+
+type machine struct {
+	CPUs   int    `json:"cpus"`
+	OS     string `json:"os"`
+	Arch   string `json:"arch"`
+	Go     string `json:"go"`
+	Procs  int    `json:"gomaxprocs"`
+	Loopbk string `json:"network"`
+}
+
+// metric is one line of the table: a measured quantity, its runs, and the
+// raw baseline it is compared with.
+type metric struct {
+	Scenario string    `json:"scenario"`
+	Name     string    `json:"name"`
+	Unit     string    `json:"unit"`
+	Values   []float64 `json:"values"`
+	Median   float64   `json:"median"`
+	// Baseline names the raw metric this one is compared with; Ratio is
+	// median/baseline median (for latencies: baseline/median is not used,
+	// the ratio stays median/baseline so >1 means slower).
+	Baseline string  `json:"baseline,omitempty"`
+	Ratio    float64 `json:"ratio,omitempty"`
+	Target   string  `json:"target,omitempty"`
+	Note     string  `json:"note,omitempty"`
+}
+
+type collector struct {
+	order []string
+	m     map[string]*metric
+}
+
+func (c *collector) add(scenario, name, unit string, v float64) {
+	key := scenario + "/" + name
+	if c.m == nil {
+		c.m = map[string]*metric{}
+	}
+	mt, ok := c.m[key]
+	if !ok {
+		mt = &metric{Scenario: scenario, Name: name, Unit: unit}
+		c.m[key] = mt
+		c.order = append(c.order, key)
+	}
+	mt.Values = append(mt.Values, v)
+}
+
+func (c *collector) compare(scenario, name, baseline, target, note string) {
+	if mt, ok := c.m[scenario+"/"+name]; ok {
+		mt.Baseline, mt.Target, mt.Note = baseline, target, note
+	}
+}
+
+func (c *collector) finish() []metric {
+	out := make([]metric, 0, len(c.order))
+	slices.SortStableFunc(c.order, func(a, b string) int {
+		return slices.Index(allScenarios, c.m[a].Scenario) - slices.Index(allScenarios, c.m[b].Scenario)
+	})
+	for _, k := range c.order {
+		c.m[k].Median = median(c.m[k].Values)
+	}
+	for _, k := range c.order {
+		mt := *c.m[k]
+		if mt.Baseline != "" {
+			if b, ok := c.m[mt.Scenario+"/"+mt.Baseline]; ok && b.Median > 0 {
+				mt.Ratio = mt.Median / b.Median
+			}
+		}
+		out = append(out, mt)
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func run(ctx context.Context, cfg config) (*report, error) {
+	start := time.Now()
+	rep := &report{
+		Machine: machine{
+			CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
+			Procs: runtime.GOMAXPROCS(0), Loopbk: "in-process NATS, HTTP on 127.0.0.1",
+		},
+		Runs: cfg.runs, N: cfg.n, C: cfg.c, Rate: cfg.rate, Duration: cfg.duration.String(), NoteSize: cfg.noteSize,
+	}
+	var col collector
+	for i := 1; i <= cfg.runs; i++ {
+		if cfg.scenarios["append"] || cfg.scenarios["read"] {
+			if err := appendAndRead(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.scenarios["latency"] {
+			if err := latency(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	col.compare("append", "core", "raw", "≥ 0.80× raw", "command.Handler.Execute(AddNote)")
+	col.compare("append", "http", "raw", "", "POST /notes, hub with api+timeline")
+	col.compare("read", "replay", "raw", "≥ 0.25× raw", "timeline.Rebuild into a fresh SQLite file")
+	col.compare("latency", "hub p50", "raw p50", "", "")
+	col.compare("latency", "hub p99", "raw p99", "p99 ≤ 50 ms", "")
+	col.compare("latency", "hub max", "raw max", "", "")
+	rep.Metrics = col.finish()
+	rep.Elapsed = time.Since(start).Round(time.Second).String()
+	return rep, nil
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintln(w, "Hikeshi bench: the hub against raw NATS JetStream, measured in the same run")
+	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s; %s\n", r.Machine.CPUs, r.Machine.Procs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, r.Machine.Loopbk)
+	fmt.Fprintf(w, "runs: %d (median shown), each on a fresh embedded JetStream server in a temp dir\n", r.Runs)
+	fmt.Fprintf(w, "sizes: append/read n=%d events, c=%d writers (one incident each), notes of %d bytes;\n", r.N, r.C, r.NoteSize)
+	fmt.Fprintf(w, "       latency paced at %d events/s for %s over %d incidents\n", r.Rate, r.Duration, r.C)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-9s %-9s %14s  %-11s %8s  %-12s %s\n", "scenario", "path", "median", "unit", "ratio", "target", "runs")
+	fmt.Fprintln(w, strings.Repeat("-", 100))
+	last := ""
+	for _, m := range r.Metrics {
+		if last != "" && m.Scenario != last {
+			fmt.Fprintln(w)
+		}
+		last = m.Scenario
+		ratio := ""
+		if m.Baseline != "" && m.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", m.Ratio)
+		}
+		fmt.Fprintf(w, "%-9s %-9s %14s  %-11s %8s  %-12s %s\n", m.Scenario, m.Name, format(m.Median, m.Unit), m.Unit, ratio, m.Target, formatAll(m.Values, m.Unit))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "append: raw = jetstream PublishMsg with Msg-Id and expected last subject sequence, serial per writer;")
+	fmt.Fprintln(w, "        core = command.Handler.Execute(AddNote); http = POST /api/v1/incidents/{id}/notes over keep-alive")
+	fmt.Fprintln(w, "        connections to a hub running api+timeline. ratio = path / raw.")
+	fmt.Fprintln(w, "read:   raw = ordered consumer over the whole stream; replay = timeline.Rebuild into a fresh SQLite")
+	fmt.Fprintln(w, "        file from the same stream. ratio = replay / raw.")
+	fmt.Fprintln(w, "latency: hub = POST a note, then GET .../timeline?after=<seq-1>&wait=5s until it holds the note;")
+	fmt.Fprintln(w, "        time from the start of the POST. raw = publish to ordered-consumer receive at the same pace.")
+	fmt.Fprintln(w, "        ratio = hub / raw (higher is slower).")
+	fmt.Fprintf(w, "elapsed: %s\n", r.Elapsed)
+}
+
+func format(v float64, unit string) string {
+	switch unit {
+	case "events/s":
+		return fmt.Sprintf("%.0f", v)
+	case "ms":
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+func formatAll(v []float64, unit string) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = format(x, unit)
+	}
+	return strings.Join(parts, " ")
+}
