@@ -47,7 +47,9 @@ func TestMarshalMatchesStandardEncoder(t *testing.T) {
 		func(e *events.Envelope) { e.Data = json.RawMessage(`{"text":"a < b"}`) },
 		func(e *events.Envelope) { e.Data = json.RawMessage(`{"text":"esc \" \\ \n"}`) },
 		func(e *events.Envelope) { e.Data = nil },
-		func(e *events.Envelope) { e.Time = time.Date(2026, 11, 22, 1, 2, 3, 400, time.FixedZone("JST", 9*3600)) },
+		func(e *events.Envelope) {
+			e.Time = time.Date(2026, 11, 22, 1, 2, 3, 400, time.FixedZone("JST", 9*3600))
+		},
 		func(e *events.Envelope) { e.Time = time.Time{} },
 	} {
 		e := base
