@@ -53,3 +53,5 @@ replace (
 	github.com/hikeshi/hikeshi/events => ../events
 	github.com/hikeshi/hikeshi/services => ../services
 )
+
+tool github.com/nats-io/nats-server/v2
