@@ -6,11 +6,9 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,12 +188,11 @@ func appendField(b []byte, name, v string) []byte {
 // whatever the input.
 func Unmarshal(b []byte) (Envelope, error) {
 	var e Envelope
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&e); err != nil {
+	if err := json.Unmarshal(b, &e); err != nil {
+		if trailing(err) {
+			return Envelope{}, fmt.Errorf("%w: trailing data after the event", ErrMalformed)
+		}
 		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if !atEOF(dec) {
-		return Envelope{}, fmt.Errorf("%w: trailing data after the event", ErrMalformed)
 	}
 	if err := e.Validate(); err != nil {
 		return Envelope{}, err
@@ -203,11 +200,11 @@ func Unmarshal(b []byte) (Envelope, error) {
 	return e, nil
 }
 
-// atEOF reports whether dec has nothing but white space left. Decoder.More
-// is not enough: it reports false for a stray ']' or '}' after the value.
-func atEOF(dec *json.Decoder) bool {
-	_, err := dec.Token()
-	return err == io.EOF
+// trailing reports whether json.Unmarshal refused input because something
+// other than white space follows the value.
+func trailing(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value")
 }
 
 // Validate checks the attributes CloudEvents requires and Hikeshi relies on.

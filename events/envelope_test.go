@@ -198,10 +198,10 @@ func TestUnmarshalRejects(t *testing.T) {
 		{name: "trailing bracket", suffix: `]`, wantMsg: "trailing data"},
 		{name: "trailing text", suffix: ` x`, wantMsg: "trailing data"},
 		{name: "second event", suffix: "\n" + `{"specversion":"1.0"}`, wantMsg: "trailing data"},
-		{name: "empty", raw: ``, wantMsg: "EOF"},
+		{name: "empty", raw: ``, wantMsg: "end of JSON input"},
 		{name: "null", raw: `null`, wantMsg: "specversion"},
 		{name: "array", raw: `[]`, wantMsg: "cannot unmarshal"},
-		{name: "truncated", raw: `{"specversion":"1.0","id":`, wantMsg: "EOF"},
+		{name: "truncated", raw: `{"specversion":"1.0","id":`, wantMsg: "end of JSON input"},
 		{name: "not JSON", raw: `<event/>`, wantMsg: "invalid character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -120,12 +120,11 @@ func (e Envelope) Decode() (Data, error) {
 	d := s.New()
 	// Unknown fields are ignored: an optional field added by a newer
 	// producer keeps the version, so older readers must tolerate it.
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(d); err != nil {
+	if err := json.Unmarshal(raw, d); err != nil {
+		if trailing(err) {
+			return nil, fmt.Errorf("%w: %s data: trailing data", ErrMalformed, e.Type)
+		}
 		return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
-	}
-	if !atEOF(dec) {
-		return nil, fmt.Errorf("%w: %s data: trailing data", ErrMalformed, e.Type)
 	}
 	return d, nil
 }

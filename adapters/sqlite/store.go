@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,13 +35,14 @@ type Store struct {
 	// Statements prepared once: database/sql keeps them prepared on each
 	// connection, so the hot paths do not parse SQL again.
 	stmts struct {
-		checkpoint, insEvent, upInc, saveCheckpoint, snapshot, timeline *sql.Stmt
+		checkpoint, insEvent, insEvent1, upInc, saveCheckpoint, snapshot, timeline *sql.Stmt
 	}
 }
 
 const (
 	qCheckpoint = `SELECT seq FROM checkpoints WHERE projector = ?`
-	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES `
+	eventCols   = 7
 	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`
@@ -91,14 +93,14 @@ func OpenScratch(path string) (*Store, error) { return open(path, true) }
 
 func open(path string, scratch bool) (*Store, error) {
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
 	// NORMAL in WAL mode: a power loss may drop the last commits, but never
 	// splits rows from their checkpoint, and the stream replays the rest.
-	sync := "NORMAL"
+	journal, sync := "WAL", "NORMAL"
 	if scratch {
-		sync = "OFF"
+		journal, sync = "OFF", "OFF"
 	}
+	q.Add("_pragma", "journal_mode("+journal+")")
+	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -121,7 +123,8 @@ func open(path string, scratch bool) (*Store, error) {
 		q    string
 	}{
 		{&s.stmts.checkpoint, qCheckpoint},
-		{&s.stmts.insEvent, qInsEvent},
+		{&s.stmts.insEvent, insertEvents(eventChunk)},
+		{&s.stmts.insEvent1, insertEvents(1)},
 		{&s.stmts.upInc, qUpIncident},
 		{&s.stmts.saveCheckpoint, qSaveCheckpoint},
 		{&s.stmts.snapshot, qSnapshot},
@@ -140,7 +143,7 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.stmts.checkpoint, s.stmts.insEvent, s.stmts.upInc, s.stmts.saveCheckpoint, s.stmts.snapshot, s.stmts.timeline} {
+	for _, st := range []*sql.Stmt{s.stmts.checkpoint, s.stmts.insEvent, s.stmts.insEvent1, s.stmts.upInc, s.stmts.saveCheckpoint, s.stmts.snapshot, s.stmts.timeline} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -172,6 +175,60 @@ type Change struct {
 	Incident *Row
 }
 
+// eventChunk is how many event rows one INSERT carries: one statement per
+// row costs more in the driver than the row costs in SQLite.
+const eventChunk = 64
+
+func insertEvents(rows int) string {
+	var b strings.Builder
+	b.WriteString(qInsEvent)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
+}
+
+// eventInserter buffers event rows and writes them eventChunk at a time.
+type eventInserter struct {
+	tx        *sql.Tx
+	full, one *sql.Stmt // prepared for eventChunk rows and for one row
+	args      []any
+}
+
+func (in *eventInserter) add(ctx context.Context, row ...any) error {
+	in.args = append(in.args, row...)
+	if len(in.args) == eventChunk*eventCols {
+		return in.exec(ctx, in.full)
+	}
+	return nil
+}
+
+func (in *eventInserter) flush(ctx context.Context) error {
+	switch len(in.args) {
+	case 0:
+		return nil
+	case eventCols: // the live projector's usual batch of one
+		return in.exec(ctx, in.one)
+	}
+	st, err := in.tx.PrepareContext(ctx, insertEvents(len(in.args)/eventCols))
+	if err != nil {
+		return fmt.Errorf("timeline: insert events: %w", err)
+	}
+	defer st.Close()
+	return in.exec(ctx, st)
+}
+
+func (in *eventInserter) exec(ctx context.Context, st *sql.Stmt) error {
+	if _, err := st.ExecContext(ctx, in.args...); err != nil {
+		return fmt.Errorf("timeline: insert events up to seq %v: %w", in.args[len(in.args)-eventCols], err)
+	}
+	in.args = in.args[:0]
+	return nil
+}
+
 // Checkpoint is the last stream sequence projector applied, 0 if none.
 func (s *Store) Checkpoint(ctx context.Context, projector string) (uint64, error) {
 	var seq uint64
@@ -198,10 +255,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("timeline: checkpoint: %w", err)
 	}
-	insEvent := tx.StmtContext(ctx, s.stmts.insEvent)
-	defer insEvent.Close()
 	upInc := tx.StmtContext(ctx, s.stmts.upInc)
 	defer upInc.Close()
+	ins := &eventInserter{tx: tx, full: tx.StmtContext(ctx, s.stmts.insEvent), one: tx.StmtContext(ctx, s.stmts.insEvent1)}
+	defer ins.full.Close()
+	defer ins.one.Close()
 	applied := 0
 	touched := map[string]struct{}{}
 	for _, c := range changes {
@@ -209,9 +267,9 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 			continue
 		}
 		id, _ := events.IncidentID(c.Event.Subject)
-		if _, err := insEvent.ExecContext(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
+		if err := ins.add(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
 			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data)); err != nil {
-			return 0, fmt.Errorf("timeline: insert seq %d: %w", c.Event.Seq, err)
+			return 0, err
 		}
 		if r := c.Incident; r != nil {
 			if _, err := upInc.ExecContext(ctx, r.ID, r.CaseNumber, r.Status, r.Open,
@@ -222,6 +280,9 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 		touched[id] = struct{}{}
 		cp = c.Event.Seq
 		applied++
+	}
+	if err := ins.flush(ctx); err != nil {
+		return 0, err
 	}
 	if applied == 0 {
 		return 0, nil

@@ -48,6 +48,32 @@ const maxCachedStates = 4096
 // Apply projects a batch of events in one transaction. Events at or below
 // the checkpoint are skipped by the store, so redelivery is harmless.
 func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
+	decoded, err := decodeAll(batch)
+	if err != nil {
+		return err
+	}
+	return p.apply(ctx, decoded)
+}
+
+// decodedEvent is a stored event with its data decoded.
+type decodedEvent struct {
+	events.Stored
+	data events.Data
+}
+
+func decodeAll(batch []events.Stored) ([]decodedEvent, error) {
+	out := make([]decodedEvent, len(batch))
+	for i, ev := range batch {
+		d, err := ev.Decode()
+		if err != nil {
+			return nil, fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
+		}
+		out[i] = decodedEvent{ev, d}
+	}
+	return out, nil
+}
+
+func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -57,7 +83,8 @@ func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
 	last := map[string]int{} // incident id → index of its last change
-	for _, ev := range batch {
+	for _, de := range batch {
+		ev, data := de.Stored, de.data
 		id, ok := events.IncidentID(ev.Subject)
 		if !ok {
 			return fmt.Errorf("timeline: seq %d: subject %q is not an incident subject", ev.Seq, ev.Subject)
@@ -68,10 +95,6 @@ func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
 		}
 		if ev.Seq <= st.Version {
 			continue // already folded into the stored snapshot
-		}
-		data, err := ev.Decode()
-		if err != nil {
-			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
 		}
 		if err := st.ApplyData(ev.Envelope, data, ev.Seq); err != nil {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
@@ -193,13 +216,18 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 		return 0, 0, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	batches := make(chan []events.Stored, 2)
+	batches := make(chan []decodedEvent, 2)
 	g.Go(func() error {
 		defer close(batches)
+		// Data is decoded here, beside the writer, which has the most to do.
 		batch := make([]events.Stored, 0, batchSize)
 		send := func() error {
+			decoded, err := decodeAll(batch)
+			if err != nil {
+				return err
+			}
 			select {
-			case batches <- batch:
+			case batches <- decoded:
 				batch = make([]events.Stored, 0, batchSize)
 				return nil
 			case <-gctx.Done():
@@ -222,7 +250,7 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	var last uint64
 	g.Go(func() error {
 		for batch := range batches {
-			if err := p.Apply(gctx, batch); err != nil {
+			if err := p.apply(gctx, batch); err != nil {
 				return err
 			}
 			n += len(batch)
