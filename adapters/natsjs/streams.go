@@ -15,6 +15,7 @@ const (
 	DeadLetterPrefix  = "deadletter"
 	CasesBucket       = "hikeshi_cases"
 	IdempotencyBucket = "hikeshi_idempotency"
+	EffectsBucket     = "hikeshi_effects"
 )
 
 // Topology is how the streams are created.
@@ -72,6 +73,12 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		Description: "First answer to each POST with an Idempotency-Key",
 		History:     1,
 		TTL:         t.IdempotencyTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}, {
+		Bucket:      EffectsBucket,
+		Description: "Side effects done by projectors, keyed by the event that caused them",
+		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
 	}}

@@ -82,10 +82,15 @@ func New(d Deps) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-type handler func(w http.ResponseWriter, r *http.Request) error
+// Mount adds a route that authenticates its caller itself (a webhook that
+// checks a signature or shared secret), outside the bearer-token check. Its
+// request count and latency are still measured.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	s.measured(pattern, func(rec *statusRecorder, r *http.Request) { h.ServeHTTP(rec, r) })
+}
 
-// route wraps a handler with auth, metrics, body limits and idempotency.
-func (s *Server) route(pattern string, h handler) {
+// measured registers h under pattern, counting requests and latency.
+func (s *Server) measured(pattern string, h func(*statusRecorder, *http.Request)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -95,6 +100,15 @@ func (s *Server) route(pattern string, h handler) {
 				s.d.Metrics.HTTPDurations.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 			}
 		}()
+		h(rec, r)
+	})
+}
+
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// route wraps a handler with auth, metrics, body limits and idempotency.
+func (s *Server) route(pattern string, h handler) {
+	s.measured(pattern, func(rec *statusRecorder, r *http.Request) {
 		if !s.authorised(r) {
 			writeError(rec, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
 			return

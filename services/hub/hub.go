@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/telemetry"
@@ -51,7 +52,12 @@ type Config struct {
 	Targets    []string
 	Token      string
 	CasePrefix string
-	Logger     *slog.Logger
+	// PublicURL is where people reach the hub (links in messages);
+	// default http://<Listen>.
+	PublicURL string
+	// File is hikeshi.yaml; nil means no file (every module off).
+	File   *config.File
+	Logger *slog.Logger
 }
 
 // Defaults fills unset fields.
@@ -62,8 +68,19 @@ func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
+	if c.File == nil {
+		c.File = config.Empty()
+	}
 	if len(c.Targets) == 0 {
-		c.Targets = AllTargets
+		c.Targets = append([]string(nil), AllTargets...)
+		for _, m := range modules {
+			if c.File.Has(m.Name) {
+				c.Targets = append(c.Targets, m.Name)
+			}
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
 	}
 	if c.CasePrefix == "" {
 		c.CasePrefix = "INC"
@@ -75,10 +92,14 @@ func (c *Config) Defaults() {
 
 // Validate rejects configurations that would be unsafe or cannot work.
 func (c *Config) Validate() error {
+	known := append(append([]string(nil), AllTargets...), moduleNames()...)
 	for _, t := range c.Targets {
-		if !slices.Contains(AllTargets, t) {
-			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(AllTargets, ", "))
+		if !slices.Contains(known, t) {
+			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
+	}
+	if err := c.File.CheckSections(moduleNames()); err != nil {
+		return err
 	}
 	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
 		return fmt.Errorf("refusing to listen on %s without an API token: set --token or HIKESHI_TOKEN, or listen on a loopback address", c.Listen)
@@ -196,6 +217,7 @@ type Hub struct {
 	ln       net.Listener
 	unlock   func()
 	closed   sync.Once
+	loops    []func(context.Context) error
 }
 
 // Start opens everything the configured targets need and begins serving.
@@ -218,56 +240,98 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	metrics := telemetry.New()
+	if err := h.start(ctx, metrics); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
+	cfg := h.cfg
+	cases, err := natsjs.NewCases(ctx, h.bus.JS, cfg.CasePrefix)
+	if err != nil {
+		return err
+	}
+	effects, err := natsjs.NewEffects(ctx, h.bus.JS)
+	if err != nil {
+		return err
+	}
+	env := &Env{
+		Config: cfg.File, Bus: h.bus, Timeline: h.timeline, Effects: effects,
+		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended)),
+		Metrics:  metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL,
+	}
+	var projectors []projection.Projector
+	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {
 		proj := timeline.New(h.timeline)
-		// The registration table: adding a consumer is one more row.
-		projectors := []projection.Projector{{
+		projectors = append(projectors, projection.Projector{
 			Durable:    timeline.Name,
 			Checkpoint: proj.Checkpoint,
 			Handle: func(ctx context.Context, e events.Stored) error {
 				return proj.Apply(ctx, []events.Stored{e})
 			},
-		}}
+		})
+	}
+	for _, m := range modules {
+		if !cfg.runs(m.Name) {
+			continue
+		}
+		parts, err := m.Start(ctx, env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		projectors = append(projectors, parts.Projectors...)
+		for pattern, handler := range parts.Routes {
+			routes[pattern] = handler
+		}
+		h.loops = append(h.loops, parts.Background...)
+	}
+	if len(projectors) > 0 {
 		h.runner, err = projection.New(ctx, projection.Config{Dial: h.bus.Dial, JS: h.bus.JS, Logger: cfg.Logger, Metrics: metrics}, projectors)
 		if err != nil {
-			h.Close()
-			return nil, err
+			return err
 		}
-		metrics.Projector(timeline.Name)
-		metrics.WatchLag(h.bus.JS, timeline.Name)
+		names := make([]string, 0, len(projectors))
+		for _, p := range projectors {
+			metrics.Projector(p.Durable)
+			names = append(names, p.Durable)
+		}
+		metrics.WatchLag(h.bus.JS, names...)
 	}
-	if cfg.runs(TargetAPI) {
-		cases, err := natsjs.NewCases(ctx, h.bus.JS, cfg.CasePrefix)
-		if err != nil {
-			h.Close()
-			return nil, err
+	if !cfg.runs(TargetAPI) {
+		if len(routes) > 0 {
+			return errors.New("modules with inbound endpoints need the api target")
 		}
-		answers, err := natsjs.NewAnswers(ctx, h.bus.JS)
-		if err != nil {
-			h.Close()
-			return nil, err
-		}
-		api := httpapi.New(httpapi.Deps{
-			Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended)),
-			Timeline: h.timeline,
-			Events:   h.bus.Events,
-			Answers:  answers,
-			Metrics:  metrics,
-			Token:    cfg.Token,
-			Ready: func(ctx context.Context) error {
-				if err := h.bus.Ready(ctx); err != nil {
-					return err
-				}
-				return h.timeline.Ping(ctx)
-			},
-		})
-		if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			h.Close()
-			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
-		}
-		h.http = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		return nil
 	}
-	return h, nil
+	answers, err := natsjs.NewAnswers(ctx, h.bus.JS)
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(httpapi.Deps{
+		Commands: env.Commands,
+		Timeline: h.timeline,
+		Events:   h.bus.Events,
+		Answers:  answers,
+		Metrics:  metrics,
+		Token:    cfg.Token,
+		Ready: func(ctx context.Context) error {
+			if err := h.bus.Ready(ctx); err != nil {
+				return err
+			}
+			return h.timeline.Ping(ctx)
+		},
+	})
+	for pattern, handler := range routes {
+		api.Mount(pattern, handler)
+	}
+	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	h.http = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	return nil
 }
 
 // Addr is where the API listens ("" when the api target does not run).
@@ -295,6 +359,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if h.runner != nil {
 		g.Go(func() error { return h.runner.Run(ctx) })
+	}
+	for _, loop := range h.loops {
+		g.Go(func() error { return loop(ctx) })
 	}
 	g.Go(func() error {
 		<-ctx.Done()
@@ -330,3 +397,6 @@ func (h *Hub) close() {
 		h.unlock()
 	}
 }
+
+// Targets lists the parts this hub runs.
+func (h *Hub) Targets() []string { return h.cfg.Targets }

@@ -266,3 +266,21 @@ func (c RecordLink) Decide(s *State) (events.Data, error) {
 	}
 	return events.NewLinked(c.Type, c.Linked), nil
 }
+
+// RecordFact appends a fact an integration observed or did (a reminder
+// posted, a notification sent, a conversation archived). Like links, facts
+// may arrive after close. Commands that change the incident itself are not
+// facts: they go through their own command and its rules.
+type RecordFact struct{ Data events.Data }
+
+func (c RecordFact) Decide(s *State) (events.Data, error) {
+	if !s.Exists() {
+		return nil, ErrNotFound
+	}
+	switch c.Data.(type) {
+	case nil, *events.Declared, *events.SeverityChanged, *events.StatusUpdated,
+		*events.CommanderAssigned, *events.NoteAdded, *events.IncidentClosed:
+		return nil, fmt.Errorf("record fact: %T is a command, not a fact", c.Data)
+	}
+	return c.Data, nil
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -90,6 +91,26 @@ type Runner struct {
 	subConns []*nats.Conn // the subscribers' connections, drained first on close
 	close    sync.Once
 	closeErr error
+	closing  *atomic.Bool
+}
+
+// quietOnClose turns the errors Watermill logs about connections we closed
+// on purpose, while stopping, into debug lines.
+type quietOnClose struct {
+	watermill.LoggerAdapter
+	closing *atomic.Bool
+}
+
+func (q quietOnClose) Error(msg string, err error, fields watermill.LogFields) {
+	if q.closing.Load() && errors.Is(err, nats.ErrConnectionClosed) {
+		q.Debug(msg+": "+err.Error(), fields)
+		return
+	}
+	q.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (q quietOnClose) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietOnClose{q.LoggerAdapter.With(fields), q.closing}
 }
 
 // New builds a router for the given projectors, creating or realigning
@@ -101,12 +122,13 @@ func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	logger := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	closing := &atomic.Bool{}
+	logger := quietOnClose{watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}), closing}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, router: router}
+	r := &Runner{cfg: cfg, router: router, closing: closing}
 	dlConn, err := r.dial("hikeshi-deadletter")
 	if err != nil {
 		return nil, err
@@ -198,8 +220,16 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 	return err
 }
 
-// permanent reports errors that no retry can fix: the event itself is bad.
-func permanent(err error) bool { return errors.Is(err, events.ErrMalformed) }
+// ErrPermanent marks a handler error that no retry can fix (the remote
+// refused the request for good): the event goes to the dead-letter stream
+// and the projector moves on. Wrap it: fmt.Errorf("%w: ...", ErrPermanent).
+var ErrPermanent = errors.New("permanent failure")
+
+// permanent reports errors that no retry can fix: the event itself is bad,
+// or the handler said so.
+func permanent(err error) bool {
+	return errors.Is(err, events.ErrMalformed) || errors.Is(err, ErrPermanent)
+}
 
 func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, logger watermill.LoggerAdapter) error {
 	if p.Filter == "" {
@@ -294,6 +324,7 @@ func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
 // delivery callback that is still sending on it.
 func (r *Runner) Close() error {
 	r.close.Do(func() {
+		r.closing.Store(true)
 		for _, nc := range r.subConns {
 			_ = nc.Drain()
 		}

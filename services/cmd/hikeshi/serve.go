@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/timeline"
 )
@@ -30,9 +31,12 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
 	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
-	targets := f.String("targets", strings.Join(hub.AllTargets, ","), "comma-separated parts to run: api, timeline")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach the hub, for links in messages (default http://<listen>)")
+	cfgPath := f.String("config", "", "hikeshi.yaml with the integrations (default: ./hikeshi.yaml when it exists)")
+	targets := f.String("targets", "", "comma-separated parts to run (default: api, timeline and every integration configured in hikeshi.yaml)")
 	level := f.String("log-level", "info", "debug, info, warn or error")
-	if _, err := f.parse(args); err != nil {
+	_, err := f.parse(args)
+	if err != nil {
 		return err
 	}
 	var lv slog.Level
@@ -41,6 +45,13 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	slog.SetDefault(cfg.Logger)
+	path, required := *cfgPath, *cfgPath != ""
+	if !required {
+		path = "hikeshi.yaml"
+	}
+	if cfg.File, err = config.Load(path, required); err != nil {
+		return err
+	}
 	for _, t := range strings.Split(*targets, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			cfg.Targets = append(cfg.Targets, t)
@@ -67,7 +78,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if h.Addr() != "" {
 		fmt.Fprintf(stdout, "hikeshi listening on http://%s\n", h.Addr())
 	}
-	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", *targets, durability)
+	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", strings.Join(h.Targets(), ","), durability)
 	return h.Run(ctx)
 }
 

@@ -1,0 +1,108 @@
+package httpx
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestTransportObeysRetryAfterExactly(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) != "payload" {
+			t.Errorf("attempt %d lost the body: %q", calls.Load(), b)
+		}
+		switch calls.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 2:
+			w.WriteHeader(http.StatusBadGateway)
+		default:
+			w.Write([]byte("ok"))
+		}
+	}))
+	defer srv.Close()
+	var waits []time.Duration
+	tr := &Transport{Backoff: time.Millisecond, Sleep: func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}
+	resp, err := (&http.Client{Transport: tr}).Post(srv.URL, "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || calls.Load() != 3 {
+		t.Fatalf("status %d after %d calls", resp.StatusCode, calls.Load())
+	}
+	if len(waits) != 2 || waits[0] != 7*time.Second || waits[1] > 10*time.Millisecond {
+		t.Fatalf("waits %v, want exactly 7s for the 429 then a short backoff", waits)
+	}
+}
+
+func TestTransportGivesUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	tr := &Transport{MaxWait: time.Minute, Sleep: func(context.Context, time.Duration) error {
+		t.Fatal("must not wait longer than MaxWait")
+		return nil
+	}}
+	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d, want the 429 handed back", resp.StatusCode)
+	}
+}
+
+func TestRetryAfterForms(t *testing.T) {
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"30", 30 * time.Second, true},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{"soon", 0, false},
+		{"", 0, false},
+	} {
+		h := http.Header{}
+		if tc.v != "" {
+			h.Set("Retry-After", tc.v)
+		}
+		got, ok := RetryAfter(h, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("RetryAfter(%q) = %v, %v", tc.v, got, ok)
+		}
+	}
+}
+
+func TestPacerSpacesCallsPerKey(t *testing.T) {
+	p := &Pacer{Interval: 40 * time.Millisecond}
+	ctx := context.Background()
+	start := time.Now()
+	for range 3 {
+		if err := p.Wait(ctx, "C1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Wait(ctx, "C2"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Fatalf("three calls on one key took %v, want ≥ 80ms", d)
+	}
+}

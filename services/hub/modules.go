@@ -1,0 +1,57 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/telemetry"
+)
+
+// Env is what the hub hands a module.
+type Env struct {
+	Config    *config.File
+	Bus       *Bus
+	Commands  *command.Handler // appends commands and integration results
+	Timeline  *sqlite.Store
+	Effects   *natsjs.Effects
+	Metrics   *telemetry.Metrics
+	Logger    *slog.Logger
+	PublicURL string // where people reach the hub, for links in messages
+}
+
+// Parts is what a module adds to the hub.
+type Parts struct {
+	// Projectors run on their own durable consumers, so a slow remote
+	// delays only its own module.
+	Projectors []projection.Projector
+	// Routes are mounted on the HTTP server outside bearer-token auth:
+	// each handler verifies its caller itself (signatures, shared secrets).
+	Routes map[string]http.Handler
+	// Background loops run until the hub stops (timers, socket connections).
+	Background []func(context.Context) error
+}
+
+// Module is an optional part of the hub. It runs when hikeshi.yaml has a
+// section of its name (or when named in --targets).
+type Module struct {
+	Name  string
+	Start func(ctx context.Context, env *Env) (*Parts, error)
+}
+
+// modules is the registration table: adding an integration is one package
+// and one row here.
+var modules = []Module{}
+
+func moduleNames() []string {
+	names := make([]string, 0, len(modules))
+	for _, m := range modules {
+		names = append(names, m.Name)
+	}
+	return names
+}
