@@ -284,6 +284,9 @@ func TestSpecs(t *testing.T) {
 		events.TypeStatusUpdated,
 		events.TypeJiraCaseLinked,
 		events.TypeSlackChannelLinked,
+		events.TypeSlackConversationArchived,
+		events.TypeSlackMessageFlagged,
+		events.TypeSlackStatusRequested,
 	}
 	var got []string
 	names := map[string]bool{}
