@@ -151,8 +151,9 @@ type metric struct {
 	Values   []float64 `json:"values"`
 	Median   float64   `json:"median"`
 	// Baseline names the raw metric this one is compared with; Ratio is
-	// median/baseline median (for latencies: baseline/median is not used,
-	// the ratio stays median/baseline so >1 means slower).
+	// the median over runs of value/baseline, each pair measured in the
+	// same run, so noise that hits both halves of a run cancels out (for
+	// latencies >1 means slower).
 	Baseline string  `json:"baseline,omitempty"`
 	Ratio    float64 `json:"ratio,omitempty"`
 	Target   string  `json:"target,omitempty"`
@@ -196,12 +197,27 @@ func (c *collector) finish() []metric {
 		mt := *c.m[k]
 		if mt.Baseline != "" {
 			if b, ok := c.m[mt.Scenario+"/"+mt.Baseline]; ok && b.Median > 0 {
-				mt.Ratio = mt.Median / b.Median
+				mt.Ratio = pairedRatio(mt.Values, b.Values)
 			}
 		}
 		out = append(out, mt)
 	}
 	return out
+}
+
+// pairedRatio is the median of v[i]/base[i] over the runs that measured
+// both; without pairs it falls back to the ratio of the medians.
+func pairedRatio(v, base []float64) float64 {
+	if len(v) != len(base) {
+		return median(v) / median(base)
+	}
+	r := make([]float64, 0, len(v))
+	for i := range v {
+		if base[i] > 0 {
+			r = append(r, v[i]/base[i])
+		}
+	}
+	return median(r)
 }
 
 func median(v []float64) float64 {
@@ -276,12 +292,12 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "append: raw = jetstream PublishMsg with Msg-Id and expected last subject sequence, serial per writer;")
 	fmt.Fprintln(w, "        core = command.Handler.Execute(AddNote); http = POST /api/v1/incidents/{id}/notes over keep-alive")
-	fmt.Fprintln(w, "        connections to a hub running api+timeline. ratio = path / raw.")
+	fmt.Fprintln(w, "        connections to a hub running api+timeline. ratio = median over runs of path / raw.")
 	fmt.Fprintln(w, "read:   raw = ordered consumer over the whole stream; replay = timeline.Rebuild into a fresh SQLite")
-	fmt.Fprintln(w, "        file from the same stream. ratio = replay / raw.")
+	fmt.Fprintln(w, "        file from the same stream. ratio = median over runs of replay / raw.")
 	fmt.Fprintln(w, "latency: hub = POST a note, then GET .../timeline?after=<seq-1>&wait=5s until it holds the note;")
 	fmt.Fprintln(w, "        time from the start of the POST. raw = publish to ordered-consumer receive at the same pace.")
-	fmt.Fprintln(w, "        ratio = hub / raw (higher is slower).")
+	fmt.Fprintln(w, "        ratio = median over runs of hub / raw (higher is slower).")
 	fmt.Fprintf(w, "elapsed: %s\n", r.Elapsed)
 }
 
