@@ -283,6 +283,8 @@ func TestSpecs(t *testing.T) {
 		events.TypeSeverityChanged,
 		events.TypeStatusUpdated,
 		events.TypeJiraCaseLinked,
+		events.TypeSignalOccurrences,
+		events.TypeSignalReceived,
 		events.TypeSlackChannelLinked,
 		events.TypeSlackConversationArchived,
 		events.TypeSlackMessageFlagged,
