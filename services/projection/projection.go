@@ -169,32 +169,41 @@ func deliverSubject(durable string) string { return "_hikeshi.deliver." + durabl
 // MaxAckPending 1 keeps delivery in stream order even across redeliveries,
 // which the checkpoint relies on.
 func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
-	var start uint64
+	var start, cp uint64 // start 0: from the beginning
 	if p.Checkpoint != nil {
-		cp, err := p.Checkpoint(ctx)
-		if err != nil {
+		var err error
+		if cp, err = p.Checkpoint(ctx); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		start = cp + 1
-		if c, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable); err == nil {
-			info := c.CachedInfo()
-			floor := info.AckFloor.Stream
-			// A delivery awaiting its ack while nobody is subscribed went to
-			// a process that died (or stopped mid-message). With
-			// MaxAckPending 1 it would hold the consumer for a whole AckWait
-			// before redelivery; the store's checkpoint says where to resume.
-			stranded := info.NumAckPending > 0 && !info.PushBound
-			// Behind the store by a little is fine (the checkpoint skips);
-			// ahead of it means the store lost events and must be refilled.
-			if floor <= cp && cp-floor < 10_000 && !stranded {
+	}
+	c, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	case err != nil:
+		return fmt.Errorf("consumer info: %w", err)
+	default:
+		info := c.CachedInfo()
+		floor := info.AckFloor.Stream
+		// A delivery awaiting its ack while nobody is subscribed went to a
+		// process that died (or stopped mid-message). With MaxAckPending 1
+		// it would hold the consumer for a whole AckWait before redelivery.
+		stranded := info.NumAckPending > 0 && !info.PushBound
+		if p.Checkpoint == nil {
+			// No store of its own: everything up to the ack floor is done
+			// and, delivery being in order, the next message follows it.
+			if !stranded {
 				return nil
 			}
-			r.cfg.Logger.Warn("realigning consumer to store checkpoint", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp, "unacked_without_subscriber", stranded)
-			if err := r.cfg.JS.DeleteConsumer(ctx, events.IncidentStream, p.Durable); err != nil {
-				return fmt.Errorf("delete consumer: %w", err)
-			}
-		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("consumer info: %w", err)
+			start = floor + 1
+		} else if floor <= cp && cp-floor < 10_000 && !stranded {
+			// Behind the store by a little is fine (the checkpoint skips);
+			// ahead of it means the store lost events and must be refilled.
+			return nil
+		}
+		r.cfg.Logger.Warn("realigning consumer", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp, "unacked_without_subscriber", stranded, "restart_at", start)
+		if err := r.cfg.JS.DeleteConsumer(ctx, events.IncidentStream, p.Durable); err != nil {
+			return fmt.Errorf("delete consumer: %w", err)
 		}
 	}
 	cfg := jetstream.ConsumerConfig{
@@ -213,10 +222,7 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start
 	}
-	if _, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable); err == nil {
-		return nil // exists and aligned (no checkpoint to compare with)
-	}
-	_, err := r.cfg.JS.CreatePushConsumer(ctx, events.IncidentStream, cfg)
+	_, err = r.cfg.JS.CreatePushConsumer(ctx, events.IncidentStream, cfg)
 	return err
 }
 
