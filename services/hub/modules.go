@@ -48,6 +48,18 @@ type Module struct {
 // and one row here.
 var modules = []Module{}
 
+// Register adds a module's row from the module package's init. A module
+// package imports hub for Env, so hub cannot import it back: the hikeshi
+// command links the modules in (cmd/hikeshi/modules.go) and they register.
+func Register(m Module) {
+	for _, o := range modules {
+		if o.Name == m.Name {
+			panic("hub: module registered twice: " + m.Name)
+		}
+	}
+	modules = append(modules, m)
+}
+
 func moduleNames() []string {
 	names := make([]string, 0, len(modules))
 	for _, m := range modules {

@@ -1,0 +1,7 @@
+package main
+
+// The hub's optional modules register themselves when linked in; a module
+// runs when hikeshi.yaml has its section.
+import (
+	_ "github.com/hikeshi/hikeshi/services/jira"
+)

@@ -1,0 +1,89 @@
+// Package integration holds what the outbound integrations (JIRA, GitHub,
+// notifications) share: an HTTP client that obeys the remote's rate limits
+// and carries credentials, the rule for which remote answers are final, and
+// what may be told about a confidential incident.
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/httpx"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+// Client returns an HTTP client that sends authorization (a full header
+// value, "" for none) on every request and retries through t. Each attempt
+// is bounded so that a remote that hangs is retried rather than awaited.
+func Client(authorization string, t *httpx.Transport) *http.Client {
+	if t.Base == nil {
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		base.ResponseHeaderTimeout = 30 * time.Second
+		t.Base = base
+	}
+	return &http.Client{Transport: authorize{header: authorization, next: t}}
+}
+
+type authorize struct {
+	header string
+	next   http.RoundTripper
+}
+
+func (a authorize) RoundTrip(r *http.Request) (*http.Response, error) {
+	if a.header == "" {
+		return a.next.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", a.header)
+	return a.next.RoundTrip(r)
+}
+
+// Final wraps err as projection.ErrPermanent when the remote's answer can
+// never change by retrying the same request (the event is dead-lettered
+// and the projector moves on). Rate limits, server errors and credentials
+// are not final: an operator fixes a token and the events are still there.
+func Final(status int, err error) error {
+	switch status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusGone, http.StatusUnprocessableEntity:
+		return fmt.Errorf("%w: %v", projection.ErrPermanent, err)
+	}
+	return err
+}
+
+// Withheld replaces free text written about a confidential incident: notes,
+// status messages and resolutions may name what the codename hides, so
+// they stay in the private channel.
+const Withheld = "(kept in the private incident channel)"
+
+// Text is what may be said outside the private channel about st: the text
+// itself, or Withheld for a confidential incident.
+func Text(st incident.State, text string) string {
+	if st.Confidential && strings.TrimSpace(text) != "" {
+		return Withheld
+	}
+	return text
+}
+
+// Service is the affected service as it may be shown outside.
+func Service(st incident.State) string {
+	if st.Confidential {
+		return "(confidential)"
+	}
+	return st.Service
+}
+
+// TimelineURL links to the incident's timeline on the hub.
+func TimelineURL(publicURL, id string) string {
+	return strings.TrimRight(publicURL, "/") + "/api/v1/incidents/" + id + "/timeline"
+}
+
+// Marker is the prefix of a title outside the hub: [DRILL] for drills.
+func Marker(st incident.State) string {
+	if st.Drill {
+		return "[DRILL] "
+	}
+	return ""
+}

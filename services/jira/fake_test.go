@@ -1,0 +1,369 @@
+package jira_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeJira speaks the parts of the JIRA REST API v2 the projector uses,
+// with JIRA's own payloads and error shapes, and records every call.
+type fakeJira struct {
+	srv  *httptest.Server
+	auth string // the Authorization header every call must carry
+
+	mu       sync.Mutex
+	calls    []call
+	issues   []*issue
+	faults   []fault // answered, in order, before the real handling
+	nextID   int
+	statuses map[string]int // calls per "METHOD path-pattern"
+}
+
+type call struct {
+	Method, Path, Query, Body string
+	Header                    http.Header
+}
+
+type fault struct {
+	status     int
+	retryAfter string
+	match      string // substring of "METHOD path"; "" matches any call
+}
+
+type issue struct {
+	ID, Key, Summary, Description, Priority, Status, Category string
+	Labels                                                    []string
+	Comments                                                  []comment
+	Attachments                                               []attachment
+	Transitions                                               int
+}
+
+type comment struct{ ID, Body string }
+
+type attachment struct {
+	Name    string
+	Content []byte
+}
+
+func newFakeJira(t *testing.T, auth string) *fakeJira {
+	f := &fakeJira{auth: auth, nextID: 10000, statuses: map[string]int{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// fail makes the next call matching match answer status (with Retry-After
+// when retryAfter is set).
+func (f *fakeJira) fail(match string, status int, retryAfter string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = append(f.faults, fault{status: status, retryAfter: retryAfter, match: match})
+}
+
+func jiraError(w http.ResponseWriter, status int, messages []string, fields map[string]string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	if messages == nil {
+		messages = []string{}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"errorMessages": messages, "errors": fields})
+}
+
+func reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+var (
+	reIssue      = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)$`)
+	reComment    = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)/comment$`)
+	reTransition = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)/transitions$`)
+	reAttach     = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)/attachments$`)
+	reLabel      = regexp.MustCompile(`labels\s*=\s*"([^"]+)"`)
+)
+
+func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
+	what := r.Method + " " + r.URL.Path
+	for i, ft := range f.faults {
+		if ft.match == "" || strings.Contains(what, ft.match) {
+			f.faults = append(f.faults[:i], f.faults[i+1:]...)
+			if ft.retryAfter != "" {
+				w.Header().Set("Retry-After", ft.retryAfter)
+			}
+			jiraError(w, ft.status, []string{http.StatusText(ft.status)}, nil)
+			return
+		}
+	}
+	if r.Header.Get("Authorization") != f.auth {
+		w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
+		jiraError(w, http.StatusUnauthorized, []string{"You are not authenticated. Authentication required to perform this operation."}, nil)
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/rest/api/2/issue":
+		f.create(w, body)
+	case r.Method == http.MethodGet && r.URL.Path == "/rest/api/2/search":
+		f.search(w, r)
+	case reComment.MatchString(r.URL.Path):
+		f.comments(w, r, f.lookup(reComment.FindStringSubmatch(r.URL.Path)[1]), body)
+	case reTransition.MatchString(r.URL.Path):
+		f.transitions(w, r, f.lookup(reTransition.FindStringSubmatch(r.URL.Path)[1]), body)
+	case reAttach.MatchString(r.URL.Path) && r.Method == http.MethodPost:
+		f.attach(w, r, f.lookup(reAttach.FindStringSubmatch(r.URL.Path)[1]), body)
+	case reIssue.MatchString(r.URL.Path):
+		f.issue(w, r, f.lookup(reIssue.FindStringSubmatch(r.URL.Path)[1]), body)
+	default:
+		jiraError(w, http.StatusNotFound, []string{"null for uri: " + r.URL.String()}, nil)
+	}
+}
+
+func (f *fakeJira) lookup(key string) *issue {
+	for _, is := range f.issues {
+		if is.Key == key || is.ID == key {
+			return is
+		}
+	}
+	return nil
+}
+
+func (f *fakeJira) create(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Fields struct {
+			Project     struct{ Key string }   `json:"project"`
+			Type        struct{ Name string }  `json:"issuetype"`
+			Summary     string                 `json:"summary"`
+			Description string                 `json:"description"`
+			Labels      []string               `json:"labels"`
+			Priority    *struct{ Name string } `json:"priority"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		jiraError(w, http.StatusBadRequest, []string{"Unexpected character: " + err.Error()}, nil)
+		return
+	}
+	switch {
+	case req.Fields.Project.Key != "OPS":
+		jiraError(w, http.StatusBadRequest, nil, map[string]string{"project": "valid project is required"})
+		return
+	case req.Fields.Summary == "":
+		jiraError(w, http.StatusBadRequest, nil, map[string]string{"summary": "You must specify a summary of the issue."})
+		return
+	case req.Fields.Type.Name != "Task":
+		jiraError(w, http.StatusBadRequest, nil, map[string]string{"issuetype": "valid issue type is required"})
+		return
+	}
+	f.nextID++
+	is := &issue{
+		ID: strconv.Itoa(f.nextID), Key: fmt.Sprintf("OPS-%d", len(f.issues)+1),
+		Summary: req.Fields.Summary, Description: req.Fields.Description, Labels: req.Fields.Labels,
+		Status: "To Do", Category: "new",
+	}
+	if req.Fields.Priority != nil {
+		is.Priority = req.Fields.Priority.Name
+	}
+	f.issues = append(f.issues, is)
+	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID})
+}
+
+func (f *fakeJira) issueJSON(is *issue) map[string]any {
+	return map[string]any{
+		"id": is.ID, "key": is.Key, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID,
+		"fields": map[string]any{
+			"summary": is.Summary, "labels": is.Labels,
+			"priority": map[string]string{"name": is.Priority},
+			"status":   map[string]any{"name": is.Status, "statusCategory": map[string]string{"key": is.Category}},
+		},
+	}
+}
+
+func (f *fakeJira) search(w http.ResponseWriter, r *http.Request) {
+	m := reLabel.FindStringSubmatch(r.URL.Query().Get("jql"))
+	if m == nil {
+		jiraError(w, http.StatusBadRequest, []string{"Error in the JQL Query"}, nil)
+		return
+	}
+	found := []map[string]any{}
+	for _, is := range f.issues {
+		for _, l := range is.Labels {
+			if l == m[1] {
+				found = append(found, f.issueJSON(is))
+			}
+		}
+	}
+	reply(w, http.StatusOK, map[string]any{"expand": "schema,names", "startAt": 0, "maxResults": 50, "total": len(found), "issues": found})
+}
+
+func (f *fakeJira) issue(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+	if is == nil {
+		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		reply(w, http.StatusOK, f.issueJSON(is))
+	case http.MethodPut:
+		var req struct {
+			Fields struct {
+				Summary  string                 `json:"summary"`
+				Priority *struct{ Name string } `json:"priority"`
+			} `json:"fields"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			jiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+			return
+		}
+		if req.Fields.Priority != nil {
+			is.Priority = req.Fields.Priority.Name
+		}
+		if req.Fields.Summary != "" {
+			is.Summary = req.Fields.Summary
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+func (f *fakeJira) comments(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+	if is == nil {
+		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		// JIRA pages comments; serve small pages so paging is exercised.
+		start, _ := strconv.Atoi(r.URL.Query().Get("startAt"))
+		size := min(2, max(0, len(is.Comments)-start))
+		page := []map[string]string{}
+		for _, c := range is.Comments[min(start, len(is.Comments)) : min(start, len(is.Comments))+size] {
+			page = append(page, map[string]string{"id": c.ID, "body": c.Body, "created": "2025-03-14T09:30:00.000+0000"})
+		}
+		reply(w, http.StatusOK, map[string]any{"startAt": start, "maxResults": 2, "total": len(is.Comments), "comments": page})
+	case http.MethodPost:
+		var req struct{ Body string }
+		if err := json.Unmarshal(body, &req); err != nil || req.Body == "" {
+			jiraError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+			return
+		}
+		f.nextID++
+		c := comment{ID: strconv.Itoa(f.nextID), Body: req.Body}
+		is.Comments = append(is.Comments, c)
+		reply(w, http.StatusCreated, map[string]string{"id": c.ID, "body": c.Body, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID + "/comment/" + c.ID})
+	}
+}
+
+func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+	if is == nil {
+		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
+		return
+	}
+	type status struct {
+		Name           string            `json:"name"`
+		StatusCategory map[string]string `json:"statusCategory"`
+	}
+	type tr struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		To   status `json:"to"`
+	}
+	available := []tr{{"21", "In Progress", status{"In Progress", map[string]string{"key": "indeterminate"}}},
+		{"31", "Done", status{"Done", map[string]string{"key": "done"}}}}
+	if is.Category == "done" {
+		available = []tr{{"41", "Reopen", status{"To Do", map[string]string{"key": "new"}}}}
+	}
+	switch r.Method {
+	case http.MethodGet:
+		reply(w, http.StatusOK, map[string]any{"expand": "transitions", "transitions": available})
+	case http.MethodPost:
+		var req struct{ Transition struct{ ID string } }
+		_ = json.Unmarshal(body, &req)
+		for _, t := range available {
+			if t.ID == req.Transition.ID {
+				is.Status, is.Category = t.To.Name, t.To.StatusCategory["key"]
+				is.Transitions++
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		jiraError(w, http.StatusBadRequest, []string{"Transition id '" + req.Transition.ID + "' is not valid for this issue."}, nil)
+	}
+}
+
+func (f *fakeJira) attach(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+	if r.Header.Get("X-Atlassian-Token") != "no-check" {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "XSRF check failed")
+		return
+	}
+	if is == nil {
+		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
+		return
+	}
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		jiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+		return
+	}
+	mr := multipart.NewReader(strings.NewReader(string(body)), params["boundary"])
+	var out []map[string]any
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		content, _ := io.ReadAll(part)
+		if part.FormName() != "file" {
+			continue
+		}
+		is.Attachments = append(is.Attachments, attachment{Name: part.FileName(), Content: content})
+		f.nextID++
+		out = append(out, map[string]any{"id": strconv.Itoa(f.nextID), "filename": part.FileName(), "size": len(content)})
+	}
+	reply(w, http.StatusOK, out)
+}
+
+// snapshot returns copies of the issues and the calls.
+func (f *fakeJira) snapshot() ([]issue, []call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]issue, len(f.issues))
+	for i, is := range f.issues {
+		out[i] = *is
+		out[i].Comments = append([]comment(nil), is.Comments...)
+	}
+	return out, append([]call(nil), f.calls...)
+}
+
+// traffic is every byte the projector sent: paths, queries, headers, bodies.
+func (f *fakeJira) traffic() string {
+	_, calls := f.snapshot()
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "%s %s?%s\n", c.Method, c.Path, c.Query)
+		for k, v := range c.Header {
+			fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(v, ","))
+		}
+		b.WriteString(c.Body + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,410 @@
+// Package jira keeps a JIRA case per incident: created when the incident is
+// declared, commented on every change so that the case always shows the
+// current state, and moved to done when the incident closes.
+package jira
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	gojira "github.com/andygrunwald/go-jira"
+	"github.com/hikeshi/hikeshi/adapters/httpx"
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+// Name is the module's configuration section and its projector's durable
+// consumer. Fixed: renaming it would replay every incident into JIRA.
+const Name = "jira"
+
+// Config is the jira: section of hikeshi.yaml.
+type Config struct {
+	// BaseURL is the site: https://acme.atlassian.net (Cloud) or the
+	// Server/Data Center base URL.
+	BaseURL string `yaml:"base_url"`
+	// Email selects Cloud basic auth (email + API token); without it the
+	// token is a Server/Data Center personal access token sent as bearer.
+	Email    string `yaml:"email"`
+	TokenEnv string `yaml:"token_env"`
+	Project  string `yaml:"project"`
+	// IssueType of the case (default Task).
+	IssueType string `yaml:"issue_type"`
+	// Priorities maps SEV1…SEV5 to priority names.
+	Priorities map[string]string `yaml:"priorities"`
+	// DoneTransition is the workflow transition taken on close (default Done).
+	DoneTransition string `yaml:"done_transition"`
+	// Labels are added to every case, next to hikeshi-<incident id>.
+	Labels []string `yaml:"labels"`
+}
+
+// DefaultPriorities are JIRA's stock priority names.
+var DefaultPriorities = map[string]string{
+	"SEV1": "Highest", "SEV2": "High", "SEV3": "Medium", "SEV4": "Low", "SEV5": "Lowest",
+}
+
+// Load reads and checks the section.
+func Load(f *config.File) (Config, string, error) {
+	c := Config{IssueType: "Task", DoneTransition: "Done"}
+	if _, err := f.Section(Name, &c); err != nil {
+		return c, "", err
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return c, "", fmt.Errorf("jira.base_url: want an http(s) URL, got %q", c.BaseURL)
+	}
+	if c.Project == "" {
+		return c, "", errors.New("jira.project: name the project key (OPS)")
+	}
+	prio := map[string]string{}
+	for k, v := range DefaultPriorities {
+		prio[k] = v
+	}
+	for k, v := range c.Priorities {
+		sev, err := events.ParseSeverity(k)
+		if err != nil {
+			return c, "", fmt.Errorf("jira.priorities: %v", err)
+		}
+		prio[string(sev)] = v
+	}
+	c.Priorities = prio
+	token, err := config.Secret(Name, "token_env", c.TokenEnv)
+	if err != nil {
+		return c, "", err
+	}
+	auth := "Bearer " + token
+	if c.Email != "" {
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Email+":"+token))
+	}
+	return c, auth, nil
+}
+
+// Module is the row in the hub's module table.
+var Module = hub.Module{Name: Name, Start: start}
+
+func init() { hub.Register(Module) }
+
+func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
+	cfg, auth, err := Load(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	p, err := New(cfg, auth, env)
+	if err != nil {
+		return nil, err
+	}
+	return &hub.Parts{Projectors: []projection.Projector{{Durable: Name, Handle: p.Handle}}}, nil
+}
+
+// Projector mirrors incidents into JIRA cases.
+type Projector struct {
+	cfg    Config
+	env    *hub.Env
+	client *gojira.Client
+}
+
+// New builds the projector; auth is the Authorization header value.
+func New(cfg Config, auth string, env *hub.Env) (*Projector, error) {
+	httpc := integration.Client(auth, &httpx.Transport{})
+	c, err := gojira.NewClient(httpc, cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Projector{cfg: cfg, env: env, client: c}, nil
+}
+
+// caseRef is the recorded result of finding or creating a case.
+type caseRef struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+// Handle reacts to one incident event.
+func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
+	switch e.Type {
+	case events.TypeDeclared, events.TypeSeverityChanged, events.TypeStatusUpdated,
+		events.TypeCommanderAssigned, events.TypeNoteAdded, events.TypeClosed,
+		events.TypeSlackChannelLinked:
+	default:
+		return nil
+	}
+	d, err := e.Decode()
+	if err != nil {
+		return err
+	}
+	st, err := p.env.Commands.Get(ctx, e.Envelope.Subject)
+	if err != nil {
+		return err
+	}
+	ref, err := p.ensureCase(ctx, st, e.ID)
+	if err != nil {
+		return err
+	}
+	switch d := d.(type) {
+	case *events.Declared:
+		return nil
+	case *events.SeverityChanged:
+		if err := p.comment(ctx, ref, e, fmt.Sprintf("Severity changed from %s to %s.%s", d.From, d.To, line("Reason", integration.Text(st, d.Reason)))); err != nil {
+			return err
+		}
+		return p.resummarise(ctx, ref, st, d.To)
+	case *events.StatusUpdated:
+		return p.comment(ctx, ref, e, fmt.Sprintf("Status: %s → %s.%s", d.From, d.To, line("Update", integration.Text(st, d.Message))))
+	case *events.CommanderAssigned:
+		return p.comment(ctx, ref, e, fmt.Sprintf("Incident commander: %s.", d.User))
+	case *events.NoteAdded:
+		return p.comment(ctx, ref, e, "Note: "+integration.Text(st, d.Text))
+	case *events.Linked:
+		if d.URL == "" && d.Name == "" {
+			return nil
+		}
+		return p.comment(ctx, ref, e, "Slack channel: "+slackLink(*d))
+	case *events.IncidentClosed:
+		text := "Incident closed." + line("Resolution", integration.Text(st, d.Resolution)) +
+			line("Lessons learned", integration.Text(st, d.LessonsLearned))
+		if err := p.comment(ctx, ref, e, text); err != nil {
+			return err
+		}
+		return p.done(ctx, ref, st)
+	}
+	return nil
+}
+
+func line(label, text string) string {
+	if strings.TrimSpace(text) == "" {
+		return ""
+	}
+	return "\n*" + label + ":* " + text
+}
+
+func slackLink(l events.Linked) string {
+	name := l.Name
+	if name == "" {
+		name = l.Ref
+	}
+	if l.URL == "" {
+		return name
+	}
+	return "[" + name + "|" + l.URL + "]"
+}
+
+// Label is the label that finds an incident's case.
+func Label(id string) string { return "hikeshi-" + id }
+
+// Summary is the case's summary line.
+func Summary(st incident.State) string {
+	return fmt.Sprintf("%s[%s] %s", integration.Marker(st), st.Severity, st.DisplayTitle())
+}
+
+// Description is the case's body, in JIRA wiki markup.
+func (p *Projector) Description(st incident.State) string {
+	var b strings.Builder
+	if st.Drill {
+		b.WriteString("*DRILL*: a training incident; no customer or stakeholder is affected.\n\n")
+	}
+	fmt.Fprintf(&b, "Hikeshi incident %s, declared by %s.\n", st.CaseNumber, st.DeclaredBy)
+	if st.Confidential {
+		fmt.Fprintf(&b, "Confidential incident *%s*: title, service and details are kept in the private incident channel.\n", st.Codename)
+	} else {
+		fmt.Fprintf(&b, "*Service:* %s\n", st.Service)
+		if st.Summary != "" {
+			fmt.Fprintf(&b, "*Summary:* %s\n", st.Summary)
+		}
+	}
+	if l, ok := st.Links["slack"]; ok {
+		fmt.Fprintf(&b, "*Slack:* %s\n", slackLink(events.Linked{Ref: l.Ref, Name: l.Name, URL: l.URL}))
+	}
+	fmt.Fprintf(&b, "*Timeline:* %s\n", integration.TimelineURL(p.env.PublicURL, st.ID))
+	return b.String()
+}
+
+// ensureCase finds or creates the case and records the link, once per
+// incident. The case is looked up by label before it is created, so a crash
+// between creating it and recording it does not make a second one.
+func (p *Projector) ensureCase(ctx context.Context, st incident.State, causeID string) (caseRef, error) {
+	ref, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "case"), func(ctx context.Context) (caseRef, error) {
+		if ref, ok, err := p.find(ctx, st.ID); err != nil || ok {
+			return ref, err
+		}
+		return p.create(ctx, st)
+	})
+	if err != nil {
+		return ref, err
+	}
+	if _, ok := st.Links[Name]; ok {
+		return ref, nil
+	}
+	link := events.Linked{System: Name, Ref: ref.ID, Name: ref.Key, URL: strings.TrimRight(p.cfg.BaseURL, "/") + "/browse/" + ref.Key}
+	_, err = p.env.Commands.Execute(ctx, st.ID, incident.RecordLink{Type: events.TypeJiraCaseLinked, Linked: link},
+		command.Meta{Actor: Name, Key: "jira-case:" + st.ID})
+	return ref, err
+}
+
+func (p *Projector) find(ctx context.Context, id string) (caseRef, bool, error) {
+	jql := fmt.Sprintf(`project = "%s" AND labels = "%s" ORDER BY created ASC`, p.cfg.Project, Label(id))
+	issues, resp, err := p.client.Issue.SearchWithContext(ctx, jql, &gojira.SearchOptions{MaxResults: 1, Fields: []string{"labels"}})
+	if err != nil {
+		return caseRef{}, false, remote("search", resp, err, false)
+	}
+	if len(issues) == 0 {
+		return caseRef{}, false, nil
+	}
+	return caseRef{ID: issues[0].ID, Key: issues[0].Key}, true, nil
+}
+
+func (p *Projector) create(ctx context.Context, st incident.State) (caseRef, error) {
+	labels := append([]string{"hikeshi", Label(st.ID)}, p.cfg.Labels...)
+	if st.Drill {
+		labels = append(labels, "hikeshi-drill")
+	}
+	issue := &gojira.Issue{Fields: &gojira.IssueFields{
+		Project:     gojira.Project{Key: p.cfg.Project},
+		Type:        gojira.IssueType{Name: p.cfg.IssueType},
+		Summary:     Summary(st),
+		Description: p.Description(st),
+		Labels:      labels,
+		Priority:    &gojira.Priority{Name: p.cfg.Priorities[string(st.Severity)]},
+	}}
+	created, resp, err := p.client.Issue.CreateWithContext(ctx, issue)
+	if err != nil {
+		return caseRef{}, remote("create", resp, err, true)
+	}
+	return caseRef{ID: created.ID, Key: created.Key}, nil
+}
+
+// marker ends every comment: finding it among the case's comments tells a
+// redelivery that the comment was already added.
+func marker(eventID string) string { return "hikeshi event " + eventID }
+
+func (p *Projector) comment(ctx context.Context, ref caseRef, e events.Stored, text string) error {
+	key := natsjs.EffectKey(Name, e.Envelope.Subject, "comment", e.ID)
+	_, err := natsjs.Once(ctx, p.env.Effects, key, func(ctx context.Context) (string, error) {
+		mark := marker(e.ID)
+		if id, ok, err := p.findComment(ctx, ref.Key, mark); err != nil || ok {
+			return id, err
+		}
+		body := fmt.Sprintf("%s\n\n{color:#707070}%s by %s at %s · %s{color}", text, e.Type[strings.LastIndex(e.Type, ".")+1:],
+			orDash(e.Actor), e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), mark)
+		c, resp, err := p.client.Issue.AddCommentWithContext(ctx, ref.Key, &gojira.Comment{Body: body})
+		if err != nil {
+			return "", remote("comment on "+ref.Key, resp, err, false)
+		}
+		return c.ID, nil
+	})
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// commentPage is GET /rest/api/2/issue/{key}/comment.
+type commentPage struct {
+	StartAt    int               `json:"startAt"`
+	MaxResults int               `json:"maxResults"`
+	Total      int               `json:"total"`
+	Comments   []*gojira.Comment `json:"comments"`
+}
+
+func (p *Projector) findComment(ctx context.Context, issueKey, mark string) (string, bool, error) {
+	for start := 0; ; {
+		req, err := p.client.NewRequestWithContext(ctx, http.MethodGet,
+			fmt.Sprintf("rest/api/2/issue/%s/comment?startAt=%d&maxResults=100", url.PathEscape(issueKey), start), nil)
+		if err != nil {
+			return "", false, err
+		}
+		var page commentPage
+		resp, err := p.client.Do(req, &page)
+		if err != nil {
+			return "", false, remote("comments of "+issueKey, resp, err, true)
+		}
+		for _, c := range page.Comments {
+			if strings.Contains(c.Body, mark) {
+				return c.ID, true, nil
+			}
+		}
+		start += len(page.Comments)
+		if len(page.Comments) == 0 || start >= page.Total {
+			return "", false, nil
+		}
+	}
+}
+
+// resummarise sets the priority and the [SEVn] of the summary for sev. It
+// is idempotent by nature: setting the same fields twice changes nothing.
+func (p *Projector) resummarise(ctx context.Context, ref caseRef, st incident.State, sev events.Severity) error {
+	st.Severity = sev
+	resp, err := p.client.Issue.UpdateIssueWithContext(ctx, ref.Key, map[string]any{
+		"fields": map[string]any{
+			"summary":  Summary(st),
+			"priority": map[string]string{"name": p.cfg.Priorities[string(sev)]},
+		},
+	})
+	if err != nil {
+		return remote("update of "+ref.Key, resp, err, true)
+	}
+	return nil
+}
+
+// done takes the configured transition. A case already in a done status
+// (moved by a person, or by us before a crash) is left alone.
+func (p *Projector) done(ctx context.Context, ref caseRef, st incident.State) error {
+	_, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "done"), func(ctx context.Context) (string, error) {
+		transitions, resp, err := p.client.Issue.GetTransitionsWithContext(ctx, ref.Key)
+		if err != nil {
+			return "", remote("transitions of "+ref.Key, resp, err, false)
+		}
+		var names []string
+		for _, t := range transitions {
+			if strings.EqualFold(t.Name, p.cfg.DoneTransition) {
+				resp, err := p.client.Issue.DoTransitionWithContext(ctx, ref.Key, t.ID)
+				if err != nil {
+					return "", remote("transition "+t.Name+" of "+ref.Key, resp, err, false)
+				}
+				return t.To.Name, nil
+			}
+			names = append(names, t.Name)
+		}
+		issue, resp, err := p.client.Issue.GetWithContext(ctx, ref.Key, &gojira.GetQueryOptions{Fields: "status"})
+		if err != nil {
+			return "", remote("status of "+ref.Key, resp, err, false)
+		}
+		if s := issue.Fields.Status; s != nil && s.StatusCategory.Key == "done" {
+			return s.Name, nil
+		}
+		return "", fmt.Errorf("%w: jira: %s has no transition named %q (available: %s); set jira.done_transition",
+			projection.ErrPermanent, ref.Key, p.cfg.DoneTransition, strings.Join(names, ", "))
+	})
+	return err
+}
+
+// remote describes a failed call. go-jira parses JIRA's error body for some
+// calls and not others (create, field updates, raw requests): unparsed is
+// set for those, so that the message names the refused field.
+func remote(what string, resp *gojira.Response, err error, unparsed bool) error {
+	code := status(resp)
+	if unparsed && resp != nil && resp.Body != nil {
+		err = gojira.NewJiraError(resp, err)
+	}
+	return fmt.Errorf("jira %s: %w", what, integration.Final(code, err))
+}
+
+func status(resp *gojira.Response) int {
+	if resp == nil || resp.Response == nil {
+		return 0
+	}
+	return resp.StatusCode
+}

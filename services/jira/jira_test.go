@@ -1,0 +1,274 @@
+package jira_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/jira"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+const token = "jira-test-token"
+
+func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeJira, *jira.Projector) {
+	t.Helper()
+	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
+	fake := newFakeJira(t, "Bearer "+token)
+	h := integrationtest.New(t, fmt.Sprintf("jira:\n  base_url: %s\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n%s", fake.srv.URL, extra))
+	cfg, auth, err := jira.Load(h.Env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jira.New(cfg, auth, h.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, fake, p
+}
+
+// lifecycle drives an incident from declared to closed; after each command
+// it calls step.
+func lifecycle(t *testing.T, h *integrationtest.Hub, d incident.Declare, step func()) incident.State {
+	t.Helper()
+	st := h.Declare(t, d)
+	step()
+	for _, c := range []incident.Command{
+		incident.ChangeSeverity{Severity: "SEV1", Reason: "checkout fully down"},
+		incident.AssignCommander{User: "bob"},
+		incident.UpdateStatus{Status: "identified", Message: "bad deploy of the payment gateway"},
+		incident.AddNote{Text: "rolled back to v41"},
+		incident.UpdateStatus{Status: "resolved", Message: "error rate back to normal"},
+		incident.Close{Resolution: "rollback", LessonsLearned: "canary the gateway"},
+	} {
+		h.Do(t, st.ID, c)
+		step()
+	}
+	return st
+}
+
+// checkOneCase asserts what the remote holds after a full lifecycle,
+// however many times the projector ran.
+func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *fakeJira, st incident.State, wantComments int) fakeIssue {
+	t.Helper()
+	issues, _ := fake.snapshot()
+	if len(issues) != 1 {
+		t.Fatalf("%d issues, want exactly 1: %+v", len(issues), issues)
+	}
+	is := issues[0]
+	if len(is.Comments) != wantComments {
+		var bodies []string
+		for _, c := range is.Comments {
+			bodies = append(bodies, c.Body)
+		}
+		t.Fatalf("%d comments, want %d:\n%s", len(is.Comments), wantComments, strings.Join(bodies, "\n---\n"))
+	}
+	if is.Transitions != 1 || is.Category != "done" {
+		t.Fatalf("transitions %d, status %s/%s; want one transition to done", is.Transitions, is.Status, is.Category)
+	}
+	if n := h.Count(t, st.ID, events.TypeJiraCaseLinked); n != 1 {
+		t.Fatalf("%d case_linked events, want 1", n)
+	}
+	return is
+}
+
+type fakeIssue = issue
+
+func TestCaseFollowsTheIncident(t *testing.T) {
+	h, fake, p := setup(t, "  labels: [payments-team]\n")
+	stop := h.Run(t, []projection.Projector{{Durable: jira.Name, Handle: p.Handle}})
+	defer stop()
+	st := lifecycle(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2", Summary: "12% of authorisations fail"}, func() {})
+	integrationtest.Eventually(t, "the case to be done", func() bool {
+		issues, _ := fake.snapshot()
+		return len(issues) == 1 && issues[0].Category == "done"
+	})
+	is := checkOneCase(t, h, fake, st, 6)
+	if is.Summary != "[SEV1] Card payments failing" {
+		t.Errorf("summary %q", is.Summary)
+	}
+	if is.Priority != "Highest" {
+		t.Errorf("priority %q after SEV1, want Highest", is.Priority)
+	}
+	for _, want := range []string{"INC-1", "12% of authorisations fail", "https://hikeshi.example.test/api/v1/incidents/" + st.ID + "/timeline"} {
+		if !strings.Contains(is.Description, want) {
+			t.Errorf("description lacks %q:\n%s", want, is.Description)
+		}
+	}
+	if strings.Join(is.Labels, ",") != "hikeshi,hikeshi-"+st.ID+",payments-team" {
+		t.Errorf("labels %v", is.Labels)
+	}
+	for i, want := range []string{"SEV2 to SEV1", "commander: bob", "bad deploy", "rolled back to v41", "back to normal", "rollback"} {
+		if !strings.Contains(is.Comments[i].Body, want) {
+			t.Errorf("comment %d lacks %q: %s", i, want, is.Comments[i].Body)
+		}
+	}
+	if !strings.Contains(is.Comments[5].Body, "canary the gateway") {
+		t.Errorf("closing comment lacks the lessons: %s", is.Comments[5].Body)
+	}
+	var linked *events.Linked
+	for _, e := range h.Events(t, st.ID) {
+		if e.Type == events.TypeJiraCaseLinked {
+			d, _ := e.Decode()
+			linked = d.(*events.Linked)
+		}
+	}
+	if linked.Name != "OPS-1" || linked.URL != fake.srv.URL+"/browse/OPS-1" || linked.Ref != is.ID {
+		t.Errorf("link %+v", linked)
+	}
+}
+
+// TestRestartedAtEveryStep: after every command, a new projector replays
+// the incident from the start, and every other time the effects ledger is
+// lost as well (a crash after the remote call, before the record). The
+// remote still ends with one case, one comment per event, one transition.
+func TestRestartedAtEveryStep(t *testing.T) {
+	h, fake, _ := setup(t, "")
+	cfg, auth, _ := jira.Load(h.Env.Config)
+	var st incident.State
+	round := 0
+	step := func() {
+		round++
+		p, err := jira.New(cfg, auth, h.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Replay(t, st.ID, p.Handle)
+		if round%2 == 0 {
+			h.ForgetEffects(t)
+		}
+	}
+	st = h.Declare(t, incident.Declare{Title: "Search latency", Service: "search", Severity: "SEV3"})
+	h.Do(t, st.ID, incident.AssignCommander{User: "carol"})
+	step()
+	for _, c := range []incident.Command{
+		incident.ChangeSeverity{Severity: "SEV2"},
+		incident.AddNote{Text: "shard 3 hot"},
+		incident.UpdateStatus{Status: "resolved"},
+		incident.Close{Resolution: "rebalanced"},
+	} {
+		h.Do(t, st.ID, c)
+		step()
+	}
+	step()
+	h.ForgetEffects(t)
+	step()
+	checkOneCase(t, h, fake, st, 5)
+}
+
+func TestRateLimitsAndOutagesDelayButLoseNothing(t *testing.T) {
+	h, fake, p := setup(t, "")
+	fake.fail("POST /rest/api/2/issue", http.StatusTooManyRequests, "1")
+	fake.fail("/comment", http.StatusServiceUnavailable, "")
+	fake.fail("/transitions", http.StatusBadGateway, "")
+	var st incident.State
+	st = lifecycle(t, h, incident.Declare{Title: "Queue backlog", Service: "jobs", Severity: "SEV4"}, func() {})
+	h.Replay(t, st.ID, p.Handle)
+	checkOneCase(t, h, fake, st, 6)
+	_, calls := fake.snapshot()
+	creates := 0
+	for _, c := range calls {
+		if c.Method == http.MethodPost && c.Path == "/rest/api/2/issue" {
+			creates++
+		}
+	}
+	if creates != 2 {
+		t.Errorf("%d create calls, want 2 (one answered 429, then the retry)", creates)
+	}
+}
+
+func TestConfidentialAndDrill(t *testing.T) {
+	h, fake, p := setup(t, "")
+	const title = "Credential stuffing against customer login"
+	conf := lifecycle(t, h, incident.Declare{Title: title, Service: "identity", Severity: "SEV2",
+		Summary: "rotating residential IPs", Confidential: true}, func() {})
+	drill := h.Declare(t, incident.Declare{Title: "Game day: search zone loss", Service: "search", Severity: "SEV3", Drill: true})
+	h.Replay(t, conf.ID, p.Handle)
+	h.Replay(t, drill.ID, p.Handle)
+	traffic := fake.traffic()
+	for _, secret := range []string{title, "identity", "rotating residential IPs", "bad deploy", "rolled back to v41", "canary the gateway"} {
+		if strings.Contains(traffic, secret) {
+			t.Errorf("JIRA traffic contains %q", secret)
+		}
+	}
+	issues, _ := fake.snapshot()
+	if len(issues) != 2 {
+		t.Fatalf("%d issues", len(issues))
+	}
+	if want := "[SEV1] " + conf.Codename; issues[0].Summary != want {
+		t.Errorf("confidential summary %q, want %q", issues[0].Summary, want)
+	}
+	if !strings.Contains(issues[0].Comments[3].Body, integration.Withheld) {
+		t.Errorf("confidential note not withheld: %s", issues[0].Comments[3].Body)
+	}
+	if issues[1].Summary != "[DRILL] [SEV3] Game day: search zone loss" || !strings.Contains(strings.Join(issues[1].Labels, ","), "hikeshi-drill") {
+		t.Errorf("drill case %q %v", issues[1].Summary, issues[1].Labels)
+	}
+}
+
+func TestCloudBasicAuth(t *testing.T) {
+	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
+	fake := newFakeJira(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@acme.test:"+token)))
+	h := integrationtest.New(t, "jira:\n  base_url: "+fake.srv.URL+"\n  email: ops@acme.test\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {sev2: P1}\n")
+	cfg, auth, err := jira.Load(h.Env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := jira.New(cfg, auth, h.Env)
+	st := h.Declare(t, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"})
+	h.Replay(t, st.ID, p.Handle)
+	issues, _ := fake.snapshot()
+	if len(issues) != 1 || issues[0].Priority != "P1" {
+		t.Fatalf("issues %+v", issues)
+	}
+}
+
+func TestDefinitiveRefusalIsPermanent(t *testing.T) {
+	h, fake, p := setup(t, "  issue_type: Incident\n") // the fake project has no such type
+	st := h.Declare(t, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"})
+	err := p.Handle(context.Background(), h.Events(t, st.ID)[0])
+	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "issuetype") {
+		t.Fatalf("err = %v, want a permanent error naming issuetype", err)
+	}
+	if issues, _ := fake.snapshot(); len(issues) != 0 {
+		t.Fatalf("issues created: %+v", issues)
+	}
+}
+
+func TestWrongTokenIsRetriedNotDropped(t *testing.T) {
+	h, fake, p := setup(t, "")
+	fake.auth = "Bearer something-else"
+	st := h.Declare(t, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"})
+	err := p.Handle(context.Background(), h.Events(t, st.ID)[0])
+	if err == nil || errors.Is(err, projection.ErrPermanent) {
+		t.Fatalf("err = %v, want a retryable error", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
+	for name, section := range map[string]string{
+		"no url":       "  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n",
+		"no project":   "  base_url: https://acme.atlassian.net\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n",
+		"no token":     "  base_url: https://acme.atlassian.net\n  token_env: HIKESHI_TEST_JIRA_MISSING\n  project: OPS\n",
+		"bad severity": "  base_url: https://acme.atlassian.net\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {SEV9: x}\n",
+		"unknown key":  "  base_url: https://acme.atlassian.net\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  projet: OPS\n",
+	} {
+		f, err := config.Parse("hikeshi.yaml", []byte("jira:\n"+section))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := jira.Load(f); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
