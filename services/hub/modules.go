@@ -23,6 +23,9 @@ type Env struct {
 	Metrics   *telemetry.Metrics
 	Logger    *slog.Logger
 	PublicURL string // where people reach the hub, for links in messages
+	// Token is the API's bearer token ("" when none is required), for
+	// module routes that serve API clients rather than webhooks.
+	Token string
 }
 
 // Parts is what a module adds to the hub.

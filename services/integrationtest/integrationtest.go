@@ -9,17 +9,20 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -186,5 +189,22 @@ func (h *Hub) ForgetEffects(t testing.TB) {
 		if err := kv.Purge(ctx, k); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// WithTimeline opens a timeline store for the modules that read it and
+// returns its projector, to run next to theirs.
+func (h *Hub) WithTimeline(t testing.TB) projection.Projector {
+	t.Helper()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "timeline.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	h.Env.Timeline = store
+	proj := timeline.New(store)
+	return projection.Projector{
+		Durable: timeline.Name, Checkpoint: proj.Checkpoint,
+		Handle: func(ctx context.Context, e events.Stored) error { return proj.Apply(ctx, []events.Stored{e}) },
 	}
 }

@@ -35,6 +35,8 @@ func commands() []command {
 		{"timeline", "ID", "print an incident's timeline", timelineCmd},
 		{"tail", "", "follow new events live", tail},
 		{"replay", "timeline [flags]", "drop and rebuild the timeline store from the stream", replay},
+		{"postmortem", "ID", "open the postmortem pull request now (GitHub module)", postmortem},
+		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
 	}
 }
 

@@ -1,0 +1,114 @@
+package github
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+// api serves the module's endpoints. They are mounted outside the API's
+// bearer-token check, so each checks the token itself, first.
+type api struct{ p *Projector }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers in the API's error shape {"error":{"code","message"}}.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, map[string]map[string]string{"error": {"code": code, "message": msg}})
+}
+
+func (a *api) authorised(w http.ResponseWriter, r *http.Request) bool {
+	token := a.p.env.Token
+	if token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	x, y := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
+	if ok && subtle.ConstantTimeCompare(x[:], y[:]) == 1 {
+		return true
+	}
+	writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+	return false
+}
+
+var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
+
+// incidentID resolves an incident id or a case number (INC-42).
+func (a *api) incidentID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if caseNumber.MatchString(id) && a.p.env.Timeline != nil {
+		found, err := a.p.env.Timeline.FindByCase(r.Context(), id)
+		if errors.Is(err, sqlite.ErrNotFound) {
+			return "", incident.ErrNotFound
+		}
+		return found, err
+	}
+	if !events.ValidID(id) {
+		return "", incident.ErrNotFound
+	}
+	return id, nil
+}
+
+// postmortem opens (or finds) the postmortem pull request now, whatever
+// the incident's status: POST /api/v1/incidents/{id}/postmortem.
+func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
+	if !a.authorised(w, r) {
+		return
+	}
+	id, err := a.incidentID(r)
+	if err == nil {
+		var pr PR
+		if pr, err = a.p.Postmortem(r.Context(), id); err == nil {
+			writeJSON(w, http.StatusOK, pr)
+			return
+		}
+	}
+	switch {
+	case errors.Is(err, incident.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "incident not found")
+	case errors.Is(err, ErrSkipped):
+		writeError(w, http.StatusConflict, "confidential_skipped", err.Error())
+	case errors.Is(err, natsjs.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "bus_unavailable", "the event bus is unavailable; retry later")
+	case errors.Is(err, projection.ErrPermanent):
+		writeError(w, http.StatusBadGateway, "github_refused", err.Error())
+	default:
+		a.p.env.Logger.Error("postmortem on demand failed", "incident", id, "err", err)
+		writeError(w, http.StatusBadGateway, "github_unavailable", "GitHub did not complete the request; retry later")
+	}
+}
+
+// followups lists what the CSIRT should chase: GET /api/v1/followups.
+func (a *api) followups(w http.ResponseWriter, r *http.Request) {
+	if !a.authorised(w, r) {
+		return
+	}
+	if a.p.env.Timeline == nil {
+		writeError(w, http.StatusServiceUnavailable, "no_timeline", "the timeline store is not available on this hub")
+		return
+	}
+	list, err := a.p.Followups(r.Context(), nowFunc())
+	if err != nil {
+		a.p.env.Logger.Error("followups failed", "err", err)
+		writeError(w, http.StatusBadGateway, "followups_failed", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"followups": list})
+}

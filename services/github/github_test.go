@@ -1,0 +1,273 @@
+package github_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/github"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+const token = "ghp_testtoken"
+
+func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeGitHub, *github.Projector) {
+	t.Helper()
+	t.Setenv("HIKESHI_TEST_GITHUB_TOKEN", token)
+	fake := newFakeGitHub(t, token, "acme/postmortems", "acme/security")
+	h := integrationtest.New(t, fmt.Sprintf(`github:
+  base_url: %s
+  token_env: HIKESHI_TEST_GITHUB_TOKEN
+  repo: acme/postmortems
+  labels: [postmortem, incident-review]
+  reviewers: {bob: bob-gh}
+  write_interval: 10ms
+%s`, fake.srv.URL, extra))
+	p, err := github.New(h.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, fake, p
+}
+
+func run(t *testing.T, h *integrationtest.Hub, d incident.Declare) incident.State {
+	t.Helper()
+	st := h.Declare(t, d)
+	for _, c := range []incident.Command{
+		incident.AssignCommander{User: "bob"},
+		incident.ChangeSeverity{Severity: "SEV1", Reason: "all card payments | failing"},
+		incident.AddNote{Text: "rolled back the gateway"},
+		incident.UpdateStatus{Status: "resolved", Message: "errors gone"},
+		incident.Close{Resolution: "rollback", LessonsLearned: "canary the gateway"},
+	} {
+		h.Do(t, st.ID, c)
+	}
+	return st
+}
+
+func TestPostmortemPullRequest(t *testing.T) {
+	h, fake, p := setup(t, "")
+	stop := h.Run(t, []projection.Projector{{Durable: github.Name, Handle: p.Handle}})
+	defer stop()
+	st := run(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2", Summary: "12% of authorisations fail"})
+	integrationtest.Eventually(t, "postmortem_opened", func() bool { return h.Count(t, st.ID, events.TypeGitHubPostmortemOpened) == 1 })
+	repo := fake.repo("acme/postmortems")
+	if len(repo.Pulls) != 1 {
+		t.Fatalf("%d pulls", len(repo.Pulls))
+	}
+	pr := repo.Pulls[0]
+	if pr.Head != "postmortem/INC-1" || pr.Base != "main" || pr.Title != "Postmortem INC-1: Card payments failing" {
+		t.Errorf("pull %+v", pr)
+	}
+	if strings.Join(pr.Reviewers, ",") != "bob-gh" || strings.Join(pr.Labels, ",") != "postmortem,incident-review" {
+		t.Errorf("reviewers %v labels %v", pr.Reviewers, pr.Labels)
+	}
+	path := fmt.Sprintf("postmortem/INC-1:postmortems/%d/INC-1-card-payments-failing.md", st.DeclaredAt.UTC().Year())
+	doc, ok := repo.Files[path]
+	if !ok {
+		t.Fatalf("no file %s in %v", path, repo.Files)
+	}
+	for _, want := range []string{"# Postmortem INC-1: Card payments failing", "| Severity | SEV1 (worst SEV1) |",
+		"12% of authorisations fail", "## Impact", "SEV2 → SEV1 by bob: all card payments | failing",
+		`| bob | Severity SEV2 → SEV1: all card payments \| failing |`, "| Note: rolled back the gateway |",
+		"Commander: bob", "## Root cause", "## Action items", "canary the gateway", "## Resolution\n\nrollback"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("postmortem lacks %q:\n%s", want, doc)
+		}
+	}
+	var linked events.Linked
+	for _, e := range h.Events(t, st.ID) {
+		if e.Type == events.TypeGitHubPostmortemOpened {
+			d, _ := e.Decode()
+			linked = *d.(*events.Linked)
+		}
+	}
+	if linked.Ref != "1" || linked.Name != "acme/postmortems#1" || linked.URL != "https://github.example/acme/postmortems/pull/1" {
+		t.Errorf("link %+v", linked)
+	}
+}
+
+// TestRestartedAtEveryStep: the projector is replaced after every command
+// and the effects ledger is lost every other time; GitHub still ends with
+// one branch, one file, one pull request, and the link is recorded once.
+func TestRestartedAtEveryStep(t *testing.T) {
+	h, fake, _ := setup(t, "  record_issue: true\n")
+	fake.fail("/git/refs", http.StatusForbidden, "1") // secondary limit
+	fake.fail("/pulls", http.StatusBadGateway, "")
+	fake.fail("/issues", http.StatusTooManyRequests, "1")
+	round := 0
+	var st incident.State
+	replay := func() {
+		round++
+		p, err := github.New(h.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Replay(t, st.ID, p.Handle)
+		if round%2 == 0 {
+			h.ForgetEffects(t)
+		}
+	}
+	st = h.Declare(t, incident.Declare{Title: "Search latency", Service: "search", Severity: "SEV3"})
+	replay()
+	for _, c := range []incident.Command{
+		incident.AssignCommander{User: "bob"},
+		incident.AddNote{Text: "shard 3 hot"},
+		incident.UpdateStatus{Status: "resolved"},
+		incident.Close{Resolution: "rebalanced"},
+	} {
+		h.Do(t, st.ID, c)
+		replay()
+	}
+	h.ForgetEffects(t)
+	replay()
+	repo := fake.repo("acme/postmortems")
+	if len(repo.Pulls) != 1 || len(repo.Files) != 1 || len(repo.Refs) != 2 {
+		t.Fatalf("pulls %d files %d refs %v", len(repo.Pulls), len(repo.Files), repo.Refs)
+	}
+	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
+		t.Fatalf("%d postmortem_opened events", n)
+	}
+	if fake.count(http.MethodPost, "/pulls") != 1 {
+		t.Errorf("%d pull creations", fake.count(http.MethodPost, "/pulls"))
+	}
+	// The recording issue: one issue, one comment per event after the
+	// declaration (commander, note, status, close, and the PR link is not
+	// described), closed.
+	if len(repo.Issues) != 1 || repo.Issues[0].State != "closed" {
+		t.Fatalf("recording issues %+v", repo.Issues)
+	}
+	if got := repo.Comments[repo.Issues[0].Number]; len(got) != 4 {
+		t.Fatalf("recording comments %d: %q", len(got), got)
+	}
+}
+
+func TestConfidentialNeverInThePublicRepo(t *testing.T) {
+	const title = "Credential stuffing against customer login"
+	declare := incident.Declare{Title: title, Service: "identity", Severity: "SEV2", Summary: "rotating residential IPs", Confidential: true}
+
+	// Without a private repository: skipped.
+	h, fake, p := setup(t, "  record_issue: true\n")
+	st := run(t, h, declare)
+	h.Replay(t, st.ID, p.Handle)
+	if fake.count(http.MethodPost, "") != 0 || fake.count(http.MethodPut, "") != 0 {
+		t.Fatalf("writes for a confidential incident without confidential_repo:\n%s", fake.traffic())
+	}
+	if _, err := p.Postmortem(context.Background(), st.ID); err != github.ErrSkipped {
+		t.Fatalf("on demand: %v", err)
+	}
+
+	// With one: only there, and only with the codename.
+	h, fake, p = setup(t, "  confidential_repo: acme/security\n  record_issue: true\n")
+	st = run(t, h, declare)
+	h.Replay(t, st.ID, p.Handle)
+	if pub := fake.repo("acme/postmortems"); len(pub.Pulls)+len(pub.Issues)+len(pub.Files) != 0 || len(pub.Refs) != 1 {
+		t.Fatalf("public repo touched: %+v", pub)
+	}
+	sec := fake.repo("acme/security")
+	if len(sec.Pulls) != 1 || !strings.Contains(sec.Pulls[0].Title, st.Codename) {
+		t.Fatalf("security repo pulls %+v", sec.Pulls)
+	}
+	traffic := fake.traffic()
+	for _, secret := range []string{title, "identity", "rotating residential IPs", "rolled back the gateway", "canary the gateway"} {
+		if strings.Contains(traffic, secret) {
+			t.Errorf("GitHub traffic contains %q", secret)
+		}
+	}
+}
+
+func TestOnDemandAndFollowups(t *testing.T) {
+	h, fake, _ := setup(t, "  followups: {postmortem_days: 0, open_days: 0}\n")
+	h.Env.Token = "api-token"
+	tl := h.WithTimeline(t)
+	parts := h.Start(t, github.Module)
+	stop := h.Run(t, []projection.Projector{tl})
+	defer stop()
+	mux := http.NewServeMux()
+	for pattern, handler := range parts.Routes {
+		mux.Handle(pattern, handler)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	call := func(method, path, tok string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, json.NewDecoder(resp.Body).Decode(new(any)))
+		return resp.StatusCode, b.String()
+	}
+
+	open := h.Declare(t, incident.Declare{Title: "Slow builds", Service: "ci", Severity: "SEV4"})
+	closed := run(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2"})
+	integrationtest.Eventually(t, "timeline", func() bool {
+		id, err := h.Env.Timeline.FindByCase(context.Background(), closed.CaseNumber)
+		return err == nil && id == closed.ID
+	})
+	if code, _ := call(http.MethodPost, "/api/v1/incidents/"+closed.CaseNumber+"/postmortem", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code, _ := call(http.MethodPost, "/api/v1/incidents/INC-99/postmortem", "api-token"); code != http.StatusNotFound {
+		t.Fatalf("unknown case: %d", code)
+	}
+	for range 2 {
+		if code, _ := call(http.MethodPost, "/api/v1/incidents/"+closed.CaseNumber+"/postmortem", "api-token"); code != http.StatusOK {
+			t.Fatalf("postmortem on demand: %d", code)
+		}
+	}
+	if n := len(fake.repo("acme/postmortems").Pulls); n != 1 {
+		t.Fatalf("%d pulls after two requests", n)
+	}
+	integrationtest.Eventually(t, "the link in the timeline", func() bool {
+		list, err := followups(t, h)
+		return err == nil && len(list) == 2 && list[0].Reason == "postmortem_unmerged"
+	})
+	list, _ := followups(t, h) // newest first
+	if list[1].ID != open.ID || list[1].Reason != "open_too_long" {
+		t.Fatalf("followups %+v", list)
+	}
+	fake.merge("acme/postmortems", 1)
+	if list, _ = followups(t, h); len(list) != 1 {
+		t.Fatalf("after merge: %+v", list)
+	}
+	if code, _ := call(http.MethodGet, "/api/v1/followups", ""); code != http.StatusUnauthorized {
+		t.Fatalf("followups without token: %d", code)
+	}
+	if code, _ := call(http.MethodGet, "/api/v1/followups", "api-token"); code != http.StatusOK {
+		t.Fatalf("followups: %d", code)
+	}
+}
+
+func followups(t *testing.T, h *integrationtest.Hub) ([]github.Followup, error) {
+	p, err := github.New(h.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Followups(context.Background(), time.Now().Add(time.Hour))
+}
+
+func TestSlugAndTemplate(t *testing.T) {
+	for in, want := range map[string]string{
+		"Card payments failing!":         "card-payments-failing",
+		"  ---  ":                        "incident",
+		"Zahlungen schlagen fehl – Köln": "zahlungen-schlagen-fehl-k-ln",
+	} {
+		if got := github.Slug(in); got != want {
+			t.Errorf("Slug(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package github
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
+)
+
+// The recording issue: one GitHub issue per incident, a comment per event,
+// closed when the incident closes. Each step is found by a marker before it
+// is done, so a redelivery repeats nothing.
+
+// recordLabel finds an incident's recording issue.
+func recordLabel(id string) string { return "hikeshi-" + id }
+
+func (p *Projector) record(ctx context.Context, e events.Stored) error {
+	data, err := e.Decode()
+	if err != nil {
+		return err
+	}
+	st, err := p.env.Commands.Get(ctx, e.Envelope.Subject)
+	if err != nil {
+		return err
+	}
+	repo, ok := p.repoFor(st)
+	if !ok {
+		return nil
+	}
+	number, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "record"), func(ctx context.Context) (int, error) {
+		return p.recordIssue(ctx, repo, st)
+	})
+	if err != nil {
+		return err
+	}
+	if _, ok := data.(*events.Declared); ok {
+		return nil // the issue's body says it
+	}
+	text := describe(st, data)
+	if text == "" {
+		return nil
+	}
+	if _, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "record", e.ID), func(ctx context.Context) (int64, error) {
+		return p.recordComment(ctx, repo, number, e, text)
+	}); err != nil {
+		return err
+	}
+	if e.Type != events.TypeClosed {
+		return nil
+	}
+	_, resp, err := p.gh.Issues.Edit(ctx, repo.Owner, repo.Name, number, &gh.IssueRequest{State: gh.String("closed"), StateReason: gh.String("completed")})
+	if err != nil {
+		return remote("close recording issue", resp, err)
+	}
+	return nil
+}
+
+func (p *Projector) recordIssue(ctx context.Context, repo repoName, st incident.State) (int, error) {
+	label := recordLabel(st.ID)
+	found, resp, err := p.gh.Issues.ListByRepo(ctx, repo.Owner, repo.Name, &gh.IssueListByRepoOptions{State: "all", Labels: []string{label}})
+	if err != nil {
+		return 0, remote("find recording issue", resp, err)
+	}
+	if len(found) > 0 {
+		return found[0].GetNumber(), nil
+	}
+	body := fmt.Sprintf("Timeline of %s, recorded by Hikeshi as it happens.\n\n- Severity: %s\n- Service: %s\n- Declared by: %s\n- Timeline: %s\n",
+		st.CaseNumber, st.Severity, integration.Service(st), st.DeclaredBy, integration.TimelineURL(p.env.PublicURL, st.ID))
+	is, resp, err := p.gh.Issues.Create(ctx, repo.Owner, repo.Name, &gh.IssueRequest{
+		Title:  gh.String(fmt.Sprintf("%s[%s] %s: %s", integration.Marker(st), st.Severity, st.CaseNumber, st.DisplayTitle())),
+		Body:   gh.String(body),
+		Labels: &[]string{"incident", label},
+	})
+	if err != nil {
+		return 0, remote("create recording issue", resp, err)
+	}
+	return is.GetNumber(), nil
+}
+
+func (p *Projector) recordComment(ctx context.Context, repo repoName, number int, e events.Stored, text string) (int64, error) {
+	mark := "<!-- hikeshi event " + e.ID + " -->"
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		comments, resp, err := p.gh.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return 0, remote("list comments", resp, err)
+		}
+		for _, c := range comments {
+			if strings.Contains(c.GetBody(), mark) {
+				return c.GetID(), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	body := fmt.Sprintf("**%s** %s: %s\n%s", e.Time.UTC().Format("15:04:05 UTC"), e.Actor, text, mark)
+	c, resp, err := p.gh.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &gh.IssueComment{Body: gh.String(body)})
+	if err != nil {
+		return 0, remote("comment on recording issue", resp, err)
+	}
+	return c.GetID(), nil
+}
