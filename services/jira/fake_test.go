@@ -191,7 +191,14 @@ func (f *fakeJira) issueJSON(is *issue) map[string]any {
 		"fields": map[string]any{
 			"summary": is.Summary, "labels": is.Labels,
 			"priority": map[string]string{"name": is.Priority},
-			"status":   map[string]any{"name": is.Status, "statusCategory": map[string]string{"key": is.Category}},
+			"attachment": func() []map[string]any {
+				out := []map[string]any{}
+				for i, a := range is.Attachments {
+					out = append(out, map[string]any{"id": strconv.Itoa(90000 + i), "filename": a.Name, "size": len(a.Content)})
+				}
+				return out
+			}(),
+			"status": map[string]any{"name": is.Status, "statusCategory": map[string]string{"key": is.Category}},
 		},
 	}
 }
@@ -310,7 +317,8 @@ func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue
 }
 
 func (f *fakeJira) attach(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
-	if r.Header.Get("X-Atlassian-Token") != "no-check" {
+	// JIRA accepts no-check (documented) and nocheck (what go-jira sends).
+	if h := r.Header.Get("X-Atlassian-Token"); h != "no-check" && h != "nocheck" {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = io.WriteString(w, "XSRF check failed")
 		return

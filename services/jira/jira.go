@@ -4,6 +4,7 @@
 package jira
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -134,7 +135,7 @@ func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
 	switch e.Type {
 	case events.TypeDeclared, events.TypeSeverityChanged, events.TypeStatusUpdated,
 		events.TypeCommanderAssigned, events.TypeNoteAdded, events.TypeClosed,
-		events.TypeSlackChannelLinked:
+		events.TypeSlackChannelLinked, events.TypeSlackConversationArchived:
 	default:
 		return nil
 	}
@@ -169,6 +170,8 @@ func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
 			return nil
 		}
 		return p.comment(ctx, ref, e, "Slack channel: "+slackLink(*d))
+	case *events.ConversationArchived:
+		return p.attach(ctx, ref, st, e.ID, *d)
 	case *events.IncidentClosed:
 		text := "Incident closed." + line("Resolution", integration.Text(st, d.Resolution)) +
 			line("Lessons learned", integration.Text(st, d.LessonsLearned))
@@ -280,6 +283,47 @@ func (p *Projector) create(ctx context.Context, st incident.State) (caseRef, err
 		return caseRef{}, remote("create", resp, err, true)
 	}
 	return caseRef{ID: created.ID, Key: created.Key}, nil
+}
+
+// ArchivesBucket is the object store the Slack integration exports
+// conversations to (events.ConversationArchived).
+const ArchivesBucket = "hikeshi_archives"
+
+// attach adds the Slack conversation's export to the case. A confidential
+// incident's conversation holds what the codename hides: it stays out.
+func (p *Projector) attach(ctx context.Context, ref caseRef, st incident.State, eventID string, a events.ConversationArchived) error {
+	if st.Confidential {
+		return nil
+	}
+	name := fmt.Sprintf("%s-slack-%s.json", st.CaseNumber, strings.TrimPrefix(a.ChannelName, "#"))
+	_, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "attach", eventID), func(ctx context.Context) (string, error) {
+		issue, resp, err := p.client.Issue.GetWithContext(ctx, ref.Key, &gojira.GetQueryOptions{Fields: "attachment"})
+		if err != nil {
+			return "", remote("attachments of "+ref.Key, resp, err, false)
+		}
+		for _, at := range issue.Fields.Attachments {
+			if at.Filename == name {
+				return at.ID, nil
+			}
+		}
+		store, err := p.env.Bus.JS.ObjectStore(ctx, ArchivesBucket)
+		if err != nil {
+			return "", fmt.Errorf("%w: archives bucket: %v", natsjs.ErrUnavailable, err)
+		}
+		body, err := store.GetBytes(ctx, a.Object)
+		if err != nil {
+			return "", fmt.Errorf("archive %s: %w", a.Object, err)
+		}
+		added, resp, err := p.client.Issue.PostAttachmentWithContext(ctx, ref.Key, bytes.NewReader(body), name)
+		if err != nil {
+			return "", remote("attach to "+ref.Key, resp, err, false)
+		}
+		if added == nil || len(*added) == 0 {
+			return "", nil
+		}
+		return (*added)[0].ID, nil
+	})
+	return err
 }
 
 // marker ends every comment: finding it among the case's comments tells a

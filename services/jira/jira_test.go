@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/jira"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const token = "jira-test-token"
@@ -270,5 +272,43 @@ func TestConfigErrors(t *testing.T) {
 		if _, _, err := jira.Load(f); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestArchiveAttached: the Slack export arrives after close; it is attached
+// once, even when the ledger is lost, and never for a confidential incident.
+func TestArchiveAttached(t *testing.T) {
+	h, fake, p := setup(t, "")
+	ctx := context.Background()
+	store, err := h.Bus.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: jira.ArchivesBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := []byte(`{"messages":[{"user":"U1","text":"rolling back"}]}`)
+	if _, err := store.PutBytes(ctx, "exports/inc-1.json", export); err != nil {
+		t.Fatal(err)
+	}
+	archived := func(id string) {
+		if _, err := h.Env.Commands.Execute(ctx, id, incident.RecordFact{Data: &events.ConversationArchived{
+			ChannelID: "C1", ChannelName: "inc-1-payments", Object: "exports/inc-1.json", Messages: 1, Bytes: int64(len(export)),
+		}}, command.Meta{Actor: "slack", Key: "archive:" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := lifecycle(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2"}, func() {})
+	archived(st.ID)
+	conf := h.Declare(t, incident.Declare{Title: "Secret thing", Service: "identity", Severity: "SEV2", Confidential: true})
+	archived(conf.ID)
+	h.Replay(t, st.ID, p.Handle)
+	h.Replay(t, conf.ID, p.Handle)
+	h.ForgetEffects(t)
+	h.Replay(t, st.ID, p.Handle)
+	issues, _ := fake.snapshot()
+	if len(issues) != 2 || len(issues[0].Attachments) != 1 || len(issues[1].Attachments) != 0 {
+		t.Fatalf("attachments: %d issues, %+v", len(issues), issues)
+	}
+	a := issues[0].Attachments[0]
+	if a.Name != "INC-1-slack-inc-1-payments.json" || string(a.Content) != string(export) {
+		t.Fatalf("attachment %s: %s", a.Name, a.Content)
 	}
 }
