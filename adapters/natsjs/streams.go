@@ -16,6 +16,12 @@ const (
 	CasesBucket       = "hikeshi_cases"
 	IdempotencyBucket = "hikeshi_idempotency"
 	EffectsBucket     = "hikeshi_effects"
+	// SignalsBucket holds the signal projector's state: per group key the
+	// incident and counts, per fingerprint the ticket and rate window.
+	SignalsBucket = "hikeshi_signals"
+	// SignalRetention is how long a signal is kept, and so how long a
+	// redelivery of it is recognised as a duplicate.
+	SignalRetention = 30 * 24 * time.Hour
 )
 
 // Topology is how the streams are created.
@@ -56,6 +62,26 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
 		MaxAge:      30 * 24 * time.Hour,
+	}, {
+		// Durable dedup of signals: the subject carries the dedup key
+		// (signals.<source>.<key>), each subject keeps one message and a
+		// second publish to it is refused (DiscardNewPerSubject). Unlike
+		// the Nats-Msg-Id window (2 minutes), this holds for as long as the
+		// signal is kept, which covers Alertmanager's repeat_interval
+		// (hours) and SNS or Pub/Sub retries (days).
+		Name:                 events.SignalStream,
+		Description:          "Hikeshi signals (alerts, findings, escalations), normalised, one subject per distinct signal",
+		Subjects:             []string{events.SignalSubjectPrefix + ".>"},
+		Storage:              jetstream.FileStorage,
+		Replicas:             t.Replicas,
+		Retention:            jetstream.LimitsPolicy,
+		MaxAge:               SignalRetention,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		Duplicates:           2 * time.Minute,
+		DenyDelete:           true,
+		DenyPurge:            true,
 	}}
 	for _, cfg := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -78,6 +104,12 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 	}, {
 		Bucket:      EffectsBucket,
 		Description: "Side effects done by projectors, keyed by the event that caused them",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}, {
+		Bucket:      SignalsBucket,
+		Description: "Signal projector state: open incident per group key, ticket and rate window per fingerprint",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,

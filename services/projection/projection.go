@@ -28,7 +28,9 @@ type Projector struct {
 	// Durable is the consumer name. It is fixed here, never derived from a
 	// handler name, so renaming code never restarts a projection.
 	Durable string
-	Filter  string // default: every incident event
+	// Stream is the stream consumed; default INCIDENTS.
+	Stream string
+	Filter string // default: every incident event; required for another stream
 	// Checkpoint, when set, is where the projector's own store stands; the
 	// consumer is realigned to it at start (a store rebuilt or lost is
 	// refilled, a store ahead of the consumer is not fed twice).
@@ -177,7 +179,7 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		}
 		start = cp + 1
 	}
-	c, err := r.cfg.JS.PushConsumer(ctx, events.IncidentStream, p.Durable)
+	c, err := r.cfg.JS.PushConsumer(ctx, p.Stream, p.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 	case err != nil:
@@ -202,7 +204,7 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 			return nil
 		}
 		r.cfg.Logger.Warn("realigning consumer", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp, "unacked_without_subscriber", stranded, "restart_at", start)
-		if err := r.cfg.JS.DeleteConsumer(ctx, events.IncidentStream, p.Durable); err != nil {
+		if err := r.cfg.JS.DeleteConsumer(ctx, p.Stream, p.Durable); err != nil {
 			return fmt.Errorf("delete consumer: %w", err)
 		}
 	}
@@ -222,7 +224,7 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start
 	}
-	_, err = r.cfg.JS.CreatePushConsumer(ctx, events.IncidentStream, cfg)
+	_, err = r.cfg.JS.CreatePushConsumer(ctx, p.Stream, cfg)
 	return err
 }
 
@@ -238,7 +240,13 @@ func permanent(err error) bool {
 }
 
 func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, logger watermill.LoggerAdapter) error {
+	if p.Stream == "" {
+		p.Stream = events.IncidentStream
+	}
 	if p.Filter == "" {
+		if p.Stream != events.IncidentStream {
+			return errors.New("a projector on another stream needs a filter")
+		}
 		p.Filter = events.IncidentSubjectPrefix + ".>"
 	}
 	if err := r.ensureConsumer(ctx, p); err != nil {
@@ -259,7 +267,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 		QueueGroupPrefix:  p.Durable,
 		NakDelay:          wmnats.NewStaticDelay(2 * time.Second),
 		JetStream: wmnats.JetStreamConfig{
-			SubscribeOptions:  []nats.SubOpt{nats.Bind(events.IncidentStream, p.Durable), nats.ManualAck()},
+			SubscribeOptions:  []nats.SubOpt{nats.Bind(p.Stream, p.Durable), nats.ManualAck()},
 			DurableCalculator: func(string, string) string { return p.Durable },
 		},
 	}, logger)

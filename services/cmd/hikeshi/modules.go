@@ -5,5 +5,6 @@ package main
 import (
 	_ "github.com/hikeshi/hikeshi/services/github"
 	_ "github.com/hikeshi/hikeshi/services/jira"
+	_ "github.com/hikeshi/hikeshi/services/signals"
 	_ "github.com/hikeshi/hikeshi/services/slackbot"
 )

@@ -1,0 +1,137 @@
+package signals
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+)
+
+// amPayload is Alertmanager's webhook (version 4); Grafana's webhook
+// contact point sends the same shape with a few more fields per alert.
+type amPayload struct {
+	Version           string            `json:"version"`
+	GroupKey          string            `json:"groupKey"`
+	Status            string            `json:"status"`
+	Receiver          string            `json:"receiver"`
+	GroupLabels       map[string]string `json:"groupLabels"`
+	CommonLabels      map[string]string `json:"commonLabels"`
+	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	ExternalURL       string            `json:"externalURL"`
+	Alerts            []amAlert         `json:"alerts"`
+}
+
+type amAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+	// Grafana only.
+	SilenceURL   string `json:"silenceURL"`
+	DashboardURL string `json:"dashboardURL"`
+	PanelURL     string `json:"panelURL"`
+}
+
+// maxAlerts bounds one delivery (Alertmanager's max_alerts is 0 =
+// unlimited by default, but a body is bounded anyway).
+const maxAlerts = 10_000
+
+// parseAlertmanager normalises a webhook v4 payload (source alertmanager)
+// or a Grafana webhook payload (source grafana).
+func parseAlertmanager(b []byte, source string) ([]events.Signal, error) {
+	var p amPayload
+	if err := decode(b, &p, false); err != nil {
+		return nil, err
+	}
+	if source == "alertmanager" && p.Version != "4" {
+		return nil, bad("version: %q is not supported (want \"4\")", p.Version)
+	}
+	if len(p.Alerts) == 0 {
+		return nil, bad("alerts: empty")
+	}
+	if len(p.Alerts) > maxAlerts {
+		return nil, bad("alerts: more than %d", maxAlerts)
+	}
+	if p.GroupKey == "" {
+		return nil, bad("groupKey: is required")
+	}
+	out := make([]events.Signal, 0, len(p.Alerts))
+	for i, a := range p.Alerts {
+		switch {
+		case a.Fingerprint == "":
+			return nil, bad("alerts[%d].fingerprint: is required", i)
+		case a.Status != events.SignalFiring && a.Status != events.SignalResolved:
+			return nil, bad("alerts[%d].status: %q must be firing or resolved", i, a.Status)
+		case a.StartsAt.IsZero():
+			return nil, bad("alerts[%d].startsAt: is required", i)
+		}
+		s := events.Signal{
+			Source: source, Kind: "alert", Fingerprint: a.Fingerprint, Status: a.Status,
+			Title:    first(a.Labels["alertname"], a.Annotations["summary"], "alert "+a.Fingerprint),
+			Summary:  first(a.Annotations["summary"], a.Annotations["description"]),
+			Severity: severity(a.Labels["severity"]),
+			Labels:   a.Labels,
+			Account:  first(a.Labels["account"], a.Labels["aws_account"]),
+			Project:  first(a.Labels["project"], a.Labels["gcp_project"]),
+			Region:   a.Labels["region"],
+			Resource: first(a.Labels["resource"], a.Labels["instance"]),
+			Service:  a.Labels["service"],
+			StartsAt: a.StartsAt.UTC(),
+			GroupKey: p.GroupKey,
+		}
+		if s.Summary == s.Title {
+			s.Summary = a.Annotations["description"]
+		}
+		if a.Status == events.SignalResolved && !a.EndsAt.IsZero() && a.EndsAt.Year() > 1 {
+			s.EndsAt = a.EndsAt.UTC()
+		}
+		s.Links = links(
+			"runbook", a.Annotations["runbook_url"],
+			"generator", a.GeneratorURL,
+			"dashboard", a.DashboardURL,
+			"panel", a.PanelURL,
+			"silence", a.SilenceURL,
+		)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// severity maps the usual label values onto the signal scale.
+func severity(v string) string {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "critical", "crit", "fatal", "emergency", "page", "p1", "sev1":
+		return "critical"
+	case "high", "error", "err", "major", "p2", "sev2":
+		return "high"
+	case "medium", "warning", "warn", "p3", "sev3":
+		return "medium"
+	case "low", "minor", "p4", "sev4":
+		return "low"
+	}
+	return "info"
+}
+
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// links pairs titles and URLs, keeping only http(s) URLs.
+func links(pairs ...string) []events.SignalLink {
+	var out []events.SignalLink
+	for i := 0; i+1 < len(pairs); i += 2 {
+		u := pairs[i+1]
+		if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+			out = append(out, events.SignalLink{Title: pairs[i], URL: u})
+		}
+	}
+	return out
+}

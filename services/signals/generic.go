@@ -1,0 +1,107 @@
+package signals
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+)
+
+// genericSignal is the documented JSON any producer may send to
+// POST /api/v1/signals (one object, or an array of them).
+type genericSignal struct {
+	Source      string              `json:"source"`
+	Fingerprint string              `json:"fingerprint"`
+	Title       string              `json:"title"`
+	Summary     string              `json:"summary"`
+	Severity    string              `json:"severity"`
+	Status      string              `json:"status"`
+	Labels      map[string]string   `json:"labels"`
+	Links       []events.SignalLink `json:"links"`
+	Account     string              `json:"account"`
+	Project     string              `json:"project"`
+	Region      string              `json:"region"`
+	Resource    string              `json:"resource"`
+	Service     string              `json:"service"`
+	StartsAt    time.Time           `json:"starts_at"`
+	EndsAt      time.Time           `json:"ends_at"`
+	GroupKey    string              `json:"group_key"`
+}
+
+func parseGeneric(b []byte) ([]events.Signal, error) {
+	var in []genericSignal
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		if err := decode(b, &in, true); err != nil {
+			return nil, err
+		}
+	} else {
+		var one genericSignal
+		if err := decode(b, &one, true); err != nil {
+			return nil, err
+		}
+		in = []genericSignal{one}
+	}
+	if len(in) == 0 || len(in) > maxAlerts {
+		return nil, bad("expected 1 to %d signals", maxAlerts)
+	}
+	out := make([]events.Signal, len(in))
+	for i, g := range in {
+		if g.Severity == "" {
+			return nil, bad("signals[%d].severity: is required", i)
+		}
+		if g.Status == "" {
+			g.Status = events.SignalFiring
+		}
+		out[i] = events.Signal{
+			Source: g.Source, Kind: "alert", Fingerprint: g.Fingerprint, Status: g.Status,
+			Title: g.Title, Summary: g.Summary, Severity: g.Severity, Labels: g.Labels,
+			Account: g.Account, Project: g.Project, Region: g.Region, Resource: g.Resource,
+			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(), GroupKey: g.GroupKey,
+		}
+		if !g.EndsAt.IsZero() {
+			out[i].EndsAt = g.EndsAt.UTC()
+		}
+	}
+	return out, nil
+}
+
+// escalation is what customer support sends to POST /api/v1/escalations.
+type escalation struct {
+	// ID is the support ticket or conversation id: with ReportedAt it makes
+	// a retried delivery the same escalation.
+	ID             string              `json:"id"`
+	Title          string              `json:"title"`
+	ReportedBy     string              `json:"reported_by"`
+	ReportedAt     time.Time           `json:"reported_at"`
+	CustomerImpact string              `json:"customer_impact"`
+	Service        string              `json:"service"`
+	Severity       string              `json:"severity"`
+	Details        string              `json:"details"`
+	Links          []events.SignalLink `json:"links"`
+}
+
+func parseEscalation(b []byte) ([]events.Signal, error) {
+	var e escalation
+	if err := decode(b, &e, true); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, v string }{
+		{"id", e.ID}, {"title", e.Title}, {"reported_by", e.ReportedBy}, {"customer_impact", e.CustomerImpact},
+	} {
+		if f.v == "" {
+			return nil, bad("%s: is required", f.name)
+		}
+	}
+	if e.ReportedAt.IsZero() {
+		return nil, bad("reported_at: is required")
+	}
+	if e.Severity == "" {
+		e.Severity = "high"
+	}
+	return []events.Signal{{
+		Source: "escalation", Kind: "escalation", Fingerprint: e.ID, Status: events.SignalFiring,
+		Title: e.Title, Summary: e.Details, Severity: e.Severity, Service: e.Service, Links: e.Links,
+		StartsAt: e.ReportedAt.UTC(), GroupKey: "escalation/" + e.ID,
+		ReportedBy: e.ReportedBy, CustomerImpact: e.CustomerImpact,
+	}}, nil
+}

@@ -1,0 +1,214 @@
+package signals
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/projection"
+)
+
+const testToken = "s3cret-token"
+
+// rig is a module on a real embedded bus, its routes on a loopback server.
+type rig struct {
+	t    testing.TB
+	bus  *natstest.Bus
+	env  *hub.Env
+	m    *module
+	srv  *httptest.Server
+	snsK *rsa.PrivateKey
+}
+
+type rigOpts struct {
+	yaml string
+	deps deps
+}
+
+func newRig(t testing.TB, o rigOpts) *rig {
+	t.Helper()
+	ctx := context.Background()
+	b := natstest.Start(t)
+	cases, err := natsjs.NewCases(ctx, b.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	effects, err := natsjs.NewEffects(ctx, b.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse("hikeshi.yaml", []byte(o.yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.Default()
+	}
+	env := &hub.Env{
+		Config: file, Bus: &hub.Bus{Server: b.Server, Conn: b.Conn, JS: b.JS, Events: b.Store},
+		Commands: command.New(b.Store, cases), Effects: effects, Logger: logger,
+		PublicURL: "https://hikeshi.example.test",
+	}
+	cfg, sec, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, bus: b, env: env}
+	if o.deps.certs == nil {
+		r.snsK, err = rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.deps.certs = func(_ context.Context, u string) (*x509.Certificate, error) {
+			return &x509.Certificate{PublicKey: &r.snsK.PublicKey}, nil
+		}
+	}
+	if r.m, err = newModule(cfg, sec, env, o.deps); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for p, h := range r.m.parts().Routes {
+		mux.Handle(p, h)
+	}
+	r.srv = httptest.NewServer(mux)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *rig) post(path string, body []byte, hdr map[string]string) (*http.Response, string) {
+	r.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func auth(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+// stored reads every signal on the stream.
+func (r *rig) stored() []events.Signal {
+	r.t.Helper()
+	ctx := context.Background()
+	s, err := r.bus.JS.Stream(ctx, events.SignalStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []events.Signal
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		env, err := events.Unmarshal(m.Data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		d, err := env.Decode()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		out = append(out, *d.(*events.Signal))
+	}
+	return out
+}
+
+func (r *rig) count() uint64 {
+	r.t.Helper()
+	s, err := r.bus.JS.Stream(context.Background(), events.SignalStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// run runs the module's projector until the test ends.
+func (r *rig) run() {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	runner, err := projection.New(ctx, projection.Config{Dial: r.bus.Dial, JS: r.bus.JS, Logger: r.env.Logger, AckWait: 20 * time.Second}, r.m.parts().Projectors)
+	if err != nil {
+		cancel()
+		r.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	r.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Errorf("runner: %v", err)
+		}
+	})
+}
+
+// waitHandled waits until the projector's consumer acknowledged n signals.
+func (r *rig) waitHandled(n uint64, within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := r.bus.JS.Consumer(context.Background(), events.SignalStream, Durable)
+		if err == nil {
+			if info, err := c.Info(context.Background()); err == nil && info.AckFloor.Stream >= n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("projector did not reach %d signals within %s", n, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func must(t testing.TB, cond bool, format string, a ...any) {
+	t.Helper()
+	if !cond {
+		t.Fatalf(format, a...)
+	}
+}
+

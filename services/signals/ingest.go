@@ -1,0 +1,321 @@
+package signals
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Publisher stores normalised signals on the SIGNALS stream, once each.
+type Publisher struct {
+	JS      jetstream.JetStream
+	Timeout time.Duration // default 5s
+}
+
+// errPerSubject is the code JetStream answers when a subject already holds
+// its one message and the stream discards new ones: the signal is stored.
+const errPerSubject = 10077
+
+// Put stores every signal and reports how many were new. It returns only
+// after JetStream acknowledged each one (or said it already has it); any
+// other failure is natsjs.ErrUnavailable and nothing may be reported as
+// accepted.
+func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, err error) {
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	now := time.Now()
+	msgs := make([]*nats.Msg, len(sigs))
+	for i := range sigs {
+		if msgs[i], err = encode(&sigs[i], now); err != nil {
+			return 0, err
+		}
+	}
+	if len(msgs) == 1 {
+		ack, err := p.JS.PublishMsg(ctx, msgs[0])
+		dup, err := outcome(ack, err)
+		if err != nil {
+			return 0, err
+		}
+		if !dup {
+			stored++
+		}
+		return stored, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		if futures[i], err = p.JS.PublishMsgAsync(m); err != nil {
+			return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+		}
+	}
+	for _, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if !ack.Duplicate {
+				stored++
+			}
+		case err := <-f.Err():
+			if _, err := outcome(nil, err); err != nil {
+				return 0, err
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, ctx.Err())
+		}
+	}
+	return stored, nil
+}
+
+// outcome tells a stored signal from one the stream already holds (inside
+// the Msg-Id window, or refused by the per-subject limit) and from failure.
+func outcome(ack *jetstream.PubAck, err error) (dup bool, _ error) {
+	if err == nil {
+		return ack.Duplicate, nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errPerSubject {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+}
+
+func encode(s *events.Signal, now time.Time) (*nats.Msg, error) {
+	key := events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+	env, err := events.New(key, s, events.Meta{ID: key, Actor: s.Source, Time: now})
+	if err != nil {
+		return nil, err
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(events.SignalSubject(s.Source, key))
+	m.Data = b
+	m.Header.Set(nats.MsgIdHdr, key)
+	m.Header.Set("Content-Type", "application/cloudevents+json")
+	return m, nil
+}
+
+// badRequest is a payload error: the answer is 400 with its message, which
+// names the field.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func bad(format string, a ...any) error { return &badRequest{fmt.Sprintf(format, a...)} }
+
+// unauthorized is a caller that could not be verified (401).
+type unauthorized struct{ msg string }
+
+func (e *unauthorized) Error() string { return e.msg }
+
+func denied(format string, a ...any) error { return &unauthorized{fmt.Sprintf(format, a...)} }
+
+// reply writes the JSON API's error shape.
+func reply(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// accepted is the answer to a stored delivery.
+type accepted struct {
+	Accepted int `json:"accepted"` // signals in the delivery, all stored
+	New      int `json:"new"`      // of which not seen before
+}
+
+// readBody reads at most max bytes; more is 413.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", max))
+		} else {
+			reply(w, http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// fail answers an error from verification, parsing or storing.
+func fail(w http.ResponseWriter, err error) {
+	var br *badRequest
+	var un *unauthorized
+	switch {
+	case errors.As(err, &un):
+		reply(w, http.StatusUnauthorized, "unauthorized", un.msg)
+	case errors.As(err, &br):
+		reply(w, http.StatusBadRequest, "bad_request", br.msg)
+	case errors.Is(err, natsjs.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		reply(w, http.StatusServiceUnavailable, "unavailable", "the signal could not be stored; retry")
+	default:
+		reply(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// store stores sigs and answers 202, or fails.
+func (m *module) store(w http.ResponseWriter, r *http.Request, sigs []events.Signal) {
+	for i := range sigs {
+		if err := validate(&sigs[i]); err != nil {
+			fail(w, bad("signals[%d]: %v", i, err))
+			return
+		}
+	}
+	n, err := m.pub.Put(r.Context(), sigs)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	m.count(len(sigs), n)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(accepted{Accepted: len(sigs), New: n})
+}
+
+// Limits on what one signal may carry.
+const (
+	maxText   = 10_000
+	maxLabels = 64
+)
+
+// validate checks what every parser must produce.
+func validate(s *events.Signal) error {
+	switch {
+	case !events.ValidID(s.Source):
+		return fmt.Errorf("source %q must be 1 to 64 characters from [A-Za-z0-9_-]", s.Source)
+	case s.Fingerprint == "":
+		return errors.New("fingerprint is required")
+	case s.Status != events.SignalFiring && s.Status != events.SignalResolved:
+		return fmt.Errorf("status %q must be firing or resolved", s.Status)
+	case strings.TrimSpace(s.Title) == "":
+		return errors.New("title is required")
+	case s.StartsAt.IsZero():
+		return errors.New("starts_at is required")
+	case len(s.Labels) > maxLabels:
+		return fmt.Errorf("labels: more than %d", maxLabels)
+	case len(s.Title) > maxText || len(s.Summary) > maxText || len(s.CustomerImpact) > maxText:
+		return fmt.Errorf("title, summary or customer_impact is longer than %d bytes", maxText)
+	}
+	if !validSeverity(s.Severity) {
+		return fmt.Errorf("severity %q must be one of %s", s.Severity, strings.Join(events.SignalSeverities, ", "))
+	}
+	if s.GroupKey == "" {
+		s.GroupKey = s.Source + "/" + s.Fingerprint
+	}
+	return nil
+}
+
+func validSeverity(s string) bool {
+	for _, v := range events.SignalSeverities {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// decode reads one JSON value: malformed JSON and trailing data are
+// errors. strict also refuses unknown fields, for the payloads this hub
+// defines; a vendor's payload gains fields over time and those are ignored.
+func decode(b []byte, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return bad("invalid JSON: %s", jsonError(err))
+	}
+	if dec.More() {
+		return bad("invalid JSON: trailing data after the value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("invalid JSON: trailing data after the value")
+	}
+	return nil
+}
+
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%s: expected %s, got %s", te.Field, te.Type, te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// bearer verifies Authorization: Bearer <token> in constant time.
+func bearer(r *http.Request, token string) error {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		return denied("missing or wrong bearer token")
+	}
+	return nil
+}
+
+// headerSecret verifies a shared secret sent in a header.
+func headerSecret(r *http.Request, name, secret string) error {
+	got := r.Header.Get(name)
+	if got == "" || secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
+		return denied("missing or wrong %s header", name)
+	}
+	return nil
+}
+
+// Grafana's webhook HMAC: hex HMAC-SHA256 of the body, or of
+// "<timestamp>:<body>" when the timestamp header is configured.
+const (
+	grafanaSignatureHeader = "X-Grafana-Alerting-Signature"
+	grafanaTimestampHeader = "X-Grafana-Alerting-Timestamp"
+)
+
+func grafanaHMAC(r *http.Request, body []byte, secret string, maxSkew time.Duration, now time.Time) error {
+	sig, err := hex.DecodeString(r.Header.Get(grafanaSignatureHeader))
+	if err != nil || len(sig) == 0 || secret == "" {
+		return denied("missing or malformed %s header", grafanaSignatureHeader)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	if ts := r.Header.Get(grafanaTimestampHeader); ts != "" {
+		t, err := parseUnix(ts)
+		if err != nil || now.Sub(t).Abs() > maxSkew {
+			return denied("%s is missing, malformed or too old", grafanaTimestampHeader)
+		}
+		mac.Write([]byte(ts + ":"))
+	}
+	mac.Write(body)
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		return denied("wrong %s", grafanaSignatureHeader)
+	}
+	return nil
+}
+
+func parseUnix(s string) (time.Time, error) {
+	var sec int64
+	if _, err := fmt.Sscanf(s, "%d", &sec); err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(sec, 0), nil
+}

@@ -1,0 +1,340 @@
+package signals
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
+)
+
+const baseYAML = `
+signals:
+  token_env: SIG_TOKEN
+  grafana:
+    hmac_secret_env: SIG_GRAFANA_HMAC
+  aws:
+    secret_env: SIG_AWS_SECRET
+    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
+`
+
+func setSecrets(t *testing.T) {
+	t.Setenv("SIG_TOKEN", testToken)
+	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
+	t.Setenv("SIG_AWS_SECRET", "aws-secret")
+}
+
+func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	body := fixture(t, "alertmanager-v4.json")
+	resp, out := r.post(PathAlertmanager, body, auth(testToken))
+	must(t, resp.StatusCode == http.StatusAccepted, "status %d: %s", resp.StatusCode, out)
+	must(t, strings.Contains(out, `"new":2`), "answer %s", out)
+	// An HA peer or a retry delivers the same payload: stored once, 202.
+	resp, out = r.post(PathAlertmanager, body, auth(testToken))
+	must(t, resp.StatusCode == http.StatusAccepted && strings.Contains(out, `"new":0`), "duplicate: %d %s", resp.StatusCode, out)
+	sigs := r.stored()
+	must(t, len(sigs) == 2, "stored %d signals, want 2", len(sigs))
+	s := sigs[0]
+	if s.Source != "alertmanager" || s.Fingerprint != "c4b8a6e3d2f19a07" || s.Status != "firing" || s.Severity != "medium" ||
+		s.Service != "checkout" || s.Project != "acme-prod-data" || s.GroupKey != `{}:{alertname="KafkaConsumerLag"}` || len(s.Links) != 2 {
+		t.Errorf("normalised = %+v", s)
+	}
+	if sigs[1].Status != "resolved" || sigs[1].EndsAt.IsZero() {
+		t.Errorf("resolved alert = %+v", sigs[1])
+	}
+}
+
+// The Msg-Id window is two minutes; Alertmanager repeats hours later. A
+// publish with another Msg-Id to the same subject must still be refused.
+func TestDedupOutlivesTheMsgIDWindow(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	sig := events.Signal{Source: "alertmanager", Kind: "alert", Fingerprint: "f1", Status: "firing", Title: "x",
+		Severity: "high", StartsAt: time.Unix(1700000000, 0).UTC(), GroupKey: "g"}
+	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 1, "first put: %d %v", n, err)
+	m, err := encode(&sig, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Set(nats.MsgIdHdr, "another-id-as-after-the-window")
+	_, err = r.bus.JS.PublishMsg(context.Background(), m)
+	dup, err := outcome(nil, err)
+	must(t, err == nil && dup, "same subject, new Msg-Id: dup=%v err=%v", dup, err)
+	must(t, r.count() == 1, "stream holds %d", r.count())
+	// A different status or start time is a different signal.
+	sig.Status = "resolved"
+	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 1, "resolved: %d %v", n, err)
+}
+
+func TestRejections(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML + "  max_body_bytes: 4096\n"})
+	am := fixture(t, "alertmanager-v4.json")
+	for _, c := range []struct {
+		name   string
+		path   string
+		body   string
+		hdr    map[string]string
+		status int
+		want   string
+	}{
+		{"no token", PathAlertmanager, string(am), nil, 401, "bearer"},
+		{"wrong token", PathAlertmanager, string(am), auth("nope"), 401, "bearer"},
+		{"not JSON", PathAlertmanager, "{", auth(testToken), 400, "invalid JSON"},
+		{"trailing data", PathAlertmanager, string(am) + "{}", auth(testToken), 400, "trailing"},
+		{"missing fingerprint", PathAlertmanager, strings.Replace(string(am), `"fingerprint": "c4b8a6e3d2f19a07"`, `"fingerprint": ""`, 1), auth(testToken), 400, "alerts[0].fingerprint"},
+		{"bad status", PathAlertmanager, strings.Replace(string(am), `"status": "resolved"`, `"status": "gone"`, 1), auth(testToken), 400, "alerts[1].status"},
+		{"wrong version", PathAlertmanager, strings.Replace(string(am), `"version": "4"`, `"version": "3"`, 1), auth(testToken), 400, "version"},
+		{"wrong type", PathAlertmanager, strings.Replace(string(am), `"truncatedAlerts": 0`, `"alerts": 7`, 1), auth(testToken), 400, "alerts"},
+		{"too large", PathAlertmanager, `{"pad":"` + strings.Repeat("x", 5000) + `"}`, auth(testToken), 413, "larger"},
+		{"generic unknown field", PathGeneric, `{"source":"x","fingerprint":"f","title":"t","severity":"high","starts_at":"2025-01-01T00:00:00Z","colour":"red"}`, auth(testToken), 400, "colour"},
+		{"generic bad severity", PathGeneric, `{"source":"x","fingerprint":"f","title":"t","severity":"urgent","starts_at":"2025-01-01T00:00:00Z"}`, auth(testToken), 400, "severity"},
+		{"generic bad source", PathGeneric, `{"source":"a.b","fingerprint":"f","title":"t","severity":"high","starts_at":"2025-01-01T00:00:00Z"}`, auth(testToken), 400, "source"},
+		{"escalation without impact", PathEscalations, `{"id":"ZD-1","title":"t","reported_by":"yuki","reported_at":"2025-01-01T00:00:00Z"}`, auth(testToken), 400, "customer_impact"},
+		{"eventbridge no secret", PathAWS, string(fixture(t, "guardduty-eventbridge.json")), nil, 401, "X-Hikeshi-Secret"},
+		{"grafana bad hmac", PathGrafana, string(fixture(t, "grafana.json")), map[string]string{grafanaSignatureHeader: "00ff"}, 401, "wrong"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, out := r.post(c.path, []byte(c.body), c.hdr)
+			if resp.StatusCode != c.status || !strings.Contains(out, c.want) {
+				t.Errorf("%d %s; want %d mentioning %q", resp.StatusCode, out, c.status, c.want)
+			}
+		})
+	}
+	must(t, r.count() == 0, "rejected deliveries stored %d signals", r.count())
+}
+
+func TestBusDownIs503(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	r.m.pub.Timeout = time.Second
+	r.bus.Server.Shutdown()
+	r.bus.Server.WaitForShutdown()
+	resp, out := r.post(PathAlertmanager, fixture(t, "alertmanager-v4.json"), auth(testToken))
+	must(t, resp.StatusCode == http.StatusServiceUnavailable, "status %d: %s", resp.StatusCode, out)
+	must(t, resp.Header.Get("Retry-After") != "", "no Retry-After")
+}
+
+func TestGrafanaHMACAndTimestamp(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	body := fixture(t, "grafana.json")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte("grafana-hmac"))
+	mac.Write([]byte(ts + ":"))
+	mac.Write(body)
+	resp, out := r.post(PathGrafana, body, map[string]string{grafanaSignatureHeader: hex.EncodeToString(mac.Sum(nil)), grafanaTimestampHeader: ts})
+	must(t, resp.StatusCode == 202, "status %d: %s", resp.StatusCode, out)
+	sigs := r.stored()
+	must(t, len(sigs) == 2 && sigs[0].Source == "grafana" && sigs[0].Title == "High memory usage", "stored %+v", sigs)
+	// A replay with an old timestamp is refused.
+	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	mac = hmac.New(sha256.New, []byte("grafana-hmac"))
+	mac.Write([]byte(old + ":"))
+	mac.Write(body)
+	resp, _ = r.post(PathGrafana, body, map[string]string{grafanaSignatureHeader: hex.EncodeToString(mac.Sum(nil)), grafanaTimestampHeader: old})
+	must(t, resp.StatusCode == 401, "old timestamp: %d", resp.StatusCode)
+}
+
+func TestEventBridgeFindings(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	hdr := map[string]string{"X-Hikeshi-Secret": "aws-secret"}
+	for _, f := range []string{"guardduty-eventbridge.json", "securityhub-eventbridge.json"} {
+		resp, out := r.post(PathAWS, fixture(t, f), hdr)
+		must(t, resp.StatusCode == 202, "%s: %d %s", f, resp.StatusCode, out)
+	}
+	sigs := r.stored()
+	must(t, len(sigs) == 2, "stored %d", len(sigs))
+	gd, sh := sigs[0], sigs[1]
+	if gd.Account != "123456789012" || gd.Severity != "medium" || gd.Kind != "finding" ||
+		gd.Resource != "arn:aws:ec2:us-east-1:123456789012:instance/i-05746eb48123455e0" || gd.Labels["finding_type"] != "Canary:EC2/Stateless.IntegTest" {
+		t.Errorf("GuardDuty = %+v", gd)
+	}
+	if sh.Severity != "high" || sh.Fingerprint != "us-west-2/123456789012/98aebb2207407c87f51e89943f12b1ef" || sh.Status != "firing" {
+		t.Errorf("Security Hub = %+v", sh)
+	}
+}
+
+// snsSign signs m as SNS would, with the rig's key.
+func (r *rig) snsSign(m *snsMessage, version string) []byte {
+	m.SignatureVersion = version
+	h := crypto.SHA256
+	var sum []byte
+	if version == "1" {
+		h = crypto.SHA1
+		d := sha1.Sum([]byte(snsStringToSign(m))) //nolint:gosec
+		sum = d[:]
+	} else {
+		d := sha256.Sum256([]byte(snsStringToSign(m)))
+		sum = d[:]
+	}
+	sig, err := rsa.SignPKCS1v15(rand.Reader, r.snsK, h, sum)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m.Signature = base64.StdEncoding.EncodeToString(sig)
+	b, err := json.Marshal(m)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+func TestSNS(t *testing.T) {
+	setSecrets(t)
+	var mu sync.Mutex
+	var confirmed []string
+	r := newRig(t, rigOpts{yaml: baseYAML, deps: deps{confirm: func(_ context.Context, u string) error {
+		if _, err := checkSNSURL("SubscribeURL", u); err != nil {
+			return err
+		}
+		mu.Lock()
+		confirmed = append(confirmed, u)
+		mu.Unlock()
+		return nil
+	}}})
+	var conf snsMessage
+	if err := json.Unmarshal(fixture(t, "sns-subscription-confirmation.json"), &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf.Timestamp = time.Now().UTC().Format(time.RFC3339)
+	hdr := map[string]string{"x-amz-sns-message-type": "SubscriptionConfirmation"}
+	resp, out := r.post(PathAWS, r.snsSign(&conf, "1"), hdr)
+	must(t, resp.StatusCode == 200 && len(confirmed) == 1, "confirmation: %d %s %v", resp.StatusCode, out, confirmed)
+
+	note := snsMessage{Type: "Notification", MessageID: "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+		TopicArn: conf.TopicArn, Subject: "GuardDuty", Message: string(fixture(t, "guardduty-eventbridge.json")),
+		Timestamp: time.Now().UTC().Format(time.RFC3339), SigningCertURL: conf.SigningCertURL,
+		UnsubscribeURL: "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe"}
+	body := r.snsSign(&note, "2")
+	nh := map[string]string{"x-amz-sns-message-type": "Notification"}
+	resp, out = r.post(PathAWS, body, nh)
+	must(t, resp.StatusCode == 202, "notification: %d %s", resp.StatusCode, out)
+	must(t, r.count() == 1, "stored %d", r.count())
+
+	tampered := bytes.Replace(body, []byte("Canary"), []byte("Kanary"), 1)
+	resp, _ = r.post(PathAWS, tampered, nh)
+	must(t, resp.StatusCode == 401, "tampered: %d", resp.StatusCode)
+
+	evil := note
+	evil.SigningCertURL = "https://sns.us-west-2.amazonaws.com.evil.example/cert.pem"
+	resp, out = r.post(PathAWS, r.snsSign(&evil, "2"), nh)
+	must(t, resp.StatusCode == 401 && strings.Contains(out, "SigningCertURL"), "foreign cert host: %d %s", resp.StatusCode, out)
+
+	other := note
+	other.TopicArn = "arn:aws:sns:us-west-2:999999999999:Other"
+	resp, out = r.post(PathAWS, r.snsSign(&other, "2"), nh)
+	must(t, resp.StatusCode == 401 && strings.Contains(out, "not allowed"), "foreign topic: %d %s", resp.StatusCode, out)
+	must(t, r.count() == 1, "refused deliveries stored: %d", r.count())
+}
+
+// jwksServer serves a key set and mints tokens with its key.
+type jwksServer struct {
+	*httptest.Server
+	key *rsa.PrivateKey
+}
+
+func newJWKS(t *testing.T) *jwksServer {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jwksServer{key: k}
+	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+			"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
+		}}})
+	}))
+	t.Cleanup(j.Close)
+	return j
+}
+
+func (j *jwksServer) token(t *testing.T, claims map[string]any) string {
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	head := seg(map[string]string{"alg": "RS256", "kid": "k1", "typ": "JWT"}) + "." + seg(claims)
+	sum := sha256.Sum256([]byte(head))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, j.key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func TestGCPSCCPush(t *testing.T) {
+	setSecrets(t)
+	j := newJWKS(t)
+	const aud = "https://hikeshi.example.test/api/v1/signals/gcp-scc"
+	const sa = "scc-push@acme-sec.iam.gserviceaccount.com"
+	r := newRig(t, rigOpts{yaml: baseYAML + fmt.Sprintf("  gcp_scc:\n    audience: %s\n    service_account: %s\n    jwks_url: %s\n", aud, sa, j.URL)})
+	push, _ := json.Marshal(map[string]any{
+		"message": map[string]any{"data": base64.StdEncoding.EncodeToString(fixture(t, "scc-finding.json")),
+			"messageId": "2070443601311540", "publishTime": "2025-06-06T03:12:47.001Z", "attributes": map[string]string{}},
+		"subscription": "projects/acme-sec/subscriptions/hikeshi-scc",
+	})
+	claims := func(aud, email string) map[string]any {
+		return map[string]any{"iss": "https://accounts.google.com", "aud": aud, "email": email, "email_verified": true,
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "sub": "1234567890"}
+	}
+	resp, out := r.post(PathGCPSCC, push, auth(j.token(t, claims(aud, sa))))
+	must(t, resp.StatusCode == 202, "push: %d %s", resp.StatusCode, out)
+	sigs := r.stored()
+	must(t, len(sigs) == 1 && sigs[0].Project == "acme-prod-web" && sigs[0].Severity == "high" && sigs[0].Title == "OPEN_FIREWALL", "stored %+v", sigs)
+	for _, c := range []struct {
+		name string
+		tok  string
+	}{
+		{"wrong audience", j.token(t, claims("https://elsewhere.example/", sa))},
+		{"wrong account", j.token(t, claims(aud, "someone@evil.example"))},
+		{"not a JWT", "abc"},
+	} {
+		resp, _ := r.post(PathGCPSCC, push, auth(c.tok))
+		if resp.StatusCode != 401 {
+			t.Errorf("%s: %d", c.name, resp.StatusCode)
+		}
+	}
+}
+
+func TestGenericAndEscalation(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	resp, out := r.post(PathGeneric, []byte(`[{"source":"datadog","fingerprint":"dd-1","title":"Disk full","severity":"high","status":"firing",
+		"labels":{"host":"db-1"},"links":[{"title":"monitor","url":"https://app.datadoghq.com/monitors/1"}],"starts_at":"2025-06-01T00:00:00Z"}]`), auth(testToken))
+	must(t, resp.StatusCode == 202, "generic: %d %s", resp.StatusCode, out)
+	esc := `{"id":"ZD-88213","title":"Customers charged twice","reported_by":"yuki.tanaka","reported_at":"2025-06-05T07:48:12Z",
+		"customer_impact":"Three tenants","service":"payments"}`
+	for range 2 {
+		resp, out = r.post(PathEscalations, []byte(esc), auth(testToken))
+		must(t, resp.StatusCode == 202, "escalation: %d %s", resp.StatusCode, out)
+	}
+	sigs := r.stored()
+	must(t, len(sigs) == 2 && sigs[1].Kind == "escalation" && sigs[1].ReportedBy == "yuki.tanaka" && sigs[1].Severity == "high", "stored %+v", sigs)
+}
+

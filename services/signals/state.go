@@ -1,0 +1,104 @@
+package signals
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// groupState is kept per group key: the incident open for it, how many
+// signals it counted, and how many of its fingerprints fire.
+type groupState struct {
+	Incident string `json:"incident,omitempty"`
+	Gen      int    `json:"gen"` // incidents declared for the group so far
+	Count    int    `json:"count"`
+	Firing   int    `json:"firing"`
+	// Seq is the last signal (stream sequence) counted: a redelivery of
+	// it, after the state was written but before the ack, counts nothing.
+	Seq uint64 `json:"seq"`
+}
+
+// fpState is kept per fingerprint.
+type fpState struct {
+	Status      string `json:"status,omitempty"`
+	Occurrences int    `json:"occurrences"`
+	FirstSeen   string `json:"first_seen,omitempty"`
+	// Rate window.
+	WindowStart int64 `json:"window_start,omitempty"`
+	WindowCount int   `json:"window_count,omitempty"`
+	Suppressed  int   `json:"suppressed,omitempty"`
+	// Alert ticket.
+	Ticket     int  `json:"ticket,omitempty"`
+	TicketOpen bool `json:"ticket_open,omitempty"`
+	// Triage item of an escalation: open, accepted or dismissed.
+	Triage string `json:"triage,omitempty"`
+	Seq    uint64 `json:"seq"`
+}
+
+// states is a KV bucket with a read-through cache. Writes compare the
+// revision they read, so another hub replica's write is never lost: the
+// conflict fails the delivery, which is retried from fresh state.
+type states struct {
+	kv jetstream.KeyValue
+	mu sync.Mutex
+	c  map[string]cached
+}
+
+type cached struct {
+	val []byte
+	rev uint64
+}
+
+func newStates(ctx context.Context, js jetstream.JetStream) (*states, error) {
+	kv, err := js.KeyValue(ctx, natsjs.SignalsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("signals bucket: %w", err)
+	}
+	return &states{kv: kv, c: map[string]cached{}}, nil
+}
+
+func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
+	s.mu.Lock()
+	c, ok := s.c[key]
+	s.mu.Unlock()
+	if !ok {
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return 0, nil
+		case err != nil:
+			return 0, fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
+		}
+		c = cached{val: e.Value(), rev: e.Revision()}
+	}
+	return c.rev, json.Unmarshal(c.val, v)
+}
+
+func (s *states) put(ctx context.Context, key string, rev uint64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var next uint64
+	if rev == 0 {
+		next, err = s.kv.Create(ctx, key, b)
+	} else {
+		next, err = s.kv.Update(ctx, key, b, rev)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.c, key) // another writer: read afresh on the retry
+		return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
+	}
+	if len(s.c) > 100_000 {
+		clear(s.c)
+	}
+	s.c[key] = cached{val: b, rev: next}
+	return nil
+}
