@@ -22,6 +22,9 @@ const (
 	// SignalRetention is how long a signal is kept, and so how long a
 	// redelivery of it is recognised as a duplicate.
 	SignalRetention = 30 * 24 * time.Hour
+	// ArchivesBucket is an object store: exports (a Slack conversation at
+	// close) that other integrations attach to the case.
+	ArchivesBucket = "hikeshi_archives"
 )
 
 // Topology is how the streams are created.
@@ -118,6 +121,14 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 		}
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      ArchivesBucket,
+		Description: "Exports kept for the record (conversation archives), one object per incident and system",
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}); err != nil {
+		return fmt.Errorf("object store %s: %w", ArchivesBucket, err)
 	}
 	return nil
 }
