@@ -47,7 +47,7 @@ func TestSSSSharedOncePerMessageAndForgeriesAppendNothing(t *testing.T) {
 		{body, now - 301, "", http.StatusUnauthorized},
 		{[]byte(`{"type":`), now, "", http.StatusBadRequest},
 		{body, now, "", http.StatusOK},
-		{body, now, "", http.StatusOK}, // Slack's retry of the same event
+		{body, now, "", http.StatusOK},                                       // Slack's retry of the same event
 		{reaction("Ev002", "sss", "CSUPPORT01", ts), now, "", http.StatusOK}, // someone else reacts too
 	} {
 		if got := r.send("/slack/events", c.body, c.ts, c.sig, map[string]string{"X-Slack-Retry-Num": strconv.Itoa(i)}); got != c.want {
