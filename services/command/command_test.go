@@ -419,3 +419,24 @@ func TestConfidentialDeclareGetsCodename(t *testing.T) {
 		t.Errorf("non-confidential incident got codename %q", plain.Codename)
 	}
 }
+
+// An integration result is visible in the state the writer returns and
+// caches, not only after a reload from the stream.
+func TestRecordLinkShowsInState(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	a := replica(t, bus, "replica-a")
+	st := declare(t, ctx, a, "link me")
+	link := incident.RecordLink{Type: events.TypeSlackChannelLinked, Linked: events.Linked{System: "slack", Ref: "C42", Name: "#inc-1"}}
+	got, err := a.Execute(ctx, st.ID, link, command.Meta{Actor: "slack", Key: "link-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Links["slack"].Ref != "C42" {
+		t.Fatalf("returned state links %v, want slack C42", got.Links)
+	}
+	again, err := a.Get(ctx, st.ID)
+	if err != nil || again.Links["slack"].Ref != "C42" {
+		t.Fatalf("cached state links %v (%v), want slack C42", again.Links, err)
+	}
+}

@@ -89,6 +89,9 @@ func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
 	if s.Has(e.ID) {
 		return nil
 	}
+	if l, ok := d.(events.Linked); ok {
+		d = &l // as built by events.NewLinked; decoding yields a pointer
+	}
 	if !s.Exists() {
 		if _, ok := d.(*events.Declared); !ok {
 			return fmt.Errorf("incident %s: first event is %s, want %s", e.Subject, e.Type, events.TypeDeclared)

@@ -120,8 +120,7 @@ func (c *client) post(ctx context.Context, w io.Writer, path string, body any) e
 }
 
 func (c *client) printIncident(w io.Writer, raw json.RawMessage) error {
-	if c.asJSON {
-		_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	if done, err := c.printRaw(w, raw); done || err != nil {
 		return err
 	}
 	var v incidentView
@@ -189,58 +188,56 @@ func positional(f *flags, args []string, n int) ([]string, error) {
 	return pos, nil
 }
 
-func severity(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("severity", "ID SEV [--reason R]")
-	c := clientFlags(f)
-	reason := f.String("reason", "", "why")
-	pos, err := positional(f, args, 2)
-	if err != nil {
-		return err
-	}
-	return c.post(ctx, w, incidentPath(pos[0], "/severity"), map[string]string{"severity": pos[1], "reason": *reason})
+// incidentCommand posts one command to an incident. The arguments after
+// the ID fill the body fields in args, in order (the last may be several
+// words); flags fill the others.
+type incidentCommand struct {
+	name, usage, summary, path string
+	args                       []string
+	flags                      []bodyFlag
 }
 
-func status(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("status", "ID STATUS [--message M]")
-	c := clientFlags(f)
-	msg := f.String("message", "", "what changed")
-	pos, err := positional(f, args, 2)
-	if err != nil {
-		return err
-	}
-	return c.post(ctx, w, incidentPath(pos[0], "/status"), map[string]string{"status": pos[1], "message": *msg})
+type bodyFlag struct{ name, field, usage string }
+
+var incidentCommands = []incidentCommand{
+	{name: "severity", usage: "ID SEV [--reason R]", summary: "change an incident's severity", path: "/severity", args: []string{"severity"},
+		flags: []bodyFlag{{"reason", "reason", "why"}}},
+	{name: "status", usage: "ID STATUS [--message M]", summary: "move an incident to investigating|identified|monitoring|resolved", path: "/status", args: []string{"status"},
+		flags: []bodyFlag{{"message", "message", "what changed"}}},
+	{name: "commander", usage: "ID USER", summary: "assign the incident commander", path: "/commander", args: []string{"user"}},
+	{name: "note", usage: "ID TEXT", summary: "add a note to the timeline", path: "/notes", args: []string{"text"}},
+	{name: "close", usage: "ID --resolution R [--lessons L]", summary: "close a resolved incident", path: "/close",
+		flags: []bodyFlag{{"resolution", "resolution", "how it was resolved (required)"}, {"lessons", "lessons_learned", "lessons learned"}}},
 }
 
-func commander(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("commander", "ID USER")
+func (ic incidentCommand) run(ctx context.Context, args []string, w io.Writer) error {
+	f := newFlags(ic.name, ic.usage)
 	c := clientFlags(f)
-	pos, err := positional(f, args, 2)
+	values := make([]*string, len(ic.flags))
+	for i, bf := range ic.flags {
+		values[i] = f.String(bf.name, "", bf.usage)
+	}
+	pos, err := positional(f, args, 1+len(ic.args))
 	if err != nil {
 		return err
 	}
-	return c.post(ctx, w, incidentPath(pos[0], "/commander"), map[string]string{"user": pos[1]})
+	body := map[string]string{}
+	for i, field := range ic.args {
+		body[field] = pos[1+i]
+	}
+	for i, bf := range ic.flags {
+		body[bf.field] = *values[i]
+	}
+	return c.post(ctx, w, incidentPath(pos[0], ic.path), body)
 }
 
-func note(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("note", "ID TEXT")
-	c := clientFlags(f)
-	pos, err := positional(f, args, 2)
-	if err != nil {
-		return err
+// printRaw prints the answer as is when --json was given.
+func (c *client) printRaw(w io.Writer, raw json.RawMessage) (bool, error) {
+	if !c.asJSON {
+		return false, nil
 	}
-	return c.post(ctx, w, incidentPath(pos[0], "/notes"), map[string]string{"text": pos[1]})
-}
-
-func closeCmd(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("close", "ID --resolution R [--lessons L]")
-	c := clientFlags(f)
-	res := f.String("resolution", "", "how it was resolved (required)")
-	lessons := f.String("lessons", "", "lessons learned")
-	pos, err := positional(f, args, 1)
-	if err != nil {
-		return err
-	}
-	return c.post(ctx, w, incidentPath(pos[0], "/close"), map[string]string{"resolution": *res, "lessons_learned": *lessons})
+	_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	return true, err
 }
 
 func show(ctx context.Context, args []string, w io.Writer) error {
@@ -272,8 +269,7 @@ func ls(ctx context.Context, args []string, w io.Writer) error {
 	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return err
 	}
-	if c.asJSON {
-		_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	if done, err := c.printRaw(w, raw); done || err != nil {
 		return err
 	}
 	var out struct {
@@ -336,8 +332,7 @@ func timelineCmd(ctx context.Context, args []string, w io.Writer) error {
 	if err := c.do(ctx, http.MethodGet, incidentPath(pos[0], "/timeline"), nil, &raw); err != nil {
 		return err
 	}
-	if c.asJSON {
-		_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	if done, err := c.printRaw(w, raw); done || err != nil {
 		return err
 	}
 	var out struct {

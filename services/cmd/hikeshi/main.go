@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -22,14 +23,9 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	cmds := []command{
 		{"serve", "[flags]", "run the hub: API, timeline projector, embedded NATS and SQLite", serve},
 		{"declare", "--title T --service S --severity SEV2 [flags]", "declare an incident", declare},
-		{"severity", "ID SEV [--reason R]", "change an incident's severity", severity},
-		{"status", "ID STATUS [--message M]", "move an incident to investigating|identified|monitoring|resolved", status},
-		{"commander", "ID USER", "assign the incident commander", commander},
-		{"note", "ID TEXT", "add a note to the timeline", note},
-		{"close", "ID --resolution R [--lessons L]", "close a resolved incident", closeCmd},
 		{"ls", "[--status open|closed]", "list incidents", ls},
 		{"show", "ID", "show an incident's current state", show},
 		{"timeline", "ID", "print an incident's timeline", timelineCmd},
@@ -38,6 +34,12 @@ func commands() []command {
 		{"postmortem", "ID", "open the postmortem pull request now (GitHub module)", postmortem},
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
 	}
+	// The incident commands go right after declare.
+	var ics []command
+	for _, ic := range incidentCommands {
+		ics = append(ics, command{ic.name, ic.usage, ic.summary, ic.run})
+	}
+	return slices.Insert(cmds, 2, ics...)
 }
 
 func usage(w io.Writer) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,8 +23,7 @@ func postmortem(ctx context.Context, args []string, w io.Writer) error {
 	if err := c.do(ctx, http.MethodPost, incidentPath(pos[0], "/postmortem"), map[string]string{}, &raw); err != nil {
 		return err
 	}
-	if c.asJSON {
-		_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	if done, err := c.printRaw(w, raw); done || err != nil {
 		return err
 	}
 	var pr struct {
@@ -55,8 +53,7 @@ func followups(ctx context.Context, args []string, w io.Writer) error {
 	if err := c.do(ctx, http.MethodGet, "/api/v1/followups", nil, &raw); err != nil {
 		return err
 	}
-	if c.asJSON {
-		_, err := fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	if done, err := c.printRaw(w, raw); done || err != nil {
 		return err
 	}
 	var out struct {
