@@ -183,7 +183,7 @@ func (r *rig) waitHandled(n uint64, within time.Duration) {
 	r.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		c, err := r.bus.JS.Consumer(context.Background(), events.SignalStream, Durable)
+		c, err := r.bus.JS.PushConsumer(context.Background(), events.SignalStream, Durable)
 		if err == nil {
 			if info, err := c.Info(context.Background()); err == nil && info.AckFloor.Stream >= n {
 				return
@@ -211,4 +211,3 @@ func must(t testing.TB, cond bool, format string, a ...any) {
 		t.Fatalf(format, a...)
 	}
 }
-

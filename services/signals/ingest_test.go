@@ -337,4 +337,3 @@ func TestGenericAndEscalation(t *testing.T) {
 	sigs := r.stored()
 	must(t, len(sigs) == 2 && sigs[1].Kind == "escalation" && sigs[1].ReportedBy == "yuki.tanaka" && sigs[1].Severity == "high", "stored %+v", sigs)
 }
-

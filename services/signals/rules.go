@@ -184,6 +184,9 @@ func (rs *Rules) Evaluate(s *events.Signal) Decision {
 	for _, r := range rs.rules {
 		if r.when != nil {
 			out, _, err := r.when.Eval(act)
+			if err != nil && missingKey(err) {
+				continue // a label the signal lacks does not match
+			}
 			if err != nil {
 				d.Flagged = fmt.Sprintf("rule %q: %v", r.Name, err)
 				break
@@ -243,3 +246,7 @@ func (d *Decision) merge(r *rule, act map[string]any) error {
 	}
 	return nil
 }
+
+// missingKey: CEL fails signal.labels["env"] when the label is absent;
+// that is a rule that does not apply, not a broken rule.
+func missingKey(err error) bool { return strings.HasPrefix(err.Error(), "no such key") }

@@ -1,0 +1,143 @@
+package signals
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+)
+
+func sigFor(i, groups int, status string) events.Signal {
+	g := i % groups
+	return events.Signal{Source: "alertmanager", Kind: "alert", Fingerprint: fmt.Sprintf("fp-%d", i), Status: status,
+		Title: fmt.Sprintf("Disk full on shard %d", g), Severity: "high", Service: "search",
+		StartsAt: time.Unix(1750000000, 0).UTC(), GroupKey: fmt.Sprintf("group-%d", g)}
+}
+
+func TestRulesEvaluateInOrder(t *testing.T) {
+	rs, err := Compile([]RuleConfig{
+		{Name: "noise", When: `signal.labels["env"] == "test"`, Drop: true},
+		{Name: "owner", When: `signal.source == "aws"`, Annotate: map[string]string{"owner": "cloud-sec", "playbook": "https://wiki/gd"}, Priority: "P2"},
+		{Name: "critical", When: `signal.severity in ["critical", "high"] && signal.kind == "finding"`, Route: RouteIncident,
+			Incident: IncidentAction{Service: "cloud", Severity: "2", Confidential: true}, GroupBy: `signal.account + "/" + signal.labels["finding_type"]`},
+		{Name: "broken", When: `int(signal.title) > 0`, Route: RouteIncident},
+	}, RuleConfig{Route: RouteTicket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gd := events.Signal{Source: "aws", Kind: "finding", Severity: "high", Account: "111", Labels: map[string]string{"finding_type": "Recon"}, GroupKey: "x"}
+	d := rs.Evaluate(&gd)
+	if d.Route != RouteIncident || d.Priority != "P2" || d.Annotations["owner"] != "cloud-sec" || d.GroupKey != "111/Recon" ||
+		d.Incident.Severity != "SEV2" || !d.Incident.Confidential || strings.Join(d.Rules, ",") != "owner,critical" {
+		t.Errorf("GuardDuty high: %+v", d)
+	}
+	if d := rs.Evaluate(&events.Signal{Labels: map[string]string{"env": "test"}}); !d.Drop {
+		t.Errorf("noise not dropped: %+v", d)
+	}
+	// A rule that fails to evaluate (no such label) never loses the signal:
+	// the default routes it, flagged.
+	d = rs.Evaluate(&events.Signal{Source: "grafana", Kind: "alert", Severity: "low", Title: "not a number"})
+	if d.Route != RouteTicket || d.Flagged == "" || !strings.Contains(d.Flagged, "broken") {
+		t.Errorf("failing rule: %+v", d)
+	}
+	for _, bad := range []RuleConfig{{When: `signal.source +`}, {When: `"x"`}, {Route: "page"}, {Drop: true, Route: RouteTicket}, {Incident: IncidentAction{Severity: "SEV9"}}} {
+		if _, err := Compile([]RuleConfig{bad}, RuleConfig{}); err == nil {
+			t.Errorf("Compile(%+v) accepted", bad)
+		}
+	}
+}
+
+const incidentYAML = `
+signals:
+  token_env: SIG_TOKEN
+  count_every: 50
+  rules:
+    - name: drop-canaries
+      when: 'signal.title.startsWith("Canary")'
+      drop: true
+    - name: page
+      when: 'signal.severity in ["critical", "high"]'
+      route: incident
+      annotate:
+        playbook: https://runbooks.acme.internal/disk
+`
+
+// A storm of one alert across many fingerprints yields one incident per
+// group, whose timeline counts occurrences in a handful of events.
+func TestOneIncidentPerGroup(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	const n, groups = 300, 3
+	sigs := make([]events.Signal, 0, n)
+	for i := range n {
+		sigs = append(sigs, sigFor(i, groups, "firing"))
+	}
+	sigs = append(sigs, events.Signal{Source: "grafana", Kind: "alert", Fingerprint: "c1", Status: "firing", Title: "Canary probe",
+		Severity: "critical", StartsAt: time.Unix(1, 0).UTC(), GroupKey: "canary"})
+	if _, err := r.m.pub.Put(context.Background(), sigs); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	r.waitHandled(uint64(len(sigs)), 60*time.Second)
+	incidents := r.incidents()
+	must(t, len(incidents) == groups, "incidents: %d, want %d", len(incidents), groups)
+	for id, evs := range incidents {
+		// declared + first + every 50 of 100 (2) = 4 events for 100 alerts.
+		must(t, len(evs) <= 5, "incident %s has %d events for %d alerts: %v", id, len(evs), n/groups, evs)
+	}
+	// Resolving every alert of group 0 records "resolved" once.
+	var res []events.Signal
+	for i := 0; i < n; i += groups {
+		res = append(res, sigFor(i, groups, "resolved"))
+	}
+	if _, err := r.m.pub.Put(context.Background(), res); err != nil {
+		t.Fatal(err)
+	}
+	r.waitHandled(uint64(len(sigs)+len(res)), 60*time.Second)
+	var resolved int
+	for _, evs := range r.incidents() {
+		for _, e := range evs {
+			if strings.HasSuffix(e, "/resolved") {
+				resolved++
+			}
+		}
+	}
+	must(t, resolved == 1, "resolved facts: %d, want 1", resolved)
+}
+
+// incidents reads the INCIDENTS stream: incident id → event types (with
+// the reason of occurrence facts).
+func (r *rig) incidents() map[string][]string {
+	r.t.Helper()
+	ctx := context.Background()
+	s, err := r.bus.JS.Stream(ctx, events.IncidentStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		env, err := events.Unmarshal(m.Data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		what := env.Type
+		if d, err := env.Decode(); err == nil {
+			if o, ok := d.(*events.SignalOccurrences); ok {
+				what += "/" + o.Reason
+			}
+		}
+		out[env.Subject] = append(out[env.Subject], what)
+	}
+	return out
+}
