@@ -38,6 +38,7 @@ func newProjector(m *module, d deps) (*projector, error) {
 		if p.tickets, err = newTickets(*m.cfg.GitHub, m.sec.github, d.client, m.env); err != nil {
 			return nil, err
 		}
+		p.tickets.st = st
 	}
 	return p, nil
 }

@@ -29,7 +29,6 @@ func stormSize(t *testing.T) (alerts, groups int) {
 	return alerts, groups
 }
 
-
 // The storm: every alert goes through the HTTP endpoint in group-sized
 // batches, is stored exactly once (each is delivered twice, as by two
 // Alertmanager HA peers), and yields one incident per group.

@@ -30,6 +30,7 @@ type tickets struct {
 	labels      []string
 	effects     *natsjs.Effects
 	env         *hub.Env
+	st          *states // the projector's, for the group's incident
 }
 
 func newTickets(c GitHubConfig, token string, client *http.Client, env *hub.Env) (*tickets, error) {
@@ -181,7 +182,7 @@ func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpStat
 	b.WriteString("\n**Related open incidents**\n")
 	var g groupState
 	related := false
-	if _, err := getState(ctx, t.env, "group."+natsjs.EffectKey(d.GroupKey), &g); err == nil && g.Incident != "" {
+	if _, err := t.st.get(ctx, "group."+natsjs.EffectKey(d.GroupKey), &g); err == nil && g.Incident != "" {
 		if st, err := t.env.Commands.Get(ctx, g.Incident); err == nil && st.Open() {
 			fmt.Fprintf(&b, "- %s %s (%s)\n", st.CaseNumber, st.DisplayTitle(), st.Status)
 			related = true
@@ -192,12 +193,4 @@ func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpStat
 	}
 	fmt.Fprintf(&b, "\n**Previous occurrences**\n- %d so far, first seen %s\n", fp.Occurrences, fp.FirstSeen)
 	return b.String()
-}
-
-func getState(ctx context.Context, env *hub.Env, key string, v any) (uint64, error) {
-	st, err := newStates(ctx, env.Bus.JS)
-	if err != nil {
-		return 0, err
-	}
-	return st.get(ctx, key, v)
 }
