@@ -294,6 +294,9 @@ func readParams(r *http.Request) (url.Values, error) {
 	return r.Form, nil
 }
 
+// truthy reads a boolean argument as Slack does: clients send "true" or "1".
+func truthy(v string) bool { return v == "true" || v == "1" }
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -370,14 +373,14 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 				return nil, "name_taken"
 			}
 		}
-		c := s.addChannel(name, p.Get("is_private") == "true", true)
+		c := s.addChannel(name, truthy(p.Get("is_private")), true)
 		c.Members = []string{s.BotUser}
 		return map[string]any{"channel": s.channelJSON(c)}, ""
 	case "conversations.list":
 		types := p.Get("types")
 		var all []*Channel
 		for _, c := range s.channels {
-			if c.Archived && p.Get("exclude_archived") == "true" {
+			if c.Archived && truthy(p.Get("exclude_archived")) {
 				continue
 			}
 			if c.Private && !strings.Contains(types, "private_channel") || !c.Private && types != "" && !strings.Contains(types, "public_channel") {
@@ -462,7 +465,7 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 		if latest := p.Get("latest"); latest != "" {
 			var keep []Message
 			for _, m := range msgs {
-				if m.TS < latest || m.TS == latest && p.Get("inclusive") == "true" {
+				if m.TS < latest || m.TS == latest && truthy(p.Get("inclusive")) {
 					keep = append(keep, m)
 				}
 			}

@@ -406,20 +406,14 @@ func TestTimekeeperNudgesOncePerSlotAcrossRestarts(t *testing.T) {
 
 func mustLink(t *testing.T, r *rig, id string) string { return linkOf(t, r, id).Ref }
 
-// linkOf reads the channel_linked event of incident id.
-func linkOf(t *testing.T, r *rig, id string) events.Linked {
+// linkOf is the incident's Slack link, as the writer's state shows it.
+func linkOf(t *testing.T, r *rig, id string) incident.Link {
 	t.Helper()
-	for _, e := range r.h.Events(t, id) {
-		if e.Type == events.TypeSlackChannelLinked {
-			d, err := e.Decode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return *d.(*events.Linked)
-		}
+	l, ok := r.state(id).Links["slack"]
+	if !ok {
+		t.Fatalf("incident %s has no channel", id)
 	}
-	t.Fatalf("incident %s has no channel", id)
-	return events.Linked{}
+	return l
 }
 
 func (b *Bot) ensureChannelFor(ctx context.Context, e events.Stored) (channelRef, error) {

@@ -138,7 +138,7 @@ func (b *Bot) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		case b.cfg.Reaction:
 			_, err = b.shareFlagged(ctx, ev)
 		case b.cfg.PinEmoji:
-			err = b.pinNote(ctx, env.EventID, ev)
+			err = b.pinNote(ctx, ev)
 		}
 		if err != nil {
 			b.log.Warn("slack event", "event_id", env.EventID, "err", err)
@@ -199,8 +199,9 @@ func (b *Bot) message(ctx context.Context, ch, ts string) (slack.Message, error)
 }
 
 // pinNote adds a message pinned with the note reaction in an incident
-// channel to the timeline.
-func (b *Bot) pinNote(ctx context.Context, eventID string, ev *reactionEvent) error {
+// channel to the timeline, once per message: the command key is the
+// message, so Slack's retries and a second person's pin add nothing.
+func (b *Bot) pinNote(ctx context.Context, ev *reactionEvent) error {
 	id, ok, err := b.IncidentFor(ctx, ev.Item.Channel)
 	if err != nil || !ok {
 		return err
@@ -214,7 +215,7 @@ func (b *Bot) pinNote(ctx context.Context, eventID string, ev *reactionEvent) er
 	}
 	text := fmt.Sprintf("%s: %s", mention(m.User), m.Text)
 	_, err = b.commands.Execute(ctx, id, incident.AddNote{Text: truncate(text, incident.MaxText)},
-		command.Meta{Actor: ev.User, Key: "slack-event:" + eventID})
+		command.Meta{Actor: ev.User, Key: "slack-pin:" + ev.Item.Channel + ":" + ev.Item.TS})
 	if isRefusal(err) {
 		return nil // closed incident: nothing to add, and a retry would not help
 	}

@@ -57,9 +57,11 @@ func modal(callback, title, submit, meta string, blocks ...slack.Block) slack.Mo
 // declareModal is the declare form, pre-filled from a flagged message when
 // f is set (its key travels in private_metadata).
 func declareModal(f *flag, meta string) slack.ModalViewRequest {
-	summary := ""
+	title, summary := "", ""
 	if f != nil {
-		summary = f.Excerpt + "\n" + f.Permalink
+		first, _, _ := strings.Cut(strings.TrimSpace(f.Excerpt), "\n")
+		title = truncate(first, 80)
+		summary = strings.TrimSpace(f.Excerpt + "\n" + f.Permalink)
 	}
 	sevs := make([]string, len(events.Severities))
 	for i, s := range events.Severities {
@@ -74,7 +76,7 @@ func declareModal(f *flag, meta string) slack.ModalViewRequest {
 	optBlock := slack.NewInputBlock("options", plain("Options"), nil, opts)
 	optBlock.Optional = true
 	return modal(viewDeclare, "Declare an incident", "Declare", meta,
-		textInput("title", "Title", "", false, false),
+		textInput("title", "Title", title, false, false),
 		textInput("service", "Service", "", false, false),
 		selectInput("severity", "Severity", sevs, "SEV3"),
 		textInput("summary", "Summary", summary, true, true),
@@ -235,17 +237,15 @@ func (b *Bot) submit(ctx context.Context, cb *slack.InteractionCallback) (any, e
 		}
 		return map[string]any{"response_action": "errors", "errors": map[string]string{block: v.Message}}, nil
 	case errors.As(err, &c), errors.Is(err, incident.ErrNotFound):
-		first := cb.View.Blocks.BlockSet
-		block := "title"
-		if len(first) > 0 {
-			if in, ok := first[0].(*slack.InputBlock); ok {
-				block = in.BlockID
-			}
-		}
-		return map[string]any{"response_action": "errors", "errors": map[string]string{block: err.Error()}}, nil
+		// Not about one field: shown under the modal's first input.
+		return map[string]any{"response_action": "errors", "errors": map[string]string{firstInput[cb.View.CallbackID]: err.Error()}}, nil
 	}
 	return nil, err
 }
+
+// firstInput is the block under which a modal shows errors that concern
+// no single field (the incident is closed, or gone).
+var firstInput = map[string]string{viewDeclare: "title", viewStatus: "status", viewClose: "resolution"}
 
 // attachFlag records on the new incident the message it was declared from.
 func (b *Bot) attachFlag(ctx context.Context, id, ref, viewID string) error {
