@@ -32,16 +32,16 @@ type RuleConfig struct {
 
 // IncidentAction says what incident a routed signal declares.
 type IncidentAction struct {
-	Service      string `yaml:"service"`
-	Severity     string `yaml:"severity"` // SEV1…SEV5; default from the signal
-	Confidential bool   `yaml:"confidential"`
+	Service      string `yaml:"service" json:"service,omitempty"`
+	Severity     string `yaml:"severity" json:"severity,omitempty"` // SEV1…SEV5; default from the signal
+	Confidential bool   `yaml:"confidential" json:"confidential,omitempty"`
 }
 
 // RateLimit: more than Max occurrences of one fingerprint per Window are
 // counted but not notified again.
 type RateLimit struct {
-	Max    int           `yaml:"max"`
-	Window time.Duration `yaml:"window"`
+	Max    int           `yaml:"max" json:"max"`
+	Window time.Duration `yaml:"window" json:"window"`
 }
 
 // Routes.
@@ -59,7 +59,7 @@ type Decision struct {
 	Priority    string            `json:"priority,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Route       string            `json:"route"`
-	Incident    IncidentAction    `json:"incident"`
+	Incident    IncidentAction    `json:"incident,omitzero"`
 	GroupKey    string            `json:"group_key"`
 	RateLimit   *RateLimit        `json:"rate_limit,omitempty"`
 	// Flagged says why the default was used instead of the rules (an
