@@ -283,6 +283,7 @@ func TestSpecs(t *testing.T) {
 		events.TypeSeverityChanged,
 		events.TypeStatusUpdated,
 		events.TypeJiraCaseLinked,
+		events.TypeNotifySent,
 		events.TypeSignalOccurrences,
 		events.TypeSignalReceived,
 		events.TypeSlackChannelLinked,

@@ -5,6 +5,7 @@ package main
 import (
 	_ "github.com/hikeshi/hikeshi/services/github"
 	_ "github.com/hikeshi/hikeshi/services/jira"
+	_ "github.com/hikeshi/hikeshi/services/notify"
 	_ "github.com/hikeshi/hikeshi/services/signals"
 	_ "github.com/hikeshi/hikeshi/services/slackbot"
 )
