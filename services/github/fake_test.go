@@ -21,6 +21,9 @@ import (
 type fakeGitHub struct {
 	srv   *httptest.Server
 	token string
+	// prefix is the API root's path: "" for api.github.com, /api/v3 for
+	// Enterprise Server.
+	prefix string
 
 	mu     sync.Mutex
 	calls  []ghCall
@@ -119,8 +122,9 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")
 		return
 	}
-	m := reRepo.FindStringSubmatch(r.URL.Path)
-	if m == nil {
+	path, ok := strings.CutPrefix(r.URL.Path, f.prefix)
+	m := reRepo.FindStringSubmatch(path)
+	if !ok || m == nil {
 		ghError(w, http.StatusNotFound, "Not Found")
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -170,6 +171,7 @@ func New(env *hub.Env) (*Projector, error) {
 	pacer := &httpx.Pacer{Interval: s.WriteInterval}
 	t := &httpx.Transport{RateLimited: secondaryLimit}
 	httpc := integration.Client("Bearer "+s.token, t)
+	t.Base = resetWait{next: t.Base}
 	httpc.Transport = paced{next: httpc.Transport, pacer: pacer}
 	c := gh.NewClient(httpc)
 	base, err := url.Parse(s.BaseURL)
@@ -185,6 +187,24 @@ func New(env *hub.Env) (*Projector, error) {
 func secondaryLimit(r *http.Response) bool {
 	return r.StatusCode == http.StatusForbidden &&
 		(r.Header.Get("Retry-After") != "" || r.Header.Get("X-RateLimit-Remaining") == "0")
+}
+
+// resetWait turns an exhausted primary limit's X-RateLimit-Reset (epoch
+// seconds) into the Retry-After the transport obeys: GitHub asks not to
+// retry before that time, and sends no Retry-After with it.
+type resetWait struct{ next http.RoundTripper }
+
+func (t resetWait) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil || resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Remaining") != "0" ||
+		(resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests) {
+		return resp, err
+	}
+	if reset, perr := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); perr == nil {
+		wait := max(time.Until(time.Unix(reset, 0)), 0)
+		resp.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+	}
+	return resp, nil
 }
 
 // paced sends writes one at a time, WriteInterval apart, as GitHub asks of

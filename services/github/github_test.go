@@ -3,6 +3,7 @@ package github_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeGitHub, *gith
   token_env: HIKESHI_TEST_GITHUB_TOKEN
   repo: acme/postmortems
   labels: [postmortem, incident-review]
-  reviewers: {bob: bob-gh}
+  reviewers: {bob: bob-gh, dave: ghost}
   write_interval: 10ms
 %s`, fake.srv.URL, extra))
 	p, err := github.New(h.Env)
@@ -158,8 +159,8 @@ func TestConfidentialNeverInThePublicRepo(t *testing.T) {
 	h, fake, p := setup(t, "  record_issue: true\n")
 	st := run(t, h, declare)
 	h.Replay(t, st.ID, p.Handle)
-	if fake.count(http.MethodPost, "") != 0 || fake.count(http.MethodPut, "") != 0 {
-		t.Fatalf("writes for a confidential incident without confidential_repo:\n%s", fake.traffic())
+	if traffic := fake.traffic(); traffic != "" {
+		t.Fatalf("calls for a confidential incident without confidential_repo:\n%s", traffic)
 	}
 	if _, err := p.Postmortem(context.Background(), st.ID); err != github.ErrSkipped {
 		t.Fatalf("on demand: %v", err)
@@ -177,7 +178,8 @@ func TestConfidentialNeverInThePublicRepo(t *testing.T) {
 		t.Fatalf("security repo pulls %+v", sec.Pulls)
 	}
 	traffic := fake.traffic()
-	for _, secret := range []string{title, "identity", "rotating residential IPs", "rolled back the gateway", "canary the gateway"} {
+	for _, secret := range []string{title, "identity", "rotating residential IPs", "all card payments",
+		"rolled back the gateway", "errors gone", "rollback", "canary the gateway"} {
 		if strings.Contains(traffic, secret) {
 			t.Errorf("GitHub traffic contains %q", secret)
 		}
@@ -269,5 +271,68 @@ func TestSlugAndTemplate(t *testing.T) {
 		if got := github.Slug(in); got != want {
 			t.Errorf("Slug(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestEnterpriseDrill: an Enterprise Server API root given without its
+// trailing slash; a drill's pull request is marked; an unmapped commander
+// is asked for no review.
+func TestEnterpriseDrill(t *testing.T) {
+	t.Setenv("HIKESHI_TEST_GITHUB_TOKEN", token)
+	fake := newFakeGitHub(t, token, "acme/postmortems")
+	fake.prefix = "/api/v3"
+	h := integrationtest.New(t, "github:\n  base_url: "+fake.srv.URL+"/api/v3\n  token_env: HIKESHI_TEST_GITHUB_TOKEN\n  repo: acme/postmortems\n  write_interval: 1ms\n")
+	p, err := github.New(h.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.Declare(t, incident.Declare{Title: "Game day: zone loss", Service: "search", Severity: "SEV3", Drill: true})
+	h.Do(t, st.ID, incident.AssignCommander{User: "carol"})
+	h.Do(t, st.ID, incident.UpdateStatus{Status: "resolved"})
+	h.Do(t, st.ID, incident.Close{Resolution: "failed over"})
+	h.Replay(t, st.ID, p.Handle)
+	repo := fake.repo("acme/postmortems")
+	if len(repo.Pulls) != 1 || repo.Pulls[0].Title != "[DRILL] Postmortem INC-1: Game day: zone loss" {
+		t.Fatalf("pulls %+v", repo.Pulls)
+	}
+	if pr := repo.Pulls[0]; pr.ReviewRequests != 0 || strings.Join(pr.Labels, ",") != "postmortem" {
+		t.Errorf("unmapped commander: %d review requests; labels %v", pr.ReviewRequests, pr.Labels)
+	}
+	for _, doc := range repo.Files {
+		if !strings.HasPrefix(doc, "# [DRILL] Postmortem INC-1") {
+			t.Errorf("drill postmortem unmarked:\n%s", doc)
+		}
+	}
+	for _, c := range fake.calls {
+		if !strings.HasPrefix(c.Path, "/api/v3/repos/") {
+			t.Errorf("call outside the Enterprise API root: %s %s", c.Method, c.Path)
+		}
+	}
+}
+
+// TestRefusals: a 422 that a second lookup does not explain is a definitive
+// refusal (dead-lettered, no pull request without its file); a reviewer who
+// is not a collaborator is logged and the pull request still recorded.
+func TestRefusals(t *testing.T) {
+	h, fake, p := setup(t, "")
+	st := h.Declare(t, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2"})
+	h.Do(t, st.ID, incident.AssignCommander{User: "dave"}) // mapped to a login that is no collaborator
+	fake.fail("PUT /repos/acme/postmortems/contents/", http.StatusUnprocessableEntity, "")
+	_, err := p.Postmortem(context.Background(), st.ID)
+	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "create postmortems/") {
+		t.Fatalf("err = %v, want a permanent error naming the file", err)
+	}
+	if n := len(fake.repo("acme/postmortems").Pulls); n != 0 {
+		t.Fatalf("%d pulls opened without the postmortem file", n)
+	}
+	pr, err := p.Postmortem(context.Background(), st.ID)
+	if err != nil || pr.Number != 1 {
+		t.Fatalf("second attempt: %+v %v", pr, err)
+	}
+	if got := fake.repo("acme/postmortems").Pulls[0]; got.ReviewRequests != 0 || len(got.Labels) != 2 {
+		t.Errorf("pull %+v", got)
+	}
+	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
+		t.Errorf("%d postmortem_opened events", n)
 	}
 }

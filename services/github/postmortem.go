@@ -267,20 +267,8 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 		return PR{}, err
 	}
 	path := Path(st)
-	_, _, resp, err := p.gh.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentGetOptions{Ref: branch})
-	switch {
-	case notFound(resp, err):
-		_, resp, err := p.gh.Repositories.CreateFile(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentFileOptions{
-			Message: gh.String(fmt.Sprintf("Postmortem draft for %s", st.CaseNumber)),
-			Content: doc.Bytes(),
-			Branch:  gh.String(branch),
-		})
-		// 422: written meanwhile (an on-demand request and the projector).
-		if err != nil && !unprocessable(resp, err) {
-			return PR{}, remote("create "+path, resp, err)
-		}
-	case err != nil:
-		return PR{}, remote("contents "+path, resp, err)
+	if err := p.file(ctx, repo, branch, path, st.CaseNumber, doc.Bytes()); err != nil {
+		return PR{}, err
 	}
 	pr, err := p.pull(ctx, repo, base, branch, st)
 	if err != nil {
@@ -305,22 +293,64 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 }
 
 func (p *Projector) branch(ctx context.Context, repo repoName, base, branch string) error {
-	_, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+branch)
-	if err == nil {
-		return nil
+	exists := func() (bool, error) {
+		_, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+branch)
+		if notFound(resp, err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, remote("branch "+branch, resp, err)
+		}
+		return true, nil
 	}
-	if !notFound(resp, err) {
-		return remote("branch "+branch, resp, err)
+	if ok, err := exists(); err != nil || ok {
+		return err
 	}
 	from, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+base)
 	if err != nil {
 		return remote("base branch "+base, resp, err)
 	}
 	_, resp, err = p.gh.Git.CreateRef(ctx, repo.Owner, repo.Name, &gh.Reference{Ref: gh.String("refs/heads/" + branch), Object: from.Object})
-	if err != nil && !unprocessable(resp, err) { // 422: "Reference already exists"
-		return remote("create branch "+branch, resp, err)
+	return settled(resp, err, "create branch "+branch, exists)
+}
+
+// file writes the drafted postmortem at path on branch unless it is there.
+func (p *Projector) file(ctx context.Context, repo repoName, branch, path, caseNumber string, content []byte) error {
+	exists := func() (bool, error) {
+		_, _, resp, err := p.gh.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentGetOptions{Ref: branch})
+		if notFound(resp, err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, remote("contents "+path, resp, err)
+		}
+		return true, nil
 	}
-	return nil
+	if ok, err := exists(); err != nil || ok {
+		return err
+	}
+	_, resp, err := p.gh.Repositories.CreateFile(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentFileOptions{
+		Message: gh.String("Postmortem draft for " + caseNumber),
+		Content: content,
+		Branch:  gh.String(branch),
+	})
+	return settled(resp, err, "create "+path, exists)
+}
+
+// settled judges a create's answer. GitHub answers 422 both when the thing
+// was created meanwhile (by an on-demand request, or a call whose answer
+// was lost) and when the request is invalid: a second lookup tells which.
+func settled(resp *gh.Response, err error, what string, exists func() (bool, error)) error {
+	if !unprocessable(resp, err) {
+		if err != nil {
+			return remote(what, resp, err)
+		}
+		return nil
+	}
+	if ok, lerr := exists(); lerr != nil || ok {
+		return lerr
+	}
+	return remote(what, resp, err)
 }
 
 func (p *Projector) pull(ctx context.Context, repo repoName, base, branch string, st incident.State) (*gh.PullRequest, error) {
