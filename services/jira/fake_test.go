@@ -21,12 +21,12 @@ type fakeJira struct {
 	srv  *httptest.Server
 	auth string // the Authorization header every call must carry
 
-	mu       sync.Mutex
-	calls    []call
-	issues   []*issue
-	faults   []fault // answered, in order, before the real handling
-	nextID   int
-	statuses map[string]int // calls per "METHOD path-pattern"
+	mu     sync.Mutex
+	calls  []call
+	issues []*issue
+	faults []fault // answered, in order, before the real handling
+	nextID int
+	done   string // the name of the workflow's transition to done
 }
 
 type call struct {
@@ -56,7 +56,7 @@ type attachment struct {
 }
 
 func newFakeJira(t *testing.T, auth string) *fakeJira {
-	f := &fakeJira{auth: auth, nextID: 10000, statuses: map[string]int{}}
+	f := &fakeJira{auth: auth, nextID: 10000, done: "Done"}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -294,7 +294,7 @@ func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue
 		To   status `json:"to"`
 	}
 	available := []tr{{"21", "In Progress", status{"In Progress", map[string]string{"key": "indeterminate"}}},
-		{"31", "Done", status{"Done", map[string]string{"key": "done"}}}}
+		{"31", f.done, status{"Done", map[string]string{"key": "done"}}}}
 	if is.Category == "done" {
 		available = []tr{{"41", "Reopen", status{"To Do", map[string]string{"key": "new"}}}}
 	}
@@ -348,6 +348,14 @@ func (f *fakeJira) attach(w http.ResponseWriter, r *http.Request, is *issue, bod
 		out = append(out, map[string]any{"id": strconv.Itoa(f.nextID), "filename": part.FileName(), "size": len(content)})
 	}
 	reply(w, http.StatusOK, out)
+}
+
+// resolve moves issue key to done, as a person would in JIRA.
+func (f *fakeJira) resolve(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	is := f.lookup(key)
+	is.Status, is.Category = "Done", "done"
 }
 
 // snapshot returns copies of the issues and the calls.

@@ -197,7 +197,8 @@ func TestConfidentialAndDrill(t *testing.T) {
 	h.Replay(t, conf.ID, p.Handle)
 	h.Replay(t, drill.ID, p.Handle)
 	traffic := fake.traffic()
-	for _, secret := range []string{title, "identity", "rotating residential IPs", "bad deploy", "rolled back to v41", "canary the gateway"} {
+	for _, secret := range []string{title, "identity", "rotating residential IPs", "checkout fully down", "bad deploy",
+		"rolled back to v41", "error rate back to normal", "rollback", "canary the gateway"} {
 		if strings.Contains(traffic, secret) {
 			t.Errorf("JIRA traffic contains %q", secret)
 		}
@@ -310,5 +311,44 @@ func TestArchiveAttached(t *testing.T) {
 	a := issues[0].Attachments[0]
 	if a.Name != "INC-1-slack-inc-1-payments.json" || string(a.Content) != string(export) {
 		t.Fatalf("attachment %s: %s", a.Name, a.Content)
+	}
+}
+
+// TestDoneTransitionByName: the configured transition is found by name,
+// whatever its id and case; a workflow without it dead-letters the close
+// with the names it does offer; a case a person already closed is left be.
+func TestDoneTransitionByName(t *testing.T) {
+	h, fake, p := setup(t, "  done_transition: resolve incident\n")
+	fake.done = "Resolve Incident"
+	st := lifecycle(t, h, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"}, func() {})
+	h.Replay(t, st.ID, p.Handle)
+	checkOneCase(t, h, fake, st, 6)
+
+	fake.done = "Close"
+	other := h.Declare(t, incident.Declare{Title: "Queue backlog", Service: "jobs", Severity: "SEV3"})
+	h.Do(t, other.ID, incident.UpdateStatus{Status: "resolved"})
+	h.Do(t, other.ID, incident.Close{Resolution: "drained"})
+	stored := h.Events(t, other.ID)
+	if err := p.Handle(context.Background(), stored[0]); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Handle(context.Background(), stored[len(stored)-1])
+	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), `no transition named "resolve incident"`) ||
+		!strings.Contains(err.Error(), "Close") {
+		t.Fatalf("err = %v, want a permanent error naming the wanted and the offered transitions", err)
+	}
+
+	third := h.Declare(t, incident.Declare{Title: "Cache misses", Service: "cdn", Severity: "SEV4"})
+	h.Replay(t, third.ID, p.Handle)
+	fake.resolve("OPS-3")
+	h.Do(t, third.ID, incident.UpdateStatus{Status: "resolved"})
+	h.Do(t, third.ID, incident.Close{Resolution: "warmed"})
+	stored = h.Events(t, third.ID)
+	if err := p.Handle(context.Background(), stored[len(stored)-1]); err != nil {
+		t.Fatalf("closing a case already done: %v", err)
+	}
+	issues, _ := fake.snapshot()
+	if is := issues[2]; is.Transitions != 0 || is.Category != "done" {
+		t.Fatalf("case closed by hand: %d transitions, %s", is.Transitions, is.Category)
 	}
 }
