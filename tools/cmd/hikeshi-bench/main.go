@@ -38,7 +38,7 @@ type config struct {
 	verbose    bool
 }
 
-var allScenarios = []string{"append", "read", "latency"}
+var allScenarios = []string{"append", "read", "latency", "signals"}
 
 func main() {
 	var cfg config
@@ -253,6 +253,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 				return nil, err
 			}
 		}
+		if cfg.scenarios["signals"] {
+			if err := signalsScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -263,6 +268,10 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("latency", "hub p50", "raw p50", "", "")
 	col.compare("latency", "hub p99", "raw p99", "p99 ≤ 50 ms", "")
 	col.compare("latency", "hub max", "raw max", "", "")
+	col.compare("signals", "hub 1", "am 1", "≥ 1.0× am", "single-alert webhooks, stored durably")
+	col.compare("signals", "hub 100", "am 100", "≥ 1.0× am", "webhooks of 100 alerts")
+	col.compare("signals", "hub 1 p99", "am 1 p99", "≤ 20 ms", "")
+	col.compare("signals", "raw", "", "", "PublishMsg of the normalised signal, c writers")
 	rep.Metrics = col.finish()
 	rep.Elapsed = time.Since(start).Round(time.Second).String()
 	return rep, nil
@@ -303,8 +312,10 @@ func (r *report) print(w io.Writer) {
 
 func format(v float64, unit string) string {
 	switch unit {
-	case "events/s":
+	case "events/s", "alerts/s":
 		return fmt.Sprintf("%.0f", v)
+	case "MiB":
+		return fmt.Sprintf("%.1f", v)
 	case "ms":
 		return fmt.Sprintf("%.2f", v)
 	}
