@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,8 +111,24 @@ func TestKilledAndRestartedAtEveryStep(t *testing.T) {
 			e.h.Do(t, st.ID, c)
 		}
 		want += more
-		stop := e.h.Run(t, []projection.Projector{e.projector(t).Projector()})
-		integrationtest.Eventually(t, fmt.Sprintf("%d notifications", want), func() bool { return len(e.facts(t, st.ID)) >= want })
+		// Stop once this step's event was handled, not before the runner
+		// has even subscribed.
+		all := e.h.Events(t, st.ID)
+		last := all[len(all)-1].ID
+		var handled atomic.Bool
+		proj := e.projector(t).Projector()
+		handle := proj.Handle
+		proj.Handle = func(ctx context.Context, ev events.Stored) error {
+			err := handle(ctx, ev)
+			if err == nil && ev.ID == last {
+				handled.Store(true)
+			}
+			return err
+		}
+		stop := e.h.Run(t, []projection.Projector{proj})
+		integrationtest.Eventually(t, fmt.Sprintf("%d notifications", want), func() bool {
+			return handled.Load() && len(e.facts(t, st.ID)) >= want
+		})
 		stop()
 	}
 	st = e.h.Declare(t, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV3",
@@ -227,8 +244,14 @@ func TestKilledAndRestartedAtEveryStep(t *testing.T) {
 		t.Errorf("escalation payload %+v %+v", payloads[0], payloads[0].Change)
 	}
 	for i, f := range facts {
-		if f.Channel == notify.ChannelWebhook && !ids[f.MessageID] {
+		if f.Channel != notify.ChannelWebhook {
+			continue
+		}
+		if !ids[f.MessageID] {
 			t.Errorf("fact %d names delivery %s, not received", i, f.MessageID)
+		}
+		if !slices.ContainsFunc(payloads, func(p notify.Payload) bool { return p.ID == f.MessageID && p.EventID == f.CauseID }) {
+			t.Errorf("fact %d: no payload %s about event %s", i, f.MessageID, f.CauseID)
 		}
 	}
 }

@@ -33,6 +33,7 @@ var builtinFiles embed.FS
 type Report struct {
 	Rule       string
 	Trigger    string // declared, escalated, severity_changed, status_updated, closed
+	EventID    string // the incident event this is about
 	IncidentID string
 	CaseNumber string
 	Title      string // the codename for a confidential incident
@@ -92,7 +93,7 @@ func (r Report) ExternalHeadline() string {
 // newReport describes st (as it stood after event e, with data d).
 func newReport(rule, trigger, publicURL string, st incident.State, e events.Stored, d events.Data) Report {
 	r := Report{
-		Rule: rule, Trigger: trigger, IncidentID: st.ID, CaseNumber: st.CaseNumber,
+		Rule: rule, Trigger: trigger, EventID: e.ID, IncidentID: st.ID, CaseNumber: st.CaseNumber,
 		Title: st.DisplayTitle(), Service: integration.Service(st), Severity: st.Severity, Status: st.Status,
 		Summary: integration.Text(st, st.Summary), Commander: st.Commander,
 		DeclaredBy: st.DeclaredBy, DeclaredAt: st.DeclaredAt.UTC(),

@@ -64,7 +64,7 @@ type PayloadChange struct {
 
 func newPayload(id string, r Report) Payload {
 	p := Payload{
-		ID: id, Rule: r.Rule, Trigger: r.Trigger, Time: r.Time,
+		ID: id, Rule: r.Rule, Trigger: r.Trigger, EventID: r.EventID, Time: r.Time,
 		Incident: PayloadIncident{
 			ID: r.IncidentID, CaseNumber: r.CaseNumber, Title: r.Title, Service: r.Service,
 			Severity: r.Severity, Status: r.Status, Summary: r.Summary, Commander: r.Commander,
