@@ -223,8 +223,15 @@ func TestOnDemandAndFollowups(t *testing.T) {
 	if code, _ := call(http.MethodPost, "/api/v1/incidents/"+closed.CaseNumber+"/postmortem", "wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %d", code)
 	}
-	if code, _ := call(http.MethodPost, "/api/v1/incidents/INC-99/postmortem", "api-token"); code != http.StatusNotFound {
-		t.Fatalf("unknown case: %d", code)
+	for _, unknown := range []string{"INC-99", events.NewID(), "no%20such"} {
+		if code, _ := call(http.MethodPost, "/api/v1/incidents/"+unknown+"/postmortem", "api-token"); code != http.StatusNotFound {
+			t.Fatalf("unknown incident %s: %d", unknown, code)
+		}
+	}
+	// Closed, it is not listed either: its postmortem is skipped by design.
+	secret := run(t, h, incident.Declare{Title: "Token leak", Service: "auth", Severity: "SEV2", Confidential: true})
+	if code, _ := call(http.MethodPost, "/api/v1/incidents/"+secret.ID+"/postmortem", "api-token"); code != http.StatusConflict {
+		t.Fatalf("confidential without confidential_repo: %d", code)
 	}
 	for range 2 {
 		if code, _ := call(http.MethodPost, "/api/v1/incidents/"+closed.CaseNumber+"/postmortem", "api-token"); code != http.StatusOK {

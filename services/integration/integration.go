@@ -47,7 +47,8 @@ func (a authorize) RoundTrip(r *http.Request) (*http.Response, error) {
 // are not final: an operator fixes a token and the events are still there.
 func Final(status int, err error) error {
 	switch status {
-	case http.StatusBadRequest, http.StatusNotFound, http.StatusGone, http.StatusUnprocessableEntity:
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusGone, http.StatusRequestEntityTooLarge,
+		http.StatusUnprocessableEntity:
 		return fmt.Errorf("%w: %v", projection.ErrPermanent, err)
 	}
 	return err
