@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 // fakeGitHub speaks the REST v3 endpoints the projector uses, with
@@ -25,19 +27,14 @@ type fakeGitHub struct {
 	// Enterprise Server.
 	prefix string
 
-	mu     sync.Mutex
-	calls  []ghCall
-	faults []ghFault
-	repos  map[string]*ghRepo
+	integrationtest.Faults
+
+	mu    sync.Mutex
+	calls []ghCall
+	repos map[string]*ghRepo
 }
 
 type ghCall struct{ Method, Path, Query, Body string }
-
-type ghFault struct {
-	status     int
-	retryAfter string
-	match      string
-}
 
 type ghRepo struct {
 	Private  bool
@@ -77,12 +74,6 @@ func newFakeGitHub(t *testing.T, token string, repos ...string) *fakeGitHub {
 	return f
 }
 
-func (f *fakeGitHub) fail(match string, status int, retryAfter string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, ghFault{status, retryAfter, match})
-}
-
 func ghError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -103,20 +94,13 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, ghCall{r.Method, r.URL.Path, r.URL.RawQuery, string(body)})
-	what := r.Method + " " + r.URL.Path
-	for i, ft := range f.faults {
-		if strings.Contains(what, ft.match) {
-			f.faults = append(f.faults[:i], f.faults[i+1:]...)
-			if ft.retryAfter != "" {
-				w.Header().Set("Retry-After", ft.retryAfter)
-			}
-			msg := "Server Error"
-			if ft.status == http.StatusForbidden {
-				msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
-			}
-			ghError(w, ft.status, msg)
-			return
+	if status, ok := f.Take(w, r); ok {
+		msg := http.StatusText(status)
+		if status == http.StatusForbidden {
+			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 		}
+		ghError(w, status, msg)
+		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")

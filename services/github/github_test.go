@@ -101,9 +101,9 @@ func TestPostmortemPullRequest(t *testing.T) {
 // one branch, one file, one pull request, and the link is recorded once.
 func TestRestartedAtEveryStep(t *testing.T) {
 	h, fake, _ := setup(t, "  record_issue: true\n")
-	fake.fail("/git/refs", http.StatusForbidden, "1") // secondary limit
-	fake.fail("/pulls", http.StatusBadGateway, "")
-	fake.fail("/issues", http.StatusTooManyRequests, "1")
+	fake.Add("/git/refs", http.StatusForbidden, "1") // secondary limit
+	fake.Add("/pulls", http.StatusBadGateway, "")
+	fake.Add("/issues", http.StatusTooManyRequests, "1")
 	round := 0
 	var st incident.State
 	replay := func() {
@@ -324,7 +324,7 @@ func TestRefusals(t *testing.T) {
 	h, fake, p := setup(t, "")
 	st := h.Declare(t, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2"})
 	h.Do(t, st.ID, incident.AssignCommander{User: "dave"}) // mapped to a login that is no collaborator
-	fake.fail("PUT /repos/acme/postmortems/contents/", http.StatusUnprocessableEntity, "")
+	fake.Add("PUT /repos/acme/postmortems/contents/", http.StatusUnprocessableEntity, "")
 	_, err := p.Postmortem(context.Background(), st.ID)
 	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "create postmortems/") {
 		t.Fatalf("err = %v, want a permanent error naming the file", err)

@@ -9,7 +9,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +210,43 @@ func (h *Hub) WithTimeline(t testing.TB) projection.Projector {
 		Durable: timeline.Name, Checkpoint: proj.Checkpoint,
 		Handle: func(ctx context.Context, e events.Stored) error { return proj.Apply(ctx, []events.Stored{e}) },
 	}
+}
+
+// Faults makes a fake remote answer chosen calls with an error status
+// before it handles them: rate limits, outages, refusals.
+type Faults struct {
+	mu   sync.Mutex
+	list []fault
+}
+
+type fault struct {
+	match      string
+	status     int
+	retryAfter string
+}
+
+// Add makes the next call whose "METHOD /path" contains match ("" for any
+// call) answer status, with Retry-After when retryAfter is set.
+func (f *Faults) Add(match string, status int, retryAfter string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = append(f.list, fault{match, status, retryAfter})
+}
+
+// Take removes and returns the status of the first fault matching r,
+// having set its Retry-After on w; ok is false when none matches.
+func (f *Faults) Take(w http.ResponseWriter, r *http.Request) (status int, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	what := r.Method + " " + r.URL.Path
+	for i, ft := range f.list {
+		if strings.Contains(what, ft.match) {
+			f.list = append(f.list[:i], f.list[i+1:]...)
+			if ft.retryAfter != "" {
+				w.Header().Set("Retry-After", ft.retryAfter)
+			}
+			return ft.status, true
+		}
+	}
+	return 0, false
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 // fakeJira speaks the parts of the JIRA REST API v2 the projector uses,
@@ -21,10 +23,11 @@ type fakeJira struct {
 	srv  *httptest.Server
 	auth string // the Authorization header every call must carry
 
+	integrationtest.Faults // answered, in order, before the real handling
+
 	mu     sync.Mutex
 	calls  []call
 	issues []*issue
-	faults []fault // answered, in order, before the real handling
 	nextID int
 	done   string // the name of the workflow's transition to done
 }
@@ -32,12 +35,6 @@ type fakeJira struct {
 type call struct {
 	Method, Path, Query, Body string
 	Header                    http.Header
-}
-
-type fault struct {
-	status     int
-	retryAfter string
-	match      string // substring of "METHOD path"; "" matches any call
 }
 
 type issue struct {
@@ -60,14 +57,6 @@ func newFakeJira(t *testing.T, auth string) *fakeJira {
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
-}
-
-// fail makes the next call matching match answer status (with Retry-After
-// when retryAfter is set).
-func (f *fakeJira) fail(match string, status int, retryAfter string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, fault{status: status, retryAfter: retryAfter, match: match})
 }
 
 func jiraError(w http.ResponseWriter, status int, messages []string, fields map[string]string) {
@@ -103,16 +92,9 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
-	what := r.Method + " " + r.URL.Path
-	for i, ft := range f.faults {
-		if ft.match == "" || strings.Contains(what, ft.match) {
-			f.faults = append(f.faults[:i], f.faults[i+1:]...)
-			if ft.retryAfter != "" {
-				w.Header().Set("Retry-After", ft.retryAfter)
-			}
-			jiraError(w, ft.status, []string{http.StatusText(ft.status)}, nil)
-			return
-		}
+	if status, ok := f.Take(w, r); ok {
+		jiraError(w, status, []string{http.StatusText(status)}, nil)
+		return
 	}
 	if r.Header.Get("Authorization") != f.auth {
 		w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)

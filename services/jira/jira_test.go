@@ -169,9 +169,9 @@ func TestRestartedAtEveryStep(t *testing.T) {
 
 func TestRateLimitsAndOutagesDelayButLoseNothing(t *testing.T) {
 	h, fake, p := setup(t, "")
-	fake.fail("POST /rest/api/2/issue", http.StatusTooManyRequests, "1")
-	fake.fail("/comment", http.StatusServiceUnavailable, "")
-	fake.fail("/transitions", http.StatusBadGateway, "")
+	fake.Add("POST /rest/api/2/issue", http.StatusTooManyRequests, "1")
+	fake.Add("/comment", http.StatusServiceUnavailable, "")
+	fake.Add("/transitions", http.StatusBadGateway, "")
 	var st incident.State
 	st = lifecycle(t, h, incident.Declare{Title: "Queue backlog", Service: "jobs", Severity: "SEV4"}, func() {})
 	h.Replay(t, st.ID, p.Handle)
