@@ -32,6 +32,7 @@ const StateBucket = "hikeshi_slack"
 type Bot struct {
 	cfg       Config
 	api       *slack.Client
+	js        jetstream.JetStream
 	commands  *command.Handler
 	effects   *natsjs.Effects
 	state     jetstream.KeyValue
@@ -111,6 +112,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", StateBucket, err)
 	}
+	if err := ensureFlagStream(ctx, d.JS, replicas); err != nil {
+		return nil, err
+	}
 	archives, err := d.JS.ObjectStore(ctx, natsjs.ArchivesBucket)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", natsjs.ArchivesBucket, err)
@@ -123,7 +127,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 		slack.OptionAPIURL(cfg.APIURL),
 		slack.OptionHTTPClient(&http.Client{Transport: transport, Timeout: 5 * time.Minute}))
 	return &Bot{
-		cfg: cfg, api: api, commands: d.Commands, effects: d.Effects, state: kv, archives: archives,
+		cfg: cfg, api: api, js: d.JS, commands: d.Commands, effects: d.Effects, state: kv, archives: archives,
 		pacer: &httpx.Pacer{Interval: cfg.PostInterval}, verifier: &slacksign.Verifier{Secret: d.SigningSecret, Now: d.Now},
 		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Logger, now: d.Now,
 	}, nil
@@ -132,7 +136,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 // Parts is what the bot adds to the hub.
 func (b *Bot) Parts() *hub.Parts {
 	p := &hub.Parts{
-		Projectors: []projection.Projector{b.Projector()},
+		Projectors: []projection.Projector{b.Projector(), b.FlagProjector()},
 		Routes: map[string]http.Handler{
 			"POST /slack/events":        http.HandlerFunc(b.ServeEvents),
 			"POST /slack/interactivity": http.HandlerFunc(b.ServeInteractivity),

@@ -15,7 +15,6 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
-	"github.com/hikeshi/hikeshi/services/projection"
 )
 
 type rig struct {
@@ -97,7 +96,24 @@ func (r *rig) start() {
 		r.t.Fatal(err)
 	}
 	r.bot = b
-	r.stop = r.h.Run(r.t, []projection.Projector{b.Projector()})
+	projectors := b.Parts().Projectors
+	r.stop = r.h.Run(r.t, projectors)
+	// Stopping a runner that has not subscribed yet fails the runner:
+	// wait until every projector is bound to its consumer.
+	for _, p := range projectors {
+		stream := p.Stream
+		if stream == "" {
+			stream = events.IncidentStream
+		}
+		integrationtest.Eventually(r.t, p.Durable+" subscribed", func() bool {
+			c, err := r.h.Bus.JS.PushConsumer(context.Background(), stream, p.Durable)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(context.Background())
+			return err == nil && info.PushBound
+		})
+	}
 }
 
 func (r *rig) restart() {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/slacksign"
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/slack-go/slack"
@@ -136,7 +135,7 @@ func (b *Bot) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		switch ev.Reaction {
 		case b.cfg.Reaction:
-			_, err = b.shareFlagged(ctx, ev)
+			err = b.enqueueFlag(ctx, ev)
 		case b.cfg.PinEmoji:
 			err = b.pinNote(ctx, ev)
 		}
@@ -147,42 +146,6 @@ func (b *Bot) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-}
-
-// flag is the ledger's record of a shared (:sss:) message. It stays there
-// until an incident is declared from it, which appends it to that
-// incident as events.MessageFlagged.
-type flag = events.MessageFlagged
-
-func flagKey(ch, ts string) string { return natsjs.EffectKey("slack", "sss", ch, ts) }
-
-// shareFlagged shares a message into the security channel once per
-// message, however many people react and however often Slack retries.
-func (b *Bot) shareFlagged(ctx context.Context, ev *reactionEvent) (flag, error) {
-	if b.cfg.SecurityChannel == "" {
-		return flag{}, nil
-	}
-	return natsjs.Once(ctx, b.effects, flagKey(ev.Item.Channel, ev.Item.TS), func(ctx context.Context) (flag, error) {
-		m, err := b.message(ctx, ev.Item.Channel, ev.Item.TS)
-		if err != nil {
-			return flag{}, err
-		}
-		link, err := b.api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: ev.Item.Channel, Ts: ev.Item.TS})
-		if err != nil {
-			return flag{}, slackError("chat.getPermalink", err)
-		}
-		f := flag{ChannelID: ev.Item.Channel, MessageTS: ev.Item.TS, Permalink: link, Author: m.User,
-			Excerpt: truncate(m.Text, 300), Reaction: ev.Reaction, FlaggedBy: ev.User}
-		text := fmt.Sprintf(":rotating_light: %s flagged a message by %s in <#%s> with :%s:\n> %s\n<%s|Open the message>",
-			mention(ev.User), mention(m.User), ev.Item.Channel, ev.Reaction, strings.ReplaceAll(f.Excerpt, "\n", "\n> "), link)
-		f.SharedTS, err = b.send(ctx, b.cfg.SecurityChannel,
-			slack.MsgOptionText(text, false),
-			slack.MsgOptionBlocks(
-				slack.NewSectionBlock(md(text), nil, nil),
-				slack.NewActionBlock("hikeshi_flag", button(actionDeclare, "Declare incident", ev.Item.Channel+"|"+ev.Item.TS)),
-			))
-		return f, err
-	})
 }
 
 // message reads one message (top level or thread reply).

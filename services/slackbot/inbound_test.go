@@ -2,12 +2,16 @@ package slackbot
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hikeshi/hikeshi/adapters/slacksign"
+	"github.com/hikeshi/hikeshi/adapters/slacktest"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 func (r *rig) send(path string, body []byte, ts int64, sig string, hdr map[string]string) int {
@@ -54,8 +58,12 @@ func TestSSSSharedOncePerMessageAndForgeriesAppendNothing(t *testing.T) {
 			t.Errorf("request %d: status %d, want %d", i, got, c.want)
 		}
 	}
+	r.flagsDrained()
 	if n := len(r.slack.Channels()["CSECURITY1"].Messages); n != 1 {
 		t.Fatalf("%d shares in the security channel, want 1", n)
+	}
+	if n := r.slack.Count("chat.getPermalink"); n != 1 {
+		t.Fatalf("%d permalink look-ups, want 1", n)
 	}
 	// url_verification answers the challenge only when signed.
 	ch := []byte(`{"type":"url_verification","challenge":"abc"}`)
@@ -64,6 +72,57 @@ func TestSSSSharedOncePerMessageAndForgeriesAppendNothing(t *testing.T) {
 	}
 	if got := r.send("/slack/commands", []byte("command=%2Fincident&text=help&user_id=U1&trigger_id=t1"), now, "v0=bad", nil); got != http.StatusUnauthorized {
 		t.Fatalf("forged command: %d", got)
+	}
+}
+
+// flagsDrained waits until the share projector has handled every stored
+// flag.
+func (r *rig) flagsDrained() {
+	r.t.Helper()
+	integrationtest.Eventually(r.t, "flags shared", func() bool {
+		c, err := r.h.Bus.JS.PushConsumer(context.Background(), FlagStream, FlagDurable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+	})
+}
+
+// The reaction is acknowledged once stored; a process that dies before
+// sharing it shares it when it starts again, once.
+func TestSSSAcknowledgedBeforeTheShareAndSharedAfterARestart(t *testing.T) {
+	r := newRig(t, "")
+	r.ensureChannels("CSUPPORT01")
+	ts := r.slack.AddMessage("CSUPPORT01", "UCAROL001", "an unknown admin logged in from abroad", "")
+	r.stop() // the projectors are down: only the endpoint runs
+	r.slack.Fail("chat.postMessage", slacktest.Fault{Status: 429, RetryAfter: 30})
+	for _, id := range []string{"EvA", "EvA", "EvB"} {
+		if got := r.send("/slack/events", reaction(id, "sss", "CSUPPORT01", ts), r.clock.Now().Unix(), "", nil); got != http.StatusOK {
+			t.Fatalf("%s: %d", id, got)
+		}
+	}
+	if n := len(r.slack.Calls()); n != 0 {
+		t.Fatalf("the endpoint called Slack %d times before answering", n)
+	}
+	s, err := r.h.Bus.JS.Stream(context.Background(), FlagStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(context.Background()); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stored flags: %+v %v, want 1", info, err)
+	}
+	r.start()
+	r.flagsDrained()
+	msgs := r.slack.Channels()["CSECURITY1"].Messages
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Text, "an unknown admin logged in") || !strings.Contains(msgs[0].Text, "<@UDAVE0001>") {
+		t.Fatalf("security channel: %+v", msgs)
+	}
+	// A later reaction, after the share, is refused by the stream and shares nothing.
+	r.send("/slack/events", reaction("EvC", "sss", "CSUPPORT01", ts), r.clock.Now().Unix(), "", nil)
+	r.flagsDrained()
+	if n := len(r.slack.Channels()["CSECURITY1"].Messages); n != 1 {
+		t.Fatalf("%d shares", n)
 	}
 }
 

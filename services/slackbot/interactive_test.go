@@ -259,7 +259,6 @@ func TestDeclareModalSubmissionDeclaresOnce(t *testing.T) {
 
 func TestDeclareModalErrorsNameTheField(t *testing.T) {
 	r := newRig(t, "")
-	r.incidentChannel("Search is slow") // the projector is running
 	code, body := r.interact(submission("VBAD00001", "", "", "payments", "SEV2"))
 	var answer struct {
 		ResponseAction string            `json:"response_action"`
