@@ -18,8 +18,14 @@ test:
 bench:
 	$(GO) run ./tools/cmd/hikeshi-bench $(BENCHFLAGS)
 
+# Every fuzz target in every module, FUZZTIME each (go test fuzzes one
+# target at a time).
+FUZZTIME ?= 20s
 fuzz:
-	cd events && $(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s .
+	@set -e; for m in $(MODULES); do (cd $$m && for d in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$m/$$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
+		done; done) || exit 1; done
 
 lint:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
