@@ -101,6 +101,14 @@ func (p *projector) handle(ctx context.Context, e events.Stored) error {
 		changed = changed || did
 	case RouteTriage:
 		if fp.Triage == "" {
+			err := p.st.openTriage(ctx, "triage."+natsjs.EffectKey(sig.Source, sig.Fingerprint), triageItem{
+				Status: "open", Title: sig.Title, ReportedBy: sig.ReportedBy, ReportedAt: sig.StartsAt.Format(time.RFC3339),
+				CustomerImpact: sig.CustomerImpact, Service: sig.Service, Severity: sig.Severity, Source: sig.Source,
+				Fingerprint: sig.Fingerprint, Links: sig.Links, Priority: d.Priority, Annotations: d.Annotations, Flagged: d.Flagged,
+			})
+			if err != nil {
+				return err
+			}
 			fp.Triage, changed = "open", true
 		}
 	}

@@ -141,3 +141,36 @@ func (r *rig) incidents() map[string][]string {
 	}
 	return out
 }
+
+// An escalation opens one triage item, however often it is delivered.
+func TestEscalationOpensTriageItem(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	esc := []byte(`{"id":"ZD-88213","title":"Customers charged twice","reported_by":"yuki.tanaka","reported_at":"2025-06-05T07:48:12Z",
+		"customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
+	for range 2 {
+		resp, out := r.post(PathEscalations, esc, auth(testToken))
+		must(t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
+	}
+	r.run()
+	r.waitHandled(1, 20*time.Second)
+	kv, err := r.bus.JS.KeyValue(context.Background(), "hikeshi_signals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(context.Background(), "triage.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for k := range keys.Keys() {
+		e, err := kv.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, strings.Contains(string(e.Value()), `"status":"open"`) && strings.Contains(string(e.Value()), "yuki.tanaka"), "item %s", e.Value())
+		n++
+	}
+	must(t, n == 1, "%d triage items, want 1", n)
+	must(t, len(r.incidents()) == 0, "an escalation declared an incident by itself")
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,7 +36,7 @@ type fpState struct {
 	// Alert ticket.
 	Ticket     int  `json:"ticket,omitempty"`
 	TicketOpen bool `json:"ticket_open,omitempty"`
-	// Triage item of an escalation: open, accepted or dismissed.
+	// Triage is set once the escalation's triage item exists.
 	Triage string `json:"triage,omitempty"`
 	Seq    uint64 `json:"seq"`
 }
@@ -48,6 +49,8 @@ type states struct {
 	mu sync.Mutex
 	c  map[string]cached
 }
+
+const maxCached = 10_000
 
 type cached struct {
 	val []byte
@@ -96,9 +99,41 @@ func (s *states) put(ctx context.Context, key string, rev uint64, v any) error {
 		delete(s.c, key) // another writer: read afresh on the retry
 		return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
 	}
-	if len(s.c) > 100_000 {
+	// Bounded: a storm of distinct fingerprints must not grow the heap
+	// per alert; an evicted state is read again from the bucket.
+	if len(s.c) >= maxCached {
 		clear(s.c)
 	}
 	s.c[key] = cached{val: b, rev: next}
+	return nil
+}
+
+// triageItem is an escalation waiting for the security team to accept
+// (declare) or dismiss it, under triage.<key> in the signals bucket.
+type triageItem struct {
+	Status         string              `json:"status"` // open
+	Title          string              `json:"title"`
+	ReportedBy     string              `json:"reported_by"`
+	ReportedAt     string              `json:"reported_at"`
+	CustomerImpact string              `json:"customer_impact,omitempty"`
+	Service        string              `json:"service,omitempty"`
+	Severity       string              `json:"severity"`
+	Source         string              `json:"source"`
+	Fingerprint    string              `json:"fingerprint"`
+	Links          []events.SignalLink `json:"links,omitempty"`
+	Priority       string              `json:"priority,omitempty"`
+	Annotations    map[string]string   `json:"annotations,omitempty"`
+	Flagged        string              `json:"flagged,omitempty"`
+}
+
+// openTriage records the item unless it exists (a redelivery).
+func (s *states) openTriage(ctx context.Context, key string, it triageItem) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, key, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, key, err)
+	}
 	return nil
 }
