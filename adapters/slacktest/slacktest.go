@@ -58,9 +58,12 @@ type Fault struct {
 
 // Tier limits one method to PerMinute calls per window of Window (default
 // one minute), answering 429 with the seconds left in the window.
+// PerChannel counts each channel apart (chat.postMessage: about one
+// message per second per channel).
 type Tier struct {
-	PerMinute int
-	Window    time.Duration
+	PerMinute  int
+	Window     time.Duration
+	PerChannel bool
 }
 
 // Server is the fake Slack.
@@ -242,10 +245,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if t, ok := s.tiers[method]; ok {
 		now := s.clock()
-		win := s.windows[method]
+		wk := method
+		if t.PerChannel {
+			wk += "|" + params.Get("channel")
+		}
+		win := s.windows[wk]
 		if win == nil || now.Sub(win.start) >= t.Window {
 			win = &window{start: now}
-			s.windows[method] = win
+			s.windows[wk] = win
 		}
 		if win.n >= t.PerMinute {
 			left := t.Window - now.Sub(win.start)

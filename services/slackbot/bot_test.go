@@ -18,7 +18,7 @@ import (
 )
 
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	h     *integrationtest.Hub
 	slack *slacktest.Server
 	cfg   Config
@@ -43,12 +43,12 @@ func (c *clock) Add(d time.Duration) {
 
 const secret = "test-signing-secret"
 
-func newRig(t *testing.T, extra string) *rig {
+func newRig(t testing.TB, extra string) *rig {
 	t.Helper()
 	return newRigWith(t, extra, func(context.Context, time.Duration) error { return nil })
 }
 
-func newRigWith(t *testing.T, extra string, sleep func(context.Context, time.Duration) error) *rig {
+func newRigWith(t testing.TB, extra string, sleep func(context.Context, time.Duration) error) *rig {
 	t.Helper()
 	fake := slacktest.New()
 	t.Cleanup(fake.Close)
@@ -420,10 +420,10 @@ func TestTimekeeperNudgesOncePerSlotAcrossRestarts(t *testing.T) {
 	}
 }
 
-func mustLink(t *testing.T, r *rig, id string) string { return linkOf(t, r, id).Ref }
+func mustLink(t testing.TB, r *rig, id string) string { return linkOf(t, r, id).Ref }
 
 // linkOf is the incident's Slack link, as the writer's state shows it.
-func linkOf(t *testing.T, r *rig, id string) incident.Link {
+func linkOf(t testing.TB, r *rig, id string) incident.Link {
 	t.Helper()
 	l, ok := r.state(id).Links["slack"]
 	if !ok {
