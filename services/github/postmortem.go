@@ -295,13 +295,7 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 func (p *Projector) branch(ctx context.Context, repo repoName, base, branch string) error {
 	exists := func() (bool, error) {
 		_, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+branch)
-		if notFound(resp, err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, remote("branch "+branch, resp, err)
-		}
-		return true, nil
+		return found("branch "+branch, resp, err)
 	}
 	if ok, err := exists(); err != nil || ok {
 		return err
@@ -318,13 +312,7 @@ func (p *Projector) branch(ctx context.Context, repo repoName, base, branch stri
 func (p *Projector) file(ctx context.Context, repo repoName, branch, path, caseNumber string, content []byte) error {
 	exists := func() (bool, error) {
 		_, _, resp, err := p.gh.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentGetOptions{Ref: branch})
-		if notFound(resp, err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, remote("contents "+path, resp, err)
-		}
-		return true, nil
+		return found("contents "+path, resp, err)
 	}
 	if ok, err := exists(); err != nil || ok {
 		return err
@@ -335,6 +323,17 @@ func (p *Projector) file(ctx context.Context, repo repoName, branch, path, caseN
 		Branch:  gh.String(branch),
 	})
 	return settled(resp, err, "create "+path, exists)
+}
+
+// found reads a lookup's answer: a 404 says the thing is not there.
+func found(what string, resp *gh.Response, err error) (bool, error) {
+	if notFound(resp, err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, remote(what, resp, err)
+	}
+	return true, nil
 }
 
 // settled judges a create's answer. GitHub answers 422 both when the thing
