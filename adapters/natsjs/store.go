@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
@@ -221,18 +222,53 @@ func DecodeRaw(subject string, seq uint64, data []byte) (events.Stored, error) {
 // Cases allocates case numbers. Each allocation is a put on one key of a
 // KV bucket; the revision JetStream assigns is the number. It is atomic
 // across any number of hub replicas and needs no compare-and-swap loop.
+// A second bucket maps each number to its incident, so that INC-42 can be
+// used the moment the incident is declared, on any replica.
 type Cases struct {
 	kv     jetstream.KeyValue
+	ids    jetstream.KeyValue
 	prefix string
 }
 
-// NewCases binds the case bucket; prefix is e.g. "INC".
+// NewCases binds the case buckets; prefix is e.g. "INC".
 func NewCases(ctx context.Context, js jetstream.JetStream, prefix string) (*Cases, error) {
 	kv, err := js.KeyValue(ctx, CasesBucket)
 	if err != nil {
 		return nil, fmt.Errorf("case bucket: %w", err)
 	}
-	return &Cases{kv: kv, prefix: prefix}, nil
+	ids, err := js.KeyValue(ctx, CaseIDsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("case index bucket: %w", err)
+	}
+	return &Cases{kv: kv, ids: ids, prefix: prefix}, nil
+}
+
+// caseKey is the index key of a case number; lookups ignore case.
+func caseKey(number string) string { return strings.ToUpper(number) }
+
+// Bind records which incident a case number belongs to. The first binding
+// wins: a number is never reassigned.
+func (c *Cases) Bind(ctx context.Context, number, id string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if _, err := c.ids.Create(ctx, caseKey(number), []byte(id)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("%w: index case %s: %v", ErrUnavailable, number, err)
+	}
+	return nil
+}
+
+// Lookup finds the incident of a case number.
+func (c *Cases) Lookup(ctx context.Context, number string) (string, bool, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	e, err := c.ids.Get(ctx, caseKey(number))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: case %s: %v", ErrUnavailable, number, err)
+	}
+	return string(e.Value()), true, nil
 }
 
 // Next allocates the next case number, e.g. INC-42.

@@ -14,6 +14,7 @@ const (
 	DeadLetterStream  = "DEADLETTER"
 	DeadLetterPrefix  = "deadletter"
 	CasesBucket       = "hikeshi_cases"
+	CaseIDsBucket     = "hikeshi_case_ids"
 	IdempotencyBucket = "hikeshi_idempotency"
 	EffectsBucket     = "hikeshi_effects"
 	// SignalsBucket holds the signal projector's state: per group key the
@@ -94,6 +95,12 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 	buckets := []jetstream.KeyValueConfig{{
 		Bucket:      CasesBucket,
 		Description: "Case number sequence: each allocation is one revision",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}, {
+		Bucket:      CaseIDsBucket,
+		Description: "Case number → incident id, written when the incident is declared",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,

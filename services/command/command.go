@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -41,6 +43,7 @@ type Handler struct {
 	cases     *natsjs.Cases
 	source    string
 	onAppend  func(typ string)
+	findCase  func(ctx context.Context, number string) (string, error)
 	maxCached int
 
 	mu    sync.Mutex
@@ -51,6 +54,12 @@ type entry struct {
 	mu     sync.Mutex
 	loaded bool
 	st     incident.State
+}
+
+// CaseFallback sets how to find a case number the index does not know (an
+// index write that failed after its incident was stored): the timeline.
+func CaseFallback(find func(ctx context.Context, number string) (string, error)) Option {
+	return func(h *Handler) { h.findCase = find }
 }
 
 // Option configures a Handler.
@@ -130,6 +139,29 @@ func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
 	return e.st.View(), nil
 }
 
+var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
+
+// Resolve turns what a person types — an incident id or a case number such
+// as INC-42 — into the incident id.
+func (h *Handler) Resolve(ctx context.Context, ref string) (string, error) {
+	if !caseNumber.MatchString(ref) {
+		if !events.ValidID(ref) {
+			return "", incident.ErrNotFound
+		}
+		return ref, nil
+	}
+	id, ok, err := h.cases.Lookup(ctx, ref)
+	if err != nil || ok {
+		return id, err
+	}
+	if h.findCase != nil {
+		if id, err := h.findCase(ctx, ref); err == nil && id != "" {
+			return id, nil
+		}
+	}
+	return "", incident.ErrNotFound
+}
+
 // Declare opens a new incident, allocating its case number and, when
 // confidential, its codename.
 func (h *Handler) Declare(ctx context.Context, c incident.Declare, m Meta) (incident.State, error) {
@@ -161,10 +193,18 @@ func (h *Handler) Declare(ctx context.Context, c incident.Declare, m Meta) (inci
 		c.Codename = incident.Codename(id)
 	}
 	st, err := h.run(ctx, e, id, c, m, eventID)
-	if err != nil && !e.st.Exists() {
-		h.forget(id)
+	if err != nil {
+		if !e.st.Exists() {
+			h.forget(id)
+		}
+		return st, err
 	}
-	return st, err
+	// The event is stored: whatever happens to the index, the answer is a
+	// success (Resolve falls back to the timeline).
+	if berr := h.cases.Bind(ctx, st.CaseNumber, id); berr != nil {
+		slog.Warn("case number index not written; lookups by case number use the timeline", "case", st.CaseNumber, "err", berr)
+	}
+	return st, nil
 }
 
 // Execute runs a command against an existing incident.

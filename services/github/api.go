@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
@@ -48,22 +45,9 @@ func (a *api) authorised(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
-
 // incidentID resolves an incident id or a case number (INC-42).
 func (a *api) incidentID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if caseNumber.MatchString(id) && a.p.env.Timeline != nil {
-		found, err := a.p.env.Timeline.FindByCase(r.Context(), id)
-		if errors.Is(err, sqlite.ErrNotFound) {
-			return "", incident.ErrNotFound
-		}
-		return found, err
-	}
-	if !events.ValidID(id) {
-		return "", incident.ErrNotFound
-	}
-	return id, nil
+	return a.p.env.Commands.Resolve(r.Context(), r.PathValue("id"))
 }
 
 // postmortem opens (or finds) the postmortem pull request now, whatever

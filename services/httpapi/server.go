@@ -13,7 +13,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/telemetry"
@@ -288,22 +286,9 @@ func actor(r *http.Request) string {
 	return "api"
 }
 
-var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
-
 // incidentID accepts an incident id or a case number such as INC-42.
 func (s *Server) incidentID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if caseNumber.MatchString(id) && s.d.Timeline != nil {
-		found, err := s.d.Timeline.FindByCase(r.Context(), id)
-		if errors.Is(err, sqlite.ErrNotFound) {
-			return "", incident.ErrNotFound
-		}
-		return found, err
-	}
-	if !events.ValidID(id) {
-		return "", incident.ErrNotFound
-	}
-	return id, nil
+	return s.d.Commands.Resolve(r.Context(), r.PathValue("id"))
 }
 
 type statusRecorder struct {

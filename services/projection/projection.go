@@ -119,7 +119,12 @@ func (q quietOnClose) With(fields watermill.LogFields) watermill.LoggerAdapter {
 // their durable consumers.
 func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, error) {
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = time.Minute
+		// Long enough for a handler to obey a remote's Retry-After (Slack
+		// asks for up to a minute; httpx waits at most two) without the
+		// server delivering the same event to a second worker meanwhile.
+		// A crash does not make the next start wait it out: stranded
+		// deliveries are realigned at start.
+		cfg.AckWait = 5 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
