@@ -276,6 +276,7 @@ func TestSpecs(t *testing.T) {
 	specs := events.Specs()
 	want := []string{
 		events.TypeGitHubPostmortemOpened,
+		events.TypeGitHubPostmortemRequested,
 		events.TypeClosed,
 		events.TypeCommanderAssigned,
 		events.TypeDeclared,
@@ -286,6 +287,10 @@ func TestSpecs(t *testing.T) {
 		events.TypeNotifySent,
 		events.TypeSignalOccurrences,
 		events.TypeSignalReceived,
+		events.TypeTriageAccepted,
+		events.TypeTriageDismissed,
+		events.TypeTriageOpened,
+		events.TypeSlackAnnouncementRequested,
 		events.TypeSlackChannelLinked,
 		events.TypeSlackConversationArchived,
 		events.TypeSlackMessageFlagged,

@@ -86,6 +86,27 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		Duplicates:           2 * time.Minute,
 		DenyDelete:           true,
 		DenyPurge:            true,
+	}, {
+		// A triage item's life: opened, then one decision. Subjects are
+		// per item, so a decision can expect the opening to be last.
+		Name:        events.TriageStream,
+		Description: "Hikeshi triage items (escalations for the security team), one subject per item",
+		Subjects:    []string{events.TriageSubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      SignalRetention,
+		Duplicates:  2 * time.Minute,
+	}, {
+		// Announcements about no incident, for the Slack module to post.
+		Name:        events.SlackOutboxStream,
+		Description: "Slack announcements about no incident (the follow-up digest), one subject per announcement",
+		Subjects:    []string{events.SlackOutboxPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      SignalRetention,
+		Duplicates:  2 * time.Minute,
 	}}
 	for _, cfg := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
