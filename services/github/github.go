@@ -235,7 +235,9 @@ func (p *Projector) repoFor(st incident.State) (repoName, bool) {
 // Handle reacts to one incident event.
 func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
 	switch e.Type {
-	case events.TypeClosed:
+	case events.TypeClosed, events.TypeGitHubPostmortemRequested:
+		// A request from Slack is the on-demand path: the same ledger key
+		// as close and the API, so however many ask, one pull request.
 		if _, err := p.Postmortem(ctx, e.Envelope.Subject); err != nil && !errors.Is(err, ErrSkipped) {
 			return err
 		}

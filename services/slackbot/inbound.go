@@ -225,7 +225,7 @@ func (b *Bot) helpText() string {
 	return strings.Join([]string{
 		"*" + c + "* opens the declare form. In an incident channel:",
 		"`" + c + " severity SEV2 [reason]` · `" + c + " status monitoring [message]` · `" + c + " commander @user`",
-		"`" + c + " note <text>` · `" + c + " close` (resolution and lessons learned) · `" + c + " help`",
+		"`" + c + " note <text>` · `" + c + " close` (resolution and lessons learned) · `" + c + " postmortem` · `" + c + " help`",
 	}, "\n")
 }
 
@@ -261,6 +261,8 @@ func (b *Bot) command(ctx context.Context, form url.Values) (string, error) {
 		c = incident.AddNote{Text: rest}
 	case "close":
 		return "", b.openView(ctx, trigger, closeModal(id))
+	case "postmortem":
+		return b.requestPostmortem(ctx, id, user, trigger)
 	default:
 		return fmt.Sprintf("Unknown subcommand %q.\n%s", sub, b.helpText()), nil
 	}

@@ -100,8 +100,11 @@ func (b *Bot) Handle(ctx context.Context, e events.Stored) error {
 	case *events.IncidentClosed:
 		return b.closed(ctx, e, id, d)
 	case *events.Linked:
-		if e.Type == events.TypeSlackChannelLinked {
+		switch e.Type {
+		case events.TypeSlackChannelLinked:
 			return b.index(ctx, d.Ref, id)
+		case events.TypeGitHubPostmortemOpened:
+			return b.postmortemOpened(ctx, e, id, d)
 		}
 	}
 	return nil
