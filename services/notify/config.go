@@ -66,11 +66,14 @@ type TemplateFiles struct {
 	HTML    string `yaml:"html"`    // path of the HTML body
 }
 
-// Recipient is one mailbox or one webhook endpoint.
+// Recipient is one mailbox, one webhook endpoint or one Slack channel.
 type Recipient struct {
 	Email     string `yaml:"email"`
 	Webhook   string `yaml:"webhook"`    // URL the payload is POSTed to
 	SecretEnv string `yaml:"secret_env"` // the variable holding the HMAC key
+	// Slack is an announcement channel (an id, C…, or a name): the Slack
+	// module posts there, asked by an io.hikeshi.slack.announcement_requested.
+	Slack string `yaml:"slack"`
 	// Security recipients may hear of confidential incidents (by codename
 	// only); nobody else does.
 	Security bool `yaml:"security"`
@@ -128,9 +131,19 @@ func (c *Config) check() (Secrets, error) {
 	mail := false
 	for name, r := range c.Recipients {
 		where := "notify.recipients." + name
+		kinds := 0
+		for _, v := range []string{r.Email, r.Webhook, r.Slack} {
+			if v != "" {
+				kinds++
+			}
+		}
 		switch {
-		case (r.Email == "") == (r.Webhook == ""):
-			return s, fmt.Errorf("%s: set exactly one of email and webhook", where)
+		case kinds != 1:
+			return s, fmt.Errorf("%s: set exactly one of email, webhook and slack", where)
+		case r.Slack != "":
+			if strings.ContainsAny(r.Slack, " #,") {
+				return s, fmt.Errorf("%s.slack: want a channel id or name without #, got %q", where, r.Slack)
+			}
 		case r.Email != "":
 			a, err := parseAddress(r.Email)
 			if err != nil {

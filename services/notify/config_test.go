@@ -18,7 +18,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"no rules", smtp + oncall, "notify.rules: no rules"},
 		{"unknown key", smtp + oncall + "  rules: [{name: a, on: [declared], to: [oncall], colour: red}]\n", "colour"},
-		{"both channels", smtp + "  recipients:\n    x: {email: a@acme.test, webhook: https://h.test/}\n  rules: [{name: a, on: [declared], to: [x]}]\n", "exactly one of email and webhook"},
+		{"both channels", smtp + "  recipients:\n    x: {email: a@acme.test, webhook: https://h.test/}\n  rules: [{name: a, on: [declared], to: [x]}]\n", "exactly one of email, webhook and slack"},
 		{"display name", smtp + "  recipients:\n    x: {email: 'Ops <ops@acme.test>'}\n  rules: [{name: a, on: [declared], to: [x]}]\n", "bare address"},
 		{"webhook scheme", "  recipients:\n    x: {webhook: 'ftp://h.test/', secret_env: HIKESHI_TEST_HOOK_SECRET}\n  rules: [{name: a, on: [declared], to: [x]}]\n", "http(s) URL"},
 		{"webhook secret unset", "  recipients:\n    x: {webhook: 'https://h.test/', secret_env: HIKESHI_TEST_UNSET}\n  rules: [{name: a, on: [declared], to: [x]}]\n", "HIKESHI_TEST_UNSET is not set"},

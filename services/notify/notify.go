@@ -22,6 +22,7 @@ import (
 const (
 	ChannelEmail   = "email"
 	ChannelWebhook = "webhook"
+	ChannelSlack   = "slack"
 )
 
 // Module is the row in the hub's module table.
@@ -188,6 +189,9 @@ func (p *Projector) deliver(ctx context.Context, recorded *incident.State, rule 
 	key := sendKey(rule.Name, name, e.ID)
 	if recorded.Has(events.DeriveID("event", r.IncidentID, key)) {
 		return nil
+	}
+	if rcpt.Slack != "" {
+		return p.announce(ctx, recorded, rule, name, rcpt.Slack, key, r)
 	}
 	var quit func()
 	defer func() {

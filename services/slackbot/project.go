@@ -99,6 +99,8 @@ func (b *Bot) Handle(ctx context.Context, e events.Stored) error {
 		return b.changed(ctx, e, id, d)
 	case *events.IncidentClosed:
 		return b.closed(ctx, e, id, d)
+	case *events.AnnouncementRequested:
+		return b.announced(ctx, e, id, d)
 	case *events.Linked:
 		switch e.Type {
 		case events.TypeSlackChannelLinked:
