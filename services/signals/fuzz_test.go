@@ -22,7 +22,8 @@ func fuzzParser(f *testing.F, seeds []string, parse func([]byte) ([]events.Signa
 			if err := validate(&sigs[i]); err != nil {
 				continue // the handler answers 400
 			}
-			if _, err := encode(&sigs[i], sigs[i].StartsAt); err != nil {
+			key := events.SignalKey(sigs[i].Source, sigs[i].Fingerprint, sigs[i].Status, sigs[i].StartsAt)
+			if _, err := events.AppendSignal(nil, &sigs[i], key, sigs[i].StartsAt); err != nil {
 				t.Fatalf("valid signal does not encode: %v", err)
 			}
 		}

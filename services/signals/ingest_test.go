@@ -73,8 +73,9 @@ func TestDedupOutlivesTheMsgIDWindow(t *testing.T) {
 		Severity: "high", StartsAt: time.Unix(1700000000, 0).UTC(), GroupKey: "g"}
 	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
 	must(t, err == nil && n == 1, "first put: %d %v", n, err)
-	m, err := encode(&sig, time.Now())
-	if err != nil {
+	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	m := nats.NewMsg(events.SignalSubject(sig.Source, key))
+	if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	m.Header.Set(nats.MsgIdHdr, "another-id-as-after-the-window")

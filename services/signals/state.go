@@ -52,8 +52,10 @@ type states struct {
 
 const maxCached = 10_000
 
+// cached holds the decoded state (fpState or groupState by value), so a
+// hit costs no decoding, or the stored bytes of any other value.
 type cached struct {
-	val []byte
+	val any
 	rev uint64
 }
 
@@ -79,7 +81,21 @@ func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
 		}
 		c = cached{val: e.Value(), rev: e.Revision()}
 	}
-	return c.rev, json.Unmarshal(c.val, v)
+	switch val := c.val.(type) {
+	case fpState:
+		if p, ok := v.(*fpState); ok {
+			*p = val
+			return c.rev, nil
+		}
+	case groupState:
+		if p, ok := v.(*groupState); ok {
+			*p = val
+			return c.rev, nil
+		}
+	case []byte:
+		return c.rev, json.Unmarshal(val, v)
+	}
+	return 0, fmt.Errorf("state %s holds %T, not %T", key, c.val, v)
 }
 
 func (s *states) put(ctx context.Context, key string, rev uint64, v any) error {
@@ -104,7 +120,14 @@ func (s *states) put(ctx context.Context, key string, rev uint64, v any) error {
 	if len(s.c) >= maxCached {
 		clear(s.c)
 	}
-	s.c[key] = cached{val: b, rev: next}
+	var val any = b
+	switch v := v.(type) {
+	case *fpState:
+		val = *v
+	case *groupState:
+		val = *v
+	}
+	s.c[key] = cached{val: val, rev: next}
 	return nil
 }
 
