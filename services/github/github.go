@@ -61,6 +61,8 @@ type Followups struct {
 	PostmortemDays int `yaml:"postmortem_days"`
 	// OpenDays an incident may stay open before it is listed.
 	OpenDays int `yaml:"open_days"`
+	// Digest posts the list to a Slack channel weekly.
+	Digest Digest `yaml:"digest"`
 }
 
 type repoName struct{ Owner, Name string }
@@ -111,6 +113,9 @@ func load(f *config.File) (*settings, error) {
 		}
 		s.hasConfidential = true
 	}
+	if err := s.Followups.Digest.check(); err != nil {
+		return nil, err
+	}
 	if s.WriteInterval < 0 {
 		return nil, errors.New("github.write_interval must not be negative")
 	}
@@ -142,7 +147,12 @@ func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 		return nil, err
 	}
 	api := &api{p: p}
+	var loops []func(context.Context) error
+	if p.s.Followups.Digest.Channel != "" {
+		loops = append(loops, p.RunDigest)
+	}
 	return &hub.Parts{
+		Background: loops,
 		Projectors: []projection.Projector{{Durable: Name, Handle: p.Handle}},
 		Routes: map[string]http.Handler{
 			"POST /api/v1/incidents/{id}/postmortem": http.HandlerFunc(api.postmortem),

@@ -109,6 +109,9 @@ func (p *projector) handle(ctx context.Context, e events.Stored) error {
 			if err != nil {
 				return err
 			}
+			if err := p.publishTriage(ctx, e, sig, &d); err != nil {
+				return err
+			}
 			fp.Triage, changed = "open", true
 		}
 	}

@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 // Parts is what the bot adds to the hub.
 func (b *Bot) Parts() *hub.Parts {
 	p := &hub.Parts{
-		Projectors: []projection.Projector{b.Projector(), b.FlagProjector(), b.OutboxProjector()},
+		Projectors: []projection.Projector{b.Projector(), b.FlagProjector(), b.OutboxProjector(), b.TriageProjector()},
 		Routes: map[string]http.Handler{
 			"POST /slack/events":        http.HandlerFunc(b.ServeEvents),
 			"POST /slack/interactivity": http.HandlerFunc(b.ServeInteractivity),

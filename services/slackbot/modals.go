@@ -159,6 +159,9 @@ func parseInteraction(body []byte) (*slack.InteractionCallback, error) {
 
 func (b *Bot) action(ctx context.Context, cb *slack.InteractionCallback) error {
 	for _, a := range cb.ActionCallback.BlockActions {
+		if ok, err := b.triageAction(ctx, cb, a); ok {
+			return err
+		}
 		switch a.ActionID {
 		case actionStatus:
 			return b.openView(ctx, cb.TriggerID, statusModal(a.Value))
@@ -210,14 +213,26 @@ func (b *Bot) submit(ctx context.Context, cb *slack.InteractionCallback) (any, e
 	id := cb.View.PrivateMetadata
 	var err error
 	switch cb.View.CallbackID {
+	case viewDismiss:
+		return b.dismissTriage(ctx, cb)
 	case viewDeclare:
+		if k, ok := strings.CutPrefix(id, triageMeta); ok {
+			if open, err := b.triageOpen(ctx, k, cb.View.ID); err != nil || !open {
+				if err != nil {
+					return nil, err
+				}
+				return map[string]any{"response_action": "errors", "errors": map[string]string{"title": errDecided.Error()}}, nil
+			}
+		}
 		var st incident.State
 		st, err = b.commands.Declare(ctx, incident.Declare{
 			Title: value(cb, "title"), Service: value(cb, "service"), Severity: value(cb, "severity"),
 			Summary: value(cb, "summary"), DeclaredBy: cb.User.ID,
 			Confidential: checked(cb, "options", "confidential"), Drill: checked(cb, "options", "drill"),
 		}, meta)
-		if err == nil && id != "" {
+		if k, ok := strings.CutPrefix(id, triageMeta); ok && err == nil {
+			err = b.acceptTriage(ctx, st, k, cb.View.ID, cb.User.ID)
+		} else if err == nil && id != "" {
 			err = b.attachFlag(ctx, st.ID, id, cb.View.ID)
 		}
 	case viewStatus:
