@@ -22,11 +22,11 @@ import (
 
 const token = "jira-test-token"
 
-func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeJira, *jira.Projector) {
+func setup(t *testing.T, extra string) (*integrationtest.Hub, *integrationtest.FakeJira, *jira.Projector) {
 	t.Helper()
 	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
-	fake := newFakeJira(t, "Bearer "+token)
-	h := integrationtest.New(t, fmt.Sprintf("jira:\n  base_url: %s\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n%s", fake.srv.URL, extra))
+	fake := integrationtest.NewFakeJira(t, "Bearer "+token)
+	h := integrationtest.New(t, fmt.Sprintf("jira:\n  base_url: %s\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n%s", fake.Srv.URL, extra))
 	cfg, auth, err := jira.Load(h.Env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +60,9 @@ func lifecycle(t *testing.T, h *integrationtest.Hub, d incident.Declare, step fu
 
 // checkOneCase asserts what the remote holds after a full lifecycle,
 // however many times the projector ran.
-func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *fakeJira, st incident.State, wantComments int) fakeIssue {
+func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *integrationtest.FakeJira, st incident.State, wantComments int) fakeIssue {
 	t.Helper()
-	issues, _ := fake.snapshot()
+	issues, _ := fake.Snapshot()
 	if len(issues) != 1 {
 		t.Fatalf("%d issues, want exactly 1: %+v", len(issues), issues)
 	}
@@ -83,7 +83,7 @@ func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *fakeJira, st incid
 	return is
 }
 
-type fakeIssue = issue
+type fakeIssue = integrationtest.JiraIssue
 
 func TestCaseFollowsTheIncident(t *testing.T) {
 	h, fake, p := setup(t, "  labels: [payments-team]\n")
@@ -91,7 +91,7 @@ func TestCaseFollowsTheIncident(t *testing.T) {
 	defer stop()
 	st := lifecycle(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2", Summary: "12% of authorisations fail"}, func() {})
 	integrationtest.Eventually(t, "the case to be done", func() bool {
-		issues, _ := fake.snapshot()
+		issues, _ := fake.Snapshot()
 		return len(issues) == 1 && issues[0].Category == "done"
 	})
 	is := checkOneCase(t, h, fake, st, 6)
@@ -124,7 +124,7 @@ func TestCaseFollowsTheIncident(t *testing.T) {
 			linked = d.(*events.Linked)
 		}
 	}
-	if linked.Name != "OPS-1" || linked.URL != fake.srv.URL+"/browse/OPS-1" || linked.Ref != is.ID {
+	if linked.Name != "OPS-1" || linked.URL != fake.Srv.URL+"/browse/OPS-1" || linked.Ref != is.ID {
 		t.Errorf("link %+v", linked)
 	}
 }
@@ -176,7 +176,7 @@ func TestRateLimitsAndOutagesDelayButLoseNothing(t *testing.T) {
 	st = lifecycle(t, h, incident.Declare{Title: "Queue backlog", Service: "jobs", Severity: "SEV4"}, func() {})
 	h.Replay(t, st.ID, p.Handle)
 	checkOneCase(t, h, fake, st, 6)
-	_, calls := fake.snapshot()
+	_, calls := fake.Snapshot()
 	creates := 0
 	for _, c := range calls {
 		if c.Method == http.MethodPost && c.Path == "/rest/api/2/issue" {
@@ -196,14 +196,14 @@ func TestConfidentialAndDrill(t *testing.T) {
 	drill := h.Declare(t, incident.Declare{Title: "Game day: search zone loss", Service: "search", Severity: "SEV3", Drill: true})
 	h.Replay(t, conf.ID, p.Handle)
 	h.Replay(t, drill.ID, p.Handle)
-	traffic := fake.traffic()
+	traffic := fake.Traffic()
 	for _, secret := range []string{title, "identity", "rotating residential IPs", "checkout fully down", "bad deploy",
 		"rolled back to v41", "error rate back to normal", "rollback", "canary the gateway"} {
 		if strings.Contains(traffic, secret) {
 			t.Errorf("JIRA traffic contains %q", secret)
 		}
 	}
-	issues, _ := fake.snapshot()
+	issues, _ := fake.Snapshot()
 	if len(issues) != 2 {
 		t.Fatalf("%d issues", len(issues))
 	}
@@ -220,8 +220,8 @@ func TestConfidentialAndDrill(t *testing.T) {
 
 func TestCloudBasicAuth(t *testing.T) {
 	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
-	fake := newFakeJira(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@acme.test:"+token)))
-	h := integrationtest.New(t, "jira:\n  base_url: "+fake.srv.URL+"\n  email: ops@acme.test\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {sev2: P1}\n")
+	fake := integrationtest.NewFakeJira(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@acme.test:"+token)))
+	h := integrationtest.New(t, "jira:\n  base_url: "+fake.Srv.URL+"\n  email: ops@acme.test\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {sev2: P1}\n")
 	cfg, auth, err := jira.Load(h.Env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestCloudBasicAuth(t *testing.T) {
 	p, _ := jira.New(cfg, auth, h.Env)
 	st := h.Declare(t, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"})
 	h.Replay(t, st.ID, p.Handle)
-	issues, _ := fake.snapshot()
+	issues, _ := fake.Snapshot()
 	if len(issues) != 1 || issues[0].Priority != "P1" {
 		t.Fatalf("issues %+v", issues)
 	}
@@ -242,14 +242,14 @@ func TestDefinitiveRefusalIsPermanent(t *testing.T) {
 	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "issuetype") {
 		t.Fatalf("err = %v, want a permanent error naming issuetype", err)
 	}
-	if issues, _ := fake.snapshot(); len(issues) != 0 {
+	if issues, _ := fake.Snapshot(); len(issues) != 0 {
 		t.Fatalf("issues created: %+v", issues)
 	}
 }
 
 func TestWrongTokenIsRetriedNotDropped(t *testing.T) {
 	h, fake, p := setup(t, "")
-	fake.auth = "Bearer something-else"
+	fake.Auth = "Bearer something-else"
 	st := h.Declare(t, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"})
 	err := p.Handle(context.Background(), h.Events(t, st.ID)[0])
 	if err == nil || errors.Is(err, projection.ErrPermanent) {
@@ -304,7 +304,7 @@ func TestArchiveAttached(t *testing.T) {
 	h.Replay(t, conf.ID, p.Handle)
 	h.ForgetEffects(t)
 	h.Replay(t, st.ID, p.Handle)
-	issues, _ := fake.snapshot()
+	issues, _ := fake.Snapshot()
 	if len(issues) != 2 || len(issues[0].Attachments) != 1 || len(issues[1].Attachments) != 0 {
 		t.Fatalf("attachments: %d issues, %+v", len(issues), issues)
 	}
@@ -319,12 +319,12 @@ func TestArchiveAttached(t *testing.T) {
 // with the names it does offer; a case a person already closed is left be.
 func TestDoneTransitionByName(t *testing.T) {
 	h, fake, p := setup(t, "  done_transition: resolve incident\n")
-	fake.done = "Resolve Incident"
+	fake.Done = "Resolve Incident"
 	st := lifecycle(t, h, incident.Declare{Title: "API errors", Service: "api", Severity: "SEV2"}, func() {})
 	h.Replay(t, st.ID, p.Handle)
 	checkOneCase(t, h, fake, st, 6)
 
-	fake.done = "Close"
+	fake.Done = "Close"
 	other := h.Declare(t, incident.Declare{Title: "Queue backlog", Service: "jobs", Severity: "SEV3"})
 	h.Do(t, other.ID, incident.UpdateStatus{Status: "resolved"})
 	h.Do(t, other.ID, incident.Close{Resolution: "drained"})
@@ -340,14 +340,14 @@ func TestDoneTransitionByName(t *testing.T) {
 
 	third := h.Declare(t, incident.Declare{Title: "Cache misses", Service: "cdn", Severity: "SEV4"})
 	h.Replay(t, third.ID, p.Handle)
-	fake.resolve("OPS-3")
+	fake.Resolve("OPS-3")
 	h.Do(t, third.ID, incident.UpdateStatus{Status: "resolved"})
 	h.Do(t, third.ID, incident.Close{Resolution: "warmed"})
 	stored = h.Events(t, third.ID)
 	if err := p.Handle(context.Background(), stored[len(stored)-1]); err != nil {
 		t.Fatalf("closing a case already done: %v", err)
 	}
-	issues, _ := fake.snapshot()
+	issues, _ := fake.Snapshot()
 	if is := issues[2]; is.Transitions != 0 || is.Category != "done" {
 		t.Fatalf("case closed by hand: %d transitions, %s", is.Transitions, is.Category)
 	}

@@ -22,7 +22,7 @@ import (
 type projector struct {
 	m       *module
 	st      *states
-	tickets *tickets // nil without signals.github
+	tickets *tickets // nil without signals.github or signals.jira
 	now     func() time.Time
 
 	handled, dropped, flagged, limited atomic.Int64
@@ -34,11 +34,18 @@ func newProjector(m *module, d deps) (*projector, error) {
 		return nil, err
 	}
 	p := &projector{m: m, st: st, now: d.now}
-	if m.cfg.GitHub != nil {
-		if p.tickets, err = newTickets(*m.cfg.GitHub, m.sec.github, d.client, m.env); err != nil {
-			return nil, err
-		}
-		p.tickets.st = st
+	var tr tracker
+	switch {
+	case m.cfg.GitHub != nil:
+		tr, err = newGitHub(*m.cfg.GitHub, m.sec.github, d.client)
+	case m.cfg.JIRA != nil:
+		tr, err = newJira(*m.cfg.JIRA, m.sec.jira, d.client)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tr != nil {
+		p.tickets = &tickets{tr: tr, effects: m.env.Effects, env: m.env, st: st}
 	}
 	return p, nil
 }
@@ -91,7 +98,7 @@ func (p *projector) handle(ctx context.Context, e events.Stored) error {
 	case RouteTicket:
 		if p.tickets == nil {
 			p.flagged.Add(1)
-			p.m.env.Logger.Warn("signal routed to a ticket but signals.github is not configured", "fingerprint", sig.Fingerprint)
+			p.m.env.Logger.Warn("signal routed to a ticket but neither signals.github nor signals.jira is configured", "fingerprint", sig.Fingerprint)
 			break
 		}
 		did, err := p.tickets.apply(ctx, e, sig, &fp, &d, notify)

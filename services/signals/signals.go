@@ -43,8 +43,10 @@ type Config struct {
 	Rules      []RuleConfig `yaml:"rules"`
 	// Default applies when no rule routes or drops a signal, and when a
 	// rule fails to evaluate.
-	Default RuleConfig    `yaml:"default"`
-	GitHub  *GitHubConfig `yaml:"github"`
+	Default RuleConfig `yaml:"default"`
+	// Alert tickets go to GitHub issues or to JIRA, not both.
+	GitHub *GitHubConfig `yaml:"github"`
+	JIRA   *JiraConfig   `yaml:"jira"`
 }
 
 // GrafanaConfig: bearer token, HMAC, or both (either verifies).
@@ -104,14 +106,20 @@ func Load(f *config.File) (Config, secrets, error) {
 	s.grafanaToken = get("grafana.token_env", c.Grafana.TokenEnv)
 	s.grafanaHMAC = get("grafana.hmac_secret_env", c.Grafana.HMACSecretEnv)
 	s.awsSecret = get("aws.secret_env", c.AWS.SecretEnv)
+	if c.GitHub != nil && c.JIRA != nil {
+		return c, s, fmt.Errorf("signals: alert tickets go to github or jira, not both")
+	}
 	if c.GitHub != nil {
 		s.github = get("github.token_env", c.GitHub.TokenEnv)
+	}
+	if c.JIRA != nil {
+		s.jira = get("jira.token_env", c.JIRA.TokenEnv)
 	}
 	return c, s, err
 }
 
 type secrets struct {
-	token, grafanaToken, grafanaHMAC, awsSecret, github string
+	token, grafanaToken, grafanaHMAC, awsSecret, github, jira string
 }
 
 // Module is the row in the hub's module table.
@@ -133,7 +141,7 @@ func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 type deps struct {
 	certs   CertFetcher
 	confirm func(ctx context.Context, u string) error
-	client  *http.Client // JWKS, certificates, GitHub
+	client  *http.Client // JWKS, certificates, GitHub, JIRA
 	now     func() time.Time
 }
 

@@ -34,8 +34,9 @@ type fpState struct {
 	WindowCount int   `json:"window_count,omitempty"`
 	Suppressed  int   `json:"suppressed,omitempty"`
 	// Alert ticket.
-	Ticket     int  `json:"ticket,omitempty"`
-	TicketOpen bool `json:"ticket_open,omitempty"`
+	Ticket     int    `json:"ticket,omitempty"`     // GitHub issue number
+	TicketRef  string `json:"ticket_ref,omitempty"` // JIRA issue key
+	TicketOpen bool   `json:"ticket_open,omitempty"`
 	// Triage is set once the escalation's triage item exists.
 	Triage string `json:"triage,omitempty"`
 	Seq    uint64 `json:"seq"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,16 +25,34 @@ type GitHubConfig struct {
 	Labels   []string `yaml:"labels"`
 }
 
+// tracker is where alert tickets live: GitHub issues or JIRA issues.
+// A ticket is named by ref (an issue number, an issue key).
+type tracker interface {
+	// find returns the ticket carrying label, if any (look up before create).
+	find(ctx context.Context, label string) (ref string, ok bool, err error)
+	create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (ref string, err error)
+	comment(ctx context.Context, ref, text string) error
+	// move closes (open false) or reopens the ticket.
+	move(ctx context.Context, ref string, open bool) error
+	// kind names the tracker in effect keys, so switching trackers opens
+	// new tickets rather than reusing the other tracker's refs.
+	kind() string
+}
+
 type tickets struct {
+	tr      tracker
+	effects *natsjs.Effects
+	env     *hub.Env
+	st      *states // the projector's, for the group's incident
+}
+
+type githubTracker struct {
 	gh          *github.Client
 	owner, repo string
 	labels      []string
-	effects     *natsjs.Effects
-	env         *hub.Env
-	st          *states // the projector's, for the group's incident
 }
 
-func newTickets(c GitHubConfig, token string, client *http.Client, env *hub.Env) (*tickets, error) {
+func newGitHub(c GitHubConfig, token string, client *http.Client) (*githubTracker, error) {
 	owner, repo, ok := strings.Cut(c.Repo, "/")
 	if !ok || owner == "" || repo == "" {
 		return nil, fmt.Errorf("signals.github.repo %q must be owner/name", c.Repo)
@@ -52,7 +71,7 @@ func newTickets(c GitHubConfig, token string, client *http.Client, env *hub.Env)
 		}
 		gh.BaseURL = u
 	}
-	return &tickets{gh: gh, owner: owner, repo: repo, labels: c.Labels, effects: env.Effects, env: env}, nil
+	return &githubTracker{gh: gh, owner: owner, repo: repo, labels: c.Labels}, nil
 }
 
 // fpLabel finds a fingerprint's issue again (look up before create).
@@ -60,48 +79,83 @@ func fpLabel(sig *events.Signal) string {
 	return "hikeshi-fp-" + natsjs.EffectKey(sig.Source + "\x00" + sig.Fingerprint)[:16]
 }
 
-// apply carries one signal to its fingerprint's issue: open it on the
+// apply carries one signal to its fingerprint's ticket: open it on the
 // first firing, comment on a new occurrence (unless rate-limited), close
 // it with a comment when resolved, reopen it with a comment when it fires
 // again. Each step is an effect keyed by the signal, so a redelivery does
 // nothing twice.
 func (t *tickets) apply(ctx context.Context, e events.Stored, sig *events.Signal, fp *fpState, d *Decision, notify bool) (bool, error) {
+	ref := fp.ref()
 	switch {
-	case fp.Ticket == 0 && sig.Status == events.SignalFiring:
-		n, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", sig.Source, sig.Fingerprint), func(ctx context.Context) (int, error) {
-			return t.open(ctx, sig, fp, d)
-		})
-		if err != nil {
+	case ref == "" && sig.Status == events.SignalFiring:
+		if err := t.openOnce(ctx, sig, fp, d); err != nil {
 			return false, err
 		}
-		fp.Ticket, fp.TicketOpen = n, true
+		fp.TicketOpen = true
 		return true, nil
-	case fp.Ticket == 0:
+	case ref == "":
 		return false, nil // resolved before any ticket: nothing to close
 	case sig.Status == events.SignalResolved && fp.TicketOpen:
-		err := t.step(ctx, e, fp.Ticket, "closed", fmt.Sprintf("Resolved at the source (%s).", sig.Source))
+		err := t.step(ctx, e, ref, moveClose, fmt.Sprintf("Resolved at the source (%s).", sig.Source))
 		fp.TicketOpen = err != nil
 		return err == nil, err
 	case sig.Status == events.SignalFiring && !fp.TicketOpen:
-		err := t.step(ctx, e, fp.Ticket, "open", fmt.Sprintf("Firing again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
+		err := t.step(ctx, e, ref, moveReopen, fmt.Sprintf("Firing again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
 		fp.TicketOpen = err == nil
 		return err == nil, err
 	case sig.Status == events.SignalFiring && notify:
-		return false, t.step(ctx, e, fp.Ticket, "", fmt.Sprintf("Fired again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
+		return false, t.step(ctx, e, ref, moveNone, fmt.Sprintf("Fired again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
 	}
 	return false, nil
 }
 
-// step comments on an issue and moves it to state ("" keeps it), once per
-// signal.
-func (t *tickets) step(ctx context.Context, e events.Stored, number int, state, comment string) error {
+// ref names the fingerprint's ticket: a JIRA key, or a GitHub issue
+// number (kept as a number, as the state and ledger first stored it).
+func (fp *fpState) ref() string {
+	if fp.TicketRef != "" {
+		return fp.TicketRef
+	}
+	if fp.Ticket != 0 {
+		return strconv.Itoa(fp.Ticket)
+	}
+	return ""
+}
+
+// openOnce finds or opens the fingerprint's ticket once.
+func (t *tickets) openOnce(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) error {
+	if _, ok := t.tr.(*githubTracker); ok {
+		n, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", sig.Source, sig.Fingerprint), func(ctx context.Context) (int, error) {
+			ref, err := t.open(ctx, sig, fp, d)
+			if err != nil {
+				return 0, err
+			}
+			return strconv.Atoi(ref)
+		})
+		fp.Ticket = n
+		return err
+	}
+	ref, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", t.tr.kind(), sig.Source, sig.Fingerprint), func(ctx context.Context) (string, error) {
+		return t.open(ctx, sig, fp, d)
+	})
+	fp.TicketRef = ref
+	return err
+}
+
+const (
+	moveNone = iota
+	moveClose
+	moveReopen
+)
+
+// step comments on a ticket and closes or reopens it, once per signal.
+func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move int, comment string) error {
 	_, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket-step", e.ID), func(ctx context.Context) (bool, error) {
-		if _, resp, err := t.gh.Issues.CreateComment(ctx, t.owner, t.repo, number, &github.IssueComment{Body: github.String(comment)}); err != nil {
-			return false, final(resp, err)
+		if err := t.tr.comment(ctx, ref, comment); err != nil {
+			return false, err
 		}
-		if state != "" {
-			if _, resp, err := t.gh.Issues.Edit(ctx, t.owner, t.repo, number, &github.IssueRequest{State: github.String(state)}); err != nil {
-				return false, final(resp, err)
+		if move != moveNone {
+			if err := t.tr.move(ctx, ref, move == moveReopen); err != nil {
+				return false, err
 			}
 		}
 		return true, nil
@@ -109,42 +163,79 @@ func (t *tickets) step(ctx context.Context, e events.Stored, number int, state, 
 	return err
 }
 
-func final(resp *github.Response, err error) error {
-	if resp != nil {
-		return integration.Final(resp.StatusCode, err)
+// open finds the fingerprint's ticket by its label, or creates it, then
+// adds the enrichment comment.
+func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) (string, error) {
+	label := fpLabel(sig)
+	if ref, ok, err := t.tr.find(ctx, label); err != nil || ok {
+		return ref, err
 	}
-	return err
+	ref, err := t.tr.create(ctx, sig, d, label, ticketBody(sig, d))
+	if err != nil {
+		return "", err
+	}
+	if err := t.tr.comment(ctx, ref, t.enrichment(ctx, sig, fp, d)); err != nil {
+		return "", err
+	}
+	return ref, nil
 }
 
-// open finds the fingerprint's issue by its label, or creates it, then
-// adds the enrichment comment.
-func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) (int, error) {
-	label := fpLabel(sig)
-	found, resp, err := t.gh.Issues.ListByRepo(ctx, t.owner, t.repo, &github.IssueListByRepoOptions{
+func (g *githubTracker) kind() string { return "github" }
+
+func (g *githubTracker) find(ctx context.Context, label string) (string, bool, error) {
+	found, resp, err := g.gh.Issues.ListByRepo(ctx, g.owner, g.repo, &github.IssueListByRepoOptions{
 		Labels: []string{label}, State: "all", ListOptions: github.ListOptions{PerPage: 1},
 	})
 	if err != nil {
-		return 0, final(resp, err)
+		return "", false, final(resp, err)
 	}
-	if len(found) > 0 {
-		return found[0].GetNumber(), nil
+	if len(found) == 0 {
+		return "", false, nil
 	}
-	labels := append([]string{label, "source:" + sig.Source, "severity:" + sig.Severity}, t.labels...)
+	return strconv.Itoa(found[0].GetNumber()), true, nil
+}
+
+func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (string, error) {
+	labels := append([]string{label, "source:" + sig.Source, "severity:" + sig.Severity}, g.labels...)
 	if d.Priority != "" {
 		labels = append(labels, "priority:"+d.Priority)
 	}
-	body := ticketBody(sig, d)
-	issue, resp, err := t.gh.Issues.Create(ctx, t.owner, t.repo, &github.IssueRequest{
+	issue, resp, err := g.gh.Issues.Create(ctx, g.owner, g.repo, &github.IssueRequest{
 		Title: github.String(truncate("["+sig.Source+"] "+sig.Title, 250)), Body: github.String(body), Labels: &labels,
 	})
 	if err != nil {
-		return 0, final(resp, err)
+		return "", final(resp, err)
 	}
-	enrich := t.enrichment(ctx, sig, fp, d)
-	if _, resp, err := t.gh.Issues.CreateComment(ctx, t.owner, t.repo, issue.GetNumber(), &github.IssueComment{Body: github.String(enrich)}); err != nil {
-		return 0, final(resp, err)
+	return strconv.Itoa(issue.GetNumber()), nil
+}
+
+func (g *githubTracker) comment(ctx context.Context, ref, text string) error {
+	n, err := strconv.Atoi(ref)
+	if err != nil {
+		return err
 	}
-	return issue.GetNumber(), nil
+	_, resp, err := g.gh.Issues.CreateComment(ctx, g.owner, g.repo, n, &github.IssueComment{Body: github.String(text)})
+	return final(resp, err)
+}
+
+func (g *githubTracker) move(ctx context.Context, ref string, open bool) error {
+	n, err := strconv.Atoi(ref)
+	if err != nil {
+		return err
+	}
+	state := "closed"
+	if open {
+		state = "open"
+	}
+	_, resp, err := g.gh.Issues.Edit(ctx, g.owner, g.repo, n, &github.IssueRequest{State: github.String(state)})
+	return final(resp, err)
+}
+
+func final(resp *github.Response, err error) error {
+	if err != nil && resp != nil {
+		return integration.Final(resp.StatusCode, err)
+	}
+	return err
 }
 
 func ticketBody(sig *events.Signal, d *Decision) string {

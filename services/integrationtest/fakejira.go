@@ -1,4 +1,4 @@
-package jira_test
+package integrationtest
 
 import (
 	"encoding/json"
@@ -13,49 +13,48 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
-// fakeJira speaks the parts of the JIRA REST API v2 the projector uses,
-// with JIRA's own payloads and error shapes, and records every call.
-type fakeJira struct {
-	srv  *httptest.Server
-	auth string // the Authorization header every call must carry
+// FakeJira speaks the parts of the JIRA REST API v2 that the jira and
+// signals modules use, with JIRA's own payloads and error shapes, and
+// records every call. Project OPS, issue type Task.
+type FakeJira struct {
+	Srv  *httptest.Server
+	Auth string // the Authorization header every call must carry
 
-	integrationtest.Faults // answered, in order, before the real handling
+	Faults // answered, in order, before the real handling
 
 	mu     sync.Mutex
-	calls  []call
-	issues []*issue
+	calls  []JiraCall
+	issues []*JiraIssue
 	nextID int
-	done   string // the name of the workflow's transition to done
+	Done   string // the name of the workflow's transition to done
 }
 
-type call struct {
+type JiraCall struct {
 	Method, Path, Query, Body string
 	Header                    http.Header
 }
 
-type issue struct {
+type JiraIssue struct {
 	ID, Key, Summary, Description, Priority, Status, Category string
 	Labels                                                    []string
-	Comments                                                  []comment
-	Attachments                                               []attachment
+	Comments                                                  []JiraComment
+	Attachments                                               []JiraAttachment
 	Transitions                                               int
 }
 
-type comment struct{ ID, Body string }
+type JiraComment struct{ ID, Body string }
 
-type attachment struct {
+type JiraAttachment struct {
 	Name    string
 	Content []byte
 }
 
-func newFakeJira(t *testing.T, auth string) *fakeJira {
-	f := &fakeJira{auth: auth, nextID: 10000, done: "Done"}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+func NewFakeJira(t *testing.T, auth string) *FakeJira {
+	f := &FakeJira{Auth: auth, nextID: 10000, Done: "Done"}
+	f.Srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Srv.Close)
 	return f
 }
 
@@ -87,16 +86,16 @@ var (
 	reLabel      = regexp.MustCompile(`labels\s*=\s*"([^"]+)"`)
 )
 
-func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
+func (f *FakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
+	f.calls = append(f.calls, JiraCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
 	if status, ok := f.Take(w, r); ok {
 		jiraError(w, status, []string{http.StatusText(status)}, nil)
 		return
 	}
-	if r.Header.Get("Authorization") != f.auth {
+	if r.Header.Get("Authorization") != f.Auth {
 		w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
 		jiraError(w, http.StatusUnauthorized, []string{"You are not authenticated. Authentication required to perform this operation."}, nil)
 		return
@@ -119,7 +118,7 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeJira) lookup(key string) *issue {
+func (f *FakeJira) lookup(key string) *JiraIssue {
 	for _, is := range f.issues {
 		if is.Key == key || is.ID == key {
 			return is
@@ -128,7 +127,7 @@ func (f *fakeJira) lookup(key string) *issue {
 	return nil
 }
 
-func (f *fakeJira) create(w http.ResponseWriter, body []byte) {
+func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 	var req struct {
 		Fields struct {
 			Project     struct{ Key string }   `json:"project"`
@@ -155,7 +154,7 @@ func (f *fakeJira) create(w http.ResponseWriter, body []byte) {
 		return
 	}
 	f.nextID++
-	is := &issue{
+	is := &JiraIssue{
 		ID: strconv.Itoa(f.nextID), Key: fmt.Sprintf("OPS-%d", len(f.issues)+1),
 		Summary: req.Fields.Summary, Description: req.Fields.Description, Labels: req.Fields.Labels,
 		Status: "To Do", Category: "new",
@@ -164,12 +163,12 @@ func (f *fakeJira) create(w http.ResponseWriter, body []byte) {
 		is.Priority = req.Fields.Priority.Name
 	}
 	f.issues = append(f.issues, is)
-	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID})
+	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID})
 }
 
-func (f *fakeJira) issueJSON(is *issue) map[string]any {
+func (f *FakeJira) issueJSON(is *JiraIssue) map[string]any {
 	return map[string]any{
-		"id": is.ID, "key": is.Key, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID,
+		"id": is.ID, "key": is.Key, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID,
 		"fields": map[string]any{
 			"summary": is.Summary, "labels": is.Labels,
 			"priority": map[string]string{"name": is.Priority},
@@ -185,7 +184,7 @@ func (f *fakeJira) issueJSON(is *issue) map[string]any {
 	}
 }
 
-func (f *fakeJira) search(w http.ResponseWriter, r *http.Request) {
+func (f *FakeJira) search(w http.ResponseWriter, r *http.Request) {
 	m := reLabel.FindStringSubmatch(r.URL.Query().Get("jql"))
 	if m == nil {
 		jiraError(w, http.StatusBadRequest, []string{"Error in the JQL Query"}, nil)
@@ -202,7 +201,7 @@ func (f *fakeJira) search(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, map[string]any{"expand": "schema,names", "startAt": 0, "maxResults": 50, "total": len(found), "issues": found})
 }
 
-func (f *fakeJira) issue(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+func (f *FakeJira) issue(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -233,7 +232,7 @@ func (f *fakeJira) issue(w http.ResponseWriter, r *http.Request, is *issue, body
 	}
 }
 
-func (f *fakeJira) comments(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+func (f *FakeJira) comments(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -255,13 +254,13 @@ func (f *fakeJira) comments(w http.ResponseWriter, r *http.Request, is *issue, b
 			return
 		}
 		f.nextID++
-		c := comment{ID: strconv.Itoa(f.nextID), Body: req.Body}
+		c := JiraComment{ID: strconv.Itoa(f.nextID), Body: req.Body}
 		is.Comments = append(is.Comments, c)
-		reply(w, http.StatusCreated, map[string]string{"id": c.ID, "body": c.Body, "self": f.srv.URL + "/rest/api/2/issue/" + is.ID + "/comment/" + c.ID})
+		reply(w, http.StatusCreated, map[string]string{"id": c.ID, "body": c.Body, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID + "/comment/" + c.ID})
 	}
 }
 
-func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+func (f *FakeJira) transitions(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -276,7 +275,7 @@ func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue
 		To   status `json:"to"`
 	}
 	available := []tr{{"21", "In Progress", status{"In Progress", map[string]string{"key": "indeterminate"}}},
-		{"31", f.done, status{"Done", map[string]string{"key": "done"}}}}
+		{"31", f.Done, status{"Done", map[string]string{"key": "done"}}}}
 	if is.Category == "done" {
 		available = []tr{{"41", "Reopen", status{"To Do", map[string]string{"key": "new"}}}}
 	}
@@ -298,7 +297,7 @@ func (f *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *issue
 	}
 }
 
-func (f *fakeJira) attach(w http.ResponseWriter, r *http.Request, is *issue, body []byte) {
+func (f *FakeJira) attach(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
 	// JIRA accepts no-check (documented) and nocheck (what go-jira sends).
 	if h := r.Header.Get("X-Atlassian-Token"); h != "no-check" && h != "nocheck" {
 		w.WriteHeader(http.StatusForbidden)
@@ -325,36 +324,36 @@ func (f *fakeJira) attach(w http.ResponseWriter, r *http.Request, is *issue, bod
 		if part.FormName() != "file" {
 			continue
 		}
-		is.Attachments = append(is.Attachments, attachment{Name: part.FileName(), Content: content})
+		is.Attachments = append(is.Attachments, JiraAttachment{Name: part.FileName(), Content: content})
 		f.nextID++
 		out = append(out, map[string]any{"id": strconv.Itoa(f.nextID), "filename": part.FileName(), "size": len(content)})
 	}
 	reply(w, http.StatusOK, out)
 }
 
-// resolve moves issue key to done, as a person would in JIRA.
-func (f *fakeJira) resolve(key string) {
+// Resolve moves issue key to done, as a person would in JIRA.
+func (f *FakeJira) Resolve(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	is := f.lookup(key)
 	is.Status, is.Category = "Done", "done"
 }
 
-// snapshot returns copies of the issues and the calls.
-func (f *fakeJira) snapshot() ([]issue, []call) {
+// Snapshot returns copies of the issues and the calls.
+func (f *FakeJira) Snapshot() ([]JiraIssue, []JiraCall) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]issue, len(f.issues))
+	out := make([]JiraIssue, len(f.issues))
 	for i, is := range f.issues {
 		out[i] = *is
-		out[i].Comments = append([]comment(nil), is.Comments...)
+		out[i].Comments = append([]JiraComment(nil), is.Comments...)
 	}
-	return out, append([]call(nil), f.calls...)
+	return out, append([]JiraCall(nil), f.calls...)
 }
 
-// traffic is every byte the projector sent: paths, queries, headers, bodies.
-func (f *fakeJira) traffic() string {
-	_, calls := f.snapshot()
+// Traffic is every byte sent to the fake: paths, queries, headers, bodies.
+func (f *FakeJira) Traffic() string {
+	_, calls := f.Snapshot()
 	var b strings.Builder
 	for _, c := range calls {
 		fmt.Fprintf(&b, "%s %s?%s\n", c.Method, c.Path, c.Query)
