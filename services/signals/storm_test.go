@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 // stormSize is 10,000 alerts in 100 groups in the normal suite;
@@ -95,5 +98,72 @@ func stormGroupBatch(g, groups, per int) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "receiver": "hikeshi",
 		"groupKey": fmt.Sprintf(`{}:{alertname="DiskFull%d"}`, g), "alerts": alerts})
+	return b
+}
+
+// The ticket storm: as in real storms, the same few alerts of each group
+// fire again and again (a new start each time). Every occurrence is
+// stored, but the tracker hears of each fingerprint once — found by
+// label, created, enriched — and repeats inside the rate window are
+// counted only, so its calls are bounded by fingerprints, not alerts.
+func TestStormTicketsBoundedByFingerprints(t *testing.T) {
+	setSecrets(t)
+	t.Setenv("SIG_JIRA", "jira-token")
+	fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+	r := newRig(t, rigOpts{yaml: strings.Replace(jiraYAML(fake.Srv.URL), `'signal.kind == "finding"'`, `'signal.source == "alertmanager"'`, 1)})
+	alerts, groups := stormSize(t)
+	alerts, groups = alerts/5, groups/5 // every alert is a ticket step: keep the suite quick
+	const fps = 5                       // distinct alerts per group
+	per := alerts / groups
+	r.run()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range jobs {
+				if resp, _ := r.post(PathAlertmanager, repeatingBatch(g, per, fps), auth(testToken)); resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for g := range groups {
+		jobs <- g
+	}
+	close(jobs)
+	wg.Wait()
+	must(t, failed.Load() == 0, "%d deliveries not accepted", failed.Load())
+	must(t, r.count() == uint64(alerts), "stream holds %d signals, want %d", r.count(), alerts)
+	r.waitHandled(uint64(alerts), 5*time.Minute)
+	issues, calls := fake.Snapshot()
+	distinct := groups * fps
+	must(t, len(issues) == distinct, "%d issues for %d distinct fingerprints", len(issues), distinct)
+	// Per fingerprint: search, create and the enrichment comment, then a
+	// "fired again" comment for occurrences 2 to 4 (rate_limit max 4 per
+	// hour in jiraYAML); the other per/fps-4 occurrences are counted only.
+	must(t, per/fps > 4 && len(calls) <= (3+4-1)*distinct, "%d JIRA calls for %d alerts of %d fingerprints in %d groups", len(calls), alerts, distinct, groups)
+	t.Logf("%d alerts, %d groups, %d fingerprints: %d JIRA calls, %d issues", alerts, groups, distinct, len(calls), len(issues))
+}
+
+// repeatingBatch is group g's notification: per alerts over fps
+// fingerprints, each occurrence of a fingerprint starting later.
+func repeatingBatch(g, per, fps int) []byte {
+	type alert struct {
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		StartsAt    time.Time         `json:"startsAt"`
+		Fingerprint string            `json:"fingerprint"`
+	}
+	alerts := make([]alert, 0, per)
+	for k := range per {
+		alerts = append(alerts, alert{Status: "firing", StartsAt: time.Unix(1750000000+int64(k/fps)*60, 0).UTC(),
+			Fingerprint: fmt.Sprintf("g%04d-f%d", g, k%fps),
+			Labels:      map[string]string{"alertname": fmt.Sprintf("Backlog%d", k%fps), "severity": "high", "queue": fmt.Sprintf("q%d", g)}})
+	}
+	b, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "receiver": "hikeshi",
+		"groupKey": fmt.Sprintf(`{}:{queue="q%d"}`, g), "alerts": alerts})
 	return b
 }
