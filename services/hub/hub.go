@@ -293,10 +293,10 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(projectors))
+		names := make([]telemetry.Consumer, 0, len(projectors))
 		for _, p := range projectors {
 			metrics.Projector(p.Durable)
-			names = append(names, p.Durable)
+			names = append(names, telemetry.Consumer{Stream: p.Stream, Durable: p.Durable})
 		}
 		metrics.WatchLag(h.bus.JS, names...)
 	}

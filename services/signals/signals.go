@@ -134,6 +134,11 @@ func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if env.Metrics != nil {
+		if err := m.register(env.Metrics); err != nil {
+			return nil, err
+		}
+	}
 	return m.parts(), nil
 }
 

@@ -65,16 +65,19 @@ func (m *Metrics) Handled(projector string) { m.handled.WithLabelValues(projecto
 // Failed counts one failed handler attempt.
 func (m *Metrics) Failed(projector string) { m.failed.WithLabelValues(projector).Inc() }
 
+// Consumer names a durable consumer and its stream ("" is INCIDENTS).
+type Consumer struct{ Stream, Durable string }
+
 // WatchLag exports hikeshi_consumer_lag{consumer}: events not yet
 // delivered to each durable consumer, read from the server at scrape time.
-func (m *Metrics) WatchLag(js jetstream.JetStream, consumers ...string) {
+func (m *Metrics) WatchLag(js jetstream.JetStream, consumers ...Consumer) {
 	m.Registry.MustRegister(&lagCollector{js: js, consumers: consumers,
 		desc: prometheus.NewDesc("hikeshi_consumer_lag", "Events on the stream not yet delivered to the consumer, plus those awaiting ack.", []string{"consumer"}, nil)})
 }
 
 type lagCollector struct {
 	js        jetstream.JetStream
-	consumers []string
+	consumers []Consumer
 	desc      *prometheus.Desc
 }
 
@@ -83,8 +86,12 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, name := range c.consumers {
-		cons, err := c.js.PushConsumer(ctx, events.IncidentStream, name)
+	for _, cc := range c.consumers {
+		stream, name := cc.Stream, cc.Durable
+		if stream == "" {
+			stream = events.IncidentStream
+		}
+		cons, err := c.js.PushConsumer(ctx, stream, name)
 		if err != nil {
 			continue
 		}

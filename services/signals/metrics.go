@@ -1,0 +1,30 @@
+package signals
+
+import (
+	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// register exports the module's counters: what producers sent, what was
+// new, what the stream already held, and what the projector decided.
+func (m *module) register(metrics *telemetry.Metrics) error {
+	counter := func(name, help string, v func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hikeshi_signals_" + name, Help: help},
+			func() float64 { return float64(v()) })
+	}
+	for _, c := range []prometheus.Collector{
+		counter("received_total", "Signals in accepted deliveries.", m.received.Load),
+		counter("stored_total", "Signals stored on the SIGNALS stream for the first time.", m.stored.Load),
+		counter("duplicate_total", "Accepted signals the stream already held (HA peers, retries, repeats).",
+			func() int64 { return m.received.Load() - m.stored.Load() }),
+		counter("handled_total", "Stored signals the rules were evaluated over.", m.proj.handled.Load),
+		counter("dropped_total", "Signals dropped by a rule.", m.proj.dropped.Load),
+		counter("flagged_total", "Signals routed by the default because a rule failed or a route was not configured.", m.proj.flagged.Load),
+		counter("rate_limited_total", "Occurrences over their fingerprint's rate limit: counted, not notified.", m.proj.limited.Load),
+	} {
+		if err := metrics.Registry.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
