@@ -15,8 +15,11 @@ test:
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 	@echo "== events module stands alone"; cd events && GOWORK=off $(GO) test -count=1 ./...
 
+# The Alertmanager baseline of the signals scenario needs Debian's
+# prometheus-alertmanager; without it that baseline is skipped with a note.
 bench:
 	$(GO) run ./tools/cmd/hikeshi-bench $(BENCHFLAGS)
+	cd services && $(GO) test -run '^$$' -bench Slack -benchtime 1x ./slackbot/
 
 # Every fuzz target in every module, FUZZTIME each (go test fuzzes one
 # target at a time).
