@@ -2,6 +2,7 @@
 // format (form or JSON bodies, {"ok":true,...} and {"ok":false,"error":...}
 // answers, 429 with Retry-After), keeps channels and messages, records
 // every call, and can be told to fail or to enforce per-method rate tiers.
+// It also serves Socket Mode (socket.go) for apps that have no public URL.
 package slacktest
 
 import (
@@ -80,6 +81,7 @@ type Server struct {
 	windows  map[string]*window
 	seq      int
 	clock    func() time.Time
+	socket   socketState
 }
 
 type window struct {
@@ -216,6 +218,10 @@ func (s *Server) post(c *Channel, m Message) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == SocketPath {
+		s.serveSocket(w, r)
+		return
+	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
 	if !ok || r.Method != http.MethodPost && r.Method != http.MethodGet {
 		http.NotFound(w, r)
@@ -264,7 +270,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		win.n++
 	}
-	resp, errCode := s.handle(method, params)
+	var resp map[string]any
+	var errCode string
+	if method == "apps.connections.open" {
+		resp, errCode = s.openSocket(r)
+	} else {
+		resp, errCode = s.handle(method, params)
+	}
 	if errCode != "" {
 		call.Error = errCode
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": errCode})
@@ -281,6 +293,9 @@ func readParams(r *http.Request) (url.Values, error) {
 			return nil, err
 		}
 		var m map[string]json.RawMessage
+		if len(b) == 0 { // apps.connections.open: the token says it all
+			return url.Values{}, nil
+		}
 		if err := json.Unmarshal(b, &m); err != nil {
 			return nil, fmt.Errorf("invalid JSON body: %w", err)
 		}

@@ -65,8 +65,9 @@ func parseGeneric(b []byte) ([]events.Signal, error) {
 	return out, nil
 }
 
-// escalation is what customer support sends to POST /api/v1/escalations.
-type escalation struct {
+// Escalation is what customer support sends to POST /api/v1/escalations;
+// the Slack message shortcut builds one too and stores its Signal.
+type Escalation struct {
 	// ID is the support ticket or conversation id: with ReportedAt it makes
 	// a retried delivery the same escalation.
 	ID             string              `json:"id"`
@@ -81,27 +82,36 @@ type escalation struct {
 }
 
 func parseEscalation(b []byte) ([]events.Signal, error) {
-	var e escalation
+	var e Escalation
 	if err := decode(b, &e, true); err != nil {
 		return nil, err
 	}
+	s, err := e.Signal()
+	if err != nil {
+		return nil, err
+	}
+	return []events.Signal{s}, nil
+}
+
+// Signal checks the escalation and normalises it.
+func (e Escalation) Signal() (events.Signal, error) {
 	for _, f := range []struct{ name, v string }{
 		{"id", e.ID}, {"title", e.Title}, {"reported_by", e.ReportedBy}, {"customer_impact", e.CustomerImpact},
 	} {
 		if f.v == "" {
-			return nil, bad("%s: is required", f.name)
+			return events.Signal{}, bad("%s: is required", f.name)
 		}
 	}
 	if e.ReportedAt.IsZero() {
-		return nil, bad("reported_at: is required")
+		return events.Signal{}, bad("reported_at: is required")
 	}
 	if e.Severity == "" {
 		e.Severity = "high"
 	}
-	return []events.Signal{{
+	return events.Signal{
 		Source: "escalation", Kind: "escalation", Fingerprint: e.ID, Status: events.SignalFiring,
 		Title: e.Title, Summary: e.Details, Severity: e.Severity, Service: e.Service, Links: e.Links,
 		StartsAt: e.ReportedAt.UTC(), GroupKey: "escalation/" + e.ID,
 		ReportedBy: e.ReportedBy, CustomerImpact: e.CustomerImpact,
-	}}, nil
+	}, nil
 }

@@ -51,6 +51,7 @@ type Deps struct {
 	Effects       *natsjs.Effects
 	Token         string
 	SigningSecret string
+	AppToken      string // Socket Mode only
 	PublicURL     string
 	Logger        *slog.Logger
 	// Transport is the HTTP transport under the retrying one (tests use it
@@ -76,13 +77,22 @@ func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, err := config.Secret(Name, "signing_secret_env", cfg.SigningSecretEnv)
-	if err != nil {
+	// Socket Mode is authenticated by the app-level token; HTTP by the
+	// signing secret. Only the transport in use needs its credential.
+	var secret, appToken string
+	if cfg.SocketMode {
+		if appToken, err = config.Secret(Name, "app_token_env", cfg.AppTokenEnv); err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(appToken, "xapp-") {
+			return nil, fmt.Errorf("slack.app_token_env: %s does not hold an app-level token (xapp-…)", cfg.AppTokenEnv)
+		}
+	} else if secret, err = config.Secret(Name, "signing_secret_env", cfg.SigningSecretEnv); err != nil {
 		return nil, err
 	}
 	b, err := New(ctx, cfg, Deps{
 		JS: env.Bus.JS, Commands: env.Commands, Effects: env.Effects,
-		Token: token, SigningSecret: secret, PublicURL: env.PublicURL, Logger: env.Logger,
+		Token: token, SigningSecret: secret, AppToken: appToken, PublicURL: env.PublicURL, Logger: env.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -119,13 +129,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", natsjs.ArchivesBucket, err)
 	}
-	transport := &httpx.Transport{Base: d.Transport, Sleep: d.Sleep,
-		OnWait: func(r *http.Request, status int, wait time.Duration) {
-			d.Logger.Info("slack: waiting before retry", "method", strings.TrimPrefix(r.URL.Path, "/api/"), "status", status, "wait", wait)
-		}}
-	api := slack.New(d.Token,
-		slack.OptionAPIURL(cfg.APIURL),
-		slack.OptionHTTPClient(&http.Client{Transport: transport, Timeout: 5 * time.Minute}))
+	api := newAPI(cfg, d)
 	return &Bot{
 		cfg: cfg, api: api, js: d.JS, commands: d.Commands, effects: d.Effects, state: kv, archives: archives,
 		pacer: &httpx.Pacer{Interval: cfg.PostInterval}, verifier: &slacksign.Verifier{Secret: d.SigningSecret, Now: d.Now},
@@ -133,15 +137,39 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 	}, nil
 }
 
-// Parts is what the bot adds to the hub.
+// newAPI is the Web API client: the retrying transport under slack-go,
+// with the app-level token for Socket Mode when there is one.
+func newAPI(cfg Config, d Deps) *slack.Client {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	transport := &httpx.Transport{Base: d.Transport, Sleep: d.Sleep,
+		OnWait: func(r *http.Request, status int, wait time.Duration) {
+			log.Info("slack: waiting before retry", "method", strings.TrimPrefix(r.URL.Path, "/api/"), "status", status, "wait", wait)
+		}}
+	api := slack.New(d.Token,
+		slack.OptionAPIURL(cfg.APIURL),
+		slack.OptionAppLevelToken(d.AppToken),
+		slack.OptionHTTPClient(&http.Client{Transport: transport, Timeout: 5 * time.Minute}))
+	return api
+}
+
+// Parts is what the bot adds to the hub. In Socket Mode the HTTP routes
+// are not mounted: Slack then sends everything over the socket, and an
+// endpoint nobody calls is one less to defend.
 func (b *Bot) Parts() *hub.Parts {
 	p := &hub.Parts{
 		Projectors: []projection.Projector{b.Projector(), b.FlagProjector(), b.OutboxProjector(), b.TriageProjector()},
-		Routes: map[string]http.Handler{
+	}
+	if b.cfg.SocketMode {
+		p.Background = append(p.Background, b.RunSocketMode)
+	} else {
+		p.Routes = map[string]http.Handler{
 			"POST /slack/events":        http.HandlerFunc(b.ServeEvents),
 			"POST /slack/interactivity": http.HandlerFunc(b.ServeInteractivity),
 			"POST /slack/commands":      http.HandlerFunc(b.ServeCommand),
-		},
+		}
 	}
 	if !b.cfg.Timekeeper.Disabled {
 		p.Background = append(p.Background, b.RunTimekeeper)

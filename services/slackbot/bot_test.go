@@ -88,7 +88,7 @@ func (r *rig) ensureChannels(ids ...string) {
 func (r *rig) start() {
 	b, err := New(context.Background(), r.cfg, Deps{
 		JS: r.h.Bus.JS, Commands: r.h.Env.Commands, Effects: r.h.Env.Effects,
-		Token: "xoxb-test", SigningSecret: secret, PublicURL: "https://hikeshi.example.test",
+		Token: "xoxb-test", SigningSecret: secret, AppToken: "xapp-1-test", PublicURL: "https://hikeshi.example.test",
 		Logger: r.h.Env.Logger, Now: r.clock.Now,
 		Sleep: r.sleep,
 	})

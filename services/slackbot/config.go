@@ -20,7 +20,12 @@ const Name = "slack"
 type Config struct {
 	BotTokenEnv      string `yaml:"bot_token_env"`
 	SigningSecretEnv string `yaml:"signing_secret_env"`
-	APIURL           string `yaml:"api_url"` // GovSlack or a test server; must end in /api/
+	// SocketMode receives events, interactions and slash commands over
+	// Slack's Socket Mode instead of HTTP (no public ingress needed); it
+	// needs an app-level token (xapp-…, scope connections:write).
+	SocketMode  bool   `yaml:"socket_mode"`
+	AppTokenEnv string `yaml:"app_token_env"`
+	APIURL      string `yaml:"api_url"` // GovSlack or a test server; must end in /api/
 	// WorkspaceURL is used for links to channels (https://acme.slack.com).
 	WorkspaceURL string `yaml:"workspace_url"`
 
@@ -44,6 +49,9 @@ type Config struct {
 	Command  string `yaml:"command"`       // slash command, default /incident
 	Reaction string `yaml:"reaction"`      // security reaction, default sss
 	PinEmoji string `yaml:"note_reaction"` // adds the message as a note, default pushpin
+	// EscalateShortcut is the callback id of the message shortcut that
+	// escalates a message to the security team for triage; "-" turns it off.
+	EscalateShortcut string `yaml:"escalate_shortcut"`
 
 	Timekeeper Timekeeper `yaml:"timekeeper"`
 
@@ -69,6 +77,7 @@ func defaults() Config {
 	return Config{
 		BotTokenEnv:          "SLACK_BOT_TOKEN",
 		SigningSecretEnv:     "SLACK_SIGNING_SECRET",
+		AppTokenEnv:          "SLACK_APP_TOKEN",
 		APIURL:               "https://slack.com/api/",
 		ChannelTemplate:      "{service}-{yyyymmdd}i-{slug}",
 		ConfidentialTemplate: "sec-{yyyymmdd}-{codename}",
@@ -77,6 +86,7 @@ func defaults() Config {
 		Command:              "/incident",
 		Reaction:             "sss",
 		PinEmoji:             "pushpin",
+		EscalateShortcut:     "escalate",
 		Timekeeper:           Timekeeper{Interval: 15 * time.Minute, Check: 30 * time.Second},
 		PostInterval:         time.Second,
 	}

@@ -116,36 +116,52 @@ func parseEvent(body []byte) (eventEnvelope, *reactionEvent, error) {
 // carries the same event_id, from which every effect and command key is
 // derived, so it changes nothing.
 func (b *Bot) ServeEvents(w http.ResponseWriter, r *http.Request) {
+	b.serve(w, r, b.onEvent)
+}
+
+// serve verifies a request, hands its body to the dispatcher both
+// transports share, and writes the answer Slack expects (if any).
+func (b *Bot) serve(w http.ResponseWriter, r *http.Request, dispatch func(context.Context, []byte) (any, error)) {
 	body := b.verified(w, r)
 	if body == nil {
 		return
 	}
-	env, ev, err := parseEvent(body)
+	ctx, cancel := context.WithTimeout(r.Context(), ackBudget)
+	defer cancel()
+	answer, err := dispatch(ctx, body)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	if env.Type == "url_verification" {
+	if answer != nil {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"challenge": env.Challenge})
-		return
+		_ = json.NewEncoder(w).Encode(answer)
 	}
-	if ev != nil && ev.Item.Type == "message" {
-		ctx, cancel := context.WithTimeout(r.Context(), ackBudget)
-		defer cancel()
-		switch ev.Reaction {
-		case b.cfg.Reaction:
-			err = b.enqueueFlag(ctx, ev)
-		case b.cfg.PinEmoji:
-			err = b.pinNote(ctx, ev)
-		}
-		if err != nil {
-			b.log.Warn("slack event", "event_id", env.EventID, "err", err)
-			fail(w, err)
-			return
-		}
+}
+
+// onEvent handles an Events API payload (the HTTP body, or the payload of
+// a Socket Mode events_api envelope).
+func (b *Bot) onEvent(ctx context.Context, body []byte) (any, error) {
+	env, ev, err := parseEvent(body)
+	if err != nil {
+		return nil, err
 	}
-	w.WriteHeader(http.StatusOK)
+	if env.Type == "url_verification" {
+		return map[string]string{"challenge": env.Challenge}, nil
+	}
+	if ev == nil || ev.Item.Type != "message" {
+		return nil, nil
+	}
+	switch ev.Reaction {
+	case b.cfg.Reaction:
+		err = b.enqueueFlag(ctx, ev)
+	case b.cfg.PinEmoji:
+		err = b.pinNote(ctx, ev)
+	}
+	if err != nil {
+		b.log.Warn("slack event", "event_id", env.EventID, "err", err)
+	}
+	return nil, err
 }
 
 // message reads one message (top level or thread reply).
@@ -193,31 +209,25 @@ func isRefusal(err error) bool {
 
 // ServeCommand is the slash command endpoint (/incident by default).
 func (b *Bot) ServeCommand(w http.ResponseWriter, r *http.Request) {
-	body := b.verified(w, r)
-	if body == nil {
-		return
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		fail(w, badRequest("slash command form: %v", err))
-		return
-	}
+	b.serve(w, r, func(ctx context.Context, body []byte) (any, error) {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, badRequest("slash command form: %v", err)
+		}
+		return b.onCommand(ctx, form)
+	})
+}
+
+// onCommand runs a slash command's fields; the answer is ephemeral.
+func (b *Bot) onCommand(ctx context.Context, form url.Values) (any, error) {
 	if form.Get("command") != b.cfg.Command || form.Get("user_id") == "" || form.Get("trigger_id") == "" {
-		fail(w, badRequest("not %s, or no user_id or trigger_id", b.cfg.Command))
-		return
+		return nil, badRequest("not %s, or no user_id or trigger_id", b.cfg.Command)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), ackBudget)
-	defer cancel()
 	reply, err := b.command(ctx, form)
-	if err != nil {
-		fail(w, err)
-		return
+	if err != nil || reply == "" {
+		return nil, err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if reply == "" {
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"response_type": "ephemeral", "text": reply})
+	return map[string]string{"response_type": "ephemeral", "text": reply}, nil
 }
 
 func (b *Bot) helpText() string {

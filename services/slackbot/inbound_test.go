@@ -130,6 +130,7 @@ func FuzzParsePayloads(f *testing.F) {
 	f.Add(reaction("Ev1", "sss", "C1", "1.1"))
 	f.Add([]byte(`{"type":"url_verification","challenge":"x"}`))
 	f.Add([]byte(`payload=%7B%22type%22%3A%22block_actions%22%2C%22user%22%3A%7B%22id%22%3A%22U1%22%7D%7D`))
+	f.Add([]byte(`{"type":"message_action","callback_id":"escalate","user":{"id":"U1"},"message":{"ts":"1.1","text":"x"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, ev, err := parseEvent(b)
 		if err == nil && env.Type == "event_callback" && ev != nil && (ev.Item.Channel == "" || ev.User == "") {

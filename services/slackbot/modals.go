@@ -100,54 +100,53 @@ func closeModal(id string) slack.ModalViewRequest {
 		textInput("lessons", "Lessons learned", "", true, true))
 }
 
-// ServeInteractivity handles buttons (block_actions) and modal submissions
-// (view_submission).
+// ServeInteractivity handles buttons (block_actions), modal submissions
+// (view_submission) and message shortcuts (message_action).
 func (b *Bot) ServeInteractivity(w http.ResponseWriter, r *http.Request) {
-	body := b.verified(w, r)
-	if body == nil {
-		return
-	}
-	cb, err := parseInteraction(body)
+	b.serve(w, r, func(ctx context.Context, body []byte) (any, error) {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, badRequest("interactivity form: %v", err)
+		}
+		p := form.Get("payload")
+		if p == "" {
+			return nil, badRequest("interactivity: no payload")
+		}
+		return b.onInteraction(ctx, []byte(p))
+	})
+}
+
+// onInteraction handles an interaction payload (the HTTP form's payload
+// field, or the payload of a Socket Mode interactive envelope).
+func (b *Bot) onInteraction(ctx context.Context, payload []byte) (any, error) {
+	cb, err := parseInteraction(payload)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), ackBudget)
-	defer cancel()
 	var answer any
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		err = b.action(ctx, cb)
 	case slack.InteractionTypeViewSubmission:
 		answer, err = b.submit(ctx, cb)
+	case slack.InteractionTypeMessageAction:
+		err = b.shortcut(ctx, cb)
 	}
 	if err != nil {
 		b.log.Warn("slack interaction", "type", cb.Type, "err", err)
-		fail(w, err)
-		return
 	}
-	if answer != nil {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(answer)
-	}
+	return answer, err
 }
 
-// parseInteraction decodes the payload form field; fuzzed.
-func parseInteraction(body []byte) (*slack.InteractionCallback, error) {
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, badRequest("interactivity form: %v", err)
-	}
-	p := form.Get("payload")
-	if p == "" {
-		return nil, badRequest("interactivity: no payload")
-	}
+// parseInteraction decodes an interaction payload; fuzzed.
+func parseInteraction(p []byte) (*slack.InteractionCallback, error) {
 	var cb slack.InteractionCallback
-	if err := json.Unmarshal([]byte(p), &cb); err != nil {
+	if err := json.Unmarshal(p, &cb); err != nil {
 		return nil, badRequest("interactivity payload: %v", err)
 	}
 	switch cb.Type {
-	case slack.InteractionTypeBlockActions, slack.InteractionTypeViewSubmission, slack.InteractionTypeViewClosed:
+	case slack.InteractionTypeBlockActions, slack.InteractionTypeViewSubmission, slack.InteractionTypeViewClosed,
+		slack.InteractionTypeMessageAction:
 	default:
 		return nil, badRequest("interactivity: unsupported type %q", cb.Type)
 	}
@@ -215,6 +214,8 @@ func (b *Bot) submit(ctx context.Context, cb *slack.InteractionCallback) (any, e
 	switch cb.View.CallbackID {
 	case viewDismiss:
 		return b.dismissTriage(ctx, cb)
+	case viewEscalate:
+		return b.submitEscalation(ctx, cb)
 	case viewDeclare:
 		if k, ok := strings.CutPrefix(id, triageMeta); ok {
 			if open, err := b.triageOpen(ctx, k, cb.View.ID); err != nil || !open {
