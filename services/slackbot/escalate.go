@@ -30,7 +30,7 @@ type escalateMeta struct {
 
 // shortcut opens the escalation modal for the configured message shortcut.
 func (b *Bot) shortcut(ctx context.Context, cb *slack.InteractionCallback) error {
-	if cb.CallbackID != b.cfg.EscalateShortcut {
+	if b.cfg.EscalateShortcut == "-" || cb.CallbackID != b.cfg.EscalateShortcut {
 		return nil // a shortcut of another app version: nothing to do
 	}
 	ts := cmpOr(cb.MessageTs, cb.Message.Timestamp)
