@@ -165,3 +165,32 @@ func TestSocketModeRefusedTokenKeepsTheLoopAlive(t *testing.T) {
 		t.Fatal("the loop did not stop with its context")
 	}
 }
+
+// An envelope that cannot be stored is not acknowledged, as HTTP would
+// answer 503; Slack's redelivery, once the store is back, shares it once.
+func TestSocketModeLeavesUnstoredEnvelopesUnacknowledged(t *testing.T) {
+	r, _ := socketRig(t)
+	r.ensureChannels("CSUPPORT01")
+	ts := r.slack.AddMessage("CSUPPORT01", "UCAROL001", "admin password posted in #general", "")
+	ctx := context.Background()
+	if err := r.h.Bus.JS.DeleteStream(ctx, FlagStream); err != nil {
+		t.Fatal(err)
+	}
+	ev := reaction("EvSockDown", "sss", "CSUPPORT01", ts)
+	if err := r.slack.Push(slacktest.Envelope{EnvelopeID: "env-down", Type: "events_api", Payload: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := r.slack.WaitAck("env-down", 3*time.Second); ok {
+		t.Fatalf("acknowledged %+v although nothing was stored", a)
+	}
+	if err := ensureFlagStream(ctx, r.h.Bus.JS, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.restart() // the share projector's consumer went with the stream
+	push(t, r, "env-down-r1", "events_api", ev, 1)
+	push(t, r, "env-down-r2", "events_api", ev, 2)
+	r.flagsDrained()
+	if msgs := r.slack.Channels()["CSECURITY1"].Messages; len(msgs) != 1 {
+		t.Fatalf("%d shares, want 1", len(msgs))
+	}
+}
