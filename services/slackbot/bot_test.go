@@ -439,3 +439,70 @@ func (b *Bot) ensureChannelFor(ctx context.Context, e events.Stored) (channelRef
 	}
 	return b.ensureChannel(ctx, &st)
 }
+
+// Every replica runs the timekeeper: two bots on one bus ticking together
+// post each slot's nudge once, and a claim left by a replica that died is
+// taken over once its lease ends.
+func TestTimekeeperTwoReplicasNudgeOnce(t *testing.T) {
+	r := newRig(t, "  timekeeper:\n    interval: 15m\n")
+	st := r.h.Declare(t, incident.Declare{Title: "Slow search", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
+	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
+	other, err := New(context.Background(), r.cfg, Deps{
+		JS: r.h.Bus.JS, Commands: r.h.Env.Commands, Effects: r.h.Env.Effects,
+		Token: "xoxb-test", SigningSecret: secret, Logger: r.h.Env.Logger, Now: r.clock.Now,
+		Sleep: r.sleep,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nudges := func() int {
+		n := 0
+		for _, c := range r.slack.Calls() {
+			if c.Method == "chat.postMessage" && strings.HasPrefix(c.Params.Get("text"), "What is the status now?") {
+				n++
+			}
+		}
+		return n
+	}
+	r.clock.Add(time.Minute) // the rig's clock started before the declaration
+	for slot := 1; slot <= 5; slot++ {
+		r.clock.Add(15 * time.Minute)
+		var wg sync.WaitGroup
+		for _, b := range []*Bot{r.bot, other, r.bot, other} {
+			wg.Go(func() {
+				if err := b.Tick(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := nudges(); n != slot {
+			t.Fatalf("slot %d: %d nudges posted, want %d", slot, n, slot)
+		}
+	}
+	// A replica claimed slot 6 and died before posting: the others wait
+	// for the lease, then one of them posts it.
+	r.clock.Add(15 * time.Minute)
+	rec, _, err := r.bot.record(context.Background(), st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine, err := r.bot.claim(context.Background(), st.ID, rec.SinceEvent+":6"); err != nil || !mine {
+		t.Fatalf("claim: %v %v", mine, err)
+	}
+	if err := other.Tick(context.Background()); err != nil || nudges() != 5 {
+		t.Fatalf("a live claim was taken over: %d nudges, err %v", nudges(), err)
+	}
+	r.clock.Add(claimLease + time.Second) // still slot 6: the lease is shorter than the interval
+	for _, b := range []*Bot{other, r.bot} {
+		if err := b.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := nudges(); n != 6 {
+		t.Fatalf("after the lease: %d nudges, want 6", n)
+	}
+	if n := r.h.Count(t, st.ID, events.TypeSlackStatusRequested); n != 6 {
+		t.Fatalf("%d nudges recorded, want 6", n)
+	}
+}

@@ -2,7 +2,9 @@ package slackbot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +82,63 @@ func (b *Bot) nudge(ctx context.Context, id string, r record, iv time.Duration, 
 	if !st.Open() {
 		return nil // closed, and the projector has not caught up yet
 	}
+	mine, err := b.claim(ctx, id, step)
+	if err != nil || !mine {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, nudgeTimeout)
+	defer cancel()
 	return b.recordNudge(ctx, id, r, iv, slot, step, effect)
+}
+
+// nudgeTimeout bounds one nudge's post; claimLease, twice as long, is when
+// another replica may take over a claim whose holder died before it could
+// record the post. A holder cut off by nudgeTimeout after Slack took the
+// message but before the ledger recorded it is the one repeat left: chat.
+// postMessage has nothing to look up by.
+const (
+	nudgeTimeout = 5 * time.Minute
+	claimLease   = 2 * nudgeTimeout
+)
+
+type nudgeClaim struct {
+	Step string    `json:"step"`
+	At   time.Time `json:"at"`
+}
+
+// claim makes one replica the poster of a nudge slot. Every replica runs
+// the timekeeper, and the ledger's look-up and record are two steps, so two
+// replicas ticking together would both post. The claim is one key per
+// incident written by KV Create or by compare-and-swap on its revision:
+// exactly one writer wins a slot. A claim for another slot, or older than
+// claimLease, is taken over; the ledger then tells the new holder whether
+// the post was already done.
+func (b *Bot) claim(ctx context.Context, id, step string) (bool, error) {
+	k := "nudge." + id
+	v, err := json.Marshal(nudgeClaim{Step: step, At: b.now()})
+	if err != nil {
+		return false, err
+	}
+	e, err := b.state.Get(ctx, k)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = b.state.Create(ctx, k, v)
+	case err != nil:
+		return false, fmt.Errorf("%w: slack state: %v", natsjs.ErrUnavailable, err)
+	default:
+		var held nudgeClaim
+		if json.Unmarshal(e.Value(), &held) == nil && held.Step == step && b.now().Sub(held.At) < claimLease {
+			return false, nil // another replica has it
+		}
+		_, err = b.state.Update(ctx, k, v, e.Revision())
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return false, nil // lost the race
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: slack state: %v", natsjs.ErrUnavailable, err)
+	}
+	return true, nil
 }
 
 func (b *Bot) recordNudge(ctx context.Context, id string, r record, iv time.Duration, slot int, step, effect string) error {
