@@ -151,7 +151,7 @@ func newAPI(cfg Config, d Deps) *slack.Client {
 	api := slack.New(d.Token,
 		slack.OptionAPIURL(cfg.APIURL),
 		slack.OptionAppLevelToken(d.AppToken),
-		slack.OptionHTTPClient(&http.Client{Transport: transport, Timeout: 5 * time.Minute}))
+		slack.OptionHTTPClient(&http.Client{Transport: &holdOff{next: transport, sleep: d.Sleep}, Timeout: 5 * time.Minute}))
 	return api
 }
 

@@ -506,3 +506,37 @@ func TestTimekeeperTwoReplicasNudgeOnce(t *testing.T) {
 		t.Fatalf("%d nudges recorded, want 6", n)
 	}
 }
+
+// A Retry-After longer than the transport waits in one go comes back as an
+// error and the event is retried within seconds: the next call still waits
+// for the rest of it instead of asking Slack again early.
+func TestLongRetryAfterIsWaitedOutAcrossRetries(t *testing.T) {
+	var waits []time.Duration
+	var mu sync.Mutex
+	r := newRigWith(t, "", func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return nil
+	})
+	r.slack.Fail("chat.postMessage", slacktest.Fault{Status: 429, RetryAfter: 600})
+	st := r.h.Declare(t, incident.Declare{Title: "Search down", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
+	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
+	limited := 0
+	for _, c := range r.slack.Calls() {
+		if c.Method == "chat.postMessage" && c.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	long := 0
+	for _, w := range waits {
+		if w > 9*time.Minute && w <= 10*time.Minute {
+			long++
+		}
+	}
+	if limited != 1 || long != 1 {
+		t.Fatalf("%d rate-limited posts, %d waits of the 10 min Retry-After (all waits %v)", limited, long, waits)
+	}
+}
