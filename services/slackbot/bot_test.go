@@ -296,15 +296,28 @@ func TestLostLedgerFindsTheChannel(t *testing.T) {
 	}
 }
 
+// waitLog records the transport's waits without spending them.
+type waitLog struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (l *waitLog) sleep(_ context.Context, d time.Duration) error {
+	l.mu.Lock()
+	l.waits = append(l.waits, d)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *waitLog) all() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.waits)
+}
+
 func TestRateLimitStormIsObeyedAndLosesNothing(t *testing.T) {
-	var waits []time.Duration
-	var mu sync.Mutex
-	r := newRigWith(t, "", func(ctx context.Context, d time.Duration) error {
-		mu.Lock()
-		waits = append(waits, d)
-		mu.Unlock()
-		return nil
-	})
+	var log waitLog
+	r := newRigWith(t, "", log.sleep)
 	for _, m := range []string{"conversations.create", "chat.postMessage", "conversations.setTopic", "conversations.invite"} {
 		r.slack.Fail(m, slacktest.Fault{Status: 429, RetryAfter: 7}, slacktest.Fault{Status: 429, RetryAfter: 3}, slacktest.Fault{Status: 503})
 	}
@@ -312,8 +325,7 @@ func TestRateLimitStormIsObeyedAndLosesNothing(t *testing.T) {
 	if got := r.counts(); !maps.Equal(got, expectedLife) {
 		t.Fatalf("calls = %v\nwant    %v", got, expectedLife)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	waits := log.all()
 	n7, n3 := 0, 0
 	for _, w := range waits {
 		switch w {
@@ -511,14 +523,8 @@ func TestTimekeeperTwoReplicasNudgeOnce(t *testing.T) {
 // error and the event is retried within seconds: the next call still waits
 // for the rest of it instead of asking Slack again early.
 func TestLongRetryAfterIsWaitedOutAcrossRetries(t *testing.T) {
-	var waits []time.Duration
-	var mu sync.Mutex
-	r := newRigWith(t, "", func(ctx context.Context, d time.Duration) error {
-		mu.Lock()
-		waits = append(waits, d)
-		mu.Unlock()
-		return nil
-	})
+	var log waitLog
+	r := newRigWith(t, "", log.sleep)
 	r.slack.Fail("chat.postMessage", slacktest.Fault{Status: 429, RetryAfter: 600})
 	st := r.h.Declare(t, incident.Declare{Title: "Search down", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
 	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
@@ -528,8 +534,7 @@ func TestLongRetryAfterIsWaitedOutAcrossRetries(t *testing.T) {
 			limited++
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	waits := log.all()
 	long := 0
 	for _, w := range waits {
 		if w > 9*time.Minute && w <= 10*time.Minute {

@@ -248,7 +248,13 @@ func (b *Bot) findChannel(ctx context.Context, name string, private bool) (slack
 	}
 }
 
-// post sends a message once per causing event and step.
+// post sends a message once per causing event and step. One window is
+// left: a crash (or the ack timeout cancelling the handler) after Slack
+// took the message and before the ledger recorded its ts repeats that one
+// message on redelivery. chat.postMessage takes no idempotency key, and
+// looking for our own message first (metadata on every post, then
+// conversations.history with include_all_metadata) would cost a Tier 3
+// call per post against the channel's ~1 message/s.
 func (b *Bot) post(ctx context.Context, e events.Stored, step, channel string, opts ...slack.MsgOption) (string, error) {
 	return natsjs.Once(ctx, b.effects, key(e, step), func(ctx context.Context) (string, error) {
 		return b.send(ctx, channel, opts...)
