@@ -21,7 +21,6 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
-	"github.com/hikeshi/hikeshi/services/projection"
 )
 
 const testToken = "s3cret-token"
@@ -163,17 +162,12 @@ func (r *rig) count() uint64 {
 func (r *rig) run() {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	runner, err := projection.New(ctx, projection.Config{Dial: r.bus.Dial, JS: r.bus.JS, Logger: r.env.Logger, AckWait: 20 * time.Second}, r.m.parts().Projectors)
-	if err != nil {
-		cancel()
-		r.t.Fatal(err)
-	}
 	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
+	go func() { done <- r.m.proj.run(ctx) }()
 	r.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			r.t.Errorf("runner: %v", err)
+			r.t.Errorf("projector: %v", err)
 		}
 	})
 }
@@ -183,7 +177,7 @@ func (r *rig) waitHandled(n uint64, within time.Duration) {
 	r.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		c, err := r.bus.JS.PushConsumer(context.Background(), events.SignalStream, Durable)
+		c, err := r.bus.JS.Consumer(context.Background(), events.SignalStream, Durable)
 		if err == nil {
 			if info, err := c.Info(context.Background()); err == nil && info.AckFloor.Stream >= n {
 				return

@@ -24,6 +24,9 @@ type projector struct {
 	st      *states
 	tickets *tickets // nil without signals.github or signals.jira
 	now     func() time.Time
+	// ackWait is how long the server waits for a batch's ack before it
+	// delivers the batch again; handling retries well inside it.
+	ackWait time.Duration
 
 	handled, dropped, flagged, limited atomic.Int64
 }
@@ -33,7 +36,7 @@ func newProjector(m *module, d deps) (*projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &projector{m: m, st: st, now: d.now}
+	p := &projector{m: m, st: st, now: d.now, ackWait: 5 * time.Minute}
 	var tr tracker
 	switch {
 	case m.cfg.GitHub != nil:

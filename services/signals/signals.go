@@ -17,7 +17,6 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
-	"github.com/hikeshi/hikeshi/services/projection"
 )
 
 // Name is the module and its hikeshi.yaml section.
@@ -211,11 +210,8 @@ const (
 
 func (m *module) parts() *hub.Parts {
 	return &hub.Parts{
-		Projectors: []projection.Projector{{
-			Durable: Durable, Stream: events.SignalStream, Filter: events.SignalSubjectPrefix + ".>",
-			Handle: m.proj.handle,
-		}},
-		Routes: m.routes(),
+		Routes:     m.routes(),
+		Background: []func(context.Context) error{m.proj.run},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -42,19 +43,24 @@ type fpState struct {
 	Seq    uint64 `json:"seq"`
 }
 
-// states is a KV bucket with a read-through cache. Writes compare the
-// revision they read, so another hub replica's write is never lost: the
-// conflict fails the delivery, which is retried from fresh state.
+// states is a KV bucket with a cache owned by the projector. put records
+// a state in the cache; flush writes every state changed since the last
+// flush, comparing the revision it was read at, so another writer's change
+// is never overwritten: the conflict fails the batch, which is handled
+// again from fresh state.
 type states struct {
 	kv jetstream.KeyValue
 	mu sync.Mutex
 	c  map[string]cached
+	// dirty are the keys put since the last flush; they are never evicted.
+	dirty map[string]bool
 }
 
 const maxCached = 10_000
 
 // cached holds the decoded state (fpState or groupState by value), so a
-// hit costs no decoding, or the stored bytes of any other value.
+// hit costs no decoding, or the stored bytes of any other value. rev is
+// the revision in the bucket, which a dirty value has not reached yet.
 type cached struct {
 	val any
 	rev uint64
@@ -65,7 +71,7 @@ func newStates(ctx context.Context, js jetstream.JetStream) (*states, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signals bucket: %w", err)
 	}
-	return &states{kv: kv, c: map[string]cached{}}, nil
+	return &states{kv: kv, c: map[string]cached{}, dirty: map[string]bool{}}, nil
 }
 
 func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
@@ -99,37 +105,79 @@ func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
 	return 0, fmt.Errorf("state %s holds %T, not %T", key, c.val, v)
 }
 
-func (s *states) put(ctx context.Context, key string, rev uint64, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var next uint64
-	if rev == 0 {
-		next, err = s.kv.Create(ctx, key, b)
-	} else {
-		next, err = s.kv.Update(ctx, key, b, rev)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		delete(s.c, key) // another writer: read afresh on the retry
-		return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
-	}
-	// Bounded: a storm of distinct fingerprints must not grow the heap
-	// per alert; an evicted state is read again from the bucket.
-	if len(s.c) >= maxCached {
-		clear(s.c)
-	}
-	var val any = b
+// put records v as the state of key, read at revision rev, until flush.
+func (s *states) put(_ context.Context, key string, rev uint64, v any) error {
+	var val any
 	switch v := v.(type) {
 	case *fpState:
 		val = *v
 	case *groupState:
 		val = *v
+	default:
+		return fmt.Errorf("state %s: %T is not a state", key, v)
 	}
-	s.c[key] = cached{val: val, rev: next}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Bounded: a storm of distinct fingerprints must not grow the heap
+	// per alert; an evicted state is read again from the bucket.
+	if len(s.c) >= maxCached {
+		for k := range s.c {
+			if !s.dirty[k] {
+				delete(s.c, k)
+			}
+		}
+	}
+	s.c[key] = cached{val: val, rev: rev}
+	s.dirty[key] = true
 	return nil
+}
+
+// flush writes the changed states: groups first, then fingerprints. A
+// group's count is idempotent only while its fingerprints' states lag
+// it: a crash between the two writes redelivers signals whose groups skip
+// them and whose fingerprints catch up.
+func (s *states) flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, prefix := range []string{"group.", "fp."} {
+		for key := range s.dirty {
+			if !strings.HasPrefix(key, prefix) {
+				continue
+			}
+			c := s.c[key]
+			b, err := json.Marshal(c.val)
+			if err != nil {
+				return err
+			}
+			var next uint64
+			if c.rev == 0 {
+				next, err = s.kv.Create(ctx, key, b)
+			} else {
+				next, err = s.kv.Update(ctx, key, b, c.rev)
+			}
+			if err != nil {
+				s.discardLocked()
+				return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
+			}
+			s.c[key] = cached{val: c.val, rev: next}
+			delete(s.dirty, key)
+		}
+	}
+	return nil
+}
+
+// discard forgets the changes not written, so that they are read afresh.
+func (s *states) discard() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discardLocked()
+}
+
+func (s *states) discardLocked() {
+	for key := range s.dirty {
+		delete(s.c, key)
+	}
+	clear(s.dirty)
 }
 
 // triageItem is an escalation waiting for the security team to accept

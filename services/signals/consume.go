@@ -1,0 +1,184 @@
+package signals
+
+// The signal projector does not run through projection's Watermill router,
+// where every message is delivered, handled, its state written and acked
+// on its own (MaxAckPending 1): signals come by the thousand in a storm,
+// and per-message acks and state writes cost several times the ingest
+// itself. It pulls them in stream order instead, in batches of what is
+// waiting, keeps the batch's state changes in memory, writes each changed
+// state once (compare-and-swap on the revision read), then acks the batch
+// with one ack (AckAll). A failure before the ack discards the batch's
+// changes and handles the same messages again; states carry the stream
+// sequence they reached, so nothing is counted twice. One process
+// consumes SIGNALS at a time.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxBatch bounds the signals handled between two state writes.
+const maxBatch = 256
+
+// linger is the pause after a batch that was not full.
+const linger = 20 * time.Millisecond
+
+// ensureConsumer creates the durable pull consumer, or recreates it after
+// the last acked signal when a batch is stranded (its process died before
+// the ack, so the server would hold it for a whole AckWait) or when it is
+// the push consumer of an earlier version.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable: Durable, Description: "Hikeshi signal projector", FilterSubject: events.SignalSubjectPrefix + ".>",
+		AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: maxBatch, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	c, err := js.Consumer(ctx, events.SignalStream, Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return js.CreateConsumer(ctx, events.SignalStream, cfg)
+	case err != nil:
+		return nil, fmt.Errorf("consumer info: %w", err)
+	}
+	info := c.CachedInfo()
+	if info.NumAckPending == 0 && info.Config.DeliverSubject == "" && info.Config.AckPolicy == jetstream.AckAllPolicy {
+		return c, nil
+	}
+	if err := js.DeleteConsumer(ctx, events.SignalStream, Durable); err != nil {
+		return nil, fmt.Errorf("delete consumer: %w", err)
+	}
+	if floor := info.AckFloor.Stream; floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	return js.CreateConsumer(ctx, events.SignalStream, cfg)
+}
+
+// run handles signals until ctx ends.
+func (p *projector) run(ctx context.Context) error {
+	c, err := ensureConsumer(ctx, p.m.env.Bus.JS, p.ackWait)
+	if err != nil {
+		return fmt.Errorf("signals consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		msgs, busy, err := next(ctx, c)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.m.env.Logger.Warn("signals: fetch failed", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for wait := 100 * time.Millisecond; len(msgs) > 0; wait = min(2*wait, 5*time.Second) {
+			err := p.batch(ctx, msgs)
+			if err == nil {
+				// Acks every message up to the last; if the ack is lost the
+				// batch comes again and changes nothing.
+				if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
+					p.m.env.Logger.Warn("signals: ack failed", "err", err)
+				}
+				// A storm is handled in batches, not one by one as fast as
+				// signals arrive: the state writes and the ack are shared by
+				// what arrives meanwhile. A lone signal is handled at once.
+				if busy && len(msgs) > 1 && len(msgs) < maxBatch {
+					sleep(ctx, linger)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.m.env.Logger.Error("signal projector failed; retrying the batch", "first_seq", seq(msgs[0]), "signals", len(msgs), "err", err)
+			for _, m := range msgs {
+				_ = m.InProgress()
+			}
+			sleep(ctx, wait)
+		}
+	}
+	return nil
+}
+
+// next returns the signals waiting, up to a batch (busy), or waits for
+// one.
+func next(ctx context.Context, c jetstream.Consumer) (msgs []jetstream.Msg, busy bool, err error) {
+	collect := func(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+		if err != nil {
+			return nil, err
+		}
+		var out []jetstream.Msg
+		for m := range b.Messages() {
+			out = append(out, m)
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) &&
+			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return out, err
+		}
+		return out, nil
+	}
+	msgs, err = collect(c.FetchNoWait(maxBatch))
+	if len(msgs) > 0 || err != nil {
+		return msgs, true, err
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, err = collect(c.Fetch(1, jetstream.FetchContext(wait)))
+	return msgs, false, err
+}
+
+// batch handles msgs in order and writes the states they changed. On an
+// error nothing is written that the batch's next attempt would not write.
+func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
+	for _, m := range msgs {
+		s := seq(m)
+		e, err := natsjs.DecodeRaw(m.Subject(), s, m.Data())
+		if err == nil {
+			err = p.handle(ctx, e)
+		}
+		if errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent) {
+			p.m.env.Logger.Error("signal dead-lettered", "seq", s, "err", err)
+			err = p.deadLetter(ctx, m, s, err)
+		}
+		if err != nil {
+			p.st.discard()
+			return err
+		}
+	}
+	return p.st.flush(ctx)
+}
+
+// deadLetter keeps a signal no retry can handle on DEADLETTER; the
+// message id makes a retried batch store it once.
+func (p *projector) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, why error) error {
+	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + Durable)
+	dl.Data = m.Data()
+	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", Durable, s))
+	dl.Header.Set("reason_poisoned", why.Error())
+	dl.Header.Set("topic_poisoned", m.Subject())
+	dl.Header.Set("handler_poisoned", Durable)
+	if _, err := p.m.env.Bus.JS.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("%w: dead letter: %v", natsjs.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func seq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,123 @@
+package signals
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+)
+
+func (r *rig) group(key string) groupState {
+	r.t.Helper()
+	e, err := r.m.proj.st.kv.Get(context.Background(), "group."+natsjs.EffectKey(key))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var g groupState
+	if err := json.Unmarshal(e.Value(), &g); err != nil {
+		r.t.Fatal(err)
+	}
+	return g
+}
+
+func (r *rig) publish(sigs []events.Signal) {
+	r.t.Helper()
+	if _, err := r.m.pub.Put(context.Background(), sigs); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Another writer changes a group's state behind the projector's cache:
+// the batch's write conflicts, is discarded, and the batch is handled
+// again from the bucket, counting each signal once.
+func TestStateConflictRereads(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	var first []events.Signal
+	for i := range 10 {
+		first = append(first, sigFor(i, 1, "firing"))
+	}
+	r.publish(first)
+	r.run()
+	r.waitHandled(10, 20*time.Second)
+	// The other writer stores the same state at a new revision, with one
+	// more count to tell its write from the projector's.
+	g := r.group("group-0")
+	must(t, g.Count == 10 && g.Firing == 10, "group after 10: %+v", g)
+	g.Count = 100
+	b, _ := json.Marshal(g)
+	if _, err := r.m.proj.st.kv.Put(context.Background(), "group."+natsjs.EffectKey("group-0"), b); err != nil {
+		t.Fatal(err)
+	}
+	var more []events.Signal
+	for i := 10; i < 15; i++ {
+		more = append(more, sigFor(i, 1, "firing"))
+	}
+	r.publish(more)
+	r.waitHandled(15, 20*time.Second)
+	g = r.group("group-0")
+	must(t, g.Count == 105 && g.Firing == 15 && g.Seq == 15, "group after the conflict: %+v, want the other writer's 100 + 5", g)
+	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
+}
+
+// A process that dies after writing part of a batch's state, before its
+// ack: the next start takes the batch over at once (not after AckWait)
+// and counts nothing twice.
+func TestBatchRedeliveredAfterCrash(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	const n, groups = 40, 2
+	var sigs []events.Signal
+	for i := range n {
+		sigs = append(sigs, sigFor(i, groups, "firing"))
+	}
+	r.publish(sigs)
+	ctx := context.Background()
+	c, err := ensureConsumer(ctx, r.bus.JS, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := next(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, len(msgs) == n, "fetched %d of %d", len(msgs), n)
+	if err := r.m.proj.batch(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	// Half the fingerprints' writes never happened: the crash came after
+	// the groups were written.
+	for i := 0; i < n; i += 2 {
+		if err := r.m.proj.st.kv.Delete(ctx, "fp."+natsjs.EffectKey("alertmanager", sigs[i].Fingerprint)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := r.incidents()
+	// The next process: a fresh module (empty cache) on the same bus.
+	cfg, sec, err := Load(r.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.m, err = newModule(cfg, sec, r.env, deps{}); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	r.waitHandled(n, 20*time.Second) // well inside the 5-minute AckWait
+	for k := range groups {
+		g := r.group("group-" + string(rune('0'+k)))
+		must(t, g.Count == n/groups && g.Firing == n/groups, "group %d: %+v", k, g)
+	}
+	var fp fpState
+	if _, err := r.m.proj.st.get(ctx, "fp."+natsjs.EffectKey("alertmanager", sigs[0].Fingerprint), &fp); err != nil {
+		t.Fatal(err)
+	}
+	must(t, fp.Occurrences == 1 && fp.Status == "firing" && fp.Seq == 1, "fingerprint written on redelivery: %+v", fp)
+	after := r.incidents()
+	must(t, len(after) == groups, "incidents: %d", len(after))
+	for id, evs := range after {
+		must(t, len(evs) == len(before[id]), "incident %s: %v after redelivery, %v before", id, evs, before[id])
+	}
+}
