@@ -3,6 +3,9 @@ package signals
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -120,4 +123,58 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	for id, evs := range after {
 		must(t, len(evs) == len(before[id]), "incident %s: %v after redelivery, %v before", id, evs, before[id])
 	}
+}
+
+// The one-pass decoding reads what the generic path reads, and leaves
+// anything else to it.
+func TestDecodeSignalMatchesGeneric(t *testing.T) {
+	s := sigFor(7, 3, "resolved")
+	s.Labels = map[string]string{"instance": "node-7"}
+	s.Links = []events.SignalLink{{Title: "graph", URL: "https://grafana.example.test/d/1"}}
+	key := events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+	b, err := events.AppendSignal(nil, &s, key, time.Unix(1750000100, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, sig, err := decodeSignal("signals.alertmanager."+key, 9, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := natsjs.DecodeRaw("signals.alertmanager."+key, 9, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := g.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Data = nil
+	must(t, reflect.DeepEqual(e, g), "envelope %+v, generic %+v", e, g)
+	must(t, reflect.DeepEqual(sig, d.(*events.Signal)), "signal %+v, generic %+v", sig, d)
+	note, err := events.New("inc-1", &events.NoteAdded{Text: "x"}, events.Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, _ := note.Marshal()
+	for _, bad := range [][]byte{nb, []byte(`{"specversion":"1.0"}`), b[:len(b)-1]} {
+		_, _, err := decodeSignal("signals.x.y", 1, bad)
+		must(t, errors.Is(err, events.ErrMalformed), "%s: %v", bad, err)
+	}
+}
+
+// The filter of known keys never forgets one (a false "new" would skip
+// a state's read) and rarely claims one it was not given.
+func TestBloomKnowsEveryKey(t *testing.T) {
+	b := newBloom()
+	for i := range 100_000 {
+		b.add(fmt.Sprintf("fp.alertmanager.%08x", i))
+	}
+	false1 := 0
+	for i := range 100_000 {
+		must(t, b.has(fmt.Sprintf("fp.alertmanager.%08x", i)), "key %d forgotten", i)
+		if b.has(fmt.Sprintf("fp.grafana.%08x", i)) {
+			false1++
+		}
+	}
+	must(t, false1 < 1_000, "%d of 100,000 unknown keys claimed", false1)
 }

@@ -55,15 +55,8 @@ func newProjector(m *module, d deps) (*projector, error) {
 
 const actor = "signals"
 
-func (p *projector) handle(ctx context.Context, e events.Stored) error {
-	data, err := e.Decode()
-	if err != nil {
-		return err
-	}
-	sig, ok := data.(*events.Signal)
-	if !ok {
-		return fmt.Errorf("%w: %s on the signal stream", events.ErrMalformed, e.Type)
-	}
+// handle evaluates and carries out one stored signal.
+func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
 	p.handled.Add(1)
 	d := p.m.rules.Evaluate(sig)
 	if d.Flagged != "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 
@@ -49,11 +50,16 @@ type fpState struct {
 // is never overwritten: the conflict fails the batch, which is handled
 // again from fresh state.
 type states struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 	mu sync.Mutex
 	c  map[string]cached
 	// dirty are the keys put since the last flush; they are never evicted.
 	dirty map[string]bool
+	// known, once loaded, holds every group and fingerprint key the bucket
+	// may have: a key it lacks is new, and is not looked up. A storm of new
+	// fingerprints costs no read each. Fixed size whatever the key count.
+	known *bloom
 }
 
 const maxCached = 10_000
@@ -71,7 +77,37 @@ func newStates(ctx context.Context, js jetstream.JetStream) (*states, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signals bucket: %w", err)
 	}
-	return &states{kv: kv, c: map[string]cached{}, dirty: map[string]bool{}}, nil
+	return &states{js: js, kv: kv, c: map[string]cached{}, dirty: map[string]bool{}}, nil
+}
+
+// own reports whether key is a group or fingerprint state, which only
+// flush writes.
+func own(key string) bool { return strings.HasPrefix(key, "group.") || strings.HasPrefix(key, "fp.") }
+
+func (s *states) new(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.known != nil && own(key) && !s.known.has(key)
+}
+
+// load lists the bucket's group and fingerprint keys into known.
+func (s *states) load(ctx context.Context) error {
+	keys, err := s.kv.ListKeysFiltered(ctx, "group.>", "fp.>")
+	if err != nil {
+		return fmt.Errorf("%w: list states: %v", natsjs.ErrUnavailable, err)
+	}
+	defer keys.Stop()
+	b := newBloom()
+	for k := range keys.Keys() {
+		b.add(k)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.dirty { // put before the listing
+		b.add(k)
+	}
+	s.known = b
+	return nil
 }
 
 func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
@@ -79,6 +115,9 @@ func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
 	c, ok := s.c[key]
 	s.mu.Unlock()
 	if !ok {
+		if s.new(key) {
+			return 0, nil
+		}
 		e, err := s.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -135,35 +174,72 @@ func (s *states) put(_ context.Context, key string, rev uint64, v any) error {
 // flush writes the changed states: groups first, then fingerprints. A
 // group's count is idempotent only while its fingerprints' states lag
 // it: a crash between the two writes redelivers signals whose groups skip
-// them and whose fingerprints catch up.
+// them and whose fingerprints catch up. Each set of writes is pipelined:
+// a KV update is a publish to the bucket's stream expecting the key's
+// last revision, so they go out together and their acks are awaited once.
 func (s *states) flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, prefix := range []string{"group.", "fp."} {
-		for key := range s.dirty {
-			if !strings.HasPrefix(key, prefix) {
-				continue
-			}
-			c := s.c[key]
-			b, err := json.Marshal(c.val)
-			if err != nil {
-				return err
-			}
-			var next uint64
-			if c.rev == 0 {
-				next, err = s.kv.Create(ctx, key, b)
-			} else {
-				next, err = s.kv.Update(ctx, key, b, c.rev)
-			}
-			if err != nil {
-				s.discardLocked()
-				return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
-			}
-			s.c[key] = cached{val: c.val, rev: next}
-			delete(s.dirty, key)
+		if err := s.write(ctx, prefix); err != nil {
+			s.discardLocked()
+			return err
 		}
 	}
 	return nil
+}
+
+func (s *states) write(ctx context.Context, prefix string) error {
+	type pending struct {
+		key string
+		ack jetstream.PubAckFuture
+	}
+	var sent []pending
+	for key := range s.dirty {
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		c := s.c[key]
+		b, err := json.Marshal(c.val)
+		if err != nil {
+			return err
+		}
+		if s.known != nil {
+			// Before the write: should it conflict, the retry reads the key.
+			s.known.add(key)
+		}
+		f, err := s.js.PublishAsync("$KV."+natsjs.SignalsBucket+"."+key, b, jetstream.WithExpectLastSequencePerSubject(c.rev))
+		if err != nil {
+			return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
+		}
+		sent = append(sent, pending{key, f})
+	}
+	var failed error
+	for _, p := range sent {
+		var next uint64
+		select {
+		case a := <-p.ack.Ok():
+			next = a.Sequence
+		case err := <-p.ack.Err():
+			c := s.c[p.key]
+			if c.rev != 0 {
+				failed = fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, p.key, err)
+				continue
+			}
+			// A key deleted by hand keeps a marker that a create expecting
+			// no message refuses; Create writes over the marker.
+			b, _ := json.Marshal(c.val)
+			if next, err = s.kv.Create(ctx, p.key, b); err != nil {
+				failed = fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, p.key, err)
+				continue
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.c[p.key] = cached{val: s.c[p.key].val, rev: next}
+		delete(s.dirty, p.key)
+	}
+	return failed
 }
 
 // discard forgets the changes not written, so that they are read afresh.
@@ -208,4 +284,39 @@ func (s *states) openTriage(ctx context.Context, key string, it triageItem) erro
 		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, key, err)
 	}
 	return nil
+}
+
+// bloom is a Bloom filter of 2^23 bits (1 MiB): about 2% false positives
+// (a needless read) at a million keys, never a false negative.
+type bloom struct{ bits []uint64 }
+
+const bloomBits = 1 << 23
+
+func newBloom() *bloom { return &bloom{bits: make([]uint64, bloomBits/64)} }
+
+// probes are 4 positions by double hashing of FNV-1a.
+func probes(key string) (h1, h2 uint32) {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	v := h.Sum64()
+	return uint32(v), uint32(v>>32) | 1
+}
+
+func (b *bloom) add(key string) {
+	h1, h2 := probes(key)
+	for i := range uint32(4) {
+		p := (h1 + i*h2) % bloomBits
+		b.bits[p/64] |= 1 << (p % 64)
+	}
+}
+
+func (b *bloom) has(key string) bool {
+	h1, h2 := probes(key)
+	for i := range uint32(4) {
+		p := (h1 + i*h2) % bloomBits
+		if b.bits[p/64]&(1<<(p%64)) == 0 {
+			return false
+		}
+	}
+	return true
 }
