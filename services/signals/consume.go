@@ -42,16 +42,24 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Du
 		AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: maxBatch, MaxDeliver: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
+	var info *jetstream.ConsumerInfo
 	c, err := js.Consumer(ctx, events.SignalStream, Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		return js.CreateConsumer(ctx, events.SignalStream, cfg)
+	case errors.Is(err, jetstream.ErrNotPullConsumer):
+		push, err := js.PushConsumer(ctx, events.SignalStream, Durable)
+		if err != nil {
+			return nil, fmt.Errorf("consumer info: %w", err)
+		}
+		info = push.CachedInfo()
 	case err != nil:
 		return nil, fmt.Errorf("consumer info: %w", err)
-	}
-	info := c.CachedInfo()
-	if info.NumAckPending == 0 && info.Config.DeliverSubject == "" && info.Config.AckPolicy == jetstream.AckAllPolicy {
-		return c, nil
+	default:
+		info = c.CachedInfo()
+		if info.NumAckPending == 0 && info.Config.AckPolicy == jetstream.AckAllPolicy {
+			return c, nil
+		}
 	}
 	if err := js.DeleteConsumer(ctx, events.SignalStream, Durable); err != nil {
 		return nil, fmt.Errorf("delete consumer: %w", err)

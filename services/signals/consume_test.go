@@ -11,6 +11,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func (r *rig) group(key string) groupState {
@@ -177,4 +178,32 @@ func TestBloomKnowsEveryKey(t *testing.T) {
 		}
 	}
 	must(t, false1 < 1_000, "%d of 100,000 unknown keys claimed", false1)
+}
+
+// The push consumer of an earlier version is replaced by the pull
+// consumer, from its ack floor.
+func TestPushConsumerReplaced(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	var sigs []events.Signal
+	for i := range 5 {
+		sigs = append(sigs, sigFor(i, 1, "firing"))
+	}
+	r.publish(sigs)
+	ctx := context.Background()
+	if _, err := r.bus.JS.CreatePushConsumer(ctx, events.SignalStream, jetstream.ConsumerConfig{
+		Durable: Durable, DeliverSubject: "_hikeshi.deliver." + Durable, DeliverGroup: Durable,
+		FilterSubject: events.SignalSubjectPrefix + ".>", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	r.waitHandled(5, 20*time.Second)
+	c, err := r.bus.JS.Consumer(ctx, events.SignalStream, Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.CachedInfo().Config
+	must(t, cfg.DeliverSubject == "" && cfg.AckPolicy == jetstream.AckAllPolicy, "consumer: %+v", cfg)
+	must(t, r.group("group-0").Count == 5, "group: %+v", r.group("group-0"))
 }
