@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -438,5 +439,41 @@ func TestRecordLinkShowsInState(t *testing.T) {
 	again, err := a.Get(ctx, st.ID)
 	if err != nil || again.Links["slack"].Ref != "C42" {
 		t.Fatalf("cached state links %v (%v), want slack C42", again.Links, err)
+	}
+}
+
+// A case number resolves on another replica the moment it is allocated,
+// through the index on JetStream; one the index lacks is asked of the
+// fallback (the timeline); ids pass through; anything else is not found.
+func TestResolveCaseNumbers(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	a, b := replica(t, bus, "replica-a"), replica(t, bus, "replica-b")
+	st := declare(t, ctx, a, "resolve me")
+	for _, ref := range []string{st.CaseNumber, strings.ToLower(st.CaseNumber), st.ID} {
+		if got, err := b.Resolve(ctx, ref); err != nil || got != st.ID {
+			t.Fatalf("Resolve(%q) on the other replica = %q, %v; want %q", ref, got, err, st.ID)
+		}
+	}
+	for _, ref := range []string{"INC-999", "not an id", ""} {
+		if _, err := b.Resolve(ctx, ref); !errors.Is(err, incident.ErrNotFound) {
+			t.Fatalf("Resolve(%q): %v, want ErrNotFound", ref, err)
+		}
+	}
+	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withFallback := command.New(bus.Store, cases, command.CaseFallback(func(_ context.Context, number string) (string, error) {
+		if number == "INC-999" {
+			return "from-the-timeline", nil
+		}
+		return "", errors.New("not in the timeline either")
+	}))
+	if got, err := withFallback.Resolve(ctx, "INC-999"); err != nil || got != "from-the-timeline" {
+		t.Fatalf("fallback: %q, %v", got, err)
+	}
+	if _, err := withFallback.Resolve(ctx, "INC-998"); !errors.Is(err, incident.ErrNotFound) {
+		t.Fatalf("unknown everywhere: %v, want ErrNotFound", err)
 	}
 }

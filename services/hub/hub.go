@@ -259,8 +259,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	}
 	env := &Env{
 		Config: cfg.File, Bus: h.bus, Timeline: h.timeline, Effects: effects,
-		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended)),
-		Metrics:  metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token,
+		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
+			command.CaseFallback(h.timeline.FindByCase)),
+		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token,
 	}
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
