@@ -14,7 +14,6 @@ package signals
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -180,17 +179,15 @@ func (p *projector) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, w
 	return nil
 }
 
-// decodeSignal reads a stored signal in one pass over its bytes, where
-// the generic path decodes the envelope, then its data again. Anything
-// but a current-version signal takes the generic path.
+// decodeSignal reads a stored signal in one pass over its bytes (see
+// scanSignal), where the generic path decodes the envelope, then its data
+// again. Anything but a current-version signal takes the generic path.
 func decodeSignal(subject string, s uint64, b []byte) (events.Stored, *events.Signal, error) {
-	var w struct {
-		events.Envelope
-		Data *events.Signal `json:"data"` // hides Envelope.Data
-	}
-	if spec, ok := events.Lookup(events.TypeSignalReceived); ok && json.Unmarshal(b, &w) == nil &&
-		w.Type == events.TypeSignalReceived && w.DataVersion == spec.Version && w.Data != nil && w.Validate() == nil {
-		return events.Stored{Seq: s, Subject: subject, Envelope: w.Envelope}, w.Data, nil
+	var env events.Envelope
+	sig := new(events.Signal)
+	if spec, ok := events.Lookup(events.TypeSignalReceived); ok && scanSignal(b, &env, sig) &&
+		env.Type == events.TypeSignalReceived && env.DataVersion == spec.Version && env.Validate() == nil {
+		return events.Stored{Seq: s, Subject: subject, Envelope: env}, sig, nil
 	}
 	e, err := natsjs.DecodeRaw(subject, s, b)
 	if err != nil {

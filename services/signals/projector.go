@@ -67,6 +67,13 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 		p.dropped.Add(1)
 		return nil
 	}
+	// A fingerprint's state is kept only where something reads it: an
+	// alert ticket, a triage item, a rate window, and the incident route,
+	// which reads its status to count the group's firing fingerprints. A
+	// signal routed nowhere costs no read and no write.
+	if d.Route == RouteNone && d.RateLimit == nil {
+		return nil
+	}
 	fpKey := "fp." + natsjs.EffectKey(sig.Source, sig.Fingerprint)
 	var fp fpState
 	fpRev, err := p.st.get(ctx, fpKey, &fp)
@@ -86,6 +93,11 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 		notify = p.window(&fp, &d)
 	}
 	changed := fresh
+	if d.Route == RouteIncident && d.RateLimit == nil {
+		// Only the status is read here: an occurrence that leaves it as it
+		// was is counted by the group alone, not written per fingerprint.
+		changed = fresh && prev != sig.Status
+	}
 	switch d.Route {
 	case RouteIncident:
 		if err := p.incident(ctx, e, sig, &d, prev, fresh); err != nil {

@@ -26,7 +26,10 @@ type groupState struct {
 	Seq uint64 `json:"seq"`
 }
 
-// fpState is kept per fingerprint.
+// fpState is kept per fingerprint, where something reads it (see
+// projector.handle). Occurrences counts what was written: every
+// occurrence under a ticket route or a rate limit, only status changes
+// under the incident route, where the group counts occurrences.
 type fpState struct {
 	Status      string `json:"status,omitempty"`
 	Occurrences int    `json:"occurrences"`
