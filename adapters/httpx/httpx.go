@@ -30,6 +30,12 @@ type Transport struct {
 	// RateLimited also counts these answers as rate limits, e.g. GitHub's
 	// secondary limit: 403 with Retry-After.
 	RateLimited func(*http.Response) bool
+	// RateLimitOnly marks requests that are retried only when rate
+	// limited: a call that is not idempotent (posting a message) may have
+	// been carried out before a 5xx or a broken connection, so those are
+	// handed back for the caller to look up before trying again. A 429 is
+	// still retried: the remote did not act on it.
+	RateLimitOnly func(*http.Request) bool
 	// OnWait is told about every wait (metrics, logs).
 	OnWait func(req *http.Request, status int, wait time.Duration)
 	// Sleep waits; tests replace it to observe waits without spending them.
@@ -109,7 +115,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		status := 0
 		switch {
 		case err != nil:
-			if req.Context().Err() != nil {
+			if req.Context().Err() != nil || t.RateLimitOnly != nil && t.RateLimitOnly(req) {
 				return nil, err
 			}
 			wait = backoff << min(attempt, 6)
@@ -124,6 +130,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			wait = d
 		case resp.StatusCode >= 500:
+			if t.RateLimitOnly != nil && t.RateLimitOnly(req) {
+				return resp, nil
+			}
 			status = resp.StatusCode
 			if d, ok := RetryAfter(resp.Header, time.Now()); ok && d <= maxWait {
 				wait = d

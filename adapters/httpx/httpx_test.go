@@ -106,3 +106,61 @@ func TestPacerSpacesCallsPerKey(t *testing.T) {
 		t.Fatalf("three calls on one key took %v, want ≥ 80ms", d)
 	}
 }
+
+// A request marked RateLimitOnly gets its 5xx or broken connection back
+// after one attempt (the remote may have acted on it); a 429 is still
+// waited out and retried, and unmarked requests keep their retries.
+func TestRateLimitOnlyHandsBackFailures(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		switch r.URL.Path {
+		case "/drop":
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Close()
+		case "/post", "/other":
+			if n == 1 {
+				w.Header().Set("Retry-After", "3")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			if n == 2 {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.Write([]byte("ok"))
+		}
+	}))
+	defer srv.Close()
+	var waits []time.Duration
+	tr := &Transport{Backoff: time.Millisecond,
+		RateLimitOnly: func(r *http.Request) bool { return r.URL.Path != "/other" },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			waits = append(waits, d)
+			return nil
+		}}
+	client := &http.Client{Transport: tr}
+	post := func(path string) (int, error) {
+		calls.Store(0)
+		waits = nil
+		resp, err := client.Post(srv.URL+path, "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if st, err := post("/post"); err != nil || st != http.StatusInternalServerError || calls.Load() != 2 || len(waits) != 1 || waits[0] != 3*time.Second {
+		t.Fatalf("marked: status %d, err %v after %d calls, waits %v; want the 500 after the 429 was waited out", st, err, calls.Load(), waits)
+	}
+	if _, err := post("/drop"); err == nil || calls.Load() != 1 || len(waits) != 0 {
+		t.Fatalf("marked, connection dropped: err %v after %d calls, waits %v; want the error after one call", err, calls.Load(), waits)
+	}
+	if st, err := post("/other"); err != nil || st != http.StatusOK || calls.Load() != 3 {
+		t.Fatalf("unmarked: status %d, err %v after %d calls; want retried to 200", st, err, calls.Load())
+	}
+}

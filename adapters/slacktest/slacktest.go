@@ -32,8 +32,12 @@ type Call struct {
 type Message struct {
 	TS, User, Text, ThreadTS string
 	Blocks                   string
-	Files                    []File
-	Replies                  []Message
+	// Metadata is the message metadata as posted (JSON with event_type and
+	// event_payload); conversations.history returns it only when asked
+	// with include_all_metadata.
+	Metadata string
+	Files    []File
+	Replies  []Message
 }
 
 // File is an attachment of a message.
@@ -55,6 +59,11 @@ type Channel struct {
 type Fault struct {
 	Status     int // 429 or 5xx
 	RetryAfter int // seconds, for 429
+	// Accepted carries the call out before failing: Slack acted, and the
+	// answer was lost on the way back.
+	Accepted bool
+	// Drop closes the connection instead of answering Status.
+	Drop bool
 }
 
 // Tier limits one method to PerMinute calls per window of Window (default
@@ -80,6 +89,7 @@ type Server struct {
 	tiers    map[string]Tier
 	windows  map[string]*window
 	seq      int
+	lastTS   int64 // microseconds of the last message ts handed out
 	clock    func() time.Time
 	socket   socketState
 }
@@ -189,9 +199,12 @@ func (s *Server) ChannelByName(name string) (Channel, bool) {
 	return Channel{}, false
 }
 
+// nextTS is a message ts from the server's clock, unique and increasing
+// as Slack's are within a channel.
 func (s *Server) nextTS() string {
-	s.seq++
-	return fmt.Sprintf("%d.%06d", 1_800_000_000+s.seq, s.seq)
+	us := max(s.clock().UnixMicro(), s.lastTS+1)
+	s.lastTS = us
+	return fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
 }
 
 func (s *Server) addChannel(name string, private, ours bool) *Channel {
@@ -240,6 +253,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f := q[0]
 		s.faults[method] = q[1:]
 		call.Status = f.Status
+		if f.Accepted {
+			if _, code := s.handle(method, params); code != "" {
+				call.Error = code
+			}
+		}
+		if f.Drop {
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		}
 		if f.Status == http.StatusTooManyRequests {
 			call.Error = "ratelimited"
 			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
@@ -334,8 +358,11 @@ func (s *Server) channelJSON(c *Channel) map[string]any {
 	}
 }
 
-func msgJSON(m Message) map[string]any {
+func msgJSON(m Message, metadata bool) map[string]any {
 	out := map[string]any{"type": "message", "ts": m.TS, "user": m.User, "text": m.Text}
+	if metadata && m.Metadata != "" {
+		out["metadata"] = json.RawMessage(m.Metadata)
+	}
 	if m.ThreadTS != "" {
 		out["thread_ts"] = m.ThreadTS
 	}
@@ -449,9 +476,19 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 		if p.Get("text") == "" && p.Get("blocks") == "" {
 			return nil, "no_text"
 		}
-		m := Message{TS: s.nextTS(), User: s.BotUser, Text: p.Get("text"), Blocks: p.Get("blocks"), ThreadTS: p.Get("thread_ts")}
+		meta := p.Get("metadata")
+		if meta != "" {
+			var md struct {
+				EventType    string          `json:"event_type"`
+				EventPayload json.RawMessage `json:"event_payload"`
+			}
+			if json.Unmarshal([]byte(meta), &md) != nil || md.EventType == "" || len(md.EventPayload) == 0 {
+				return nil, "invalid_metadata_format"
+			}
+		}
+		m := Message{TS: s.nextTS(), User: s.BotUser, Text: p.Get("text"), Blocks: p.Get("blocks"), ThreadTS: p.Get("thread_ts"), Metadata: meta}
 		s.post(ch, m)
-		return map[string]any{"channel": ch.ID, "ts": m.TS, "message": msgJSON(m)}, ""
+		return map[string]any{"channel": ch.ID, "ts": m.TS, "message": msgJSON(m, true)}, ""
 	case "chat.update":
 		if e := needChannel(); e != "" {
 			return nil, e
@@ -493,10 +530,19 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 			}
 			msgs = keep
 		}
+		if oldest := p.Get("oldest"); oldest != "" {
+			var keep []Message
+			for _, m := range msgs {
+				if m.TS > oldest || m.TS == oldest && truthy(p.Get("inclusive")) {
+					keep = append(keep, m)
+				}
+			}
+			msgs = keep
+		}
 		pg, next := page(msgs, p.Get("cursor"), limit)
 		var out []map[string]any
 		for _, m := range pg {
-			out = append(out, msgJSON(m))
+			out = append(out, msgJSON(m, truthy(p.Get("include_all_metadata"))))
 		}
 		return map[string]any{"messages": out, "has_more": next != "", "response_metadata": map[string]any{"next_cursor": next}}, ""
 	case "conversations.replies":
@@ -511,7 +557,7 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 			pg, next := page(thread, p.Get("cursor"), limit)
 			var out []map[string]any
 			for _, r := range pg {
-				j := msgJSON(r)
+				j := msgJSON(r, truthy(p.Get("include_all_metadata")))
 				j["thread_ts"] = m.TS
 				out = append(out, j)
 			}
