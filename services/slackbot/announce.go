@@ -43,7 +43,8 @@ func (b *Bot) handleOutbox(ctx context.Context, e events.Stored) error {
 // Slack refuses for good (not found, archived, bot not a member) is
 // recorded as refused rather than retried forever.
 func (b *Bot) announce(ctx context.Context, e events.Stored, a *events.AnnouncementRequested) (events.NotifySent, error) {
-	return natsjs.Once(ctx, b.effects, key(e, "announcement"), func(ctx context.Context) (events.NotifySent, error) {
+	k := key(e, "announcement")
+	return natsjs.Once(ctx, b.effects, k, func(ctx context.Context) (events.NotifySent, error) {
 		f := events.NotifySent{Rule: a.Rule, Channel: "slack", Recipient: a.Channel, Trigger: a.Trigger,
 			CauseID: a.CauseID, Outcome: events.NotifyAccepted, MessageID: e.ID}
 		if f.Rule == "" {
@@ -52,7 +53,7 @@ func (b *Bot) announce(ctx context.Context, e events.Stored, a *events.Announcem
 		if f.CauseID == "" {
 			f.CauseID = e.ID
 		}
-		ts, err := b.send(ctx, a.Channel, slack.MsgOptionText(a.Text, false))
+		ts, err := b.send(ctx, k, a.Channel, slack.MsgOptionText(a.Text, false))
 		switch {
 		case errors.Is(err, projection.ErrPermanent):
 			f.Outcome, f.Detail = events.NotifyRefused, err.Error()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -144,7 +145,10 @@ func newAPI(cfg Config, d Deps) *slack.Client {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Only a 429 is retried for chat.postMessage: after a 5xx or a broken
+	// connection the message may be there, and send looks before posting.
 	transport := &httpx.Transport{Base: d.Transport, Sleep: d.Sleep,
+		RateLimitOnly: func(r *http.Request) bool { return path.Base(r.URL.Path) == "chat.postMessage" },
 		OnWait: func(r *http.Request, status int, wait time.Duration) {
 			log.Info("slack: waiting before retry", "method", strings.TrimPrefix(r.URL.Path, "/api/"), "status", status, "wait", wait)
 		}}

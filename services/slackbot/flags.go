@@ -116,7 +116,8 @@ func (b *Bot) shareFlagged(ctx context.Context, in flag) (flag, error) {
 	if b.cfg.SecurityChannel == "" {
 		return flag{}, nil
 	}
-	return natsjs.Once(ctx, b.effects, flagKey(in.ChannelID, in.MessageTS), func(ctx context.Context) (flag, error) {
+	k := flagKey(in.ChannelID, in.MessageTS)
+	return natsjs.Once(ctx, b.effects, k, func(ctx context.Context) (flag, error) {
 		m, err := b.message(ctx, in.ChannelID, in.MessageTS)
 		if err != nil {
 			return flag{}, err
@@ -129,7 +130,7 @@ func (b *Bot) shareFlagged(ctx context.Context, in flag) (flag, error) {
 		f.Permalink, f.Author, f.Excerpt = link, m.User, truncate(m.Text, 300)
 		text := fmt.Sprintf(":rotating_light: %s flagged a message by %s in <#%s> with :%s:\n> %s\n<%s|Open the message>",
 			mention(f.FlaggedBy), mention(m.User), f.ChannelID, f.Reaction, strings.ReplaceAll(f.Excerpt, "\n", "\n> "), link)
-		f.SharedTS, err = b.send(ctx, b.cfg.SecurityChannel,
+		f.SharedTS, err = b.send(ctx, k, b.cfg.SecurityChannel,
 			slack.MsgOptionText(text, false),
 			slack.MsgOptionBlocks(
 				slack.NewSectionBlock(md(text), nil, nil),

@@ -248,25 +248,14 @@ func (b *Bot) findChannel(ctx context.Context, name string, private bool) (slack
 	}
 }
 
-// post sends a message once per causing event and step. One window is
-// left: a crash (or the ack timeout cancelling the handler) after Slack
-// took the message and before the ledger recorded its ts repeats that one
-// message on redelivery. chat.postMessage takes no idempotency key, and
-// looking for our own message first (metadata on every post, then
-// conversations.history with include_all_metadata) would cost a Tier 3
-// call per post against the channel's ~1 message/s.
+// post sends a message once per causing event and step. A crash, a
+// cancelled handler or a lost answer after Slack took the message does not
+// repeat it: send finds the message by its metadata before posting again.
 func (b *Bot) post(ctx context.Context, e events.Stored, step, channel string, opts ...slack.MsgOption) (string, error) {
-	return natsjs.Once(ctx, b.effects, key(e, step), func(ctx context.Context) (string, error) {
-		return b.send(ctx, channel, opts...)
+	k := key(e, step)
+	return natsjs.Once(ctx, b.effects, k, func(ctx context.Context) (string, error) {
+		return b.send(ctx, k, channel, opts...)
 	})
-}
-
-func (b *Bot) send(ctx context.Context, channel string, opts ...slack.MsgOption) (string, error) {
-	if err := b.pacer.Wait(ctx, channel); err != nil {
-		return "", err
-	}
-	_, ts, err := b.api.PostMessageContext(ctx, channel, opts...)
-	return ts, slackError("chat.postMessage", err)
 }
 
 func (b *Bot) setTopic(ctx context.Context, e events.Stored, st *incident.State, ch string, purpose bool) error {

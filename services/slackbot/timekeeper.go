@@ -143,7 +143,7 @@ func (b *Bot) claim(ctx context.Context, id, step string) (bool, error) {
 
 func (b *Bot) recordNudge(ctx context.Context, id string, r record, iv time.Duration, slot int, step, effect string) error {
 	ts, err := natsjs.Once(ctx, b.effects, effect, func(ctx context.Context) (string, error) {
-		return b.send(ctx, r.Channel, nudgeMessage(id, r.Since.UTC().Format("15:04 MST"))...)
+		return b.send(ctx, effect, r.Channel, nudgeMessage(id, r.Since.UTC().Format("15:04 MST"))...)
 	})
 	if err != nil {
 		return err

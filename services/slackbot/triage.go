@@ -57,8 +57,9 @@ func (b *Bot) handleTriage(ctx context.Context, e events.Stored) error {
 	}
 	switch d := d.(type) {
 	case *events.TriageOpened:
-		_, err := natsjs.Once(ctx, b.effects, triageKey(d.Key), func(ctx context.Context) (triagePost, error) {
-			ts, err := b.send(ctx, b.cfg.SecurityChannel, triageMessage(d, "")...)
+		k := triageKey(d.Key)
+		_, err := natsjs.Once(ctx, b.effects, k, func(ctx context.Context) (triagePost, error) {
+			ts, err := b.send(ctx, k, b.cfg.SecurityChannel, triageMessage(d, "")...)
 			return triagePost{Channel: b.cfg.SecurityChannel, TS: ts, Item: *d}, err
 		})
 		return err
