@@ -90,6 +90,26 @@ func TestStrandedDeliveryWithoutCheckpointResumesAtOnce(t *testing.T) {
 		t.Fatalf("doomed process got %+v, want seq 5", md)
 	}
 	nc.Close() // dies holding seq 5, unacked
+	// The restarted process comes up once the server has seen the old one
+	// go (its interest gone); until then the delivery may still be its.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := bus.JS.PushConsumer(ctx, events.IncidentStream, "sidefx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.PushBound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server still sees the dead subscriber")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// Second life: seq 5 comes back at once, not after a minute.
 	r2, err := projection.New(ctx, cfg, []projection.Projector{p})
