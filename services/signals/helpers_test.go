@@ -6,8 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,11 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/command"
-	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 )
 
@@ -42,29 +39,8 @@ type rigOpts struct {
 
 func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
-	ctx := context.Background()
-	b := natstest.Start(t)
-	cases, err := natsjs.NewCases(ctx, b.JS, "INC")
-	if err != nil {
-		t.Fatal(err)
-	}
-	effects, err := natsjs.NewEffects(ctx, b.JS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, err := config.Parse("hikeshi.yaml", []byte(o.yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.Default()
-	}
-	env := &hub.Env{
-		Config: file, Bus: &hub.Bus{Server: b.Server, Conn: b.Conn, JS: b.JS, Events: b.Store},
-		Commands: command.New(b.Store, cases), Effects: effects, Logger: logger,
-		PublicURL: "https://hikeshi.example.test",
-	}
+	ih := integrationtest.New(t, o.yaml)
+	b, env, file := ih.Bus, ih.Env, ih.Env.Config
 	cfg, sec, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
