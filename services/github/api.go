@@ -1,14 +1,11 @@
 package github
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
@@ -17,28 +14,13 @@ import (
 // bearer-token check, so each checks the token itself, first.
 type api struct{ p *Projector }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeError answers in the API's error shape {"error":{"code","message"}}.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, status, map[string]map[string]string{"error": {"code": code, "message": msg}})
-}
+var (
+	writeJSON  = httpapi.WriteJSON
+	writeError = httpapi.WriteError
+)
 
 func (a *api) authorised(w http.ResponseWriter, r *http.Request) bool {
-	token := a.p.env.Token
-	if token == "" {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	x, y := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
-	if ok && subtle.ConstantTimeCompare(x[:], y[:]) == 1 {
+	if a.p.env.Token == "" || httpapi.Bearer(r, a.p.env.Token) {
 		return true
 	}
 	writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")

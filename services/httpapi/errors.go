@@ -50,10 +50,26 @@ func toAPIError(err error) *apiError {
 	return newErr(http.StatusInternalServerError, "internal", "internal error")
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
+
+// WriteError answers in the API's error shape, for module routes that
+// map their own errors: {"error":{"code","message"}}.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeAPIError(w, newErr(status, code, message))
+}
+
+func writeAPIError(w http.ResponseWriter, ae *apiError) {
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteJSON(w, ae.Status, map[string]*apiError{"error": ae})
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -61,8 +77,5 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		slog.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "err", err)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
+	writeAPIError(w, ae)
 }

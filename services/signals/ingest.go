@@ -17,6 +17,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -301,8 +302,7 @@ func jsonError(err error) string {
 
 // bearer verifies Authorization: Bearer <token> in constant time.
 func bearer(r *http.Request, token string) error {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+	if !httpapi.Bearer(r, token) {
 		return denied("missing or wrong bearer token")
 	}
 	return nil
