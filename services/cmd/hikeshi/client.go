@@ -240,6 +240,19 @@ func (c *client) printRaw(w io.Writer, raw json.RawMessage) (bool, error) {
 	return true, err
 }
 
+// fetch calls the API and decodes the answer into out, or, with --json,
+// prints the answer as is and reports that it did.
+func (c *client) fetch(ctx context.Context, w io.Writer, method, path string, body, out any) (bool, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, method, path, body, &raw); err != nil {
+		return true, err
+	}
+	if done, err := c.printRaw(w, raw); done || err != nil {
+		return true, err
+	}
+	return false, json.Unmarshal(raw, out)
+}
+
 func show(ctx context.Context, args []string, w io.Writer) error {
 	f := newFlags("show", "ID")
 	c := clientFlags(f)
@@ -265,17 +278,10 @@ func ls(ctx context.Context, args []string, w io.Writer) error {
 	if *st != "" {
 		path += "?status=" + url.QueryEscape(*st)
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
-		return err
-	}
-	if done, err := c.printRaw(w, raw); done || err != nil {
-		return err
-	}
 	var out struct {
 		Incidents []incidentView `json:"incidents"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, path, nil, &out); done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -328,17 +334,10 @@ func timelineCmd(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, incidentPath(pos[0], "/timeline"), nil, &raw); err != nil {
-		return err
-	}
-	if done, err := c.printRaw(w, raw); done || err != nil {
-		return err
-	}
 	var out struct {
 		Events []entryView `json:"events"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, incidentPath(pos[0], "/timeline"), nil, &out); done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,19 +18,12 @@ func postmortem(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodPost, incidentPath(pos[0], "/postmortem"), map[string]string{}, &raw); err != nil {
-		return err
-	}
-	if done, err := c.printRaw(w, raw); done || err != nil {
-		return err
-	}
 	var pr struct {
 		Repo   string `json:"repo"`
 		Number int    `json:"number"`
 		URL    string `json:"url"`
 	}
-	if err := json.Unmarshal(raw, &pr); err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodPost, incidentPath(pos[0], "/postmortem"), map[string]string{}, &pr); done || err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s#%d %s\n", pr.Repo, pr.Number, pr.URL)
@@ -49,13 +41,6 @@ func followups(ctx context.Context, args []string, w io.Writer) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: followups takes no arguments", errUsage)
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, "/api/v1/followups", nil, &raw); err != nil {
-		return err
-	}
-	if done, err := c.printRaw(w, raw); done || err != nil {
-		return err
-	}
 	var out struct {
 		Followups []struct {
 			CaseNumber  string    `json:"case_number"`
@@ -66,7 +51,7 @@ func followups(ctx context.Context, args []string, w io.Writer) error {
 			Postmortem  string    `json:"postmortem"`
 		} `json:"followups"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, "/api/v1/followups", nil, &out); done || err != nil {
 		return err
 	}
 	if len(out.Followups) == 0 {
