@@ -229,8 +229,15 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg}
 	var err error
-	if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
-		return nil, err
+	// The data dir is exclusive to the process that writes it: the embedded
+	// NATS store, or the timeline store. An api-only process in split mode
+	// only reads the timeline (SQLite allows that beside the writer).
+	if cfg.NATSURL == "" || cfg.runs(TargetTimeline) {
+		if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if h.bus, err = OpenBus(ctx, &h.cfg); err != nil {
 		return nil, err
