@@ -96,10 +96,11 @@ func SignalKey(source, fingerprint, status string, startsAt time.Time) string {
 	return DeriveID("signal", source, fingerprint, status, startsAt.UTC().Format(time.RFC3339Nano))
 }
 
-// SignalSubject is signals.<source>.<key>: one subject per distinct signal,
-// which is what makes the stream's dedup durable (see natsjs).
-func SignalSubject(source, key string) string {
-	return SignalSubjectPrefix + "." + source + "." + key
+// SignalSubject is signals.<source>.<kind>. Subjects are few on purpose:
+// the stream keeps an index entry per subject in memory, so a subject per
+// signal would grow the server by every alert ever stored.
+func SignalSubject(source, kind string) string {
+	return SignalSubjectPrefix + "." + source + "." + kind
 }
 
 // SignalSourceFromSubject extracts the source token.

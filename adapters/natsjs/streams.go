@@ -17,12 +17,14 @@ const (
 	CaseIDsBucket     = "hikeshi_case_ids"
 	IdempotencyBucket = "hikeshi_idempotency"
 	EffectsBucket     = "hikeshi_effects"
-	// SignalsBucket holds the signal projector's state: per group key the
-	// incident and counts, per fingerprint the ticket and rate window.
+	// SignalsBucket holds the triage items opened from escalations.
 	SignalsBucket = "hikeshi_signals"
-	// SignalRetention is how long a signal is kept, and so how long a
-	// redelivery of it is recognised as a duplicate.
+	// SignalRetention is how long a signal is kept.
 	SignalRetention = 30 * 24 * time.Hour
+	// SignalDedupWindow is how long the stream refuses a second copy of a
+	// signal (HA peers, sender retries). It costs memory per signal in the
+	// window; later copies are stored and ignored by the projector.
+	SignalDedupWindow = 2 * time.Minute
 	// ArchivesBucket is an object store: exports (a Slack conversation at
 	// close) that other integrations attach to the case.
 	ArchivesBucket = "hikeshi_archives"
@@ -67,25 +69,21 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		Replicas:    t.Replicas,
 		MaxAge:      30 * 24 * time.Hour,
 	}, {
-		// Durable dedup of signals: the subject carries the dedup key
-		// (signals.<source>.<key>), each subject keeps one message and a
-		// second publish to it is refused (DiscardNewPerSubject). Unlike
-		// the Nats-Msg-Id window (2 minutes), this holds for as long as the
-		// signal is kept, which covers Alertmanager's repeat_interval
-		// (hours) and SNS or Pub/Sub retries (days).
-		Name:                 events.SignalStream,
-		Description:          "Hikeshi signals (alerts, findings, escalations), normalised, one subject per distinct signal",
-		Subjects:             []string{events.SignalSubjectPrefix + ".>"},
-		Storage:              jetstream.FileStorage,
-		Replicas:             t.Replicas,
-		Retention:            jetstream.LimitsPolicy,
-		MaxAge:               SignalRetention,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		Duplicates:           2 * time.Minute,
-		DenyDelete:           true,
-		DenyPurge:            true,
+		// Signals, deduplicated by Nats-Msg-Id (the dedup key) for the
+		// window; a later repeat is stored and the signal projector, which
+		// keeps each fingerprint's status and start, ignores it. Few
+		// subjects (signals.<source>.<kind>): the server indexes each in
+		// memory.
+		Name:        events.SignalStream,
+		Description: "Hikeshi signals (alerts, findings, escalations), normalised",
+		Subjects:    []string{events.SignalSubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      SignalRetention,
+		Duplicates:  SignalDedupWindow,
+		DenyDelete:  true,
+		DenyPurge:   true,
 	}, {
 		// A triage item's life: opened, then one decision. Subjects are
 		// per item, so a decision can expect the opening to be last.

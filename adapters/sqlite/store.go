@@ -1,7 +1,9 @@
-// Package sqlite is the timeline store: a read model of the incident stream
-// in SQLite (modernc.org/sqlite, no cgo). Each projector's checkpoint, the
-// last stream sequence it applied, is written in the same transaction as
-// its rows, so a redelivered event is skipped and a crash loses nothing.
+// Package sqlite keeps read models and projector state in SQLite
+// (modernc.org/sqlite, no cgo): the timeline store, a read model of the
+// incident stream, and State, a key-value table for a projector's own
+// state. Each projector's checkpoint, the last stream sequence it applied,
+// is written in the same transaction as its rows, so a redelivered event
+// is skipped and a crash loses nothing.
 package sqlite
 
 import (
@@ -92,30 +94,9 @@ func Open(path string) (*Store, error) { return open(path, false) }
 func OpenScratch(path string) (*Store, error) { return open(path, true) }
 
 func open(path string, scratch bool) (*Store, error) {
-	q := url.Values{}
-	// NORMAL in WAL mode: a power loss may drop the last commits, but never
-	// splits rows from their checkpoint, and the stream replays the rest.
-	journal, sync := "WAL", "NORMAL"
-	if scratch {
-		journal, sync = "OFF", "OFF"
-	}
-	q.Add("_pragma", "journal_mode("+journal+")")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "synchronous("+sync+")")
-	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := openDB(path, scratch, schema)
 	if err != nil {
-		return nil, fmt.Errorf("open timeline store %s: %w", path, err)
-	}
-	// Keep the connections: each new one re-runs the pragmas and reads the
-	// schema, which costs more than most queries. The bound queues readers
-	// (long polls woken by the same commit) instead of opening one
-	// connection each.
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("timeline store %s: schema: %w", path, err)
+		return nil, fmt.Errorf("timeline store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, waiters: map[string]chan struct{}{}}
 	for _, p := range []struct {
@@ -136,6 +117,37 @@ func open(path string, scratch bool) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// openDB opens the database at path with the pragmas every store here
+// uses and creates its schema.
+func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
+	q := url.Values{}
+	// NORMAL in WAL mode: a power loss may drop the last commits, but never
+	// splits rows from their checkpoint, and the stream replays the rest.
+	journal, sync := "WAL", "NORMAL"
+	if scratch {
+		journal, sync = "OFF", "OFF"
+	}
+	q.Add("_pragma", "journal_mode("+journal+")")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	// Keep the connections: each new one re-runs the pragmas and reads the
+	// schema, which costs more than most queries. The bound queues readers
+	// (long polls woken by the same commit) instead of opening one
+	// connection each.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return db, nil
 }
 
 // Path is where the database lives.

@@ -268,7 +268,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		Config: cfg.File, Bus: h.bus, Timeline: h.timeline, Effects: effects,
 		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
 			command.CaseFallback(h.timeline.FindByCase)),
-		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token,
+		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token, DataDir: cfg.DataDir,
 	}
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}

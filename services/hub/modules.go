@@ -15,10 +15,12 @@ import (
 
 // Env is what the hub hands a module.
 type Env struct {
-	Config    *config.File
-	Bus       *Bus
-	Commands  *command.Handler // appends commands and integration results
-	Timeline  *sqlite.Store
+	Config   *config.File
+	Bus      *Bus
+	Commands *command.Handler // appends commands and integration results
+	Timeline *sqlite.Store
+	// DataDir is where a module keeps files of its own (projector state).
+	DataDir   string
 	Effects   *natsjs.Effects
 	Metrics   *telemetry.Metrics
 	Logger    *slog.Logger

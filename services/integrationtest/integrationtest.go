@@ -63,6 +63,7 @@ func New(t testing.TB, yamlText string) *Hub {
 		Effects:   effects,
 		Logger:    logger,
 		PublicURL: "https://hikeshi.example.test",
+		DataDir:   t.TempDir(),
 	}}
 }
 

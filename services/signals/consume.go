@@ -5,17 +5,19 @@ package signals
 // on its own (MaxAckPending 1): signals come by the thousand in a storm,
 // and per-message acks and state writes cost several times the ingest
 // itself. It pulls them in stream order instead, in batches of what is
-// waiting, keeps the batch's state changes in memory, writes each changed
-// state once (compare-and-swap on the revision read), then acks the batch
-// with one ack (AckAll). A failure before the ack discards the batch's
-// changes and handles the same messages again; states carry the stream
-// sequence they reached, so nothing is counted twice. One process
-// consumes SIGNALS at a time.
+// waiting, keeps the batch's state changes in memory, commits them to its
+// state file with the batch's last sequence in one transaction, then acks
+// the batch with one ack (AckAll). A failure before the commit discards
+// the batch's changes and handles the same messages again; a signal at or
+// below the committed sequence is skipped, so nothing is counted twice.
+// The consumer starts after the committed sequence: a lost or older state
+// file is rebuilt from the stream. One process consumes SIGNALS at a time.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -32,51 +34,51 @@ const maxBatch = 256
 const linger = 20 * time.Millisecond
 
 // ensureConsumer creates the durable pull consumer, or recreates it after
-// the last acked signal when a batch is stranded (its process died before
-// the ack, so the server would hold it for a whole AckWait) or when it is
-// the push consumer of an earlier version.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration) (jetstream.Consumer, error) {
+// the committed signal cp when it stands elsewhere: a batch stranded (its
+// process died before the ack, so the server would hold it for a whole
+// AckWait), a state file lost or restored from a backup, or the push
+// consumer of an earlier version.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration, cp uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable: Durable, Description: "Hikeshi signal projector", FilterSubject: events.SignalSubjectPrefix + ".>",
 		AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: maxBatch, MaxDeliver: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	var info *jetstream.ConsumerInfo
 	c, err := js.Consumer(ctx, events.SignalStream, Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return js.CreateConsumer(ctx, events.SignalStream, cfg)
 	case errors.Is(err, jetstream.ErrNotPullConsumer):
-		push, err := js.PushConsumer(ctx, events.SignalStream, Durable)
-		if err != nil {
-			return nil, fmt.Errorf("consumer info: %w", err)
-		}
-		info = push.CachedInfo()
 	case err != nil:
 		return nil, fmt.Errorf("consumer info: %w", err)
 	default:
-		info = c.CachedInfo()
-		if info.NumAckPending == 0 && info.Config.AckPolicy == jetstream.AckAllPolicy {
+		info := c.CachedInfo()
+		if info.NumAckPending == 0 && info.Config.AckPolicy == jetstream.AckAllPolicy && info.AckFloor.Stream == cp {
 			return c, nil
 		}
 	}
-	if err := js.DeleteConsumer(ctx, events.SignalStream, Durable); err != nil {
-		return nil, fmt.Errorf("delete consumer: %w", err)
+	if err == nil || errors.Is(err, jetstream.ErrNotPullConsumer) {
+		if err := js.DeleteConsumer(ctx, events.SignalStream, Durable); err != nil {
+			return nil, fmt.Errorf("delete consumer: %w", err)
+		}
 	}
-	if floor := info.AckFloor.Stream; floor > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	if cp > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cp+1
 	}
 	return js.CreateConsumer(ctx, events.SignalStream, cfg)
 }
 
 // run handles signals until ctx ends.
 func (p *projector) run(ctx context.Context) error {
-	c, err := ensureConsumer(ctx, p.m.env.Bus.JS, p.ackWait)
+	if p.m.env.DataDir == "" {
+		return errors.New("signals: no data dir for the projector's state")
+	}
+	if err := p.st.open(ctx, filepath.Join(p.m.env.DataDir, StateFile)); err != nil {
+		return err
+	}
+	defer p.st.close()
+	c, err := ensureConsumer(ctx, p.m.env.Bus.JS, p.ackWait, p.st.checkpoint())
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
-	}
-	if err := p.st.load(ctx); err != nil {
-		return err
 	}
 	for ctx.Err() == nil {
 		msgs, busy, err := next(ctx, c)
@@ -146,8 +148,14 @@ func next(ctx context.Context, c jetstream.Consumer) (msgs []jetstream.Msg, busy
 // batch handles msgs in order and writes the states they changed. On an
 // error nothing is written that the batch's next attempt would not write.
 func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
+	cp := p.st.checkpoint()
+	last := cp
 	for _, m := range msgs {
 		s := seq(m)
+		if s <= cp {
+			continue // committed before the ack was lost
+		}
+		last = s
 		e, sig, err := decodeSignal(m.Subject(), s, m.Data())
 		if err == nil {
 			err = p.handle(ctx, e, sig)
@@ -161,7 +169,10 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 			return err
 		}
 	}
-	return p.st.flush(ctx)
+	if last == cp {
+		return nil
+	}
+	return p.st.flush(ctx, last)
 }
 
 // deadLetter keeps a signal no retry can handle on DEADLETTER; the

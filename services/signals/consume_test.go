@@ -2,9 +2,10 @@ package signals
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -16,13 +17,9 @@ import (
 
 func (r *rig) group(key string) groupState {
 	r.t.Helper()
-	e, err := r.m.proj.st.kv.Get(context.Background(), "group."+natsjs.EffectKey(key))
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	var g groupState
-	if err := json.Unmarshal(e.Value(), &g); err != nil {
-		r.t.Fatal(err)
+	if !r.state("group."+natsjs.EffectKey(key), &g) {
+		r.t.Fatalf("no state for group %s", key)
 	}
 	return g
 }
@@ -34,42 +31,48 @@ func (r *rig) publish(sigs []events.Signal) {
 	}
 }
 
-// Another writer changes a group's state behind the projector's cache:
-// the batch's write conflicts, is discarded, and the batch is handled
-// again from the bucket, counting each signal once.
-func TestStateConflictRereads(t *testing.T) {
+// The state file is a view of the stream: lost, it is rebuilt from the
+// signals kept, counting each once and declaring nothing twice.
+func TestStateFileRebuilt(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
-	var first []events.Signal
+	var sigs []events.Signal
 	for i := range 10 {
-		first = append(first, sigFor(i, 1, "firing"))
+		sigs = append(sigs, sigFor(i, 2, "firing"))
 	}
-	r.publish(first)
-	r.run()
+	r.publish(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.m.proj.run(ctx) }()
 	r.waitHandled(10, 20*time.Second)
-	// The other writer stores the same state at a new revision, with one
-	// more count to tell its write from the projector's.
-	g := r.group("group-0")
-	must(t, g.Count == 10 && g.Firing == 10, "group after 10: %+v", g)
-	g.Count = 100
-	b, _ := json.Marshal(g)
-	if _, err := r.m.proj.st.kv.Put(context.Background(), "group."+natsjs.EffectKey("group-0"), b); err != nil {
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	var more []events.Signal
-	for i := 10; i < 15; i++ {
-		more = append(more, sigFor(i, 1, "firing"))
+	before := r.incidents()
+	must(t, len(before) == 2, "incidents: %d", len(before))
+	for _, f := range []string{StateFile, StateFile + "-wal", StateFile + "-shm"} {
+		if err := os.Remove(filepath.Join(r.env.DataDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
 	}
-	r.publish(more)
-	r.waitHandled(15, 20*time.Second)
-	g = r.group("group-0")
-	must(t, g.Count == 105 && g.Firing == 15 && g.Seq == 15, "group after the conflict: %+v, want the other writer's 100 + 5", g)
-	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
+	r.restart()
+	r.run()
+	r.publish([]events.Signal{sigFor(10, 2, "firing")})
+	r.waitHandled(11, 20*time.Second)
+	g := r.group("group-0")
+	must(t, g.Count == 6 && g.Firing == 6 && g.Seq == 11, "group-0 rebuilt: %+v", g)
+	after := r.incidents()
+	must(t, len(after) == 2, "incidents after the rebuild: %d", len(after))
+	for id, evs := range after {
+		must(t, len(evs) >= len(before[id]), "incident %s: %v after, %v before", id, evs, before[id])
+	}
 }
 
-// A process that dies after writing part of a batch's state, before its
-// ack: the next start takes the batch over at once (not after AckWait)
-// and counts nothing twice.
+// A process that dies after handling part of a batch, before committing
+// it, and one that dies after the commit, before its ack: the next start
+// takes over at once (not after AckWait), counts nothing twice and
+// declares nothing twice.
 func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
@@ -80,7 +83,10 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	}
 	r.publish(sigs)
 	ctx := context.Background()
-	c, err := ensureConsumer(ctx, r.bus.JS, 5*time.Minute)
+	if err := r.m.proj.st.open(ctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ensureConsumer(ctx, r.bus.JS, 5*time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,25 +95,26 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, len(msgs) == n, "fetched %d of %d", len(msgs), n)
-	if err := r.m.proj.batch(ctx, msgs); err != nil {
+	// The first half committed, never acked.
+	if err := r.m.proj.batch(ctx, msgs[:n/2]); err != nil {
 		t.Fatal(err)
 	}
-	// Half the fingerprints' writes never happened: the crash came after
-	// the groups were written.
-	for i := 0; i < n; i += 2 {
-		if err := r.m.proj.st.kv.Delete(ctx, "fp."+natsjs.EffectKey("alertmanager", sigs[i].Fingerprint)); err != nil {
+	// The second half handled (incidents counted on), never committed.
+	for _, m := range msgs[n/2:] {
+		e, sig, err := decodeSignal(m.Subject(), seq(m), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.m.proj.handle(ctx, e, sig); err != nil {
 			t.Fatal(err)
 		}
 	}
+	r.m.proj.st.discard()
+	if err := r.m.proj.st.close(); err != nil {
+		t.Fatal(err)
+	}
 	before := r.incidents()
-	// The next process: a fresh module (empty cache) on the same bus.
-	cfg, sec, err := Load(r.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.m, err = newModule(cfg, sec, r.env, deps{}); err != nil {
-		t.Fatal(err)
-	}
+	r.restart()
 	r.run()
 	r.waitHandled(n, 20*time.Second) // well inside the 5-minute AckWait
 	for k := range groups {
@@ -115,10 +122,8 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 		must(t, g.Count == n/groups && g.Firing == n/groups, "group %d: %+v", k, g)
 	}
 	var fp fpState
-	if _, err := r.m.proj.st.get(ctx, "fp."+natsjs.EffectKey("alertmanager", sigs[0].Fingerprint), &fp); err != nil {
-		t.Fatal(err)
-	}
-	must(t, fp.Occurrences == 1 && fp.Status == "firing" && fp.Seq == 1, "fingerprint written on redelivery: %+v", fp)
+	must(t, r.state("fp."+natsjs.EffectKey("alertmanager", sigs[0].Fingerprint), &fp), "fingerprint state missing")
+	must(t, fp.Occurrences == 1 && fp.Status == "firing" && fp.Seq == 1, "fingerprint: %+v", fp)
 	after := r.incidents()
 	must(t, len(after) == groups, "incidents: %d", len(after))
 	for id, evs := range after {
@@ -137,11 +142,11 @@ func TestDecodeSignalMatchesGeneric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, sig, err := decodeSignal("signals.alertmanager."+key, 9, b)
+	e, sig, err := decodeSignal("signals.alertmanager.alert", 9, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := natsjs.DecodeRaw("signals.alertmanager."+key, 9, b)
+	g, err := natsjs.DecodeRaw("signals.alertmanager.alert", 9, b)
 	if err != nil {
 		t.Fatal(err)
 	}

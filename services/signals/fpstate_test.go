@@ -2,14 +2,11 @@ package signals
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const fpYAML = incidentYAML + `
@@ -18,22 +15,12 @@ const fpYAML = incidentYAML + `
       rate_limit: {max: 1, window: 1h}
 `
 
-// fpEntry is a fingerprint's stored state and its revision; ok is false
-// when none is stored.
-func (r *rig) fpEntry(fingerprint string) (fpState, uint64, bool) {
+// fpEntry is a fingerprint's committed state; ok is false when none is.
+func (r *rig) fpEntry(fingerprint string) (fpState, bool) {
 	r.t.Helper()
-	e, err := r.m.proj.st.kv.Get(context.Background(), "fp."+natsjs.EffectKey("alertmanager", fingerprint))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fpState{}, 0, false
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	var fp fpState
-	if err := json.Unmarshal(e.Value(), &fp); err != nil {
-		r.t.Fatal(err)
-	}
-	return fp, e.Revision(), true
+	ok := r.state("fp."+natsjs.EffectKey("alertmanager", fingerprint), &fp)
+	return fp, ok
 }
 
 // A fingerprint's state is written only where it is read: not for a
@@ -61,20 +48,28 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 
 	r.publish([]events.Signal{at("firing", 0), quiet, chatty})
 	r.waitHandled(3, 20*time.Second)
-	fp, rev, ok := r.fpEntry("fp-0")
-	must(t, ok && fp.Status == "firing", "incident-routed fingerprint: %+v %v", fp, ok)
-	_, _, ok = r.fpEntry("quiet")
+	fp, ok := r.fpEntry("fp-0")
+	must(t, ok && fp.Status == "firing" && fp.Seq == 1, "incident-routed fingerprint: %+v %v", fp, ok)
+	_, ok = r.fpEntry("quiet")
 	must(t, !ok, "a signal routed nowhere wrote its fingerprint's state")
-	c, _, ok := r.fpEntry("chatty")
+	c, ok := r.fpEntry("chatty")
 	must(t, ok && c.WindowCount == 1, "rate-limited fingerprint: %+v %v", c, ok)
 
-	// The same status again: the group counts it, the fingerprint's state
-	// is not written; a rate-limited occurrence is.
+	// The same status and start again, after the stream's Msg-Id window:
+	// stored, but neither the group nor the fingerprint counts it.
+	r.publishLate(at("firing", 0))
+	r.waitHandled(4, 20*time.Second)
+	fp, _ = r.fpEntry("fp-0")
+	must(t, fp.Seq == 1 && fp.Occurrences == 1, "fingerprint state rewritten for a repeat: %+v", fp)
+	must(t, r.group("group-0").Count == 1 && r.m.proj.repeated.Load() == 1, "repeat counted: %+v", r.group("group-0"))
+
+	// A new episode with the same status: the group counts it and the
+	// fingerprint records its start; a rate-limited occurrence is written.
 	r.publish([]events.Signal{at("firing", 1), chatty2})
-	r.waitHandled(5, 20*time.Second)
-	_, rev2, _ := r.fpEntry("fp-0")
-	must(t, rev2 == rev, "fingerprint state rewritten for an unchanged status: revision %d, was %d", rev2, rev)
-	c, _, _ = r.fpEntry("chatty")
+	r.waitHandled(6, 20*time.Second)
+	fp, _ = r.fpEntry("fp-0")
+	must(t, fp.Seq == 5 && fp.Start == at("firing", 1).StartsAt.Format(time.RFC3339Nano), "new episode: %+v", fp)
+	c, _ = r.fpEntry("chatty")
 	must(t, c.WindowCount == 2 && c.Suppressed == 1 && r.m.proj.limited.Load() == 1, "rate window: %+v", c)
 	g := r.group("group-0")
 	must(t, g.Count == 2 && g.Firing == 1, "group: %+v", g)
@@ -86,25 +81,22 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	cfg, sec, err := Load(r.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.m, err = newModule(cfg, sec, r.env, deps{}); err != nil {
-		t.Fatal(err)
-	}
+	r.restart()
 	r.run()
 	r.publish([]events.Signal{at("firing", 2)})
-	r.waitHandled(6, 20*time.Second)
+	r.waitHandled(7, 20*time.Second)
 	g = r.group("group-0")
 	must(t, g.Count == 3 && g.Firing == 1, "group after restart: %+v", g)
 	r.publish([]events.Signal{at("resolved", 2)})
-	r.waitHandled(7, 20*time.Second)
-	g = r.group("group-0")
-	fp, _, _ = r.fpEntry("fp-0")
-	must(t, g.Count == 4 && g.Firing == 0 && fp.Status == "resolved", "after the resolve: group %+v, fingerprint %+v", g, fp)
-	r.publish([]events.Signal{at("firing", 3)})
 	r.waitHandled(8, 20*time.Second)
 	g = r.group("group-0")
-	must(t, g.Firing == 1, "firing again: %+v", g)
+	fp, _ = r.fpEntry("fp-0")
+	must(t, g.Count == 4 && g.Firing == 0 && fp.Status == "resolved", "after the resolve: group %+v, fingerprint %+v", g, fp)
+	// A late copy of the resolved episode's firing changes nothing; the
+	// next episode fires again.
+	r.publishLate(at("firing", 2))
+	r.publish([]events.Signal{at("firing", 3)})
+	r.waitHandled(10, 20*time.Second)
+	g = r.group("group-0")
+	must(t, g.Firing == 1 && g.Count == 5, "firing again: %+v", g)
 }

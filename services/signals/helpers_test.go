@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/nats-io/nats.go"
 )
 
 const testToken = "s3cret-token"
@@ -146,6 +149,56 @@ func (r *rig) run() {
 			r.t.Errorf("projector: %v", err)
 		}
 	})
+}
+
+// state reads key from the projector's state file as committed, into v;
+// false when the key was never written.
+func (r *rig) state(key string, v any) bool {
+	r.t.Helper()
+	db, err := sqlite.OpenState(filepath.Join(r.env.DataDir, StateFile))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer db.Close()
+	b, ok, err := db.Get(context.Background(), key)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if ok {
+		if err := json.Unmarshal(b, v); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return ok
+}
+
+// restart replaces the module by a fresh one on the same bus and data dir
+// (a new process: empty caches).
+func (r *rig) restart() {
+	r.t.Helper()
+	cfg, sec, err := Load(r.env.Config)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if r.m, err = newModule(cfg, sec, r.env, deps{}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// publishLate stores sig as a copy that arrives after the stream's Msg-Id
+// window would: under another Msg-Id.
+func (r *rig) publishLate(sig events.Signal) {
+	r.t.Helper()
+	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	m := nats.NewMsg(events.SignalSubject(sig.Source, sig.Kind))
+	var err error
+	if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
+		r.t.Fatal(err)
+	}
+	m.Header.Set(nats.MsgIdHdr, key+"-late-"+time.Now().Format(time.RFC3339Nano))
+	if _, err := r.bus.JS.PublishMsg(context.Background(), m); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // waitHandled waits until the projector's consumer acknowledged n signals.

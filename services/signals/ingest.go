@@ -28,10 +28,6 @@ type Publisher struct {
 	Timeout time.Duration // default 5s
 }
 
-// errPerSubject is the code JetStream answers when a subject already holds
-// its one message and the stream discards new ones: the signal is stored.
-const errPerSubject = 10077
-
 // Put stores every signal and reports how many were new. It returns only
 // after JetStream acknowledged each one (or said it already has it); any
 // other failure is natsjs.ErrUnavailable and nothing may be reported as
@@ -63,7 +59,7 @@ func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, 
 		if i > 0 {
 			from = ends[i-1]
 		}
-		msgs[i] = nats.Msg{Subject: events.SignalSubject(sigs[i].Source, keys[i]), Data: arena[from:ends[i]:ends[i]],
+		msgs[i] = nats.Msg{Subject: events.SignalSubject(sigs[i].Source, sigs[i].Kind), Data: arena[from:ends[i]:ends[i]],
 			Header: nats.Header{nats.MsgIdHdr: {keys[i]}, "Content-Type": contentType}}
 	}
 	if len(msgs) == 1 {
@@ -93,9 +89,7 @@ func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, 
 				stored++
 			}
 		case err := <-f.Err():
-			if _, err := outcome(nil, err); err != nil {
-				return 0, err
-			}
+			return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, ctx.Err())
 		}
@@ -107,16 +101,12 @@ func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, 
 var contentType = []string{"application/cloudevents+json"}
 
 // outcome tells a stored signal from one the stream already holds (inside
-// the Msg-Id window, or refused by the per-subject limit) and from failure.
+// the Msg-Id window) and from failure.
 func outcome(ack *jetstream.PubAck, err error) (dup bool, _ error) {
-	if err == nil {
-		return ack.Duplicate, nil
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == errPerSubject {
-		return true, nil
-	}
-	return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+	return ack.Duplicate, nil
 }
 
 // badRequest is a payload error: the answer is 400 with its message, which

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/nats-io/nats.go"
 )
 
 const baseYAML = `
@@ -64,25 +63,24 @@ func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
 	}
 }
 
-// The Msg-Id window is two minutes; Alertmanager repeats hours later. A
-// publish with another Msg-Id to the same subject must still be refused.
-func TestDedupOutlivesTheMsgIDWindow(t *testing.T) {
+// Within the Msg-Id window a copy is not stored again; later (Alertmanager
+// repeats hours later, SNS retries for days) it is stored and the
+// projector counts it once: no second occurrence, no second incident.
+func TestRepeatStoredOnceOrIgnored(t *testing.T) {
 	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: baseYAML})
-	sig := events.Signal{Source: "alertmanager", Kind: "alert", Fingerprint: "f1", Status: "firing", Title: "x",
-		Severity: "high", StartsAt: time.Unix(1700000000, 0).UTC(), GroupKey: "g"}
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	sig := sigFor(0, 1, "firing")
 	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
 	must(t, err == nil && n == 1, "first put: %d %v", n, err)
-	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
-	m := nats.NewMsg(events.SignalSubject(sig.Source, key))
-	if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	m.Header.Set(nats.MsgIdHdr, "another-id-as-after-the-window")
-	_, err = r.bus.JS.PublishMsg(context.Background(), m)
-	dup, err := outcome(nil, err)
-	must(t, err == nil && dup, "same subject, new Msg-Id: dup=%v err=%v", dup, err)
+	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 0, "second put: %d %v", n, err)
 	must(t, r.count() == 1, "stream holds %d", r.count())
+	r.publishLate(sig)
+	r.run()
+	r.waitHandled(2, 20*time.Second)
+	g := r.group("group-0")
+	must(t, g.Count == 1 && g.Firing == 1 && r.m.proj.repeated.Load() == 1, "group after a late repeat: %+v", g)
+	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
 	// A different status or start time is a different signal.
 	sig.Status = "resolved"
 	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})

@@ -28,7 +28,7 @@ type projector struct {
 	// delivers the batch again; handling retries well inside it.
 	ackWait time.Duration
 
-	handled, dropped, flagged, limited atomic.Int64
+	handled, dropped, flagged, limited, repeated atomic.Int64
 }
 
 func newProjector(m *module, d deps) (*projector, error) {
@@ -76,9 +76,12 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 	}
 	fpKey := "fp." + natsjs.EffectKey(sig.Source, sig.Fingerprint)
 	var fp fpState
-	fpRev, err := p.st.get(ctx, fpKey, &fp)
-	if err != nil {
+	if err := p.st.get(ctx, fpKey, &fp); err != nil {
 		return err
+	}
+	if repeated(&fp, sig) {
+		p.repeated.Add(1)
+		return nil
 	}
 	fresh := e.Seq > fp.Seq
 	prev := fp.Status
@@ -92,11 +95,16 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 		fp.Status = sig.Status
 		notify = p.window(&fp, &d)
 	}
+	start := sig.StartsAt.UTC().Format(time.RFC3339Nano)
 	changed := fresh
 	if d.Route == RouteIncident && d.RateLimit == nil {
-		// Only the status is read here: an occurrence that leaves it as it
-		// was is counted by the group alone, not written per fingerprint.
-		changed = fresh && prev != sig.Status
+		// Only the status and its start are read here: an occurrence that
+		// leaves them as they were is counted by the group alone, not
+		// written per fingerprint.
+		changed = fresh && (prev != sig.Status || fp.Start != start)
+	}
+	if fresh {
+		fp.Start = start
 	}
 	switch d.Route {
 	case RouteIncident:
@@ -133,7 +141,29 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 	if !changed {
 		return nil
 	}
-	return p.st.put(ctx, fpKey, fpRev, &fp)
+	return p.st.put(fpKey, &fp)
+}
+
+// repeated reports a signal the fingerprint's state has already seen: the
+// same status of the same episode (a redelivery the stream's two-minute
+// Msg-Id window no longer catches, such as Alertmanager's repeat_interval
+// or an SNS retry days later), an episode older than the one recorded, or
+// the firing of an episode already resolved.
+func repeated(fp *fpState, sig *events.Signal) bool {
+	if fp.Start == "" {
+		return false
+	}
+	rec, err := time.Parse(time.RFC3339Nano, fp.Start)
+	if err != nil {
+		return false
+	}
+	switch at := sig.StartsAt; {
+	case at.Before(rec):
+		return true
+	case at.Equal(rec):
+		return sig.Status == fp.Status || fp.Status == events.SignalResolved
+	}
+	return false
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -171,8 +201,7 @@ func (p *projector) window(fp *fpState, d *Decision) bool {
 func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, prev string, fresh bool) error {
 	gKey := "group." + natsjs.EffectKey(d.GroupKey)
 	var g groupState
-	gRev, err := p.st.get(ctx, gKey, &g)
-	if err != nil {
+	if err := p.st.get(ctx, gKey, &g); err != nil {
 		return err
 	}
 	if e.Seq <= g.Seq {
@@ -188,7 +217,7 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 		g.Firing = max(0, g.Firing-1)
 	}
 	if g.Incident == "" && sig.Status == events.SignalResolved {
-		return p.st.put(ctx, gKey, gRev, &g) // nothing open to resolve
+		return p.st.put(gKey, &g) // nothing open to resolve
 	}
 	g.Count++
 	switch {
@@ -214,7 +243,7 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 	}
 	if g.Incident == "" {
 		if sig.Status == events.SignalResolved {
-			return p.st.put(ctx, gKey, gRev, &g)
+			return p.st.put(gKey, &g)
 		}
 		g.Gen++
 		st, err := p.m.env.Commands.Declare(ctx, declaration(sig, d), command.Meta{
@@ -234,7 +263,7 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 			return fmt.Errorf("count on %s: %w", g.Incident, err)
 		}
 	}
-	return p.st.put(ctx, gKey, gRev, &g)
+	return p.st.put(gKey, &g)
 }
 
 // declaration is the incident a routed signal opens.

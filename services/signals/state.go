@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,6 +34,9 @@ type fpState struct {
 	Status      string `json:"status,omitempty"`
 	Occurrences int    `json:"occurrences"`
 	FirstSeen   string `json:"first_seen,omitempty"`
+	// Start is the start of the episode Status belongs to (RFC 3339): with
+	// Status, what tells a repeated signal from a new one.
+	Start string `json:"start,omitempty"`
 	// Rate window.
 	WindowStart int64 `json:"window_start,omitempty"`
 	WindowCount int   `json:"window_count,omitempty"`
@@ -47,108 +50,119 @@ type fpState struct {
 	Seq    uint64 `json:"seq"`
 }
 
-// states is a KV bucket with a cache owned by the projector. put records
-// a state in the cache; flush writes every state changed since the last
-// flush, comparing the revision it was read at, so another writer's change
-// is never overwritten: the conflict fails the batch, which is handled
-// again from fresh state.
+// states keeps the projector's group and fingerprint states in a SQLite
+// file in the data dir, read through a bounded cache, and writes what a
+// batch changed in one transaction with the batch's last sequence. On disk
+// rather than in a KV bucket: there, each of a storm's distinct
+// fingerprints would add a key to the bus's subject index (memory) and
+// cost a JetStream write. The signals bucket keeps the triage items, which
+// other processes read.
 type states struct {
-	js jetstream.JetStream
 	kv jetstream.KeyValue
+	db *sqlite.State
 	mu sync.Mutex
-	c  map[string]cached
+	// c holds decoded states (fpState or groupState by value), bounded.
+	c map[string]any
 	// dirty are the keys put since the last flush; they are never evicted.
 	dirty map[string]bool
-	// known, once loaded, holds every group and fingerprint key the bucket
-	// may have: a key it lacks is new, and is not looked up. A storm of new
-	// fingerprints costs no read each. Fixed size whatever the key count.
+	// known holds every key the store may have: a key it lacks is new and
+	// is not looked up, so a storm of new fingerprints costs no read each.
+	// Fixed size whatever the key count.
 	known *bloom
+	// cp is the last signal (stream sequence) whose changes are committed.
+	cp uint64
 }
 
 const maxCached = 10_000
 
-// cached holds the decoded state (fpState or groupState by value), so a
-// hit costs no decoding, or the stored bytes of any other value. rev is
-// the revision in the bucket, which a dirty value has not reached yet.
-type cached struct {
-	val any
-	rev uint64
-}
+// StateFile is the projector's state database, in the data dir.
+const StateFile = "signals.db"
 
 func newStates(ctx context.Context, js jetstream.JetStream) (*states, error) {
 	kv, err := js.KeyValue(ctx, natsjs.SignalsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("signals bucket: %w", err)
 	}
-	return &states{js: js, kv: kv, c: map[string]cached{}, dirty: map[string]bool{}}, nil
+	return &states{kv: kv, c: map[string]any{}, dirty: map[string]bool{}}, nil
 }
 
-// own reports whether key is a group or fingerprint state, which only
-// flush writes.
-func own(key string) bool { return strings.HasPrefix(key, "group.") || strings.HasPrefix(key, "fp.") }
-
-func (s *states) new(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.known != nil && own(key) && !s.known.has(key)
-}
-
-// load lists the bucket's group and fingerprint keys into known.
-func (s *states) load(ctx context.Context) error {
-	keys, err := s.kv.ListKeysFiltered(ctx, "group.>", "fp.>")
+// open opens the state database and lists its keys into known.
+func (s *states) open(ctx context.Context, path string) error {
+	db, err := sqlite.OpenState(path)
 	if err != nil {
-		return fmt.Errorf("%w: list states: %v", natsjs.ErrUnavailable, err)
+		return err
 	}
-	defer keys.Stop()
+	cp, err := db.Checkpoint(ctx)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("signal states: %w", err)
+	}
 	b := newBloom()
-	for k := range keys.Keys() {
-		b.add(k)
+	if err := db.Keys(ctx, b.add); err != nil {
+		db.Close()
+		return fmt.Errorf("signal states: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.dirty { // put before the listing
-		b.add(k)
-	}
-	s.known = b
+	s.db, s.cp, s.known = db, cp, b
 	return nil
 }
 
-func (s *states) get(ctx context.Context, key string, v any) (uint64, error) {
+func (s *states) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// checkpoint is the last signal whose changes are committed.
+func (s *states) checkpoint() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cp
+}
+
+// get reads the state of key into v (*fpState or *groupState); a key never
+// written leaves v zero.
+func (s *states) get(ctx context.Context, key string, v any) error {
 	s.mu.Lock()
 	c, ok := s.c[key]
+	db, fresh := s.db, s.known != nil && !s.known.has(key)
 	s.mu.Unlock()
 	if !ok {
-		if s.new(key) {
-			return 0, nil
+		if fresh {
+			return nil
 		}
-		e, err := s.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return 0, nil
-		case err != nil:
-			return 0, fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
+		if db == nil {
+			return fmt.Errorf("signal states are not open")
 		}
-		c = cached{val: e.Value(), rev: e.Revision()}
+		b, found, err := db.Get(ctx, key)
+		if err != nil || !found {
+			return err
+		}
+		return json.Unmarshal(b, v)
 	}
-	switch val := c.val.(type) {
+	switch val := c.(type) {
 	case fpState:
 		if p, ok := v.(*fpState); ok {
 			*p = val
-			return c.rev, nil
+			return nil
 		}
 	case groupState:
 		if p, ok := v.(*groupState); ok {
 			*p = val
-			return c.rev, nil
+			return nil
 		}
-	case []byte:
-		return c.rev, json.Unmarshal(val, v)
 	}
-	return 0, fmt.Errorf("state %s holds %T, not %T", key, c.val, v)
+	return fmt.Errorf("state %s holds %T, not %T", key, c, v)
 }
 
-// put records v as the state of key, read at revision rev, until flush.
-func (s *states) put(_ context.Context, key string, rev uint64, v any) error {
+// put records v as the state of key until flush.
+func (s *states) put(key string, v any) error {
 	var val any
 	switch v := v.(type) {
 	case *fpState:
@@ -161,7 +175,7 @@ func (s *states) put(_ context.Context, key string, rev uint64, v any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Bounded: a storm of distinct fingerprints must not grow the heap
-	// per alert; an evicted state is read again from the bucket.
+	// per alert; an evicted state is read again from the store.
 	if len(s.c) >= maxCached {
 		for k := range s.c {
 			if !s.dirty[k] {
@@ -169,80 +183,39 @@ func (s *states) put(_ context.Context, key string, rev uint64, v any) error {
 			}
 		}
 	}
-	s.c[key] = cached{val: val, rev: rev}
+	s.c[key] = val
 	s.dirty[key] = true
 	return nil
 }
 
-// flush writes the changed states: groups first, then fingerprints. A
-// group's count is idempotent only while its fingerprints' states lag
-// it: a crash between the two writes redelivers signals whose groups skip
-// them and whose fingerprints catch up. Each set of writes is pipelined:
-// a KV update is a publish to the bucket's stream expecting the key's
-// last revision, so they go out together and their acks are awaited once.
-func (s *states) flush(ctx context.Context) error {
+// flush commits the changed states with seq, the batch's last signal; on
+// an error nothing is written and the changes are forgotten, so the batch
+// is handled again from the committed states.
+func (s *states) flush(ctx context.Context, seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, prefix := range []string{"group.", "fp."} {
-		if err := s.write(ctx, prefix); err != nil {
+	if s.db == nil {
+		return fmt.Errorf("signal states are not open")
+	}
+	vals := make(map[string][]byte, len(s.dirty))
+	for key := range s.dirty {
+		b, err := json.Marshal(s.c[key])
+		if err != nil {
 			s.discardLocked()
 			return err
 		}
+		vals[key] = b
 	}
-	return nil
-}
-
-func (s *states) write(ctx context.Context, prefix string) error {
-	type pending struct {
-		key string
-		ack jetstream.PubAckFuture
+	if err := s.db.Commit(ctx, vals, seq); err != nil {
+		s.discardLocked()
+		return err
 	}
-	var sent []pending
 	for key := range s.dirty {
-		if !strings.HasPrefix(key, prefix) {
-			continue
-		}
-		c := s.c[key]
-		b, err := json.Marshal(c.val)
-		if err != nil {
-			return err
-		}
-		if s.known != nil {
-			// Before the write: should it conflict, the retry reads the key.
-			s.known.add(key)
-		}
-		f, err := s.js.PublishAsync("$KV."+natsjs.SignalsBucket+"."+key, b, jetstream.WithExpectLastSequencePerSubject(c.rev))
-		if err != nil {
-			return fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, key, err)
-		}
-		sent = append(sent, pending{key, f})
+		s.known.add(key)
 	}
-	var failed error
-	for _, p := range sent {
-		var next uint64
-		select {
-		case a := <-p.ack.Ok():
-			next = a.Sequence
-		case err := <-p.ack.Err():
-			c := s.c[p.key]
-			if c.rev != 0 {
-				failed = fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, p.key, err)
-				continue
-			}
-			// A key deleted by hand keeps a marker that a create expecting
-			// no message refuses; Create writes over the marker.
-			b, _ := json.Marshal(c.val)
-			if next, err = s.kv.Create(ctx, p.key, b); err != nil {
-				failed = fmt.Errorf("%w: state %s: %v", natsjs.ErrUnavailable, p.key, err)
-				continue
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		s.c[p.key] = cached{val: s.c[p.key].val, rev: next}
-		delete(s.dirty, p.key)
-	}
-	return failed
+	clear(s.dirty)
+	s.cp = seq
+	return nil
 }
 
 // discard forgets the changes not written, so that they are read afresh.

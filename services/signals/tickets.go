@@ -273,7 +273,7 @@ func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpStat
 	b.WriteString("\n**Related open incidents**\n")
 	var g groupState
 	related := false
-	if _, err := t.st.get(ctx, "group."+natsjs.EffectKey(d.GroupKey), &g); err == nil && g.Incident != "" {
+	if err := t.st.get(ctx, "group."+natsjs.EffectKey(d.GroupKey), &g); err == nil && g.Incident != "" {
 		if st, err := t.env.Commands.Get(ctx, g.Incident); err == nil && st.Open() {
 			fmt.Fprintf(&b, "- %s %s (%s)\n", st.CaseNumber, st.DisplayTitle(), st.Status)
 			related = true

@@ -331,7 +331,7 @@ func rawSignals(ctx context.Context, b *bus, n, c int) (float64, error) {
 					return
 				}
 				data, _ := env.Marshal()
-				m := nats.NewMsg(events.SignalSubject("raw", key))
+				m := nats.NewMsg(events.SignalSubject("raw", "alert"))
 				m.Data = data
 				m.Header.Set(nats.MsgIdHdr, key)
 				if _, err := b.js.PublishMsg(ctx, m); err != nil {
