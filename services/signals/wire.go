@@ -225,6 +225,9 @@ func (s *scanner) signal(sig *events.Signal) bool {
 }
 
 func (s *scanner) links(dst *[]events.SignalLink) bool {
+	if *dst != nil {
+		return false // encoding/json decodes a repeated one over the first's elements
+	}
 	if !s.next('[') {
 		return false
 	}

@@ -68,6 +68,7 @@ func FuzzScanSignal(f *testing.F) {
 	f.Add([]byte(`{"data":{"labels":{"a":"b","a":"c"},"links":[]},"dataversion":01}`))
 	f.Add([]byte(`{"data":{"title":"\u00e9\ud800","starts_at":"2025-01-01T00:00:00\u005a"},"time":null}`))
 	f.Add([]byte(`{"data":{"title":"` + "\xff" + `"},"dataversion":1e0} x`))
+	f.Add([]byte(`{"data":{"links":[{"title":"a","url":"u"}],"links":[{"title":"b"}],"summary":"\ud83d\udd25\ud800\/"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var env events.Envelope
 		var sig events.Signal
