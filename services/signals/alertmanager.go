@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"reflect"
 	"strings"
 	"time"
 
@@ -43,9 +44,95 @@ const maxAlerts = 10_000
 // or a Grafana webhook payload (source grafana).
 func parseAlertmanager(b []byte, source string) ([]events.Signal, error) {
 	var p amPayload
-	if err := decode(b, &p, false); err != nil {
-		return nil, err
+	if !scanAlertmanager(b, &p) {
+		p = amPayload{} // encoding/json would decode over what the scanner read
+		if err := decode(b, &p, false); err != nil {
+			return nil, err
+		}
 	}
+	return p.signals(source)
+}
+
+// amPayloadFields and amAlertFields are the names encoding/json matches.
+var amPayloadFields, amAlertFields = jsonNames(amPayload{}), jsonNames(amAlert{})
+
+// scanAlertmanager reads b as encoding/json would, or reports false (see
+// wire.go); p must be zero.
+func scanAlertmanager(b []byte, p *amPayload) bool {
+	s := scanner{b: b, text: string(b)}
+	ok := s.fields(amPayloadFields, func(key string) bool {
+		switch key {
+		case "version":
+			return s.str(&p.Version)
+		case "groupKey":
+			return s.str(&p.GroupKey)
+		case "status":
+			return s.str(&p.Status)
+		case "receiver":
+			return s.str(&p.Receiver)
+		case "groupLabels":
+			return s.labels(&p.GroupLabels)
+		case "commonLabels":
+			return s.labels(&p.CommonLabels)
+		case "commonAnnotations":
+			return s.labels(&p.CommonAnnotations)
+		case "externalURL":
+			return s.str(&p.ExternalURL)
+		case "alerts":
+			p.Alerts = []amAlert{}
+			return s.array(func() bool {
+				p.Alerts = append(p.Alerts, amAlert{})
+				return s.amAlert(&p.Alerts[len(p.Alerts)-1])
+			})
+		}
+		return false // a field added to amPayload but not here
+	})
+	return ok && s.end()
+}
+
+func (s *scanner) amAlert(a *amAlert) bool {
+	return s.fields(amAlertFields, func(key string) bool {
+		switch key {
+		case "status":
+			return s.str(&a.Status)
+		case "labels":
+			return s.labels(&a.Labels)
+		case "annotations":
+			return s.labels(&a.Annotations)
+		case "startsAt":
+			return s.time(&a.StartsAt)
+		case "endsAt":
+			return s.time(&a.EndsAt)
+		case "generatorURL":
+			return s.str(&a.GeneratorURL)
+		case "fingerprint":
+			return s.str(&a.Fingerprint)
+		case "silenceURL":
+			return s.str(&a.SilenceURL)
+		case "dashboardURL":
+			return s.str(&a.DashboardURL)
+		case "panelURL":
+			return s.str(&a.PanelURL)
+		}
+		return false
+	})
+}
+
+// jsonNames lists the JSON names of struct v's fields.
+func jsonNames(v any) []string {
+	t := reflect.TypeOf(v)
+	names := make([]string, t.NumField())
+	for i := range names {
+		f := t.Field(i)
+		if names[i], _, _ = strings.Cut(f.Tag.Get("json"), ","); names[i] == "" {
+			names[i] = f.Name
+		}
+	}
+	return names
+}
+
+// signals checks the payload and normalises its alerts.
+func (p *amPayload) signals(source string) ([]events.Signal, error) {
 	if source == "alertmanager" && p.Version != "4" {
 		return nil, bad("version: %q is not supported (want \"4\")", p.Version)
 	}

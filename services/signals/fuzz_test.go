@@ -2,6 +2,7 @@ package signals
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/hikeshi/hikeshi/events"
@@ -13,28 +14,45 @@ func fuzzParser(f *testing.F, seeds []string, parse func([]byte) ([]events.Signa
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		sigs, err := parse(b)
-		if err != nil {
-			return
+	f.Fuzz(func(t *testing.T, b []byte) { checkParsed(t, parse, b) })
+}
+
+func checkParsed(t *testing.T, parse func([]byte) ([]events.Signal, error), b []byte) {
+	sigs, err := parse(b)
+	if err != nil {
+		return
+	}
+	for i := range sigs {
+		if err := validate(&sigs[i]); err != nil {
+			continue // the handler answers 400
 		}
-		for i := range sigs {
-			if err := validate(&sigs[i]); err != nil {
-				continue // the handler answers 400
-			}
-			key := events.SignalKey(sigs[i].Source, sigs[i].Fingerprint, sigs[i].Status, sigs[i].StartsAt)
-			if _, err := events.AppendSignal(nil, &sigs[i], key, sigs[i].StartsAt); err != nil {
-				t.Fatalf("valid signal does not encode: %v", err)
-			}
+		key := events.SignalKey(sigs[i].Source, sigs[i].Fingerprint, sigs[i].Status, sigs[i].StartsAt)
+		if _, err := events.AppendSignal(nil, &sigs[i], key, sigs[i].StartsAt); err != nil {
+			t.Fatalf("valid signal does not encode: %v", err)
 		}
-	})
+	}
 }
 
 func seed(f *testing.F, name string) string { return string(fixture(f, name)) }
 
+// FuzzAlertmanager also checks the scanner against encoding/json, on b
+// and on b as a value and a key inside a delivery, where the scanner
+// accepts it far more often.
 func FuzzAlertmanager(f *testing.F) {
-	fuzzParser(f, []string{seed(f, "alertmanager-v4.json"), `{"version":"4","groupKey":"g","alerts":[{}]}`},
-		func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "alertmanager") })
+	for _, s := range []string{seed(f, "alertmanager-v4.json"), seed(f, "grafana.json"), `{"version":"4","groupKey":"g","alerts":[{}]}`,
+		`"a\u00e9\ud800\n"`, `{"a":[1,-2.5e3,true,null,""]}`, `"Status"`, `"ſtatus"`} {
+		f.Add([]byte(s))
+	}
+	for _, c := range amCases {
+		f.Add([]byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sameAsJSON(t, b)
+		for _, in := range []string{`,"labels":{"a":%s}`, `,"values":%s`, `,%s:"x"`} {
+			sameAsJSON(t, []byte(amBody(amMin+fmt.Sprintf(in, b))))
+		}
+		checkParsed(t, func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "alertmanager") }, b)
+	})
 }
 
 func FuzzGrafana(f *testing.F) {

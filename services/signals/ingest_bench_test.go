@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/events"
 )
 
 // BenchmarkIngest is the HTTP handler's cost per request, without the
@@ -46,4 +48,26 @@ func benchBatch(n, per int) []byte {
 	}
 	buf.WriteString("]}")
 	return buf.Bytes()
+}
+
+// BenchmarkParseAlertmanager compares the scanner with encoding/json on
+// the body BenchmarkIngest sends.
+func BenchmarkParseAlertmanager(b *testing.B) {
+	for _, per := range []int{1, 100} {
+		body := benchBatch(0, per)
+		for _, p := range []struct {
+			name  string
+			parse func([]byte, string) ([]events.Signal, error)
+		}{{"scan", parseAlertmanager}, {"json", amJSON}} {
+			b.Run(fmt.Sprintf("alerts=%d/%s", per, p.name), func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.parse(body, "alertmanager"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }
