@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -28,10 +29,10 @@ import (
 )
 
 // maxBatch bounds the signals handled between two state writes.
-const maxBatch = 256
+const maxBatch = 1024
 
 // linger is the pause after a batch that was not full.
-const linger = 20 * time.Millisecond
+const linger = 100 * time.Millisecond
 
 // ensureConsumer creates the durable pull consumer, or recreates it after
 // the committed signal cp when it stands elsewhere: a batch stranded (its
@@ -76,7 +77,19 @@ func (p *projector) run(ctx context.Context) error {
 		return err
 	}
 	defer p.st.close()
-	c, err := ensureConsumer(ctx, p.m.env.Bus.JS, p.ackWait, p.st.checkpoint())
+	// Deliveries come on a connection of their own: a batch of signals
+	// read on the shared one would queue every ingest's acknowledgement
+	// behind it.
+	nc, err := p.m.env.Bus.Dial("hikeshi-signals")
+	if err != nil {
+		return fmt.Errorf("signals consumer: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("signals consumer: %w", err)
+	}
+	c, err := ensureConsumer(ctx, js, p.ackWait, p.st.checkpoint())
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}
@@ -156,6 +169,10 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 			continue // committed before the ack was lost
 		}
 		last = s
+		// Ingest answers producers while this runs on one of few cores: a
+		// batch yields between signals rather than holding a core for
+		// milliseconds ahead of their requests.
+		runtime.Gosched()
 		e, sig, err := decodeSignal(m.Subject(), s, m.Data())
 		if err == nil {
 			err = p.handle(ctx, e, sig)

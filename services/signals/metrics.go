@@ -19,11 +19,12 @@ func (m *module) register(metrics *telemetry.Metrics) error {
 	for _, c := range []prometheus.Collector{
 		counter("received_total", "Signals in accepted deliveries.", m.received.Load),
 		counter("stored_total", "Signals stored on the SIGNALS stream for the first time.", m.stored.Load),
-		counter("duplicate_total", "Accepted signals the stream already held (HA peers, retries, repeats).",
+		counter("duplicate_total", "Accepted signals the stream already held (HA peers, retries within its dedup window).",
 			func() int64 { return m.received.Load() - m.stored.Load() }),
 		counter("handled_total", "Stored signals the rules were evaluated over.", m.proj.handled.Load),
 		counter("dropped_total", "Signals dropped by a rule.", m.proj.dropped.Load),
 		counter("flagged_total", "Signals routed by the default because a rule failed or a route was not configured.", m.proj.flagged.Load),
+		counter("repeated_total", "Stored signals their fingerprint had already seen (a copy after the dedup window, an older episode): ignored.", m.proj.repeated.Load),
 		counter("rate_limited_total", "Occurrences over their fingerprint's rate limit: counted, not notified.", m.proj.limited.Load),
 		lagCollector{m},
 	} {
