@@ -5,15 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // State is a projector's own state, one value per key, on disk: a storm of
 // distinct keys (one per alert fingerprint) costs disk, not memory, and the
 // values and the checkpoint are committed together.
 type State struct {
-	db                    *sql.DB
-	path                  string
-	get, put, cp, save, n *sql.Stmt
+	db                       *sql.DB
+	get, put, putN, cp, save *sql.Stmt
 }
 
 const stateSchema = `
@@ -27,22 +27,30 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 );
 `
 
+// stateChunk is the rows one upsert statement writes.
+const stateChunk = 64
+
+func upsertState(rows int) string {
+	return `INSERT INTO state (key, val) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, rows-1) +
+		` ON CONFLICT (key) DO UPDATE SET val = excluded.val`
+}
+
 // OpenState opens (creating when needed) the state database at path.
 func OpenState(path string) (*State, error) {
 	db, err := openDB(path, false, stateSchema)
 	if err != nil {
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}
-	s := &State{db: db, path: path}
+	s := &State{db: db}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
 	}{
 		{&s.get, `SELECT val FROM state WHERE key = ?`},
-		{&s.put, `INSERT INTO state (key, val) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET val = excluded.val`},
+		{&s.put, upsertState(1)},
+		{&s.putN, upsertState(stateChunk)},
 		{&s.cp, `SELECT seq FROM checkpoint WHERE id = 1`},
 		{&s.save, `INSERT INTO checkpoint (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq`},
-		{&s.n, `SELECT count(*) FROM state`},
 	} {
 		if *p.stmt, err = db.Prepare(p.q); err != nil {
 			s.Close()
@@ -52,12 +60,9 @@ func OpenState(path string) (*State, error) {
 	return s, nil
 }
 
-// Path is where the database lives.
-func (s *State) Path() string { return s.path }
-
 // Close closes the database.
 func (s *State) Close() error {
-	for _, st := range []*sql.Stmt{s.get, s.put, s.cp, s.save, s.n} {
+	for _, st := range []*sql.Stmt{s.get, s.put, s.putN, s.cp, s.save} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -87,13 +92,6 @@ func (s *State) Checkpoint(ctx context.Context) (uint64, error) {
 	return seq, err
 }
 
-// Len is the number of keys.
-func (s *State) Len(ctx context.Context) (int, error) {
-	var n int
-	err := s.n.QueryRowContext(ctx).Scan(&n)
-	return n, err
-}
-
 // Keys calls fn with every key.
 func (s *State) Keys(ctx context.Context, fn func(key string)) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT key FROM state`)
@@ -118,11 +116,24 @@ func (s *State) Commit(ctx context.Context, vals map[string][]byte, seq uint64) 
 		return fmt.Errorf("state: begin: %w", err)
 	}
 	defer tx.Rollback()
-	put := tx.StmtContext(ctx, s.put)
+	// Rows go chunk by chunk, one statement each: a storm's batch writes
+	// a row per new fingerprint.
+	put, putN := tx.StmtContext(ctx, s.put), tx.StmtContext(ctx, s.putN)
 	defer put.Close()
+	defer putN.Close()
+	args := make([]any, 0, 2*stateChunk)
 	for k, v := range vals {
-		if _, err := put.ExecContext(ctx, k, v); err != nil {
-			return fmt.Errorf("state %s: %w", k, err)
+		args = append(args, k, v)
+		if len(args) == cap(args) {
+			if _, err := putN.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("state: %w", err)
+			}
+			args = args[:0]
+		}
+	}
+	for i := 0; i < len(args); i += 2 {
+		if _, err := put.ExecContext(ctx, args[i], args[i+1]); err != nil {
+			return fmt.Errorf("state %s: %w", args[i], err)
 		}
 	}
 	if _, err := tx.StmtContext(ctx, s.save).ExecContext(ctx, seq); err != nil {
