@@ -3,6 +3,7 @@ package signals
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -164,14 +165,21 @@ func activation(s *events.Signal) map[string]any {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return map[string]any{"signal": map[string]any{
-		"source": s.Source, "kind": s.Kind, "fingerprint": s.Fingerprint, "status": s.Status,
-		"title": s.Title, "summary": s.Summary, "severity": s.Severity, "labels": labels,
-		"account": s.Account, "project": s.Project, "region": s.Region, "resource": s.Resource,
-		"service": s.Service, "group_key": s.GroupKey, "reported_by": s.ReportedBy,
-		"customer_impact": s.CustomerImpact, "starts_at": s.StartsAt,
-	}}
+	act := activations.Get().(map[string]any)
+	sig := act["signal"].(map[string]any)
+	sig["source"], sig["kind"], sig["fingerprint"], sig["status"] = s.Source, s.Kind, s.Fingerprint, s.Status
+	sig["title"], sig["summary"], sig["severity"], sig["labels"] = s.Title, s.Summary, s.Severity, labels
+	sig["account"], sig["project"], sig["region"], sig["resource"] = s.Account, s.Project, s.Region, s.Resource
+	sig["service"], sig["group_key"], sig["reported_by"] = s.Service, s.GroupKey, s.ReportedBy
+	sig["customer_impact"], sig["starts_at"] = s.CustomerImpact, s.StartsAt
+	return act
 }
+
+// activations are reused: every stored signal is evaluated, and building
+// its maps cost more than most rules.
+var activations = sync.Pool{New: func() any {
+	return map[string]any{"signal": make(map[string]any, 17)}
+}}
 
 // Evaluate runs the rules in order. Every matching rule contributes what
 // is not yet set (priority, annotations, rate limit, group key); the first
@@ -181,6 +189,7 @@ func activation(s *events.Signal) map[string]any {
 func (rs *Rules) Evaluate(s *events.Signal) Decision {
 	d := Decision{GroupKey: s.GroupKey, Annotations: map[string]string{}}
 	act := activation(s)
+	defer activations.Put(act)
 	for _, r := range rs.rules {
 		if r.when != nil {
 			out, _, err := r.when.Eval(act)
