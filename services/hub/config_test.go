@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,4 +55,26 @@ func TestStartRefusesUnsafeListen(t *testing.T) {
 		t.Fatalf("data dir left locked: %v", err)
 	}
 	release()
+}
+
+// A process takes the data dir's lock when it writes there: the timeline,
+// or a module that keeps files in it; an api-only process does not.
+func TestWritesDataDir(t *testing.T) {
+	saved := modules
+	t.Cleanup(func() { modules = saved })
+	modules = append(slices.Clip(modules), Module{Name: "test-files", WritesDataDir: true}, Module{Name: "test-remote"})
+	for _, c := range []struct {
+		targets []string
+		want    bool
+	}{
+		{[]string{TargetAPI}, false},
+		{[]string{TargetAPI, "test-remote"}, false},
+		{[]string{TargetTimeline}, true},
+		{[]string{TargetAPI, "test-files"}, true},
+	} {
+		cfg := Config{Targets: c.targets}
+		if got := cfg.writesDataDir(); got != c.want {
+			t.Errorf("%v: writes the data dir = %v, want %v", c.targets, got, c.want)
+		}
+	}
 }

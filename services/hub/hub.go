@@ -134,6 +134,18 @@ func loopback(addr string) bool {
 
 func (c *Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
+func (c *Config) writesDataDir() bool {
+	if c.runs(TargetTimeline) {
+		return true
+	}
+	for _, m := range modules {
+		if m.WritesDataDir && c.runs(m.Name) {
+			return true
+		}
+	}
+	return false
+}
+
 // TimelinePath is the SQLite file under the data dir.
 func (c *Config) TimelinePath() string { return filepath.Join(c.DataDir, "timeline.db") }
 
@@ -230,9 +242,10 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	h := &Hub{cfg: cfg}
 	var err error
 	// The data dir is exclusive to the process that writes it: the embedded
-	// NATS store, or the timeline store. An api-only process in split mode
-	// only reads the timeline (SQLite allows that beside the writer).
-	if cfg.NATSURL == "" || cfg.runs(TargetTimeline) {
+	// NATS store, the timeline store, or a module's files. An api-only
+	// process in split mode only reads the timeline (SQLite allows that
+	// beside the writer).
+	if cfg.NATSURL == "" || cfg.writesDataDir() {
 		if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}

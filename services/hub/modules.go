@@ -47,6 +47,9 @@ type Parts struct {
 type Module struct {
 	Name  string
 	Start func(ctx context.Context, env *Env) (*Parts, error)
+	// WritesDataDir: the module keeps files in the data dir, so the process
+	// running it takes the data dir's lock.
+	WritesDataDir bool
 }
 
 // modules is the registration table: adding an integration is one package

@@ -122,7 +122,8 @@ type secrets struct {
 }
 
 // Module is the row in the hub's module table.
-var Module = hub.Module{Name: Name, Start: start}
+// Its projector keeps its state in the data dir.
+var Module = hub.Module{Name: Name, Start: start, WritesDataDir: true}
 
 func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 	cfg, sec, err := Load(env.Config)
