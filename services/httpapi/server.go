@@ -23,6 +23,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -89,13 +90,17 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 
 // measured registers h under pattern, counting requests and latency.
 func (s *Server) measured(pattern string, h func(*statusRecorder, *http.Request)) {
+	var took prometheus.Observer // looked up once, not per request
+	if s.d.Metrics != nil {
+		took = s.d.Metrics.HTTPDurations.WithLabelValues(pattern)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if s.d.Metrics != nil {
 				s.d.Metrics.HTTPRequests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
-				s.d.Metrics.HTTPDurations.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+				took.Observe(time.Since(start).Seconds())
 			}
 		}()
 		h(rec, r)
