@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 )
 
@@ -117,7 +118,8 @@ func (s *State) Commit(ctx context.Context, vals map[string][]byte, seq uint64) 
 	}
 	defer tx.Rollback()
 	// Rows go chunk by chunk, one statement each: a storm's batch writes
-	// a row per new fingerprint.
+	// a row per new fingerprint. Between chunks the commit yields, so that
+	// a large one does not hold a core for milliseconds ahead of requests.
 	put, putN := tx.StmtContext(ctx, s.put), tx.StmtContext(ctx, s.putN)
 	defer put.Close()
 	defer putN.Close()
@@ -129,6 +131,7 @@ func (s *State) Commit(ctx context.Context, vals map[string][]byte, seq uint64) 
 				return fmt.Errorf("state: %w", err)
 			}
 			args = args[:0]
+			runtime.Gosched()
 		}
 	}
 	for i := 0; i < len(args); i += 2 {

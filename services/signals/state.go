@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -205,6 +206,9 @@ func (s *states) flush(ctx context.Context, seq uint64) error {
 			return err
 		}
 		vals[key] = b
+		if len(vals)%64 == 0 {
+			runtime.Gosched() // as the projector does between signals
+		}
 	}
 	if err := s.db.Commit(ctx, vals, seq); err != nil {
 		s.discardLocked()
