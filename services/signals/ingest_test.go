@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -22,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
 )
 
 const baseYAML = `
@@ -335,4 +338,34 @@ func TestGenericAndEscalation(t *testing.T) {
 	}
 	sigs := r.stored()
 	must(t, len(sigs) == 2 && sigs[1].Kind == "escalation" && sigs[1].ReportedBy == "yuki.tanaka" && sigs[1].Severity == "high", "stored %+v", sigs)
+}
+
+// JetStream's answer is read by hand on the single-signal path: a stored
+// signal, a copy inside the window, and a refusal (here, the wrong
+// expected stream) are told apart; a refusal is never reported stored.
+func TestPublishReadsJetStreamAnswers(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	sig := sigFor(0, 1, "firing")
+	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	msg := func() *nats.Msg {
+		m := nats.NewMsg(events.SignalSubject(sig.Source, sig.Kind))
+		var err error
+		if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		m.Header.Set(nats.MsgIdHdr, key)
+		return m
+	}
+	ctx := context.Background()
+	dup, err := r.m.pub.publish(ctx, msg())
+	must(t, err == nil && !dup, "first: dup=%v err=%v", dup, err)
+	dup, err = r.m.pub.publish(ctx, msg())
+	must(t, err == nil && dup, "copy: dup=%v err=%v", dup, err)
+	m := msg()
+	m.Header.Set(nats.MsgIdHdr, key+"-other")
+	m.Header.Set("Nats-Expected-Stream", "NOT-SIGNALS")
+	_, err = r.m.pub.publish(ctx, m)
+	must(t, errors.Is(err, natsjs.ErrUnavailable) && strings.Contains(err.Error(), "JetStream:"), "refused: %v", err)
+	must(t, r.count() == 1, "stream holds %d", r.count())
 }
