@@ -138,7 +138,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		Replicas:    t.Replicas,
 	}, {
 		Bucket:      SignalsBucket,
-		Description: "Signal projector state: open incident per group key, ticket and rate window per fingerprint",
+		Description: "Triage items opened from escalations",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
