@@ -68,8 +68,34 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Du
 	return js.CreateConsumer(ctx, events.SignalStream, cfg)
 }
 
-// run handles signals until ctx ends.
+// run handles signals until ctx ends, while this process holds the lease.
 func (p *projector) run(ctx context.Context) error {
+	l := newLease(p.st.kv)
+	if err := l.acquire(ctx, func(holder string) {
+		p.m.env.Logger.Warn("signals: another process runs the signal projector; waiting for its lease", "holder", holder)
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	held := make(chan error, 1)
+	go func() {
+		err := l.hold(ctx)
+		cancel(err)
+		held <- err
+	}()
+	err := p.consume(ctx)
+	cancel(nil)
+	if lost := <-held; lost != nil {
+		return lost
+	}
+	return err
+}
+
+// consume handles signals until ctx ends.
+func (p *projector) consume(ctx context.Context) error {
 	if p.m.env.DataDir == "" {
 		return errors.New("signals: no data dir for the projector's state")
 	}
