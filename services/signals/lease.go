@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,8 +81,7 @@ func (l *lease) hold(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// A clean stop hands over at once rather than after ttl.
-			_ = l.kv.Delete(context.Background(), leaseKey, jetstream.LastRevision(l.rev))
+			l.release()
 			return nil
 		case <-t.C:
 			rev, err := l.kv.Update(ctx, leaseKey, l.owner, l.rev)
@@ -92,5 +92,16 @@ func (l *lease) hold(ctx context.Context) error {
 				l.rev = rev
 			}
 		}
+	}
+}
+
+// release deletes the lease if it is still this process's, so that a
+// clean stop hands over at once rather than after ttl. The revision is
+// read again: a renewal cut short by the stop may have been stored.
+func (l *lease) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if e, err := l.kv.Get(ctx, leaseKey); err == nil && bytes.Equal(e.Value(), l.owner) {
+		_ = l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(e.Revision()))
 	}
 }

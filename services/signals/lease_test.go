@@ -14,7 +14,7 @@ func TestLeaseOneHolder(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: baseYAML})
 	short := func() *lease {
 		l := newLease(r.m.proj.st.kv)
-		l.ttl, l.renew = 600*time.Millisecond, 100*time.Millisecond
+		l.ttl, l.renew = 2*time.Second, 100*time.Millisecond
 		return l
 	}
 	ctx := context.Background()
@@ -28,7 +28,7 @@ func TestLeaseOneHolder(t *testing.T) {
 
 	// b waits for as long as a renews, well past the time to live.
 	waited := make(chan string, 1)
-	wctx, wcancel := context.WithTimeout(ctx, 3*a.ttl)
+	wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
 	err := b.acquire(wctx, func(holder string) { waited <- holder })
 	wcancel()
 	must(t, err != nil, "second process took a renewed lease")
