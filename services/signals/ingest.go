@@ -27,6 +27,16 @@ import (
 type Publisher struct {
 	JS      jetstream.JetStream
 	Timeout time.Duration // default 5s
+	// inboxes are idle reply subscriptions (see publish).
+	inboxes chan *nats.Subscription
+}
+
+// idleInboxes bounds the reply subscriptions kept between requests.
+const idleInboxes = 64
+
+// NewPublisher stores signals through js.
+func NewPublisher(js jetstream.JetStream) *Publisher {
+	return &Publisher{JS: js, inboxes: make(chan *nats.Subscription, idleInboxes)}
 }
 
 // Put stores every signal and reports how many were new. It returns only
@@ -103,11 +113,36 @@ var contentType = []string{"application/cloudevents+json"}
 // publish stores one signal as a request to the stream and reads
 // JetStream's answer, {"stream":…,"seq":…[,"duplicate": true]} or an
 // error, by hand: every single-alert delivery waits on it, and decoding it
-// with encoding/json cost more than the rest of the answer.
+// with encoding/json cost more than the rest of the answer. The answer
+// comes to a reply subscription of its own, taken from a few kept between
+// requests: the connection's shared reply handler would be one more
+// goroutine between the answer and the waiting request.
 func (p *Publisher) publish(ctx context.Context, m *nats.Msg) (dup bool, err error) {
-	resp, err := p.JS.Conn().RequestMsgWithContext(ctx, m)
+	nc := p.JS.Conn()
+	var inbox *nats.Subscription
+	select {
+	case inbox = <-p.inboxes:
+	default:
+		if inbox, err = nc.SubscribeSync(nc.NewRespInbox()); err != nil {
+			return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+		}
+	}
+	m.Reply = inbox.Subject
+	resp, err := func() (*nats.Msg, error) {
+		if err := nc.PublishMsg(m); err != nil {
+			return nil, err
+		}
+		return inbox.NextMsgWithContext(ctx)
+	}()
 	if err != nil {
+		// A late answer must not reach the next request: drop the inbox.
+		_ = inbox.Unsubscribe()
 		return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+	}
+	select {
+	case p.inboxes <- inbox:
+	default:
+		_ = inbox.Unsubscribe()
 	}
 	b := resp.Data
 	if bytes.HasPrefix(b, []byte(`{"stream":`)) && !bytes.Contains(b, []byte(`"error"`)) {

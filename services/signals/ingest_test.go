@@ -368,4 +368,18 @@ func TestPublishReadsJetStreamAnswers(t *testing.T) {
 	_, err = r.m.pub.publish(ctx, m)
 	must(t, errors.Is(err, natsjs.ErrUnavailable) && strings.Contains(err.Error(), "JetStream:"), "refused: %v", err)
 	must(t, r.count() == 1, "stream holds %d", r.count())
+	// A request given up on drops its inbox: its answer, arriving late,
+	// is not the next request's.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	sig.Fingerprint = "late"
+	key = events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	_, err = r.m.pub.publish(gone, msg())
+	must(t, errors.Is(err, natsjs.ErrUnavailable), "given up: %v", err)
+	sig.Fingerprint = "next"
+	key = events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	for i, want := range []bool{false, true} { // stored, then a copy: answers in step
+		dup, err = r.m.pub.publish(ctx, msg())
+		must(t, err == nil && dup == want, "next #%d: dup=%v err=%v", i+1, dup, err)
+	}
 }

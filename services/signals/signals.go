@@ -183,7 +183,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	}
 	m := &module{
 		cfg: cfg, sec: sec, env: env, now: d.now, rules: rules,
-		pub: &Publisher{JS: env.Bus.JS},
+		pub: NewPublisher(env.Bus.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,
 			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now}, now: d.now},

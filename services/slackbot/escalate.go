@@ -85,7 +85,7 @@ func (b *Bot) submitEscalation(ctx context.Context, cb *slack.InteractionCallbac
 		}
 		return map[string]any{"response_action": "errors", "errors": map[string]string{block: err.Error()}}, nil
 	}
-	if _, err := (&signals.Publisher{JS: b.js}).Put(ctx, []events.Signal{s}); err != nil {
+	if _, err := signals.NewPublisher(b.js).Put(ctx, []events.Signal{s}); err != nil {
 		return nil, err
 	}
 	done := modal(viewEscalate, "Escalate to security", "", "",
