@@ -28,7 +28,7 @@ type Publisher struct {
 	JS      jetstream.JetStream
 	Timeout time.Duration // default 5s
 	// inboxes are idle reply subscriptions (see publish).
-	inboxes chan *nats.Subscription
+	inboxes chan *inbox
 }
 
 // idleInboxes bounds the reply subscriptions kept between requests.
@@ -36,7 +36,15 @@ const idleInboxes = 64
 
 // NewPublisher stores signals through js.
 func NewPublisher(js jetstream.JetStream) *Publisher {
-	return &Publisher{JS: js, inboxes: make(chan *nats.Subscription, idleInboxes)}
+	return &Publisher{JS: js, inboxes: make(chan *inbox, idleInboxes)}
+}
+
+// inbox is a reply subscription delivering into a channel of one: a
+// request waits for one answer, and a subscription's default buffer would
+// hold half a megabyte each.
+type inbox struct {
+	sub *nats.Subscription
+	ch  chan *nats.Msg
 }
 
 // Put stores every signal and reports how many were new. It returns only
@@ -119,30 +127,36 @@ var contentType = []string{"application/cloudevents+json"}
 // goroutine between the answer and the waiting request.
 func (p *Publisher) publish(ctx context.Context, m *nats.Msg) (dup bool, err error) {
 	nc := p.JS.Conn()
-	var inbox *nats.Subscription
+	var in *inbox
 	select {
-	case inbox = <-p.inboxes:
+	case in = <-p.inboxes:
 	default:
-		if inbox, err = nc.SubscribeSync(nc.NewRespInbox()); err != nil {
+		in = &inbox{ch: make(chan *nats.Msg, 1)}
+		if in.sub, err = nc.ChanSubscribe(nc.NewRespInbox(), in.ch); err != nil {
 			return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 		}
 	}
-	m.Reply = inbox.Subject
+	m.Reply = in.sub.Subject
 	resp, err := func() (*nats.Msg, error) {
 		if err := nc.PublishMsg(m); err != nil {
 			return nil, err
 		}
-		return inbox.NextMsgWithContext(ctx)
+		select {
+		case msg := <-in.ch:
+			return msg, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}()
 	if err != nil {
 		// A late answer must not reach the next request: drop the inbox.
-		_ = inbox.Unsubscribe()
+		_ = in.sub.Unsubscribe()
 		return false, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 	}
 	select {
-	case p.inboxes <- inbox:
+	case p.inboxes <- in:
 	default:
-		_ = inbox.Unsubscribe()
+		_ = in.sub.Unsubscribe()
 	}
 	b := resp.Data
 	if bytes.HasPrefix(b, []byte(`{"stream":`)) && !bytes.Contains(b, []byte(`"error"`)) {
