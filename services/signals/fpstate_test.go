@@ -68,7 +68,7 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 	r.publish([]events.Signal{at("firing", 1), chatty2})
 	r.waitHandled(6, 20*time.Second)
 	fp, _ = r.fpEntry("fp-0")
-	must(t, fp.Seq == 5 && fp.Start == at("firing", 1).StartsAt.Format(time.RFC3339Nano), "new episode: %+v", fp)
+	must(t, fp.Seq == 5 && fp.Start.Equal(at("firing", 1).StartsAt), "new episode: %+v", fp)
 	c, _ = r.fpEntry("chatty")
 	must(t, c.WindowCount == 2 && c.Suppressed == 1 && r.m.proj.limited.Load() == 1, "rate window: %+v", c)
 	g := r.group("group-0")

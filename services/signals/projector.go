@@ -95,16 +95,15 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 		fp.Status = sig.Status
 		notify = p.window(&fp, &d)
 	}
-	start := sig.StartsAt.UTC().Format(time.RFC3339Nano)
 	changed := fresh
 	if d.Route == RouteIncident && d.RateLimit == nil {
 		// Only the status and its start are read here: an occurrence that
 		// leaves them as they were is counted by the group alone, not
 		// written per fingerprint.
-		changed = fresh && (prev != sig.Status || fp.Start != start)
+		changed = fresh && (prev != sig.Status || !fp.Start.Equal(sig.StartsAt))
 	}
 	if fresh {
-		fp.Start = start
+		fp.Start = sig.StartsAt.UTC()
 	}
 	switch d.Route {
 	case RouteIncident:
@@ -150,17 +149,13 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 // or an SNS retry days later), an episode older than the one recorded, or
 // the firing of an episode already resolved.
 func repeated(fp *fpState, sig *events.Signal) bool {
-	if fp.Start == "" {
-		return false
-	}
-	rec, err := time.Parse(time.RFC3339Nano, fp.Start)
-	if err != nil {
+	if fp.Start.IsZero() {
 		return false
 	}
 	switch at := sig.StartsAt; {
-	case at.Before(rec):
+	case at.Before(fp.Start):
 		return true
-	case at.Equal(rec):
+	case at.Equal(fp.Start):
 		return sig.Status == fp.Status || fp.Status == events.SignalResolved
 	}
 	return false

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
@@ -35,9 +36,9 @@ type fpState struct {
 	Status      string `json:"status,omitempty"`
 	Occurrences int    `json:"occurrences"`
 	FirstSeen   string `json:"first_seen,omitempty"`
-	// Start is the start of the episode Status belongs to (RFC 3339): with
-	// Status, what tells a repeated signal from a new one.
-	Start string `json:"start,omitempty"`
+	// Start is the start of the episode Status belongs to: with Status,
+	// what tells a repeated signal from a new one.
+	Start time.Time `json:"start,omitzero"`
 	// Rate window.
 	WindowStart int64 `json:"window_start,omitempty"`
 	WindowCount int   `json:"window_count,omitempty"`
