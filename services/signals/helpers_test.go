@@ -201,6 +201,20 @@ func (r *rig) publishLate(sig events.Signal) {
 	}
 }
 
+// escalateTwice delivers the same escalation twice and waits until the
+// projector handled what was stored.
+func (r *rig) escalateTwice(id string) {
+	r.t.Helper()
+	esc := []byte(`{"id":"` + id + `","title":"Customers charged twice","reported_by":"yuki.tanaka",` +
+		`"reported_at":"2025-06-05T07:48:12Z","customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
+	for range 2 {
+		resp, out := r.post(PathEscalations, esc, auth(testToken))
+		must(r.t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
+	}
+	r.run()
+	r.waitHandled(1, 20*time.Second)
+}
+
 // waitHandled waits until the projector's consumer acknowledged n signals.
 func (r *rig) waitHandled(n uint64, within time.Duration) {
 	r.t.Helper()

@@ -146,14 +146,7 @@ func (r *rig) incidents() map[string][]string {
 func TestEscalationOpensTriageItem(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
-	esc := []byte(`{"id":"ZD-88213","title":"Customers charged twice","reported_by":"yuki.tanaka","reported_at":"2025-06-05T07:48:12Z",
-		"customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
-	for range 2 {
-		resp, out := r.post(PathEscalations, esc, auth(testToken))
-		must(t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
-	}
-	r.run()
-	r.waitHandled(1, 20*time.Second)
+	r.escalateTwice("ZD-88213")
 	kv, err := r.bus.JS.KeyValue(context.Background(), "hikeshi_signals")
 	if err != nil {
 		t.Fatal(err)

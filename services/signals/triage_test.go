@@ -3,7 +3,6 @@ package signals
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 )
@@ -13,14 +12,7 @@ import (
 func TestEscalationPublishesTriageItemOnce(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
-	esc := []byte(`{"id":"ZD-90001","title":"Customers charged twice","reported_by":"yuki.tanaka","reported_at":"2025-06-05T07:48:12Z",
-		"customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
-	for range 2 {
-		resp, out := r.post(PathEscalations, esc, auth(testToken))
-		must(t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
-	}
-	r.run()
-	r.waitHandled(1, 20*time.Second)
+	r.escalateTwice("ZD-90001")
 	ctx := context.Background()
 	k := events.TriageKey("escalation", "ZD-90001")
 	s, err := r.bus.JS.Stream(ctx, events.TriageStream)
