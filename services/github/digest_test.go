@@ -17,32 +17,7 @@ import (
 // outbox returns the announcements on SLACK_OUTBOX.
 func outbox(t *testing.T, h *integrationtest.Hub) []events.AnnouncementRequested {
 	t.Helper()
-	ctx := context.Background()
-	s, err := h.Bus.JS.Stream(ctx, events.SlackOutboxStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.AnnouncementRequested
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env, err := events.Unmarshal(m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := env.Decode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, *d.(*events.AnnouncementRequested))
-	}
-	return out
+	return integrationtest.Data[events.AnnouncementRequested](t, integrationtest.Stream(t, h.Bus.JS, events.SlackOutboxStream))
 }
 
 // TestDigestOncePerWeekAcrossRestarts drives the digest with an injected

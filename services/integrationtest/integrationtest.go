@@ -251,3 +251,52 @@ func (f *Faults) Take(w http.ResponseWriter, r *http.Request) (status int, ok bo
 	}
 	return 0, false
 }
+
+// Stream reads every message of the named stream, in order, as stored
+// events.
+func Stream(t testing.TB, js jetstream.JetStream, name string) []events.Stored {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Stored
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := natsjs.DecodeRaw(m.Subject, m.Sequence, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Data decodes each event's data, which must be a *T.
+func Data[T any](t testing.TB, es []events.Stored) []T {
+	t.Helper()
+	out := make([]T, 0, len(es))
+	for _, e := range es {
+		d, err := e.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := any(d).(*T)
+		if !ok {
+			t.Fatalf("%s holds %T, not %T", e.Subject, d, v)
+		}
+		out = append(out, *v)
+	}
+	return out
+}

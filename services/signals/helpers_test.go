@@ -96,32 +96,7 @@ func auth(token string) map[string]string {
 // stored reads every signal on the stream.
 func (r *rig) stored() []events.Signal {
 	r.t.Helper()
-	ctx := context.Background()
-	s, err := r.bus.JS.Stream(ctx, events.SignalStream)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var out []events.Signal
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		env, err := events.Unmarshal(m.Data)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		d, err := env.Decode()
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		out = append(out, *d.(*events.Signal))
-	}
-	return out
+	return integrationtest.Data[events.Signal](r.t, integrationtest.Stream(r.t, r.bus.JS, events.SignalStream))
 }
 
 func (r *rig) count() uint64 {

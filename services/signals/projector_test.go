@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 func sigFor(i, groups int, status string) events.Signal {
@@ -112,32 +113,15 @@ func TestOneIncidentPerGroup(t *testing.T) {
 // the reason of occurrence facts).
 func (r *rig) incidents() map[string][]string {
 	r.t.Helper()
-	ctx := context.Background()
-	s, err := r.bus.JS.Stream(ctx, events.IncidentStream)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	out := map[string][]string{}
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		env, err := events.Unmarshal(m.Data)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		what := env.Type
-		if d, err := env.Decode(); err == nil {
+	for _, e := range integrationtest.Stream(r.t, r.bus.JS, events.IncidentStream) {
+		what := e.Type
+		if d, err := e.Decode(); err == nil {
 			if o, ok := d.(*events.SignalOccurrences); ok {
 				what += "/" + o.Reason
 			}
 		}
-		out[env.Subject] = append(out[env.Subject], what)
+		out[e.Envelope.Subject] = append(out[e.Envelope.Subject], what)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package slackbot
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -9,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 func messageAction(callback, trigger, ch, ts, user, text string) string {
@@ -39,31 +38,7 @@ func escalation(viewID, meta, title, impact, service string) string {
 // storedSignals reads every signal on the SIGNALS stream.
 func (r *rig) storedSignals() []events.Signal {
 	r.t.Helper()
-	s, err := r.h.Bus.JS.Stream(context.Background(), events.SignalStream)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var out []events.Signal
-	info, _ := s.Info(context.Background())
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err == jetstream.ErrMsgNotFound {
-			continue
-		}
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		env, err := events.Unmarshal(m.Data)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		d, err := env.Decode()
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		out = append(out, *d.(*events.Signal))
-	}
-	return out
+	return integrationtest.Data[events.Signal](r.t, integrationtest.Stream(r.t, r.h.Bus.JS, events.SignalStream))
 }
 
 func TestEscalateShortcutStoresOneEscalation(t *testing.T) {

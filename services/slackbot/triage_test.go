@@ -46,19 +46,11 @@ func dismissal(viewID, k, reason string) string {
 
 func (r *rig) triageTypes(k string) []string {
 	r.t.Helper()
-	s, err := r.h.Bus.JS.Stream(context.Background(), events.TriageStream)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	var out []string
-	info, _ := s.Info(context.Background())
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil || m.Subject != events.TriageSubject(k) {
-			continue
+	for _, e := range integrationtest.Stream(r.t, r.h.Bus.JS, events.TriageStream) {
+		if e.Subject == events.TriageSubject(k) {
+			out = append(out, e.Type)
 		}
-		env, _ := events.Unmarshal(m.Data)
-		out = append(out, env.Type)
 	}
 	return out
 }
