@@ -84,20 +84,27 @@ func TestStorm(t *testing.T) {
 }
 
 func stormGroupBatch(g, groups, per int) []byte {
-	type alert struct {
-		Status      string            `json:"status"`
-		Labels      map[string]string `json:"labels"`
-		StartsAt    time.Time         `json:"startsAt"`
-		Fingerprint string            `json:"fingerprint"`
-	}
-	alerts := make([]alert, 0, per)
+	alerts := make([]stormAlert, 0, per)
 	for k := range per {
 		i := g + k*groups
-		alerts = append(alerts, alert{Status: "firing", StartsAt: time.Unix(1750000000, 0).UTC(), Fingerprint: fmt.Sprintf("%016x", i),
+		alerts = append(alerts, stormAlert{Status: "firing", StartsAt: time.Unix(1750000000, 0).UTC(), Fingerprint: fmt.Sprintf("%016x", i),
 			Labels: map[string]string{"alertname": fmt.Sprintf("DiskFull%d", g), "severity": "critical", "service": "search", "instance": fmt.Sprintf("node-%d", i)}})
 	}
+	return webhookV4(fmt.Sprintf(`{}:{alertname="DiskFull%d"}`, g), alerts)
+}
+
+// stormAlert is an alert of a storm's webhooks.
+type stormAlert struct {
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	StartsAt    time.Time         `json:"startsAt"`
+	Fingerprint string            `json:"fingerprint"`
+}
+
+// webhookV4 is an Alertmanager notification of alerts for groupKey.
+func webhookV4(groupKey string, alerts []stormAlert) []byte {
 	b, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "receiver": "hikeshi",
-		"groupKey": fmt.Sprintf(`{}:{alertname="DiskFull%d"}`, g), "alerts": alerts})
+		"groupKey": groupKey, "alerts": alerts})
 	return b
 }
 
@@ -151,19 +158,11 @@ func TestStormTicketsBoundedByFingerprints(t *testing.T) {
 // repeatingBatch is group g's notification: per alerts over fps
 // fingerprints, each occurrence of a fingerprint starting later.
 func repeatingBatch(g, per, fps int) []byte {
-	type alert struct {
-		Status      string            `json:"status"`
-		Labels      map[string]string `json:"labels"`
-		StartsAt    time.Time         `json:"startsAt"`
-		Fingerprint string            `json:"fingerprint"`
-	}
-	alerts := make([]alert, 0, per)
+	alerts := make([]stormAlert, 0, per)
 	for k := range per {
-		alerts = append(alerts, alert{Status: "firing", StartsAt: time.Unix(1750000000+int64(k/fps)*60, 0).UTC(),
+		alerts = append(alerts, stormAlert{Status: "firing", StartsAt: time.Unix(1750000000+int64(k/fps)*60, 0).UTC(),
 			Fingerprint: fmt.Sprintf("g%04d-f%d", g, k%fps),
 			Labels:      map[string]string{"alertname": fmt.Sprintf("Backlog%d", k%fps), "severity": "high", "queue": fmt.Sprintf("q%d", g)}})
 	}
-	b, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "receiver": "hikeshi",
-		"groupKey": fmt.Sprintf(`{}:{queue="q%d"}`, g), "alerts": alerts})
-	return b
+	return webhookV4(fmt.Sprintf(`{}:{queue="q%d"}`, g), alerts)
 }
