@@ -20,7 +20,7 @@ func Explain(f *config.File, signalJSON []byte) (Decision, error) {
 	} else if !ok {
 		return Decision{}, fmt.Errorf("%s has no signals: section", f.Path())
 	}
-	rs, err := Compile(c.Rules, c.Default)
+	rs, err := c.compileRules()
 	if err != nil {
 		return Decision{}, err
 	}

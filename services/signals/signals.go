@@ -105,9 +105,6 @@ func Load(f *config.File) (Config, secrets, error) {
 	s.grafanaToken = get("grafana.token_env", c.Grafana.TokenEnv)
 	s.grafanaHMAC = get("grafana.hmac_secret_env", c.Grafana.HMACSecretEnv)
 	s.awsSecret = get("aws.secret_env", c.AWS.SecretEnv)
-	if c.GitHub != nil && c.JIRA != nil {
-		return c, s, fmt.Errorf("signals: alert tickets go to github or jira, not both")
-	}
 	if c.GitHub != nil {
 		s.github = get("github.token_env", c.GitHub.TokenEnv)
 	}
@@ -115,6 +112,23 @@ func Load(f *config.File) (Config, secrets, error) {
 		s.jira = get("jira.token_env", c.JIRA.TokenEnv)
 	}
 	return c, s, err
+}
+
+// compileRules compiles the rules and refuses a configuration whose
+// routes cannot be carried out. The hub and `hikeshi rules test` both
+// check through it, so they report the same errors.
+func (c *Config) compileRules() (*Rules, error) {
+	if c.GitHub != nil && c.JIRA != nil {
+		return nil, fmt.Errorf("signals: alert tickets go to github or jira, not both")
+	}
+	rs, err := Compile(c.Rules, c.Default)
+	if err != nil {
+		return nil, err
+	}
+	if where := rs.uses(RouteTicket); where != "" && c.GitHub == nil && c.JIRA == nil {
+		return nil, fmt.Errorf("%s: route ticket needs signals.github or signals.jira to keep the tickets in; configure one, or route elsewhere", where)
+	}
+	return rs, nil
 }
 
 type secrets struct {
@@ -177,7 +191,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if d.confirm == nil {
 		d.confirm = visit(d.client)
 	}
-	rules, err := Compile(cfg.Rules, cfg.Default)
+	rules, err := cfg.compileRules()
 	if err != nil {
 		return nil, err
 	}
