@@ -92,7 +92,7 @@ func TestConfigErrorsNameTheRule(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, loadErr := c.compileRules()
-			_, testErr := Explain(f, []byte(`{}`))
+			_, testErr := Explain(f, "generic", []byte(`{}`))
 			for _, err := range []error{loadErr, testErr} {
 				if err == nil {
 					t.Fatal("accepted")
