@@ -56,9 +56,10 @@ func newProjector(m *module, d deps) (*projector, error) {
 const actor = "signals"
 
 // handle evaluates and carries out one stored signal.
-func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
+func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) (err error) {
 	p.handled.Add(1)
 	d := p.m.rules.Evaluate(sig)
+	defer p.record(ctx, e, sig, &d, p.tally(), &err)
 	if d.Flagged != "" {
 		p.flagged.Add(1)
 		p.m.env.Logger.Warn("signal rule failed; default route used", "fingerprint", sig.Fingerprint, "why", d.Flagged)

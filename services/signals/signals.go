@@ -46,6 +46,8 @@ type Config struct {
 	// Alert tickets go to GitHub issues or to JIRA, not both.
 	GitHub *GitHubConfig `yaml:"github"`
 	JIRA   *JiraConfig   `yaml:"jira"`
+	// Decisions bounds the log of every signal's decision.
+	Decisions DecisionsConfig `yaml:"decisions"`
 }
 
 // GrafanaConfig: bearer token, HMAC, or both (either verifies).
@@ -83,6 +85,7 @@ func Load(f *config.File) (Config, secrets, error) {
 	if c.CountEvery <= 0 {
 		c.CountEvery = 100
 	}
+	c.Decisions.defaults()
 	if c.AWS.Header == "" {
 		c.AWS.Header = "X-Hikeshi-Secret"
 	}
@@ -205,6 +208,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if m.proj, err = newProjector(m, d); err != nil {
 		return nil, err
 	}
+	m.proj.st.retain = cfg.Decisions
 	return m, nil
 }
 
@@ -231,7 +235,7 @@ func (m *module) parts() *hub.Parts {
 }
 
 func (m *module) routes() map[string]http.Handler {
-	routes := map[string]http.Handler{}
+	routes := map[string]http.Handler{"GET " + PathGeneric: http.HandlerFunc(m.listSignals)}
 	// An endpoint whose credentials are not configured is not mounted:
 	// an unauthenticated ingest must never exist by omission.
 	if m.sec.token != "" {
