@@ -23,8 +23,11 @@ func signalsCmd(ctx context.Context, args []string, w io.Writer) error {
 	filters := map[string]*string{}
 	for _, name := range []string{"source", "fingerprint", "route", "rule"} {
 		usage := "only signals of this " + name
-		if name == "route" {
+		switch name {
+		case "route":
 			usage = "only signals routed to incident, ticket, triage, none or drop"
+		case "rule":
+			usage = "only signals this rule decided (default: the default route)"
 		}
 		filters[name] = f.String(name, "", usage)
 	}
