@@ -41,17 +41,20 @@ type Deps struct {
 	Token string
 	// Ready checks the bus and the store.
 	Ready func(context.Context) error
+	// Timeouts of the HTTP server; unset ones take DefaultTimeouts.
+	Timeouts Timeouts
 }
 
 // Server serves the API.
 type Server struct {
-	d   Deps
-	mux *http.ServeMux
+	d        Deps
+	mux      *http.ServeMux
+	timeouts Timeouts
 }
 
 // New builds the routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, mux: http.NewServeMux()}
+	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults()}
 	s.route("POST /api/v1/incidents", s.declare)
 	s.route("GET /api/v1/incidents", s.list)
 	s.route("GET /api/v1/incidents/{id}", s.get)
@@ -74,12 +77,35 @@ func New(d Deps) *Server {
 			writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
 			return
 		}
+		if allow := s.allowed(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, newErr(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, " or ")))
+			return
+		}
 		writeError(w, r, newErr(http.StatusNotFound, "no_route", "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves every route. No answer is to be sniffed into another
+// type than the one it declares (a JSON error echoing input as HTML).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// allowed lists the methods some route serves r's path with. The catch-all
+// /api/ route matches every method, so the mux never answers 405 itself.
+func (s *Server) allowed(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
 
 // Mount adds a route that authenticates its caller itself (a webhook that
 // checks a signature or shared secret), outside the bearer-token check. Its
@@ -305,6 +331,9 @@ type statusRecorder struct {
 }
 
 func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
