@@ -157,12 +157,18 @@ func (s *Server) authorised(r *http.Request) bool {
 }
 
 // Bearer reports whether the request carries "Authorization: Bearer
-// <token>" for a non-empty token. Both sides are hashed first, so the
-// comparison takes the same time whatever the length.
+// <token>" for a non-empty token, compared with SecretEqual.
 func Bearer(r *http.Request, token string) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
-	return ok && token != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	return ok && SecretEqual(got, token)
+}
+
+// SecretEqual compares what a caller sent with a non-empty secret. Both
+// sides are hashed first, so the comparison takes the same time whatever
+// the length and however much of the secret the caller guessed.
+func SecretEqual(got, secret string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && secret != ""
 }
 
 type ctxKey int
