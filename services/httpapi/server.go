@@ -79,7 +79,7 @@ func New(d Deps) *Server {
 		}
 		if allow := s.allowed(r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, r, newErr(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, " or ")))
+			writeError(w, r, newErr(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
 			return
 		}
 		writeError(w, r, newErr(http.StatusNotFound, "no_route", "no such endpoint: "+r.Method+" "+r.URL.Path))
