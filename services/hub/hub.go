@@ -55,6 +55,8 @@ type Config struct {
 	// PublicURL is where people reach the hub (links in messages);
 	// default http://<Listen>.
 	PublicURL string
+	// HTTPTimeouts bound slow clients; unset ones take httpapi's defaults.
+	HTTPTimeouts httpapi.Timeouts
 	// File is hikeshi.yaml; nil means no file (every module off).
 	File   *config.File
 	Logger *slog.Logger
@@ -338,6 +340,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		Answers:  answers,
 		Metrics:  metrics,
 		Token:    cfg.Token,
+		Timeouts: cfg.HTTPTimeouts,
 		Ready: func(ctx context.Context) error {
 			if err := h.bus.Ready(ctx); err != nil {
 				return err
@@ -351,7 +354,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	h.http = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	h.http = api.HTTPServer()
 	return nil
 }
 

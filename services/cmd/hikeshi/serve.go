@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/timeline"
 )
@@ -32,6 +33,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
 	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach the hub, for links in messages (default http://<listen>)")
+	t := httpapi.DefaultTimeouts
+	f.DurationVar(&cfg.HTTPTimeouts.Read, "http-read-timeout", t.Read, "longest time a client may take to send a whole request, body included (headers: at most "+t.ReadHeader.String()+")")
+	f.DurationVar(&cfg.HTTPTimeouts.Write, "http-write-timeout", t.Write, "longest time to answer a request, from the end of its headers (the event stream and timeline long polls are exempt)")
+	f.DurationVar(&cfg.HTTPTimeouts.Idle, "http-idle-timeout", t.Idle, "how long a kept-alive connection may wait for its next request")
 	cfgPath := f.String("config", "", "hikeshi.yaml with the integrations (default: ./hikeshi.yaml when it exists)")
 	targets := f.String("targets", "", "comma-separated parts to run (default: api, timeline and every integration configured in hikeshi.yaml)")
 	level := f.String("log-level", "info", "debug, info, warn or error")
