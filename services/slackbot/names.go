@@ -16,11 +16,13 @@ import (
 // #サービスa-20240101i-db障害 is a valid name.
 //
 // The 80 are characters, not bytes: 障 is three bytes of UTF-8 but one
-// character. nameLen counts UTF-16 code units, which is one per character
-// for every character of the Basic Multilingual Plane (Latin, kana, the
-// common kanji) and two for the rare ones beyond it (such as 𠮷): the
-// count Slack's clients (JavaScript strings) apply, never below the count
-// of code points, so a name fits whichever of the two Slack enforces.
+// character, and a name cut at 80 bytes would keep 26 kanji of 80 and
+// could end inside one. nameLen counts UTF-16 code units: one per
+// character for the whole Basic Multilingual Plane (Latin, kana, the
+// common kanji), two for the rare characters beyond it (such as 𠮷). That
+// is the length of a JavaScript string, as a web client counts, and never
+// less than the count of code points, so a name fits whichever way the
+// limit is counted.
 const maxChannelName = 80
 
 // maxSlug is the length of the title's part of a name.
