@@ -41,6 +41,9 @@ type Deps struct {
 	Token string
 	// Ready checks the bus and the store.
 	Ready func(context.Context) error
+	// Standby lists the parts waiting for a lease held by another process
+	// (part → what it waits for); /readyz shows them and stays 200.
+	Standby func() map[string]string
 }
 
 // Server serves the API.

@@ -50,11 +50,11 @@ func TestStartRefusesUnsafeListen(t *testing.T) {
 		t.Fatal("Start listened on 0.0.0.0:8080 without a token")
 	}
 	// Nothing was opened: the data dir is not locked.
-	release, err := LockDataDir(dir)
+	lock, err := LockDataDir(dir)
 	if err != nil {
 		t.Fatalf("data dir left locked: %v", err)
 	}
-	release()
+	lock.Release()
 }
 
 // A process takes the data dir's lock when it writes there: the timeline,

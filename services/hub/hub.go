@@ -227,7 +227,8 @@ type Hub struct {
 	runner   *projection.Runner
 	http     *http.Server
 	ln       net.Listener
-	unlock   func()
+	lock     *DataDirLock
+	standby  Standby
 	closed   sync.Once
 	loops    []func(context.Context) error
 }
@@ -246,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	// process in split mode only reads the timeline (SQLite allows that
 	// beside the writer).
 	if cfg.NATSURL == "" || cfg.writesDataDir() {
-		if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
+		if h.lock, err = LockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
 	} else if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -282,6 +283,10 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
 			command.CaseFallback(h.timeline.FindByCase)),
 		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token, DataDir: cfg.DataDir,
+		Standby: &h.standby,
+	}
+	if h.lock != nil {
+		env.DataDirID = h.lock.ID
 	}
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
@@ -344,6 +349,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 			}
 			return h.timeline.Ping(ctx)
 		},
+		Standby: h.standby.Waiting,
 	})
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
@@ -414,8 +420,8 @@ func (h *Hub) close() {
 	if h.bus != nil {
 		h.bus.Close()
 	}
-	if h.unlock != nil {
-		h.unlock()
+	if h.lock != nil {
+		h.lock.Release()
 	}
 }
 

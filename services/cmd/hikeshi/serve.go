@@ -95,11 +95,11 @@ func replay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.Defaults()
 	// The store is rebuilt in place: no hub may have it open.
-	release, err := hub.LockDataDir(cfg.DataDir)
+	lock, err := hub.LockDataDir(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces %s", err, cfg.TimelinePath())
 	}
-	defer release()
+	defer lock.Release()
 	bus, err := hub.OpenBus(ctx, &cfg)
 	if err != nil {
 		return err
