@@ -3,10 +3,18 @@ package hub_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -202,4 +210,72 @@ func lastSeq(t *testing.T, h *hub.Hub) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.LastSeq
+}
+
+// With --nats-tls-cert and --nats-tls-key, clients must use TLS.
+func TestNATSLoginOverTLS(t *testing.T) {
+	certFile, keyFile, roots := selfSigned(t)
+	addr := freePort(t, "127.0.0.1")
+	runHub(t, hub.Config{NATSListen: addr, NATSAuth: natsjs.Auth{User: "reader", Password: "s3cret", TLSCert: certFile, TLSKey: keyFile}})
+	if nc, err := nats.Connect("nats://"+addr, nats.UserInfo("reader", "s3cret"), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("a client without TLS connected")
+	}
+	nc, err := nats.Connect("tls://"+addr, nats.UserInfo("reader", "s3cret"), nats.Secure(&tls.Config{RootCAs: roots}))
+	if err != nil {
+		t.Fatalf("TLS client with the login refused: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), events.IncidentStream); err != nil {
+		t.Fatalf("TLS reader cannot see INCIDENTS: %v", err)
+	}
+}
+
+// With --nats-access full, another hikeshi process in split mode runs
+// through the port with the login in its --nats URL.
+func TestNATSFullAccessForSplitMode(t *testing.T) {
+	addr := freePort(t, "127.0.0.1")
+	runHub(t, hub.Config{NATSListen: addr, NATSAuth: natsjs.Auth{User: "hikeshi-b", Password: "s3cret-b", Full: true}})
+	b := runHub(t, hub.Config{NATSURL: "nats://hikeshi-b:s3cret-b@" + addr, Targets: []string{hub.TargetAPI}})
+	declare(t, "http://"+b.Addr())
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// the pool that trusts it.
+func selfSigned(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hikeshi test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "nats.crt"), filepath.Join(dir, "nats.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
 }
