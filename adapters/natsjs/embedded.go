@@ -44,6 +44,11 @@ type EmbeddedConfig struct {
 // HubUser is the login of the hub's in-process connections.
 const HubUser = "hikeshi-hub"
 
+// HubInbox is the inbox prefix of the hub's connections when outside
+// clients log in: their replies (stream reads, signals fetched) go there,
+// where readers, who may subscribe to _INBOX.>, cannot listen.
+const HubInbox = "_hikeshi.inbox"
+
 // Auth is how outside clients of the embedded server log in: a user and
 // password, a user's public nkey, or both; optionally over TLS.
 type Auth struct {

@@ -200,7 +200,7 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		if c.NATSAuth.Configured() {
 			// A new password at every start, known only to this process.
 			ec.HubPassword = rand.Text()
-			b.login = []nats.Option{nats.UserInfo(natsjs.HubUser, ec.HubPassword)}
+			b.login = []nats.Option{nats.UserInfo(natsjs.HubUser, ec.HubPassword), nats.CustomInboxPrefix(natsjs.HubInbox)}
 		}
 		ns, err := natsjs.StartEmbedded(ec)
 		if err != nil {

@@ -81,8 +81,26 @@ func TestNATSLoginEnforcedAndOutsideClientsRead(t *testing.T) {
 	addr := freePort(t, "127.0.0.1")
 	nkey, seed := hub.NKeyPairForTests[0], hub.NKeyPairForTests[1]
 	h := runHub(t, hub.Config{NATSListen: addr, NATSAuth: natsjs.Auth{User: "reader", Password: "s3cret-reader", NKey: nkey}})
-	id := declare(t, "http://"+h.Addr())
 	url := "nats://" + addr
+
+	// A reader listening on every inbox overhears none of the hub's own
+	// replies (appends, reads of buckets and streams).
+	eavesdropper, err := nats.Connect(url, nats.UserInfo("reader", "s3cret-reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eavesdropper.Close()
+	overheard, err := eavesdropper.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eavesdropper.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	id := declare(t, "http://"+h.Addr())
+	if m, err := overheard.NextMsg(time.Second); err == nil {
+		t.Errorf("a reader overheard the hub's reply on %s: %.200s", m.Subject, m.Data)
+	}
 
 	for name, opts := range map[string][]nats.Option{
 		"no login":       nil,
