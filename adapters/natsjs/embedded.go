@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -205,7 +206,19 @@ func Connect(ns *server.Server, url, name string, more ...nats.Option) (*nats.Co
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect nats %s: %w", Redacted(url), err)
 	}
 	return nc, nil
+}
+
+// Redacted is a server URL list (comma-separated) fit to print: a
+// password in it is replaced by xxxxx.
+func Redacted(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

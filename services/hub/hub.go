@@ -123,7 +123,7 @@ func (c *Config) Validate() error {
 func (c *Config) validateNATSListen() error {
 	a := c.NATSAuth
 	if a != (natsjs.Auth{}) && (c.NATSURL != "" || c.NATSListen == "") {
-		return errors.New("NATS login and TLS settings (--nats-user, --nats-nkey, --nats-tls-*) apply to the embedded server's --nats-listen port: " +
+		return errors.New("NATS login, access and TLS settings (--nats-user, --nats-nkey, --nats-access, --nats-tls-*) apply to the embedded server's --nats-listen port: " +
 			"set --nats-listen, or configure them on the NATS server of --nats")
 	}
 	if err := a.Validate(); err != nil {

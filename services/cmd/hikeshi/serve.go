@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		bus += " (clients: nats://" + cfg.NATSListen + natsLogin(cfg.NATSAuth) + ")"
 	}
 	if cfg.NATSURL != "" {
-		bus = "NATS at " + cfg.NATSURL
+		bus = "NATS at " + natsjs.Redacted(cfg.NATSURL)
 	}
 	durability := "acknowledged events survive a process crash; fsync every 2 min (use --sync-always or a 3-node cluster to survive power loss)"
 	if cfg.SyncAlways {
