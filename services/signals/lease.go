@@ -116,7 +116,7 @@ func (l *lease) acquire(ctx context.Context, waiting func(holder leaseOwner)) (t
 				}
 				break
 			}
-			if holder.ID != prev.ID && waiting != nil {
+			if holder != prev && waiting != nil {
 				waiting(holder)
 			}
 			seen, since = e.Revision(), time.Now()

@@ -114,3 +114,26 @@ func TestLeaseTakenAtOnceFromDeadProcessOfSameDataDir(t *testing.T) {
 	stop()
 	must(t, <-held == nil, "hold")
 }
+
+// A lease written by an earlier version names no data dir: it cannot be
+// known dead, so it is waited out, its holder named as it was written.
+func TestLeaseOfAnEarlierVersionIsWaitedOut(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	kv := r.m.proj.st.kv
+	ctx := context.Background()
+	if _, err := kv.Put(ctx, leaseKey, []byte("hub-a/4711/0197d1c2-0000-7000-8000-000000000000")); err != nil {
+		t.Fatal(err)
+	}
+	l := newLease(kv, "/var/lib/hikeshi", "0123456789abcdef0123456789abcdef")
+	l.ttl, l.renew = time.Second, 100*time.Millisecond
+	var waitedFor []string
+	start := time.Now()
+	how, from, err := l.acquire(ctx, func(holder leaseOwner) { waitedFor = append(waitedFor, holder.String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, time.Since(start) >= l.ttl && how == leaseExpired, "took over %v after %s", how, time.Since(start))
+	must(t, len(waitedFor) == 1 && waitedFor[0] == "hub-a/4711/0197d1c2-0000-7000-8000-000000000000" && from.String() == waitedFor[0],
+		"waited for %q, took from %s", waitedFor, from)
+}
