@@ -298,5 +298,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	answer := map[string]any{"status": "ready"}
+	if s.d.Standby != nil {
+		// A part waiting for another process's lease is a standby: the API
+		// serves meanwhile, so the process stays ready and only says so.
+		if waiting := s.d.Standby(); len(waiting) > 0 {
+			answer["standby"] = waiting
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }

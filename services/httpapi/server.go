@@ -43,6 +43,9 @@ type Deps struct {
 	Ready func(context.Context) error
 	// Timeouts of the HTTP server; unset ones take DefaultTimeouts.
 	Timeouts Timeouts
+	// Standby lists the parts waiting for a lease held by another process
+	// (part → what it waits for); /readyz shows them and stays 200.
+	Standby func() map[string]string
 }
 
 // Server serves the API.
