@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -247,6 +248,13 @@ func (tl timeline) severities(t *testing.T) []string {
 	return out
 }
 
+// sshFinding is a finding of one group, as the AWS endpoint stores it.
+func sshFinding(id, severity string) events.Signal {
+	return events.Signal{Source: "aws", Kind: "finding", Fingerprint: "arn:aws:guardduty:finding/" + id, Status: "firing",
+		Title: "UnauthorizedAccess:EC2/SSHBruteForce", Severity: severity, Account: "111122223333",
+		StartsAt: time.Unix(1750000000, 0).UTC(), GroupKey: "aws/111122223333/SSHBruteForce"}
+}
+
 // An updated finding (same finding and start, a higher severity) raises
 // the incident's severity once however often it is delivered; a lower one
 // never lowers it, and a severity a person chose stands until a signal
@@ -255,11 +263,7 @@ func TestUpdatedFindingRaisesSeverity(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: findingsYAML})
 	r.run()
-	finding := func(id, severity string) events.Signal {
-		return events.Signal{Source: "aws", Kind: "finding", Fingerprint: "arn:aws:guardduty:finding/" + id, Status: "firing",
-			Title: "UnauthorizedAccess:EC2/SSHBruteForce", Severity: severity, Account: "111122223333",
-			StartsAt: time.Unix(1750000000, 0).UTC(), GroupKey: "aws/111122223333/SSHBruteForce"}
-	}
+	finding := sshFinding
 	r.publish([]events.Signal{finding("1", "medium")})
 	r.settle()
 	tls := r.timelines()
@@ -285,6 +289,71 @@ func TestUpdatedFindingRaisesSeverity(t *testing.T) {
 	got := r.timelines()[0].severities(t)
 	must(t, slices.Equal(got, []string{"SEV3>SEV2 by signals", "SEV2>SEV4 by alice", "SEV4>SEV1 by signals"}), "severity changes: %q", got)
 	must(t, len(r.timelines()) == 1, "incidents: %d", len(r.timelines()))
+}
+
+// The batch that opens a closed group's next incident and raises its
+// severity is handled again after a crash before its commit: nothing is
+// declared, raised or recorded twice.
+func TestNextIncidentOnceAfterCrash(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: findingsYAML})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.m.proj.run(ctx) }()
+	f := sshFinding("1", "medium")
+	r.publish([]events.Signal{f})
+	r.settle()
+	r.close(r.timelines()[0].id)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// The finding, still active, is sent again, then updated to high; the
+	// process handles both and dies before its commit.
+	r.publishLate(f)
+	f.Severity = "high"
+	r.publishLate(f)
+	bctx := context.Background()
+	if err := r.m.proj.st.open(bctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ensureConsumer(bctx, r.bus.JS, 5*time.Minute, r.m.proj.st.checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := next(bctx, c)
+	must(t, err == nil && len(msgs) == 2, "fetched %d: %v", len(msgs), err)
+	r.m.proj.cur.reset()
+	for _, m := range msgs {
+		e, sig, err := decodeSignal(m.Subject(), seq(m), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.m.proj.handle(bctx, e, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.m.proj.records(bctx); err != nil {
+		t.Fatal(err)
+	}
+	r.m.proj.st.discard()
+	if err := r.m.proj.st.close(); err != nil {
+		t.Fatal(err)
+	}
+	before := r.timelines()
+	must(t, len(before) == 2 && slices.Equal(before[1].severities(t), []string{"SEV3>SEV2 by signals"}),
+		"before the crash: %d incidents, %q", len(before), before[len(before)-1].severities(t))
+
+	r.restart()
+	r.run()
+	r.settle()
+	after := r.timelines()
+	must(t, len(after) == 2, "incidents after the redelivery: %d", len(after))
+	for i := range after {
+		must(t, len(after[i].events) == len(before[i].events), "incident %d: %d events after the redelivery, %d before",
+			i, len(after[i].events), len(before[i].events))
+	}
 }
 
 // A route that cannot be carried out at run time gives way to the default

@@ -383,7 +383,7 @@ func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Sign
 		return nil
 	}
 	st, err := p.m.env.Commands.Get(ctx, g.Incident)
-	if err != nil {
+	if err != nil && !errors.Is(err, incident.ErrNotFound) {
 		return err
 	}
 	g.Severity = string(sev)
