@@ -472,7 +472,9 @@ func (r *record) reason() string {
 
 // records appends the batch's occurrences records. Their keys name the
 // group, its generation and the signals counted, so a batch handled again
-// after a crash appends nothing twice.
+// after a crash appends none twice; one cut longer the second time (more
+// signals had arrived) appends its longer record too: a change may then be
+// listed twice, never lost.
 func (p *projector) records(ctx context.Context) error {
 	for _, r := range p.cur.records {
 		r.fact.Reason = r.reason()
@@ -486,13 +488,16 @@ func (p *projector) records(ctx context.Context) error {
 	return nil
 }
 
+// sevOf maps a signal's severity to an incident's; anything else is SEV5.
+var sevOf = map[string]string{"critical": "SEV1", "high": "SEV2", "medium": "SEV3", "low": "SEV4"}
+
 // incidentSeverity is the severity of the incident a signal asks for: the
-// rule's, or the signal's own mapped to SEV1 (critical) … SEV5.
+// rule's, or the signal's own mapped by sevOf.
 func incidentSeverity(sig *events.Signal, d *Decision) string {
 	if d.Incident.Severity != "" {
 		return d.Incident.Severity
 	}
-	if sev, ok := map[string]string{"critical": "SEV1", "high": "SEV2", "medium": "SEV3", "low": "SEV4"}[sig.Severity]; ok {
+	if sev, ok := sevOf[sig.Severity]; ok {
 		return sev
 	}
 	return "SEV5"
