@@ -197,6 +197,31 @@ func TestFiringSetChangesOnTimeline(t *testing.T) {
 	must(t, len(tls) == 1 && len(tls[0].events) == before, "a new episode of a firing alert: %d events, %d before", len(tls[0].events), before)
 }
 
+// Prometheus is cut off from Alertmanager for longer than its alert's
+// endsAt: Alertmanager resolves the alert, then, when Prometheus sends it
+// again with its first start, notifies it firing again. That is the group
+// firing again, on the timeline; once the incident is closed, the same
+// alert firing again opens the next.
+func TestResolvedEpisodeFiringAgain(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	r.run()
+	r.notify(diskFull("db-1", "firing", 0))
+	r.notify(diskFull("db-1", "resolved", 0))
+	firing := func(s *events.Signal) { s.Status, s.EndsAt = events.SignalFiring, time.Time{} }
+	r.repeat("fp-db-1", firing) // after the Msg-Id window
+	tls := r.timelines()
+	got := tls[0].changes(t)
+	must(t, slices.Equal(got, []string{"fp-db-1 joined", "fp-db-1 resolved", "fp-db-1 firing_again"}), "changes: %q", got)
+	occ := tls[0].occurrences(t)
+	must(t, occ[len(occ)-1].Firing == 1, "firing after the resolved episode fired again: %+v", occ[len(occ)-1])
+
+	r.repeat("fp-db-1", func(s *events.Signal) { s.Status, s.EndsAt = events.SignalResolved, s.StartsAt.Add(time.Hour) })
+	r.close(tls[0].id)
+	r.repeat("fp-db-1", firing)
+	must(t, len(r.timelines()) == 2, "incidents after the alert fired again in a closed group: %d", len(r.timelines()))
+}
+
 // A storm of instances joining one group is listed on the timeline, each
 // once, in a few records rather than one per alert.
 func TestJoiningStormListedInFewRecords(t *testing.T) {

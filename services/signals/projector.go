@@ -226,8 +226,12 @@ func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Sign
 // repeated reports a signal the fingerprint's state has already seen: the
 // same status of the same episode (a redelivery the stream's two-minute
 // Msg-Id window no longer catches, such as Alertmanager's repeat_interval
-// or an SNS retry days later), an episode older than the one recorded, or
-// the firing of an episode already resolved.
+// or an SNS retry days later), or an episode older than the one recorded.
+// The firing of an episode already resolved is not one: Prometheus sends
+// an alert with its first start again once Alertmanager resolved it for
+// want of news (an outage longer than the alert's endsAt), and a finding
+// made active again keeps its creation time. Taken for a late copy, that
+// alert would fire unseen.
 func repeated(fp *fpState, sig *events.Signal) bool {
 	if fp.Start.IsZero() {
 		return false
@@ -236,7 +240,7 @@ func repeated(fp *fpState, sig *events.Signal) bool {
 	case at.Before(fp.Start):
 		return true
 	case at.Equal(fp.Start):
-		return sig.Status == fp.Status || fp.Status == events.SignalResolved
+		return sig.Status == fp.Status
 	}
 	return false
 }
