@@ -91,7 +91,7 @@ type SignalOccurrences struct {
 }
 
 // MaxSignalChanges bounds the changes of one occurrences record.
-const MaxSignalChanges = 50
+const MaxSignalChanges = 100
 
 // Changes of a fingerprint in its group's firing set.
 const (

@@ -454,7 +454,7 @@ func (p *projector) note(e events.Stored, sig *events.Signal, d *Decision, g *gr
 	r.to, r.first, r.cause = g.Count, r.first || first, e.ID
 	if change != "" {
 		r.fact.Changes = append(r.fact.Changes, events.SignalChange{Fingerprint: sig.Fingerprint, Change: change,
-			Status: sig.Status, Title: truncate(sig.Title, 200)})
+			Status: sig.Status, Title: truncate(sig.Title, 120)})
 	}
 	r.fact.GroupKey, r.fact.Occurrences, r.fact.Firing = d.GroupKey, g.Count, g.Firing
 	r.fact.Fingerprint, r.fact.Status, r.fact.Title = sig.Fingerprint, sig.Status, sig.Title
