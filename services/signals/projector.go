@@ -395,7 +395,8 @@ func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Sign
 		return nil
 	}
 	_, err = p.m.env.Commands.Execute(ctx, g.Incident, incident.ChangeSeverity{Severity: string(sev),
-		Reason: fmt.Sprintf("%s signal %s is %s (%s).", sig.Source, sig.Fingerprint, sig.Severity, truncate(sig.Title, 200)),
+		// No title: a confidential incident's reason may be shown outside.
+		Reason: fmt.Sprintf("%s signal %s is %s.", sig.Source, sig.Fingerprint, sig.Severity),
 	}, command.Meta{Actor: actor, Key: fmt.Sprintf("signals/%s/%d/severity/%s", d.GroupKey, g.Gen, sev), CorrelationID: e.ID})
 	var conflict *incident.ConflictError
 	if errors.As(err, &conflict) {
