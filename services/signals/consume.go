@@ -201,6 +201,7 @@ func next(ctx context.Context, c jetstream.Consumer) (msgs []jetstream.Msg, busy
 // batch handles msgs in order and writes the states they changed. On an
 // error nothing is written that the batch's next attempt would not write.
 func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
+	p.cur.reset()
 	cp := p.st.checkpoint()
 	last := cp
 	for _, m := range msgs {
@@ -228,6 +229,13 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	if last == cp {
 		return nil
+	}
+	// The occurrences records go before the commit: after a crash between
+	// the two, the batch is handled again and appends them under the same
+	// keys, which stores nothing twice.
+	if err := p.records(ctx); err != nil {
+		p.st.discard()
+		return err
 	}
 	return p.st.flush(ctx, last)
 }
