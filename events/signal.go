@@ -18,8 +18,8 @@ const (
 	// TypeSignalReceived is a normalised signal on the SIGNALS stream.
 	TypeSignalReceived = "io.hikeshi.signal.received"
 	// TypeSignalOccurrences is a fact on an incident: how many signals of
-	// its group arrived so far. It is appended for the first signal, every
-	// N signals and on a status change, never once per alert.
+	// its group arrived so far and how its firing set changed. Signals
+	// handled together share one, so a storm never adds one per alert.
 	TypeSignalOccurrences = "io.hikeshi.signal.occurrences_counted"
 )
 
@@ -77,13 +77,35 @@ type SignalOccurrences struct {
 	Occurrences int `json:"occurrences"`
 	// Firing is how many fingerprints of the group are firing now.
 	Firing int `json:"firing"`
-	// The signal that caused this record.
+	// The last signal this record covers.
 	Fingerprint string `json:"fingerprint"`
 	Status      string `json:"status"`
 	Title       string `json:"title"`
 	// Reason is first, count, status or resolved (every fingerprint of
 	// the group resolved).
 	Reason string `json:"reason"`
+	// Changes are the changes of the group's firing set this record
+	// reports, in the order they arrived; several signals handled together
+	// share one record, and a record holds at most MaxSignalChanges.
+	Changes []SignalChange `json:"changes,omitempty"`
+}
+
+// MaxSignalChanges bounds the changes of one occurrences record.
+const MaxSignalChanges = 100
+
+// Changes of a fingerprint in its group's firing set.
+const (
+	ChangeJoined      = "joined"       // the fingerprint's first signal in the group
+	ChangeResolved    = "resolved"     // a firing fingerprint resolved
+	ChangeFiringAgain = "firing_again" // a resolved fingerprint fires again
+)
+
+// SignalChange is one fingerprint joining, resolving or firing again.
+type SignalChange struct {
+	Fingerprint string `json:"fingerprint"`
+	Change      string `json:"change"` // joined, resolved or firing_again
+	Status      string `json:"status"` // the signal's status
+	Title       string `json:"title,omitempty"`
 }
 
 func (Signal) EventType() string            { return TypeSignalReceived }
@@ -118,6 +140,6 @@ func init() {
 		Doc: "A normalised alert, finding or escalation, stored once per source, fingerprint, status and start time.",
 		New: func() Data { return &Signal{} }})
 	Register(Spec{Type: TypeSignalOccurrences, Name: "signal_occurrences_counted", Version: 1,
-		Doc: "Signals of the incident's group counted so far: on the first, every N, and on status changes.",
+		Doc: "Signals of the incident's group counted so far, with every change of its firing set.",
 		New: func() Data { return &SignalOccurrences{} }})
 }

@@ -68,6 +68,20 @@ func init() {
 			Status: events.SignalFiring, Title: "KafkaConsumerLag", Reason: "count",
 		},
 	}
+	goldens["io.hikeshi.signal.occurrences_counted.v1.changes.json"] = golden{
+		id: "6c1f4d2b-9a8e-8f3c-8d5b-2e3f4a5b6c7d", subject: "3872f317-a023-8d16-bde2-ca4999b1cbf0",
+		time: "2025-06-04T11:14:02.118Z", actor: "signals", causation: "cbd9cf10-1f06-8d08-b8c5-1efe6572f506",
+		data: &events.SignalOccurrences{
+			GroupKey: amGroup, Occurrences: 104, Firing: 36, Fingerprint: "c4b8a6e3d2f19a07",
+			Status: events.SignalResolved, Title: "KafkaConsumerLag", Reason: "status",
+			Changes: []events.SignalChange{
+				{Fingerprint: "9f2e71c0a4b3d815", Change: events.ChangeJoined, Status: events.SignalFiring, Title: "KafkaConsumerLag"},
+				{Fingerprint: "c4b8a6e3d2f19a07", Change: events.ChangeResolved, Status: events.SignalResolved, Title: "KafkaConsumerLag"},
+				{Fingerprint: "1d7a5e3b9c0f2468", Change: events.ChangeFiringAgain, Status: events.SignalFiring, Title: "KafkaConsumerLag"},
+				{Fingerprint: "5b3c8e1f7a2d4096", Change: events.ChangeResolved, Status: events.SignalResolved, Title: "KafkaConsumerLag"},
+			},
+		},
+	}
 }
 
 // The golden signals' ids are their dedup keys: a producer can recompute

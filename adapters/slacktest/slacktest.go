@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Call is one recorded request.
@@ -412,10 +414,8 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 		return map[string]any{"user_id": s.BotUser, "team_id": "T0000TEST", "url": "https://hikeshi-test.slack.com/"}, ""
 	case "conversations.create":
 		name := p.Get("name")
-		if name == "" || len(name) > 80 || name != strings.ToLower(name) || strings.ContainsFunc(name, func(r rune) bool {
-			return !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
-		}) {
-			return nil, "invalid_name_specials"
+		if code := ChannelNameError(name); code != "" {
+			return nil, code
 		}
 		for _, c := range s.channels {
 			if c.Name == name {
@@ -592,6 +592,28 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 		return map[string]any{"message_ts": s.nextTS()}, ""
 	}
 	return nil, "unknown_method"
+}
+
+// ChannelNameError is the error conversations.create answers for name,
+// "" when Slack takes it. Slack's documented rule: names may only contain
+// lowercase letters, numbers, hyphens and underscores, and must be 80
+// characters or less. Letters and numbers are any script's (#障害対応 is a
+// valid name); the combining marks that some scripts write letters with
+// belong to their letter.
+func ChannelNameError(name string) string {
+	switch {
+	case name == "":
+		return "invalid_name_required"
+	case utf8.RuneCountInString(name) > 80:
+		return "invalid_name_maxlength"
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return !(r == '-' || r == '_' || unicode.IsLetter(r) && unicode.ToLower(r) == r || unicode.IsDigit(r) || unicode.IsMark(r))
+	}):
+		return "invalid_name_specials"
+	case !strings.ContainsFunc(name, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }):
+		return "invalid_name_punctuation"
+	}
+	return ""
 }
 
 // PutChannel adds a channel with a chosen id (the configured announcement

@@ -17,6 +17,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // DefaultTemplate drafts the postmortem; the sections to fill are marked.
@@ -105,7 +106,7 @@ type Entry struct {
 // Draft builds the document of incident st from its stored events.
 func Draft(st incident.State, stored []events.Stored, publicURL string) Doc {
 	d := Doc{
-		Marker: integration.Marker(st), CaseNumber: st.CaseNumber, Title: st.DisplayTitle(),
+		Marker: integration.Marker(st), CaseNumber: st.CaseNumber, Title: sanitize.Line(st.DisplayTitle()),
 		Service: integration.Service(st), DeclaredBy: st.DeclaredBy, Commander: st.Commander,
 		Severity: st.Severity, WorstSeverity: st.Severity,
 		Summary: integration.Text(st, st.Summary), Resolution: integration.Text(st, st.Resolution),
@@ -267,7 +268,7 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 		return PR{}, err
 	}
 	path := Path(st)
-	if err := p.file(ctx, repo, branch, path, st.CaseNumber, doc.Bytes()); err != nil {
+	if err := p.file(ctx, repo, branch, path, st.CaseNumber, []byte(sanitize.Text(doc.String()))); err != nil {
 		return PR{}, err
 	}
 	pr, err := p.pull(ctx, repo, base, branch, st)
@@ -371,7 +372,7 @@ func (p *Projector) pull(ctx context.Context, repo repoName, base, branch string
 	body := fmt.Sprintf("Postmortem draft for %s, generated from the incident timeline (%s).\n\n"+
 		"Fill in impact, root cause and action items, then ask for review.", st.CaseNumber, integration.TimelineURL(p.env.PublicURL, st.ID))
 	pr, resp, err := p.gh.PullRequests.Create(ctx, repo.Owner, repo.Name, &gh.NewPullRequest{
-		Title: gh.String(fmt.Sprintf("%sPostmortem %s: %s", integration.Marker(st), st.CaseNumber, st.DisplayTitle())),
+		Title: gh.String(sanitize.Line(fmt.Sprintf("%sPostmortem %s: %s", integration.Marker(st), st.CaseNumber, st.DisplayTitle()))),
 		Head:  gh.String(branch), Base: gh.String(base), Body: gh.String(body),
 	})
 	if unprocessable(resp, err) { // "A pull request already exists"

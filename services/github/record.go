@@ -10,6 +10,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // The recording issue: one GitHub issue per incident, a comment per event,
@@ -72,7 +73,7 @@ func (p *Projector) recordIssue(ctx context.Context, repo repoName, st incident.
 	body := fmt.Sprintf("Timeline of %s, recorded by Hikeshi as it happens.\n\n- Severity: %s\n- Service: %s\n- Declared by: %s\n- Timeline: %s\n",
 		st.CaseNumber, st.Severity, integration.Service(st), st.DeclaredBy, integration.TimelineURL(p.env.PublicURL, st.ID))
 	is, resp, err := p.gh.Issues.Create(ctx, repo.Owner, repo.Name, &gh.IssueRequest{
-		Title:  gh.String(fmt.Sprintf("%s[%s] %s: %s", integration.Marker(st), st.Severity, st.CaseNumber, st.DisplayTitle())),
+		Title:  gh.String(sanitize.Line(fmt.Sprintf("%s[%s] %s: %s", integration.Marker(st), st.Severity, st.CaseNumber, st.DisplayTitle()))),
 		Body:   gh.String(body),
 		Labels: &[]string{"incident", label},
 	})
@@ -100,7 +101,7 @@ func (p *Projector) recordComment(ctx context.Context, repo repoName, number int
 		}
 		opts.Page = resp.NextPage
 	}
-	body := fmt.Sprintf("**%s** %s: %s\n%s", e.Time.UTC().Format("15:04:05 UTC"), e.Actor, text, mark)
+	body := fmt.Sprintf("**%s** %s: %s\n%s", e.Time.UTC().Format("15:04:05 UTC"), e.Actor, sanitize.Text(text), mark)
 	c, resp, err := p.gh.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &gh.IssueComment{Body: gh.String(body)})
 	if err != nil {
 		return 0, remote("comment on recording issue", resp, err)

@@ -190,6 +190,9 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 			return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "wait", Message: "wait: must be a duration such as 5s"}
 		}
 		wait = min(wait, maxWait)
+		if err := s.holdOpen(w, r, wait); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
@@ -237,6 +240,11 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The stream outlives the server's timeouts; each write gets a
+	// write timeout of its own.
+	if err := s.holdOpen(w, r, 0); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -246,6 +254,9 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 	err = s.d.Events.Read(r.Context(), opts, func(e events.Stored) error {
 		b, err := json.Marshal(e.Envelope)
 		if err != nil {
+			return err
+		}
+		if err := s.holdOpen(w, r, 0); err != nil {
 			return err
 		}
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b); err != nil {
@@ -287,5 +298,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	answer := map[string]any{"status": "ready"}
+	if s.d.Standby != nil {
+		// A part waiting for another process's lease is a standby: the API
+		// serves meanwhile, so the process stays ready and only says so.
+		if waiting := s.d.Standby(); len(waiting) > 0 {
+			answer["standby"] = waiting
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }

@@ -41,17 +41,23 @@ type Deps struct {
 	Token string
 	// Ready checks the bus and the store.
 	Ready func(context.Context) error
+	// Timeouts of the HTTP server; unset ones take DefaultTimeouts.
+	Timeouts Timeouts
+	// Standby lists the parts waiting for a lease held by another process
+	// (part → what it waits for); /readyz shows them and stays 200.
+	Standby func() map[string]string
 }
 
 // Server serves the API.
 type Server struct {
-	d   Deps
-	mux *http.ServeMux
+	d        Deps
+	mux      *http.ServeMux
+	timeouts Timeouts
 }
 
 // New builds the routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, mux: http.NewServeMux()}
+	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults()}
 	s.route("POST /api/v1/incidents", s.declare)
 	s.route("GET /api/v1/incidents", s.list)
 	s.route("GET /api/v1/incidents/{id}", s.get)
@@ -74,12 +80,35 @@ func New(d Deps) *Server {
 			writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
 			return
 		}
+		if allow := s.allowed(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, newErr(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
+			return
+		}
 		writeError(w, r, newErr(http.StatusNotFound, "no_route", "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves every route. No answer is to be sniffed into another
+// type than the one it declares (a JSON error echoing input as HTML).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// allowed lists the methods some route serves r's path with. The catch-all
+// /api/ route matches every method, so the mux never answers 405 itself.
+func (s *Server) allowed(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
 
 // Mount adds a route that authenticates its caller itself (a webhook that
 // checks a signature or shared secret), outside the bearer-token check. Its
@@ -131,12 +160,18 @@ func (s *Server) authorised(r *http.Request) bool {
 }
 
 // Bearer reports whether the request carries "Authorization: Bearer
-// <token>" for a non-empty token. Both sides are hashed first, so the
-// comparison takes the same time whatever the length.
+// <token>" for a non-empty token, compared with SecretEqual.
 func Bearer(r *http.Request, token string) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
-	return ok && token != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	return ok && SecretEqual(got, token)
+}
+
+// SecretEqual compares what a caller sent with a non-empty secret. Both
+// sides are hashed first, so the comparison takes the same time whatever
+// the length and however much of the secret the caller guessed.
+func SecretEqual(got, secret string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && secret != ""
 }
 
 type ctxKey int
@@ -305,6 +340,9 @@ type statusRecorder struct {
 }
 
 func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {

@@ -4,7 +4,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 )
+
+// testNKey is a public user nkey and testNKeySeed its seed (nkeys.CreateUser), made for these tests.
+const (
+	testNKey     = "UAE364FWOHVYQ635RSJEOXVWBMCRFTTMEO5455FQT4H63ZSZPDQGCRI7"
+	testNKeySeed = "SUANDZUTEHF6CP7CUS6YEQGD4VY4S2FK3AYOTIMYMV7RQ5NUO3CZMJARLQ"
+)
+
+// NKeyPairForTests is testNKey and its seed, for the hub_test package.
+var NKeyPairForTests = [2]string{testNKey, testNKeySeed}
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
@@ -27,6 +38,17 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad case prefix", cfg: Config{CasePrefix: "1NC"}, wantErr: "case prefix"},
 		{name: "case prefix with dash", cfg: Config{CasePrefix: "IN-C"}, wantErr: "case prefix"},
 		{name: "case prefix letters and digits", cfg: Config{CasePrefix: "SEC2"}},
+		{name: "nats on loopback without login", cfg: Config{NATSListen: "127.0.0.1:4222"}},
+		{name: "nats beyond loopback without login", cfg: Config{NATSListen: "0.0.0.0:4222"}, wantErr: "refusing to expose NATS on 0.0.0.0:4222 without authentication"},
+		{name: "nats on a hostname without login", cfg: Config{NATSListen: "nats.example:4222"}, wantErr: "without authentication"},
+		{name: "nats beyond loopback with user", cfg: Config{NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{User: "reader", Password: "p"}}},
+		{name: "nats beyond loopback with nkey", cfg: Config{NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{NKey: testNKey}}},
+		{name: "nats user without password", cfg: Config{NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{User: "reader"}}, wantErr: "HIKESHI_NATS_PASSWORD"},
+		{name: "nats nkey seed", cfg: Config{NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{NKey: testNKeySeed}}, wantErr: "seed"},
+		{name: "nats nkey not a user key", cfg: Config{NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{NKey: "UNOTAKEY"}}, wantErr: "not a public user nkey"},
+		{name: "nats TLS cert without key", cfg: Config{NATSListen: "127.0.0.1:4222", NATSAuth: natsjs.Auth{TLSCert: "c.pem"}}, wantErr: "--nats-tls-key"},
+		{name: "nats login without nats-listen", cfg: Config{NATSAuth: natsjs.Auth{User: "reader", Password: "p"}}, wantErr: "--nats-listen"},
+		{name: "nats login with external nats", cfg: Config{NATSURL: "nats://n:4222", NATSListen: "0.0.0.0:4222", NATSAuth: natsjs.Auth{User: "reader", Password: "p"}}, wantErr: "--nats-listen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,11 +72,11 @@ func TestStartRefusesUnsafeListen(t *testing.T) {
 		t.Fatal("Start listened on 0.0.0.0:8080 without a token")
 	}
 	// Nothing was opened: the data dir is not locked.
-	release, err := LockDataDir(dir)
+	lock, err := LockDataDir(dir)
 	if err != nil {
 		t.Fatalf("data dir left locked: %v", err)
 	}
-	release()
+	lock.Release()
 }
 
 // A process takes the data dir's lock when it writes there: the timeline,

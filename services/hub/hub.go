@@ -4,6 +4,7 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,9 @@ type Config struct {
 	Listen     string
 	NATSURL    string // empty: embedded server under DataDir
 	NATSListen string // embedded server's client port, empty: in-process only
+	// NATSAuth is how clients of NATSListen log in; required beyond
+	// loopback, enforced wherever configured.
+	NATSAuth   natsjs.Auth
 	SyncAlways bool
 	Replicas   int
 	Targets    []string
@@ -55,6 +59,8 @@ type Config struct {
 	// PublicURL is where people reach the hub (links in messages);
 	// default http://<Listen>.
 	PublicURL string
+	// HTTPTimeouts bound slow clients; unset ones take httpapi's defaults.
+	HTTPTimeouts httpapi.Timeouts
 	// File is hikeshi.yaml; nil means no file (every module off).
 	File   *config.File
 	Logger *slog.Logger
@@ -104,8 +110,30 @@ func (c *Config) Validate() error {
 	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
 		return fmt.Errorf("refusing to listen on %s without an API token: set --token or HIKESHI_TOKEN, or listen on a loopback address", c.Listen)
 	}
+	if err := c.validateNATSListen(); err != nil {
+		return err
+	}
 	if !caseNumberPrefix(c.CasePrefix) {
 		return fmt.Errorf("case prefix %q must be letters and digits, starting with a letter", c.CasePrefix)
+	}
+	return nil
+}
+
+// validateNATSListen refuses an embedded NATS port open to the network
+// without a login: anyone reaching it could read every incident, append
+// events and delete streams.
+func (c *Config) validateNATSListen() error {
+	a := c.NATSAuth
+	if a != (natsjs.Auth{}) && (c.NATSURL != "" || c.NATSListen == "") {
+		return errors.New("NATS login, access and TLS settings (--nats-user, --nats-nkey, --nats-access, --nats-tls-*) apply to the embedded server's --nats-listen port: " +
+			"set --nats-listen, or configure them on the NATS server of --nats")
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if c.NATSListen != "" && c.NATSURL == "" && !a.Configured() && !loopback(c.NATSListen) {
+		return fmt.Errorf("refusing to expose NATS on %s without authentication: set --nats-user with HIKESHI_NATS_PASSWORD, or --nats-nkey, "+
+			"or listen on a loopback address", c.NATSListen)
 	}
 	return nil
 }
@@ -153,6 +181,7 @@ func (c *Config) TimelinePath() string { return filepath.Join(c.DataDir, "timeli
 type Bus struct {
 	Server *server.Server // nil when external
 	url    string
+	login  []nats.Option // the hub's own login to an embedded server with auth
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 	Events *natsjs.Store
@@ -166,9 +195,16 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		ns, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{
+		ec := natsjs.EmbeddedConfig{
 			StoreDir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, SyncAlways: c.SyncAlways,
-		})
+			Auth: c.NATSAuth, Protected: append([]string{timeline.Name}, moduleNames()...),
+		}
+		if c.NATSAuth.Configured() {
+			// A new password at every start, known only to this process.
+			ec.HubPassword = rand.Text()
+			b.login = []nats.Option{nats.UserInfo(natsjs.HubUser, ec.HubPassword), nats.CustomInboxPrefix(natsjs.HubInbox)}
+		}
+		ns, err := natsjs.StartEmbedded(ec)
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +231,9 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 }
 
 // Dial opens another connection to the same bus.
-func (b *Bus) Dial(name string) (*nats.Conn, error) { return natsjs.Connect(b.Server, b.url, name) }
+func (b *Bus) Dial(name string) (*nats.Conn, error) {
+	return natsjs.Connect(b.Server, b.url, name, b.login...)
+}
 
 // Close closes the connection and stops an embedded server.
 func (b *Bus) Close() {
@@ -227,7 +265,8 @@ type Hub struct {
 	runner   *projection.Runner
 	http     *http.Server
 	ln       net.Listener
-	unlock   func()
+	lock     *DataDirLock
+	standby  Standby
 	closed   sync.Once
 	loops    []func(context.Context) error
 }
@@ -246,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	// process in split mode only reads the timeline (SQLite allows that
 	// beside the writer).
 	if cfg.NATSURL == "" || cfg.writesDataDir() {
-		if h.unlock, err = LockDataDir(cfg.DataDir); err != nil {
+		if h.lock, err = LockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
 	} else if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -282,6 +321,10 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
 			command.CaseFallback(h.timeline.FindByCase)),
 		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token, DataDir: cfg.DataDir,
+		Standby: &h.standby,
+	}
+	if h.lock != nil {
+		env.DataDirID = h.lock.ID
 	}
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
@@ -338,12 +381,14 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		Answers:  answers,
 		Metrics:  metrics,
 		Token:    cfg.Token,
+		Timeouts: cfg.HTTPTimeouts,
 		Ready: func(ctx context.Context) error {
 			if err := h.bus.Ready(ctx); err != nil {
 				return err
 			}
 			return h.timeline.Ping(ctx)
 		},
+		Standby: h.standby.Waiting,
 	})
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
@@ -351,7 +396,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	h.http = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	h.http = api.HTTPServer()
 	return nil
 }
 
@@ -414,8 +459,8 @@ func (h *Hub) close() {
 	if h.bus != nil {
 		h.bus.Close()
 	}
-	if h.unlock != nil {
-		h.unlock()
+	if h.lock != nil {
+		h.lock.Release()
 	}
 }
 

@@ -20,7 +20,12 @@ type Env struct {
 	Commands *command.Handler // appends commands and integration results
 	Timeline *sqlite.Store
 	// DataDir is where a module keeps files of its own (projector state).
-	DataDir   string
+	DataDir string
+	// DataDirID identifies DataDir while this process holds its lock
+	// ("" when it does not): see DataDirLock.
+	DataDirID string
+	// Standby is where a part waiting for another process's lease says so.
+	Standby   *Standby
 	Effects   *natsjs.Effects
 	Metrics   *telemetry.Metrics
 	Logger    *slog.Logger

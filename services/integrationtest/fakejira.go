@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // FakeJira speaks the parts of the JIRA REST API v2 that the jira and
@@ -149,6 +150,8 @@ func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 	case req.Fields.Summary == "":
 		jiraError(w, http.StatusBadRequest, nil, map[string]string{"summary": "You must specify a summary of the issue."})
 		return
+	case badSummary(w, req.Fields.Summary):
+		return
 	case req.Fields.Type.Name != "Task":
 		jiraError(w, http.StatusBadRequest, nil, map[string]string{"issuetype": "valid issue type is required"})
 		return
@@ -164,6 +167,22 @@ func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 	}
 	f.issues = append(f.issues, is)
 	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID})
+}
+
+// badSummary refuses a summary as JIRA does: it is one line of at most
+// 255 characters.
+func badSummary(w http.ResponseWriter, summary string) bool {
+	msg := ""
+	switch {
+	case strings.ContainsAny(summary, "\r\n"):
+		msg = "The summary is invalid because it contains newline characters."
+	case utf8.RuneCountInString(summary) > 255:
+		msg = "Summary must be less than 255 characters."
+	default:
+		return false
+	}
+	jiraError(w, http.StatusBadRequest, nil, map[string]string{"summary": msg})
+	return true
 }
 
 func (f *FakeJira) issueJSON(is *JiraIssue) map[string]any {
@@ -218,6 +237,9 @@ func (f *FakeJira) issue(w http.ResponseWriter, r *http.Request, is *JiraIssue, 
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
 			jiraError(w, http.StatusBadRequest, []string{err.Error()}, nil)
+			return
+		}
+		if badSummary(w, req.Fields.Summary) {
 			return
 		}
 		if req.Fields.Priority != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // Name is the module's configuration section and its projector's durable
@@ -204,9 +205,10 @@ func slackLink(l events.Linked) string {
 // Label is the label that finds an incident's case.
 func Label(id string) string { return "hikeshi-" + id }
 
-// Summary is the case's summary line.
+// Summary is the case's summary line: one line, as JIRA refuses a summary
+// with a line break.
 func Summary(st incident.State) string {
-	return fmt.Sprintf("%s[%s] %s", integration.Marker(st), st.Severity, st.DisplayTitle())
+	return sanitize.Line(fmt.Sprintf("%s[%s] %s", integration.Marker(st), st.Severity, st.DisplayTitle()))
 }
 
 // Description is the case's body, in JIRA wiki markup.
@@ -228,7 +230,7 @@ func (p *Projector) Description(st incident.State) string {
 		fmt.Fprintf(&b, "*Slack:* %s\n", slackLink(events.Linked{Ref: l.Ref, Name: l.Name, URL: l.URL}))
 	}
 	fmt.Fprintf(&b, "*Timeline:* %s\n", integration.TimelineURL(p.env.PublicURL, st.ID))
-	return b.String()
+	return sanitize.Text(b.String())
 }
 
 // ensureCase finds or creates the case and records the link, once per
@@ -337,7 +339,7 @@ func (p *Projector) comment(ctx context.Context, ref caseRef, e events.Stored, t
 		if id, ok, err := p.findComment(ctx, ref.Key, mark); err != nil || ok {
 			return id, err
 		}
-		body := fmt.Sprintf("%s\n\n{color:#707070}%s by %s at %s · %s{color}", text, e.Type[strings.LastIndex(e.Type, ".")+1:],
+		body := fmt.Sprintf("%s\n\n{color:#707070}%s by %s at %s · %s{color}", sanitize.Text(text), e.Type[strings.LastIndex(e.Type, ".")+1:],
 			orDash(e.Actor), e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), mark)
 		c, resp, err := p.client.Issue.AddCommentWithContext(ctx, ref.Key, &gojira.Comment{Body: body})
 		if err != nil {

@@ -352,3 +352,38 @@ func TestDoneTransitionByName(t *testing.T) {
 		t.Fatalf("case closed by hand: %d transitions, %s", is.Transitions, is.Category)
 	}
 }
+
+// TestControlCharactersNeverReachTheCase: JIRA refuses a summary with a
+// line break, which once left such an incident without a case; escapes in
+// notes never reach a comment.
+func TestControlCharactersNeverReachTheCase(t *testing.T) {
+	h, fake, p := setup(t, "")
+	stop := h.Run(t, []projection.Projector{{Durable: jira.Name, Handle: p.Handle}})
+	defer stop()
+	st := h.Declare(t, incident.Declare{Title: integrationtest.HostileTitle, Service: "storage", Severity: "SEV2",
+		Summary: "first seen on\r\n" + integrationtest.HostileNote})
+	h.Do(t, st.ID, incident.AddNote{Text: integrationtest.HostileNote})
+	h.Do(t, st.ID, incident.ChangeSeverity{Severity: "SEV1", Reason: integrationtest.HostileNote})
+	integrationtest.Eventually(t, "the case with two comments", func() bool {
+		issues, _ := fake.Snapshot()
+		return len(issues) == 1 && len(issues[0].Comments) == 2
+	})
+	issues, _ := fake.Snapshot()
+	is := issues[0]
+	if is.Summary != "[SEV1] "+integrationtest.SafeTitle {
+		t.Errorf("summary %q, want %q", is.Summary, "[SEV1] "+integrationtest.SafeTitle)
+	}
+	integrationtest.CheckClean(t, "description", is.Description, true)
+	if !strings.Contains(is.Description, "first seen on\n"+integrationtest.SafeNote) {
+		t.Errorf("description lost the summary's text:\n%s", is.Description)
+	}
+	for i, c := range is.Comments {
+		integrationtest.CheckClean(t, fmt.Sprintf("comment %d", i), c.Body, true)
+		if !strings.Contains(c.Body, integrationtest.SafeNote) {
+			t.Errorf("comment %d lost the note's text: %q", i, c.Body)
+		}
+	}
+	if d, _ := h.Events(t, st.ID)[0].Decode(); d.(*events.Declared).Title != integrationtest.HostileTitle {
+		t.Errorf("the declaration is not stored verbatim: %+v", d)
+	}
+}

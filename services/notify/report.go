@@ -13,6 +13,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // Built-in templates.
@@ -199,7 +200,11 @@ func parseTemplate(name string, f TemplateFiles, builtin bool) (*template, error
 // rendered is a mail's subject and bodies.
 type rendered struct{ subject, text, html string }
 
+// render fills the templates. What reaches the mail is cleaned of
+// controls and escapes: the title is one line in the body too, and the
+// subject is one line whatever the template produced.
 func (t *template) render(r Report) (rendered, error) {
+	r.Title = sanitize.Line(r.Title)
 	var s, txt, h bytes.Buffer
 	if err := t.subject.Execute(&s, r); err != nil {
 		return rendered{}, err
@@ -210,7 +215,6 @@ func (t *template) render(r Report) (rendered, error) {
 	if err := t.html.Execute(&h, r); err != nil {
 		return rendered{}, err
 	}
-	// A header is one line whatever the template produced.
-	subject := strings.Join(strings.Fields(s.String()), " ")
-	return rendered{subject: subject, text: txt.String(), html: h.String()}, nil
+	subject := strings.Join(strings.Fields(sanitize.Line(s.String())), " ")
+	return rendered{subject: subject, text: sanitize.Text(txt.String()), html: sanitize.Text(h.String())}, nil
 }

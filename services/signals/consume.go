@@ -68,16 +68,30 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Du
 	return js.CreateConsumer(ctx, events.SignalStream, cfg)
 }
 
+// standbyPart names the projector in /readyz while it waits for the lease.
+const standbyPart = "signals projector"
+
 // run handles signals until ctx ends, while this process holds the lease.
 func (p *projector) run(ctx context.Context) error {
-	l := newLease(p.st.kv)
-	if err := l.acquire(ctx, func(holder string) {
-		p.m.env.Logger.Warn("signals: another process runs the signal projector; waiting for its lease", "holder", holder)
-	}); err != nil {
+	env := p.m.env
+	l := newLease(p.st.kv, env.DataDir, env.DataDirID)
+	how, holder, err := l.acquire(ctx, func(holder leaseOwner) {
+		env.Standby.Wait(standbyPart, "waiting for the lease held by "+holder.String())
+		env.Logger.Warn("signals: the signal projector runs in another process; this one waits as a standby and takes over when that process stops or stops renewing its lease for "+l.ttl.String(),
+			"holder", holder.String())
+	})
+	env.Standby.Done(standbyPart)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	switch how {
+	case leaseOrphan:
+		env.Logger.Info("signals: took over the signal projector lease at once from the previous process of this data dir, which is no longer running", "previous", holder.String())
+	case leaseExpired:
+		env.Logger.Warn("signals: took over the signal projector lease, not renewed for "+l.ttl.String(), "previous", holder.String())
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	held := make(chan error, 1)
@@ -86,7 +100,7 @@ func (p *projector) run(ctx context.Context) error {
 		cancel(err)
 		held <- err
 	}()
-	err := p.consume(ctx)
+	err = p.consume(ctx)
 	cancel(nil)
 	if lost := <-held; lost != nil {
 		return lost
@@ -187,6 +201,7 @@ func next(ctx context.Context, c jetstream.Consumer) (msgs []jetstream.Msg, busy
 // batch handles msgs in order and writes the states they changed. On an
 // error nothing is written that the batch's next attempt would not write.
 func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
+	p.cur.reset()
 	cp := p.st.checkpoint()
 	last := cp
 	for _, m := range msgs {
@@ -214,6 +229,13 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	if last == cp {
 		return nil
+	}
+	// The occurrences records go before the commit: after a crash between
+	// the two, the batch is handled again and appends them under the same
+	// keys, which stores nothing twice.
+	if err := p.records(ctx); err != nil {
+		p.st.discard()
+		return err
 	}
 	return p.st.flush(ctx, last)
 }

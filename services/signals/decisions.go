@@ -84,9 +84,9 @@ func (p *projector) tally() tally { return tally{p.repeated.Load(), p.limited.Lo
 // record logs the decision d carried out for sig, once handle returned
 // err: read back from the states it left, where the signal went. A
 // signal that will be handled again (any other error) is not logged now.
-func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, before tally, err *error) {
-	failed := *err != nil && (errors.Is(*err, events.ErrMalformed) || errors.Is(*err, projection.ErrPermanent))
-	if *err != nil && !failed {
+func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, before tally, err error) {
+	failed := err != nil && (errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent))
+	if err != nil && !failed {
 		return
 	}
 	r := SignalDecision{Seq: e.Seq, Time: e.Time.UTC(), Source: sig.Source, Kind: sig.Kind, Fingerprint: sig.Fingerprint,
@@ -100,16 +100,13 @@ func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Sig
 	}
 	switch now := p.tally(); {
 	case now.repeated > before.repeated:
-		r.Note = "a repeat of a signal already handled: nothing done"
+		r.Note = "a repeat of a signal already handled: counted nothing"
 	case now.limited > before.limited:
 		r.Note = "over its rate limit: counted, not notified"
 	}
 	if failed {
-		why := "not carried out, dead-lettered: " + (*err).Error()
-		if r.Flagged != "" {
-			why = r.Flagged + "; " + why
-		}
-		r.Flagged = why
+		d.flag("not carried out, dead-lettered: " + err.Error())
+		r.Flagged = d.Flagged
 	} else if where := p.outcome(ctx, sig, d); where != nil {
 		r.Incident, r.Ticket = where.Incident, where.Ticket
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -250,9 +249,13 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 func fail(w http.ResponseWriter, err error) {
 	var br *badRequest
 	var un *unauthorized
+	var ku *keysUnavailable
 	switch {
 	case errors.As(err, &un):
 		reply(w, http.StatusUnauthorized, "unauthorized", un.msg)
+	case errors.As(err, &ku):
+		w.Header().Set("Retry-After", strconv.Itoa(int(keyRetryAfter.Seconds())))
+		reply(w, http.StatusServiceUnavailable, "keys_unavailable", ku.Error())
 	case errors.As(err, &br):
 		reply(w, http.StatusBadRequest, "bad_request", br.msg)
 	case errors.Is(err, natsjs.ErrUnavailable):
@@ -382,7 +385,7 @@ func bearer(r *http.Request, token string) error {
 // headerSecret verifies a shared secret sent in a header.
 func headerSecret(r *http.Request, name, secret string) error {
 	got := r.Header.Get(name)
-	if got == "" || secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
+	if !httpapi.SecretEqual(got, secret) {
 		return denied("missing or wrong %s header", name)
 	}
 	return nil

@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // oidcVerifier checks the OIDC token Pub/Sub push attaches: an RS256 JWT
@@ -100,35 +103,63 @@ func decodeSegment(s string, v any) error {
 
 // jwks fetches the issuer's signing keys and caches them; an unknown kid
 // refreshes at most once a minute (keys rotate, attackers make up kids).
+// A refresh holds no lock: known keys keep verifying meanwhile, and the
+// requests that need the new set wait for one shared fetch.
 type jwks struct {
 	url    string
 	client *http.Client
 	now    func() time.Time
+	log    *slog.Logger
 
-	mu      sync.Mutex
-	keys    map[string]*rsa.PublicKey
-	fetched time.Time
+	flight singleflight.Group
+	mu     sync.Mutex // guards the fields below, never held during a fetch
+	keys   map[string]*rsa.PublicKey
+	// fetched is the last fetch that succeeded, failed the last that did
+	// not (zero once one succeeds).
+	fetched, failed time.Time
 }
+
+var errJWKSUnavailable = &keysUnavailable{what: "Google's signing keys"}
 
 func (j *jwks) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if k, ok := j.keys[kid]; ok {
+	k, ok := j.keys[kid]
+	now := j.now()
+	recent := !j.fetched.IsZero() && now.Sub(j.fetched) < time.Minute
+	failing := !j.failed.IsZero() && now.Sub(j.failed) < keyRetryAfter
+	j.mu.Unlock()
+	switch {
+	case ok:
 		return k, nil
-	}
-	if !j.fetched.IsZero() && j.now().Sub(j.fetched) < time.Minute {
+	case recent:
 		return nil, denied("token key %q is unknown", kid)
+	case failing:
+		return nil, errJWKSUnavailable
 	}
-	keys, err := j.fetch(ctx)
-	j.fetched = j.now()
+	keys, err := fetchOnce(ctx, &j.flight, "", errJWKSUnavailable, j.refresh)
 	if err != nil {
-		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
+		return nil, err
 	}
-	j.keys = keys
 	if k, ok := keys[kid]; ok {
 		return k, nil
 	}
 	return nil, denied("token key %q is unknown", kid)
+}
+
+// refresh fetches the key set and records the outcome; a failure keeps
+// the keys fetched before.
+func (j *jwks) refresh(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+	keys, err := j.fetch(ctx)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		j.failed = j.now()
+		j.log.Warn("signals: cannot fetch the GCP signing keys; Pub/Sub pushes answer 503 until they can be fetched",
+			"url", j.url, "err", err)
+		return nil, errJWKSUnavailable
+	}
+	j.keys, j.fetched, j.failed = keys, j.now(), time.Time{}
+	return keys, nil
 }
 
 func (j *jwks) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) {

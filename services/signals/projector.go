@@ -2,17 +2,20 @@ package signals
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
 )
 
 // projector evaluates the rules over each stored signal and carries out
@@ -27,6 +30,8 @@ type projector struct {
 	// ackWait is how long the server waits for a batch's ack before it
 	// delivers the batch again; handling retries well inside it.
 	ackWait time.Duration
+	// cur is the batch being handled.
+	cur batchState
 
 	handled, dropped, flagged, limited, repeated atomic.Int64
 }
@@ -55,15 +60,48 @@ func newProjector(m *module, d deps) (*projector, error) {
 
 const actor = "signals"
 
+// errNoTracker: a ticket route without a tracker to carry it out.
+var errNoTracker = fmt.Errorf("%w: neither signals.github nor signals.jira is configured", projection.ErrPermanent)
+
 // handle evaluates and carries out one stored signal.
-func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) (err error) {
+func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
 	p.handled.Add(1)
 	d := p.m.rules.Evaluate(sig)
-	defer p.record(ctx, e, sig, &d, p.tally(), &err)
+	before := p.tally()
+	err := p.carryOut(ctx, e, sig, &d)
+	// d is now the decision as carried out: a rule that failed, or a route
+	// that could not be carried out and gave way to the default, is flagged.
 	if d.Flagged != "" {
 		p.flagged.Add(1)
-		p.m.env.Logger.Warn("signal rule failed; default route used", "fingerprint", sig.Fingerprint, "why", d.Flagged)
+		p.m.env.Logger.Warn("signal flagged", "fingerprint", sig.Fingerprint, "route", d.Route, "why", d.Flagged)
 	}
+	p.record(ctx, e, sig, &d, before, err)
+	return err
+}
+
+// occurrence is what a signal is to its fingerprint's state.
+type occurrence struct {
+	prev   string // the fingerprint's status before the signal
+	fresh  bool   // not counted before
+	repeat bool   // the same firing episode again (see repeated)
+	notify bool   // inside the fingerprint's rate limit
+}
+
+// change is the signal's change of its group's firing set, if any.
+func (o occurrence) change(sig *events.Signal) string {
+	switch {
+	case !o.fresh || o.repeat || o.prev == sig.Status:
+		return ""
+	case o.prev == "":
+		return events.ChangeJoined
+	case sig.Status == events.SignalResolved:
+		return events.ChangeResolved
+	}
+	return events.ChangeFiringAgain
+}
+
+// carryOut updates the fingerprint's state and carries out d.
+func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision) error {
 	if d.Drop {
 		p.dropped.Add(1)
 		return nil
@@ -82,73 +120,120 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 	}
 	if repeated(&fp, sig) {
 		p.repeated.Add(1)
-		return nil
+		// An alert that keeps firing is sent again (repeat_interval, an
+		// updated finding): it counts nothing, but its group may need a
+		// new incident (the last one was closed) or a worse severity.
+		if d.Route != RouteIncident || !stillFiring(&fp, sig) {
+			return nil
+		}
+		changed, err := p.carry(ctx, e, sig, d, &fp, occurrence{prev: fp.Status, repeat: true})
+		if err != nil || !changed {
+			return err
+		}
+		return p.st.put(fpKey, &fp)
 	}
-	fresh := e.Seq > fp.Seq
-	prev := fp.Status
-	notify := true
-	if fresh {
+	o := occurrence{prev: fp.Status, fresh: e.Seq > fp.Seq, notify: true}
+	if o.fresh {
 		fp.Seq = e.Seq
 		fp.Occurrences++
 		if fp.FirstSeen == "" {
 			fp.FirstSeen = sig.StartsAt.Format(time.RFC3339)
 		}
 		fp.Status = sig.Status
-		notify = p.window(&fp, &d)
+		o.notify = p.window(&fp, d)
 	}
-	changed := fresh
+	changed := o.fresh
 	if d.Route == RouteIncident && d.RateLimit == nil {
 		// Only the status and its start are read here: an occurrence that
 		// leaves them as they were is counted by the group alone, not
 		// written per fingerprint.
-		changed = fresh && (prev != sig.Status || !fp.Start.Equal(sig.StartsAt))
+		changed = o.fresh && (o.prev != sig.Status || !fp.Start.Equal(sig.StartsAt))
 	}
-	if fresh {
+	if o.fresh {
 		fp.Start = sig.StartsAt.UTC()
 	}
-	switch d.Route {
-	case RouteIncident:
-		if err := p.incident(ctx, e, sig, &d, prev, fresh); err != nil {
-			return err
-		}
-	case RouteTicket:
-		if p.tickets == nil {
-			p.flagged.Add(1)
-			p.m.env.Logger.Warn("signal routed to a ticket but neither signals.github nor signals.jira is configured", "fingerprint", sig.Fingerprint)
-			break
-		}
-		did, err := p.tickets.apply(ctx, e, sig, &fp, &d, notify)
-		if err != nil {
-			return err
-		}
-		changed = changed || did
-	case RouteTriage:
-		if fp.Triage == "" {
-			err := p.st.openTriage(ctx, "triage."+natsjs.EffectKey(sig.Source, sig.Fingerprint), triageItem{
-				Status: "open", Title: sig.Title, ReportedBy: sig.ReportedBy, ReportedAt: sig.StartsAt.Format(time.RFC3339),
-				CustomerImpact: sig.CustomerImpact, Service: sig.Service, Severity: sig.Severity, Source: sig.Source,
-				Fingerprint: sig.Fingerprint, Links: sig.Links, Priority: d.Priority, Annotations: d.Annotations, Flagged: d.Flagged,
-			})
-			if err != nil {
-				return err
-			}
-			if err := p.publishTriage(ctx, e, sig, &d); err != nil {
-				return err
-			}
-			fp.Triage, changed = "open", true
-		}
+	did, err := p.carry(ctx, e, sig, d, &fp, o)
+	if err != nil {
+		return err
 	}
-	if !changed {
+	if !changed && !did {
 		return nil
 	}
 	return p.st.put(fpKey, &fp)
 }
 
+// carry carries out d's route. A route that cannot be carried out for
+// good (the tracker refuses, the incident cannot be declared) gives way to
+// the default route, and d says so, flagged: the signal still ends where a
+// person sees it. When the default is that same route, or fails too, the
+// error stands and the signal is dead-lettered, flagged.
+func (p *projector) carry(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, fp *fpState, o occurrence) (bool, error) {
+	changed, err := p.route(ctx, e, sig, d, fp, o)
+	if !errors.Is(err, projection.ErrPermanent) {
+		return changed, err
+	}
+	route, inc := p.m.rules.defaultRoute(sig)
+	if route == d.Route {
+		d.flag(fmt.Sprintf("route %s failed (%v), and it is the default route", d.Route, err))
+		return changed, err
+	}
+	d.flag(fmt.Sprintf("route %s failed (%v); default route %s used", d.Route, err, route))
+	d.Route, d.Incident = route, inc
+	more, err := p.route(ctx, e, sig, d, fp, o)
+	return changed || more, err
+}
+
+// flag adds why to the reasons the decision is flagged.
+func (d *Decision) flag(why string) {
+	if d.Flagged != "" {
+		why = d.Flagged + "; " + why
+	}
+	d.Flagged = why
+}
+
+// route carries out d.Route; changed reports a change of fp.
+func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, fp *fpState, o occurrence) (changed bool, err error) {
+	switch d.Route {
+	case RouteIncident:
+		return false, p.incident(ctx, e, sig, d, o)
+	case RouteTicket:
+		if p.tickets == nil {
+			return false, errNoTracker
+		}
+		if o.repeat {
+			return false, nil
+		}
+		return p.tickets.apply(ctx, e, sig, fp, d, o.notify)
+	case RouteTriage:
+		if fp.Triage != "" {
+			return false, nil
+		}
+		err := p.st.openTriage(ctx, "triage."+natsjs.EffectKey(sig.Source, sig.Fingerprint), triageItem{
+			Status: "open", Title: sig.Title, ReportedBy: sig.ReportedBy, ReportedAt: sig.StartsAt.Format(time.RFC3339),
+			CustomerImpact: sig.CustomerImpact, Service: sig.Service, Severity: sig.Severity, Source: sig.Source,
+			Fingerprint: sig.Fingerprint, Links: sig.Links, Priority: d.Priority, Annotations: d.Annotations, Flagged: d.Flagged,
+		})
+		if err != nil {
+			return false, err
+		}
+		if err := p.publishTriage(ctx, e, sig, d); err != nil {
+			return false, err
+		}
+		fp.Triage = "open"
+		return true, nil
+	}
+	return false, nil
+}
+
 // repeated reports a signal the fingerprint's state has already seen: the
 // same status of the same episode (a redelivery the stream's two-minute
 // Msg-Id window no longer catches, such as Alertmanager's repeat_interval
-// or an SNS retry days later), an episode older than the one recorded, or
-// the firing of an episode already resolved.
+// or an SNS retry days later), or an episode older than the one recorded.
+// The firing of an episode already resolved is not one: Prometheus sends
+// an alert with its first start again once Alertmanager resolved it for
+// want of news (an outage longer than the alert's endsAt), and a finding
+// made active again keeps its creation time. Taken for a late copy, that
+// alert would fire unseen.
 func repeated(fp *fpState, sig *events.Signal) bool {
 	if fp.Start.IsZero() {
 		return false
@@ -157,9 +242,14 @@ func repeated(fp *fpState, sig *events.Signal) bool {
 	case at.Before(fp.Start):
 		return true
 	case at.Equal(fp.Start):
-		return sig.Status == fp.Status || fp.Status == events.SignalResolved
+		return sig.Status == fp.Status
 	}
 	return false
+}
+
+// stillFiring: the signal repeats the firing episode the fingerprint is in.
+func stillFiring(fp *fpState, sig *events.Signal) bool {
+	return sig.Status == events.SignalFiring && fp.Status == events.SignalFiring && sig.StartsAt.Equal(fp.Start)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -190,11 +280,15 @@ func (p *projector) window(fp *fpState, d *Decision) bool {
 	return true
 }
 
-// incident attaches the signal to the open incident of its group,
-// declaring one when there is none. Facts are appended on the first
-// signal, every CountEvery signals, and on status changes, so a storm
-// adds a handful of events to the timeline.
-func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, prev string, fresh bool) error {
+// incident attaches the signal to the open incident of its group. A
+// firing signal of a group with none open declares one, whatever its
+// fingerprint, even when it repeats an alert that kept firing while the
+// last incident was closed; a resolved signal never does. Every change of
+// the group's firing set (a fingerprint joining, resolving, firing again),
+// the incident's first signal and every CountEvery-th signal go into the
+// batch's occurrences record (see records); a firing signal that asks for
+// a worse severity than the group's signals so far raises the incident's.
+func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, o occurrence) error {
 	gKey := "group." + natsjs.EffectKey(d.GroupKey)
 	var g groupState
 	if err := p.st.get(ctx, gKey, &g); err != nil {
@@ -204,75 +298,225 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 		return nil // counted before a crash; nothing left to do for it
 	}
 	g.Seq = e.Seq
-	reason := ""
-	changed := fresh && prev != sig.Status
+	change := o.change(sig)
 	switch {
-	case changed && sig.Status == events.SignalFiring:
+	case change != "" && sig.Status == events.SignalFiring:
 		g.Firing++
-	case changed && prev == events.SignalFiring:
+	case change != "" && o.prev == events.SignalFiring:
 		g.Firing = max(0, g.Firing-1)
 	}
-	if g.Incident == "" && sig.Status == events.SignalResolved {
-		return p.st.put(gKey, &g) // nothing open to resolve
+	if !o.repeat {
+		g.Count++
 	}
-	g.Count++
+	if err := p.current(ctx, &g); err != nil {
+		return err
+	}
+	firing := sig.Status == events.SignalFiring
+	first := false
 	switch {
-	case g.Incident == "" || g.Count == 1:
-		reason = "first"
-	case changed && sig.Status == events.SignalResolved && g.Firing == 0:
-		reason = "resolved"
-	case changed && prev != "":
-		reason = "status"
-	case g.Count%p.m.cfg.CountEvery == 0:
-		reason = "count"
-	}
-	if reason != "" && g.Incident != "" {
-		// Only now is the incident looked at: a closed one ends the group's
-		// incident, and the signal opens the next.
-		st, err := p.m.env.Commands.Get(ctx, g.Incident)
-		if err != nil && err != incident.ErrNotFound {
+	case g.Incident == "" && !firing:
+		return p.st.put(gKey, &g) // nothing open to resolve
+	case g.Incident == "":
+		if err := p.declare(ctx, e, sig, d, &g); err != nil {
 			return err
 		}
-		if err != nil || !st.Open() {
-			g.Incident, g.Count, reason = "", 1, "first"
+		first = true
+	case firing:
+		if err := p.raise(ctx, e, sig, d, &g); err != nil {
+			return err
 		}
 	}
-	if g.Incident == "" {
-		if sig.Status == events.SignalResolved {
-			return p.st.put(gKey, &g)
-		}
-		g.Gen++
-		st, err := p.m.env.Commands.Declare(ctx, declaration(sig, d), command.Meta{
-			Actor: actor, Key: "signals/" + d.GroupKey + "/" + strconv.Itoa(g.Gen), CorrelationID: e.ID,
-		})
-		if err != nil {
-			return fmt.Errorf("declare for group %s: %w", d.GroupKey, err)
-		}
-		g.Incident = st.ID
-	}
-	if reason != "" {
-		fact := &events.SignalOccurrences{GroupKey: d.GroupKey, Occurrences: g.Count, Firing: g.Firing,
-			Fingerprint: sig.Fingerprint, Status: sig.Status, Title: sig.Title, Reason: reason}
-		key := fmt.Sprintf("signals/%s/%d/%d", d.GroupKey, g.Gen, g.Count)
-		if _, err := p.m.env.Commands.Execute(ctx, g.Incident, incident.RecordFact{Data: fact},
-			command.Meta{Actor: actor, Key: key, CorrelationID: e.ID}); err != nil {
-			return fmt.Errorf("count on %s: %w", g.Incident, err)
-		}
+	if first || change != "" || (!o.repeat && g.Count%p.m.cfg.CountEvery == 0) {
+		p.note(e, sig, d, &g, change, first)
 	}
 	return p.st.put(gKey, &g)
 }
 
-// declaration is the incident a routed signal opens.
-func declaration(sig *events.Signal, d *Decision) incident.Declare {
-	sev := d.Incident.Severity
-	if sev == "" {
-		sev = map[string]string{"critical": "SEV1", "high": "SEV2", "medium": "SEV3", "low": "SEV4"}[sig.Severity]
-		if sev == "" {
-			sev = "SEV5"
+// current forgets the group's incident once it is closed (or gone): the
+// group's next firing signal declares a new one. The projector reads the
+// incident's state through the command side, the aggregate every command
+// is decided on, at the moment it attaches a signal, rather than learning
+// of closes from a consumer of close events: that consumer would race
+// with the signals (one handled between a close and its delivery would be
+// attached to the closed incident) and need a checkpoint of its own. The
+// read costs one request per incident per batch, not per signal.
+func (p *projector) current(ctx context.Context, g *groupState) error {
+	if g.Incident == "" {
+		return nil
+	}
+	open, known := p.cur.open[g.Incident]
+	if !known {
+		st, err := p.m.env.Commands.Get(ctx, g.Incident)
+		if err != nil && !errors.Is(err, incident.ErrNotFound) {
+			return err
+		}
+		open = err == nil && st.Open()
+		p.cur.known(g.Incident, open)
+	}
+	if !open {
+		g.Incident = ""
+	}
+	return nil
+}
+
+// declare opens the group's next incident (its key is the group and its
+// generation, so a redelivery declares nothing twice).
+func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, g *groupState) error {
+	g.Gen++
+	c := declaration(sig, d)
+	st, err := p.m.env.Commands.Declare(ctx, c, command.Meta{
+		Actor: actor, Key: "signals/" + d.GroupKey + "/" + strconv.Itoa(g.Gen), CorrelationID: e.ID,
+	})
+	var invalid *incident.ValidationError
+	if errors.As(err, &invalid) {
+		err = fmt.Errorf("%w: %v", projection.ErrPermanent, err) // no retry declares it
+	}
+	if err != nil {
+		return fmt.Errorf("declare for group %s: %w", d.GroupKey, err)
+	}
+	g.Incident, g.Count, g.Severity = st.ID, 1, c.Severity
+	p.cur.known(st.ID, st.Open())
+	return nil
+}
+
+// raise appends a severity change when the signal asks for a worse
+// severity than the group's signals did so far (an updated finding, a
+// critical alert joining) and than the incident has now. It never lowers
+// one: a severity a person chose stands until a signal asks for worse.
+func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, g *groupState) error {
+	sev := events.Severity(incidentSeverity(sig, d))
+	if !worse(sev, events.Severity(g.Severity)) {
+		return nil
+	}
+	st, err := p.m.env.Commands.Get(ctx, g.Incident)
+	if err != nil && !errors.Is(err, incident.ErrNotFound) {
+		return err
+	}
+	g.Severity = string(sev)
+	if !st.Open() || !worse(sev, st.Severity) {
+		return nil
+	}
+	_, err = p.m.env.Commands.Execute(ctx, g.Incident, incident.ChangeSeverity{Severity: string(sev),
+		// No title: a confidential incident's reason may be shown outside.
+		Reason: fmt.Sprintf("%s signal %s is %s.", sig.Source, sig.Fingerprint, sig.Severity),
+	}, command.Meta{Actor: actor, Key: fmt.Sprintf("signals/%s/%d/severity/%s", d.GroupKey, g.Gen, sev), CorrelationID: e.ID})
+	var conflict *incident.ConflictError
+	if errors.As(err, &conflict) {
+		return nil // closed or changed by a person meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("severity of %s: %w", g.Incident, err)
+	}
+	return nil
+}
+
+// worse: a is a worse severity than b (any is worse than none).
+func worse(a, b events.Severity) bool { return b.Rank() == 0 || a.Rank() < b.Rank() }
+
+// batchState is what the projector learns and owes during one batch: the
+// incidents it found open or closed, and the occurrences records it
+// appends before the batch's states are committed.
+type batchState struct {
+	open    map[string]bool
+	records []*record
+	last    map[string]*record // by incident
+}
+
+func (b *batchState) reset() {
+	b.open, b.records, b.last = nil, nil, nil
+}
+
+func (b *batchState) known(id string, open bool) {
+	if b.open == nil {
+		b.open = map[string]bool{}
+	}
+	b.open[id] = open
+}
+
+// record is an incident's occurrences fact for signals of one batch: the
+// group's signals counted from..to of its generation gen.
+type record struct {
+	incident, group string
+	gen, from, to   int
+	first           bool
+	cause           string
+	fact            events.SignalOccurrences
+}
+
+// note adds the signal to the batch's record for the group's incident.
+func (p *projector) note(e events.Stored, sig *events.Signal, d *Decision, g *groupState, change string, first bool) {
+	r := p.cur.last[g.Incident]
+	if r == nil || r.gen != g.Gen || len(r.fact.Changes) >= events.MaxSignalChanges {
+		r = &record{incident: g.Incident, group: d.GroupKey, gen: g.Gen, from: g.Count}
+		p.cur.records = append(p.cur.records, r)
+		if p.cur.last == nil {
+			p.cur.last = map[string]*record{}
+		}
+		p.cur.last[g.Incident] = r
+	}
+	r.to, r.first, r.cause = g.Count, r.first || first, e.ID
+	if change != "" {
+		r.fact.Changes = append(r.fact.Changes, events.SignalChange{Fingerprint: sig.Fingerprint, Change: change,
+			Status: sig.Status, Title: truncate(sig.Title, 120)})
+	}
+	r.fact.GroupKey, r.fact.Occurrences, r.fact.Firing = d.GroupKey, g.Count, g.Firing
+	r.fact.Fingerprint, r.fact.Status, r.fact.Title = sig.Fingerprint, sig.Status, sig.Title
+}
+
+// reason is first (the incident's first record), resolved (the group's
+// fingerprints all resolved), status (the firing set changed) or count.
+func (r *record) reason() string {
+	switch {
+	case r.first:
+		return "first"
+	case len(r.fact.Changes) > 0 && r.fact.Firing == 0:
+		return "resolved"
+	case len(r.fact.Changes) > 0:
+		return "status"
+	}
+	return "count"
+}
+
+// records appends the batch's occurrences records. Their keys name the
+// group, its generation and the signals counted, so a batch handled again
+// after a crash appends none twice; one cut longer the second time (more
+// signals had arrived) appends its longer record too: a change may then be
+// listed twice, never lost.
+func (p *projector) records(ctx context.Context) error {
+	for _, r := range p.cur.records {
+		r.fact.Reason = r.reason()
+		key := fmt.Sprintf("signals/%s/%d/%d-%d", r.group, r.gen, r.from, r.to)
+		if _, err := p.m.env.Commands.Execute(ctx, r.incident, incident.RecordFact{Data: &r.fact},
+			command.Meta{Actor: actor, Key: key, CorrelationID: r.cause}); err != nil {
+			return fmt.Errorf("count on %s: %w", r.incident, err)
 		}
 	}
+	p.cur.records, p.cur.last = nil, nil
+	return nil
+}
+
+// sevOf maps a signal's severity to an incident's; anything else is SEV5.
+var sevOf = map[string]string{"critical": "SEV1", "high": "SEV2", "medium": "SEV3", "low": "SEV4"}
+
+// incidentSeverity is the severity of the incident a signal asks for: the
+// rule's, or the signal's own mapped by sevOf.
+func incidentSeverity(sig *events.Signal, d *Decision) string {
+	if d.Incident.Severity != "" {
+		return d.Incident.Severity
+	}
+	if sev, ok := sevOf[sig.Severity]; ok {
+		return sev
+	}
+	return "SEV5"
+}
+
+// declaration is the incident a routed signal opens.
+func declaration(sig *events.Signal, d *Decision) incident.Declare {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Declared from %s signal %s (group %s).", sig.Source, sig.Fingerprint, d.GroupKey)
+	if d.Flagged != "" {
+		b.WriteString("\nRouted by the default: " + d.Flagged)
+	}
 	if sig.Summary != "" {
 		b.WriteString("\n" + sig.Summary)
 	}
@@ -285,13 +529,10 @@ func declaration(sig *events.Signal, d *Decision) incident.Declare {
 	for _, l := range sig.Links {
 		fmt.Fprintf(&b, "\n%s: %s", first(l.Title, "link"), l.URL)
 	}
-	title := sig.Title
-	if len(title) > incident.MaxTitle {
-		title = title[:incident.MaxTitle]
-	}
 	return incident.Declare{
-		Title: title, Service: serviceName(first(d.Incident.Service, sig.Service, sig.Source)),
-		Severity: sev, Summary: truncate(b.String(), incident.MaxText), DeclaredBy: actor,
+		Title:    truncate(first(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
+		Service:  serviceName(first(d.Incident.Service, sig.Service, sig.Source)),
+		Severity: incidentSeverity(sig, d), Summary: truncate(b.String(), incident.MaxText), DeclaredBy: actor,
 		Confidential: d.Incident.Confidential,
 	}
 }
@@ -305,15 +546,17 @@ func serviceName(s string) string {
 		}
 		return r
 	}, strings.TrimSpace(s))
-	if len(s) > incident.MaxName {
-		s = s[:incident.MaxName]
-	}
-	return s
+	return truncate(s, incident.MaxName)
 }
 
+// truncate cuts s to at most n bytes, never inside a character: a title
+// cut in the middle of one is not valid UTF-8, and no declaration takes it.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -86,7 +86,8 @@ func TestOneIncidentPerGroup(t *testing.T) {
 	incidents := r.incidents()
 	must(t, len(incidents) == groups, "incidents: %d, want %d", len(incidents), groups)
 	for id, evs := range incidents {
-		// declared + first + every 50 of 100 (2) = 4 events for 100 alerts.
+		// declared + the records of 100 joins, 100 to a record, one more where
+		// a batch ends inside the group: at most 3 events for 100 alerts.
 		must(t, len(evs) <= 5, "incident %s has %d events for %d alerts: %v", id, len(evs), n/groups, evs)
 	}
 	// Resolving every alert of group 0 records "resolved" once.

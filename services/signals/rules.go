@@ -334,14 +334,20 @@ func (rs *Rules) Evaluate(s *events.Signal) Decision {
 	if err := d.merge(&rs.def, act); err != nil && d.Flagged == "" {
 		d.Flagged = fmt.Sprintf("default: %v", err)
 	}
-	d.Route, d.Incident = rs.def.Route, rs.def.Incident
-	if d.Route == "" {
-		d.Route = RouteNone
-		if s.Kind == "escalation" {
-			d.Route = RouteTriage
-		}
-	}
+	d.Route, d.Incident = rs.defaultRoute(s)
 	return d
+}
+
+// defaultRoute is where signals.default sends s: its route, or none
+// (triage for an escalation) when it names none.
+func (rs *Rules) defaultRoute(s *events.Signal) (string, IncidentAction) {
+	switch {
+	case rs.def.Route != "":
+		return rs.def.Route, rs.def.Incident
+	case s.Kind == "escalation":
+		return RouteTriage, rs.def.Incident
+	}
+	return RouteNone, rs.def.Incident
 }
 
 func (d *Decision) merge(r *rule, act map[string]any) error {

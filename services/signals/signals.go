@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -188,8 +189,12 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	if d.certs == nil {
-		d.certs = (&httpCerts{client: d.client, cache: map[string]*x509.Certificate{}}).fetch
+		d.certs = (&httpCerts{client: d.client, log: log, cache: map[string]*x509.Certificate{}}).fetch
 	}
 	if d.confirm == nil {
 		d.confirm = visit(d.client)
@@ -203,7 +208,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 		pub: NewPublisher(env.Bus.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,
-			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now}, now: d.now},
+			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now, log: log}, now: d.now},
 	}
 	if m.proj, err = newProjector(m, d); err != nil {
 		return nil, err

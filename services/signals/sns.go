@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // snsMessage is an SNS HTTP(S) delivery.
@@ -135,12 +139,18 @@ func snsStringToSign(m *snsMessage) string {
 	return b.String()
 }
 
-// httpCerts fetches and caches signing certificates over HTTPS.
+// httpCerts fetches and caches signing certificates over HTTPS. A fetch
+// holds no lock, and the requests that need the same certificate at the
+// same time wait for one fetch.
 type httpCerts struct {
 	client *http.Client
+	log    *slog.Logger
+	flight singleflight.Group
 	mu     sync.Mutex
 	cache  map[string]*x509.Certificate
 }
+
+var errCertUnavailable = &keysUnavailable{what: "the SNS signing certificate"}
 
 func (c *httpCerts) fetch(ctx context.Context, certURL string) (*x509.Certificate, error) {
 	c.mu.Lock()
@@ -149,6 +159,21 @@ func (c *httpCerts) fetch(ctx context.Context, certURL string) (*x509.Certificat
 	if ok {
 		return cert, nil
 	}
+	return fetchOnce(ctx, &c.flight, certURL, errCertUnavailable, func(ctx context.Context) (*x509.Certificate, error) {
+		cert, err := c.get(ctx, certURL)
+		if err != nil {
+			c.log.Warn("signals: cannot fetch an SNS signing certificate; its deliveries answer 503 until it can be fetched",
+				"url", certURL, "err", err)
+			return nil, errCertUnavailable
+		}
+		c.mu.Lock()
+		c.cache[certURL] = cert
+		c.mu.Unlock()
+		return cert, nil
+	})
+}
+
+func (c *httpCerts) get(ctx context.Context, certURL string) (*x509.Certificate, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, certURL, nil)
 	if err != nil {
 		return nil, err
@@ -159,7 +184,7 @@ func (c *httpCerts) fetch(ctx context.Context, certURL string) (*x509.Certificat
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", certURL, resp.Status)
+		return nil, fmt.Errorf("GET: %s", resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
@@ -167,15 +192,9 @@ func (c *httpCerts) fetch(ctx context.Context, certURL string) (*x509.Certificat
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", certURL)
+		return nil, errors.New("no PEM certificate")
 	}
-	if cert, err = x509.ParseCertificate(block.Bytes); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.cache[certURL] = cert
-	c.mu.Unlock()
-	return cert, nil
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // visit GETs a SubscribeURL (only on an SNS host) to confirm a subscription.

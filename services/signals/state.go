@@ -16,13 +16,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// groupState is kept per group key: the incident open for it, how many
+// groupState is kept per group key: the incident open for it (or last
+// open: a closed one is noticed when the next signal comes), how many
 // signals it counted, and how many of its fingerprints fire.
 type groupState struct {
 	Incident string `json:"incident,omitempty"`
 	Gen      int    `json:"gen"` // incidents declared for the group so far
 	Count    int    `json:"count"`
 	Firing   int    `json:"firing"`
+	// Severity is the worst the incident's signals asked for (SEV1…SEV5):
+	// a signal asking for worse raises the incident's.
+	Severity string `json:"severity,omitempty"`
 	// Seq is the last signal (stream sequence) counted: a redelivery of
 	// it, after the state was written but before the ack, counts nothing.
 	Seq uint64 `json:"seq"`

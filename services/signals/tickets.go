@@ -15,6 +15,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // GitHubConfig: alert tickets as GitHub issues, one per fingerprint.
@@ -150,7 +151,7 @@ const (
 // step comments on a ticket and closes or reopens it, once per signal.
 func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move int, comment string) error {
 	_, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket-step", e.ID), func(ctx context.Context) (bool, error) {
-		if err := t.tr.comment(ctx, ref, comment); err != nil {
+		if err := t.tr.comment(ctx, ref, sanitize.Text(comment)); err != nil {
 			return false, err
 		}
 		if move != moveNone {
@@ -170,11 +171,11 @@ func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *
 	if ref, ok, err := t.tr.find(ctx, label); err != nil || ok {
 		return ref, err
 	}
-	ref, err := t.tr.create(ctx, sig, d, label, ticketBody(sig, d))
+	ref, err := t.tr.create(ctx, sig, d, label, sanitize.Text(ticketBody(sig, d)))
 	if err != nil {
 		return "", err
 	}
-	if err := t.tr.comment(ctx, ref, t.enrichment(ctx, sig, fp, d)); err != nil {
+	if err := t.tr.comment(ctx, ref, sanitize.Text(t.enrichment(ctx, sig, fp, d))); err != nil {
 		return "", err
 	}
 	return ref, nil
@@ -201,7 +202,7 @@ func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *Decis
 		labels = append(labels, "priority:"+d.Priority)
 	}
 	issue, resp, err := g.gh.Issues.Create(ctx, g.owner, g.repo, &github.IssueRequest{
-		Title: github.String(truncate("["+sig.Source+"] "+sig.Title, 250)), Body: github.String(body), Labels: &labels,
+		Title: github.String(ticketTitle(sig)), Body: github.String(body), Labels: &labels,
 	})
 	if err != nil {
 		return "", final(resp, err)
@@ -236,6 +237,13 @@ func final(resp *github.Response, err error) error {
 		return integration.Final(resp.StatusCode, err)
 	}
 	return err
+}
+
+// ticketTitle is the ticket's one-line title: JIRA refuses a summary
+// with a line break, and neither tracker shows controls. A character cut
+// by the length limit is dropped whole.
+func ticketTitle(sig *events.Signal) string {
+	return strings.ToValidUTF8(truncate(sanitize.Line("["+sig.Source+"] "+sig.Title), 250), "")
 }
 
 func ticketBody(sig *events.Signal, d *Decision) string {

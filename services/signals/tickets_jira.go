@@ -88,7 +88,7 @@ func (j *jiraTracker) create(ctx context.Context, sig *events.Signal, d *Decisio
 	created, resp, err := j.c.Issue.CreateWithContext(ctx, &gojira.Issue{Fields: &gojira.IssueFields{
 		Project:     gojira.Project{Key: j.cfg.Project},
 		Type:        gojira.IssueType{Name: j.cfg.IssueType},
-		Summary:     truncate("["+sig.Source+"] "+strings.ReplaceAll(sig.Title, "\n", " "), 250),
+		Summary:     ticketTitle(sig),
 		Description: body,
 		Labels:      labels,
 	}})

@@ -10,7 +10,6 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
-	"github.com/slack-go/slack"
 )
 
 // OutboxDurable posts the announcements about no incident; fixed forever.
@@ -53,7 +52,7 @@ func (b *Bot) announce(ctx context.Context, e events.Stored, a *events.Announcem
 		if f.CauseID == "" {
 			f.CauseID = e.ID
 		}
-		ts, err := b.send(ctx, k, a.Channel, slack.MsgOptionText(a.Text, false))
+		ts, err := b.send(ctx, k, a.Channel, msgText(a.Text))
 		switch {
 		case errors.Is(err, projection.ErrPermanent):
 			f.Outcome, f.Detail = events.NotifyRefused, err.Error()

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	// The zone database is built in: a timezone setting must not depend
+	// on the host's files.
+	_ "time/tzdata"
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
@@ -29,7 +32,10 @@ type Config struct {
 	// WorkspaceURL is used for links to channels (https://acme.slack.com).
 	WorkspaceURL string `yaml:"workspace_url"`
 
-	ChannelTemplate      string `yaml:"channel_template"`
+	ChannelTemplate string `yaml:"channel_template"`
+	// Timezone (an IANA name such as Asia/Tokyo) dates {yyyymmdd} in
+	// channel names; default UTC.
+	Timezone             string `yaml:"timezone"`
 	ConfidentialTemplate string `yaml:"confidential_template"`
 	DrillPrefix          string `yaml:"drill_prefix"`
 
@@ -58,6 +64,8 @@ type Config struct {
 	// PostInterval spaces messages to one channel (Slack allows about one
 	// per second).
 	PostInterval time.Duration `yaml:"post_interval"`
+
+	loc *time.Location // Timezone, loaded
 }
 
 // Team is a first-response team.
@@ -104,10 +112,16 @@ func Load(f *config.File) (Config, error) {
 	if _, err := f.Section(Name, &c); err != nil {
 		return c, err
 	}
-	return c, c.validate()
+	err := c.validate()
+	return c, err
 }
 
 func (c *Config) validate() error {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil || c.Timezone == "Local" {
+		return fmt.Errorf("slack.timezone: %q is not a time zone; give an IANA name such as Asia/Tokyo or UTC", c.Timezone)
+	}
+	c.loc = loc
 	if _, err := events.ParseSeverity(c.ExecutivesSeverity); err != nil {
 		return fmt.Errorf("slack.executives_severity: %w", err)
 	}
@@ -169,6 +183,14 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 		out = append(out, v)
 	}
 	return out
+}
+
+// location is the time zone of the dates in channel names.
+func (c *Config) location() *time.Location {
+	if c.loc == nil {
+		return time.UTC
+	}
+	return c.loc
 }
 
 // interval is the timekeeper interval for a severity.

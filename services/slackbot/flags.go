@@ -131,7 +131,7 @@ func (b *Bot) shareFlagged(ctx context.Context, in flag) (flag, error) {
 		text := fmt.Sprintf(":rotating_light: %s flagged a message by %s in <#%s> with :%s:\n> %s\n<%s|Open the message>",
 			mention(f.FlaggedBy), mention(m.User), f.ChannelID, f.Reaction, strings.ReplaceAll(f.Excerpt, "\n", "\n> "), link)
 		f.SharedTS, err = b.send(ctx, k, b.cfg.SecurityChannel,
-			slack.MsgOptionText(text, false),
+			msgText(text),
 			slack.MsgOptionBlocks(
 				slack.NewSectionBlock(md(text), nil, nil),
 				slack.NewActionBlock("hikeshi_flag", button(actionDeclare, "Declare incident", f.ChannelID+"|"+f.MessageTS)),

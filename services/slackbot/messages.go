@@ -6,6 +6,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/slack-go/slack"
 )
 
@@ -44,11 +45,11 @@ func marker(id string) string { return "hikeshi:" + id }
 
 func topic(st *incident.State) string {
 	t := fmt.Sprintf("%s · %s · %s · IC %s", st.CaseNumber, st.Severity, st.Status, mention(st.Commander))
-	return truncate(t, 250)
+	return truncate(sanitize.Line(t), 250)
 }
 
 func purposeText(st *incident.State) string {
-	return truncate(fmt.Sprintf("%s: %s", st.CaseNumber, st.Title), 200) + " (" + marker(st.ID) + ")"
+	return truncate(fmt.Sprintf("%s: %s", st.CaseNumber, sanitize.Line(st.Title)), 200) + " (" + marker(st.ID) + ")"
 }
 
 func truncate(s string, n int) string {
@@ -62,7 +63,7 @@ func truncate(s string, n int) string {
 // kickoffMessage is the pinned summary: it is posted inside the incident
 // channel only, so it may carry the real title of a confidential incident.
 func kickoffMessage(st *incident.State, publicURL string) []slack.MsgOption {
-	title := fmt.Sprintf("%s: %s", st.CaseNumber, st.Title)
+	title := fmt.Sprintf("%s: %s", st.CaseNumber, sanitize.Line(st.Title))
 	if st.Drill {
 		title = "[DRILL] " + title
 	}
@@ -92,11 +93,17 @@ func kickoffMessage(st *incident.State, publicURL string) []slack.MsgOption {
 			button(actionStatus, "Update status", st.ID),
 			button(actionClose, "Close", st.ID)))
 	}
-	return []slack.MsgOption{slack.MsgOptionText(title, false), slack.MsgOptionBlocks(blocks...)}
+	return []slack.MsgOption{msgText(title), slack.MsgOptionBlocks(blocks...)}
+}
+
+// msgText and md carry text to Slack: line breaks kept, controls and
+// terminal escapes removed (titles in them are made one line first).
+func msgText(s string) slack.MsgOption {
+	return slack.MsgOptionText(sanitize.Text(s), false)
 }
 
 func md(s string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, sanitize.Text(s), false, false)
 }
 
 func button(action, label, value string) *slack.ButtonBlockElement {
@@ -106,13 +113,13 @@ func button(action, label, value string) *slack.ButtonBlockElement {
 // announceMessage goes to the announcement channels: never called for
 // confidential or drill incidents.
 func announceMessage(st *incident.State, ch channelRef) []slack.MsgOption {
-	text := fmt.Sprintf(":rotating_light: %s *%s* declared: %s — join <#%s>", st.Severity, st.CaseNumber, st.DisplayTitle(), ch.ID)
-	return []slack.MsgOption{slack.MsgOptionText(text, false)}
+	text := fmt.Sprintf(":rotating_light: %s *%s* declared: %s — join <#%s>", st.Severity, st.CaseNumber, sanitize.Line(st.DisplayTitle()), ch.ID)
+	return []slack.MsgOption{msgText(text)}
 }
 
 func escalationMessage(st *incident.State, r record, d *events.SeverityChanged) []slack.MsgOption {
-	text := fmt.Sprintf(":arrow_double_up: *%s* escalated from %s to %s: %s — <#%s>", st.CaseNumber, d.From, d.To, st.DisplayTitle(), r.Channel)
-	return []slack.MsgOption{slack.MsgOptionText(text, false)}
+	text := fmt.Sprintf(":arrow_double_up: *%s* escalated from %s to %s: %s — <#%s>", st.CaseNumber, d.From, d.To, sanitize.Line(st.DisplayTitle()), r.Channel)
+	return []slack.MsgOption{msgText(text)}
 }
 
 func changeMessage(e events.Stored, d events.Data) []slack.MsgOption {
@@ -134,7 +141,7 @@ func changeMessage(e events.Stored, d events.Data) []slack.MsgOption {
 	case *events.NoteAdded:
 		text = fmt.Sprintf(":memo: Note from %s:\n> %s", by, d.Text)
 	}
-	return []slack.MsgOption{slack.MsgOptionText(truncate(text, 3900), false)}
+	return []slack.MsgOption{msgText(truncate(text, 3900))}
 }
 
 func closingMessage(st *incident.State, d *events.IncidentClosed) []slack.MsgOption {
@@ -143,13 +150,13 @@ func closingMessage(st *incident.State, d *events.IncidentClosed) []slack.MsgOpt
 		text += "\n*Lessons learned:* " + d.LessonsLearned
 	}
 	text += "\nThis conversation is exported to the incident record."
-	return []slack.MsgOption{slack.MsgOptionText(truncate(text, 3900), false)}
+	return []slack.MsgOption{msgText(truncate(text, 3900))}
 }
 
 func nudgeMessage(id string, since string) []slack.MsgOption {
 	text := "What is the status now? No status update since " + since + "."
 	return []slack.MsgOption{
-		slack.MsgOptionText(text, false),
+		msgText(text),
 		slack.MsgOptionBlocks(
 			slack.NewSectionBlock(md(":hourglass: *What is the status now?* No status update since "+since+"."), nil, nil),
 			slack.NewActionBlock("hikeshi_nudge", button(actionStatus, "Update status", id)),

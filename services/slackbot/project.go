@@ -188,8 +188,7 @@ func (b *Bot) ensureChannel(ctx context.Context, st *incident.State) (channelRef
 	for n := 1; n <= 20; n++ {
 		name := base
 		if n > 1 {
-			sfx := fmt.Sprintf("-%d", n)
-			name = strings.TrimRight(base[:min(len(base), maxChannelName-len(sfx))], "-_") + sfx
+			name = withSuffix(base, n)
 		}
 		c, err := b.api.CreateConversationContext(ctx, slack.CreateConversationParams{ChannelName: name, IsPrivate: st.Confidential})
 		if err == nil {
@@ -210,7 +209,7 @@ func (b *Bot) ensureChannel(ctx context.Context, st *incident.State) (channelRef
 }
 
 func (b *Bot) channelName(st *incident.State) string {
-	vars := nameVars(st.Service, st.Title, st.CaseNumber, st.Codename, st.DeclaredAt)
+	vars := nameVars(st.Service, st.Title, st.CaseNumber, st.Codename, st.DeclaredAt.In(b.cfg.location()))
 	tmpl := b.cfg.ChannelTemplate
 	if st.Confidential {
 		// Only the codename: the channel's name is visible in search

@@ -11,6 +11,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/slack-go/slack"
@@ -92,7 +93,7 @@ func (b *Bot) triageDecided(ctx context.Context, k, outcome string) error {
 
 func triageMessage(it *events.TriageOpened, outcome string) []slack.MsgOption {
 	text := fmt.Sprintf(":inbox_tray: *Escalation for triage*: %s\nReported by %s at %s · severity %s",
-		it.Title, it.ReportedBy, it.ReportedAt.UTC().Format("2006-01-02 15:04 UTC"), it.Severity)
+		sanitize.Line(it.Title), it.ReportedBy, it.ReportedAt.UTC().Format("2006-01-02 15:04 UTC"), it.Severity)
 	if it.Priority != "" {
 		text += " · priority " + it.Priority
 	}
@@ -116,7 +117,7 @@ func triageMessage(it *events.TriageOpened, outcome string) []slack.MsgOption {
 		blocks = append(blocks, slack.NewContextBlock("hikeshi_triage_outcome", md(outcome)))
 		text += "\n" + outcome
 	}
-	return []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
+	return []slack.MsgOption{msgText(text), slack.MsgOptionBlocks(blocks...)}
 }
 
 func cmpOr(a, b string) string {
@@ -153,7 +154,7 @@ func (b *Bot) triageAction(ctx context.Context, cb *slack.InteractionCallback, a
 		if el, ok := in.Element.(*slack.PlainTextInputBlockElement); ok {
 			switch in.BlockID {
 			case "title":
-				el.InitialValue = truncate(p.Item.Title, 150)
+				el.InitialValue = truncate(sanitize.Line(p.Item.Title), 150)
 			case "service":
 				el.InitialValue = p.Item.Service
 			case "summary":

@@ -117,16 +117,17 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startHub runs `hikeshi serve` on dataDir and waits until /readyz answers
-// 200. The process is killed when the test ends, if still running.
-func startHub(t *testing.T, dataDir string) *hubProc {
+// startHub runs `hikeshi serve` on dataDir, with more flags when given, and
+// waits until /readyz answers 200. The process is killed when the test
+// ends, if still running.
+func startHub(t *testing.T, dataDir string, flags ...string) *hubProc {
 	t.Helper()
 	bin := hikeshiBinary(t)
 	var lastOut string
 	for attempt := 0; attempt < 3; attempt++ {
 		addr := freeAddr(t)
 		h := &hubProc{t: t, base: "http://" + addr, output: &syncBuffer{}, done: make(chan struct{})}
-		h.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn")
+		h.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, flags...)...)
 		h.cmd.Env = cleanEnv()
 		h.cmd.Stdout, h.cmd.Stderr = h.output, h.output
 		if err := h.cmd.Start(); err != nil {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/timeline"
 )
@@ -27,11 +29,20 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	hubFlags(f, &cfg)
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API")
 	f.StringVar(&cfg.Token, "token", "", "bearer token required on /api/v1 (required when listening beyond loopback)")
-	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server to other processes on host:port (e.g. 127.0.0.1:4222)")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server to other processes on host:port (e.g. 127.0.0.1:4222); beyond loopback only with a NATS login")
+	f.StringVar(&cfg.NATSAuth.User, "nats-user", "", "user outside clients of --nats-listen log in as; its password comes from HIKESHI_NATS_PASSWORD")
+	f.StringVar(&cfg.NATSAuth.NKey, "nats-nkey", "", "public user nkey (U…) outside clients of --nats-listen may log in with, signing with its seed")
+	natsAccess := f.String("nats-access", "read", "what outside clients of --nats-listen may do: read (consume INCIDENTS) or full (another hikeshi process, operator tools)")
+	f.StringVar(&cfg.NATSAuth.TLSCert, "nats-tls-cert", "", "PEM certificate: clients of --nats-listen must use TLS")
+	f.StringVar(&cfg.NATSAuth.TLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
 	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach the hub, for links in messages (default http://<listen>)")
+	t := httpapi.DefaultTimeouts
+	f.DurationVar(&cfg.HTTPTimeouts.Read, "http-read-timeout", t.Read, "longest time a client may take to send a whole request, body included (headers: at most "+t.ReadHeader.String()+")")
+	f.DurationVar(&cfg.HTTPTimeouts.Write, "http-write-timeout", t.Write, "longest time to answer a request, from the end of its headers (the event stream and timeline long polls are exempt)")
+	f.DurationVar(&cfg.HTTPTimeouts.Idle, "http-idle-timeout", t.Idle, "how long a kept-alive connection may wait for its next request")
 	cfgPath := f.String("config", "", "hikeshi.yaml with the integrations (default: ./hikeshi.yaml when it exists)")
 	targets := f.String("targets", "", "comma-separated parts to run (default: api, timeline and every integration configured in hikeshi.yaml)")
 	level := f.String("log-level", "info", "debug, info, warn or error")
@@ -43,6 +54,14 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("%w: --log-level %q", errUsage, *level)
 	}
+	switch *natsAccess {
+	case "read", "full":
+		cfg.NATSAuth.Full = *natsAccess == "full"
+	default:
+		return fmt.Errorf("%w: --nats-access %q: read or full", errUsage, *natsAccess)
+	}
+	// A password is not a flag: flags show in the process list.
+	cfg.NATSAuth.Password = os.Getenv("HIKESHI_NATS_PASSWORD")
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	slog.SetDefault(cfg.Logger)
 	path, required := *cfgPath, *cfgPath != ""
@@ -66,10 +85,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	bus := "embedded NATS JetStream in " + cfg.DataDir + "/nats"
 	if cfg.NATSListen != "" {
-		bus += " (clients: nats://" + cfg.NATSListen + ")"
+		bus += " (clients: nats://" + cfg.NATSListen + natsLogin(cfg.NATSAuth) + ")"
 	}
 	if cfg.NATSURL != "" {
-		bus = "NATS at " + cfg.NATSURL
+		bus = "NATS at " + natsjs.Redacted(cfg.NATSURL)
 	}
 	durability := "acknowledged events survive a process crash; fsync every 2 min (use --sync-always or a 3-node cluster to survive power loss)"
 	if cfg.SyncAlways {
@@ -80,6 +99,28 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", strings.Join(h.Targets(), ","), durability)
 	return h.Run(ctx)
+}
+
+// natsLogin says how outside clients of --nats-listen log in.
+func natsLogin(a natsjs.Auth) string {
+	if !a.Configured() {
+		return ", no login: loopback only"
+	}
+	access := "read only"
+	if a.Full {
+		access = "full access"
+	}
+	how := []string{}
+	if a.User != "" {
+		how = append(how, "user "+a.User)
+	}
+	if a.NKey != "" {
+		how = append(how, "nkey "+a.NKey)
+	}
+	if a.TLSCert != "" {
+		how = append(how, "TLS")
+	}
+	return ", login: " + strings.Join(how, ", ") + ", " + access
 }
 
 func replay(ctx context.Context, args []string, stdout io.Writer) error {
@@ -95,11 +136,11 @@ func replay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.Defaults()
 	// The store is rebuilt in place: no hub may have it open.
-	release, err := hub.LockDataDir(cfg.DataDir)
+	lock, err := hub.LockDataDir(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces %s", err, cfg.TimelinePath())
 	}
-	defer release()
+	defer lock.Release()
 	bus, err := hub.OpenBus(ctx, &cfg)
 	if err != nil {
 		return err
