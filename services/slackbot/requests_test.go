@@ -155,3 +155,36 @@ func TestPostmortemLinkAfterArchiveIsPosted(t *testing.T) {
 		t.Errorf("a link already in the channel was posted again in the announcement thread")
 	}
 }
+
+// TestPostmortemLinkWhenArchivedByHand: a channel someone archived in
+// Slack (the bot's record still says open) answers is_archived; the link
+// goes to the announcement's thread instead of being dead-lettered.
+func TestPostmortemLinkWhenArchivedByHand(t *testing.T) {
+	r := newRig(t, "")
+	st := r.h.Declare(t, incident.Declare{Title: "Search is slow", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
+	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
+	c := r.slack.Channels()[linkOf(t, r, st.ID).Ref]
+	c.Archived = true
+	r.slack.PutChannel(c)
+	pm := r.recordPostmortem(st.ID, 11)
+	integrationtest.Eventually(t, "the link in the announcement's thread", func() bool {
+		return containing(r.replies("CANNOUNCE1"), pm) == 1
+	})
+}
+
+// TestDrillPostmortemStaysInside: a drill's link after the archive goes to
+// no stakeholder channel, and the projector moves on without an error.
+func TestDrillPostmortemStaysInside(t *testing.T) {
+	r := newRig(t, "")
+	st := r.h.Declare(t, incident.Declare{Title: "Game day", Service: "payments", Severity: "SEV2", DeclaredBy: "UALICE001", Drill: true})
+	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
+	r.closeArchived(st.ID)
+	r.stop()
+	pm := r.recordPostmortem(st.ID, 12)
+	r.h.Replay(t, st.ID, r.bot.Handle)
+	for _, ch := range []string{"CANNOUNCE1", "CSECURITY1"} {
+		if containing(r.messagesIn(ch), pm)+containing(r.replies(ch), pm) != 0 {
+			t.Errorf("drill postmortem posted in %s", ch)
+		}
+	}
+}
