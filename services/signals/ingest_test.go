@@ -58,7 +58,7 @@ func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
 	must(t, len(sigs) == 2, "stored %d signals, want 2", len(sigs))
 	s := sigs[0]
 	if s.Source != "alertmanager" || s.Fingerprint != "c4b8a6e3d2f19a07" || s.Status != "firing" || s.Severity != "medium" ||
-		s.Service != "checkout" || s.Project != "acme-prod-data" || s.GroupKey != `{}:{alertname="KafkaConsumerLag"}` || len(s.Links) != 2 {
+		s.Service != "checkout" || s.Project != "acme-prod-data" || s.GroupKey != `alertmanager/http://alertmanager.acme.internal:9093/hikeshi/{}:{alertname="KafkaConsumerLag"}` || len(s.Links) != 2 {
 		t.Errorf("normalised = %+v", s)
 	}
 	if sigs[1].Status != "resolved" || sigs[1].EndsAt.IsZero() {

@@ -250,7 +250,9 @@ func (d *Decision) merge(r *rule, act map[string]any) error {
 			return fmt.Errorf("group_by: %w", err)
 		}
 		if g, ok := out.Value().(string); ok && strings.TrimSpace(g) != "" {
-			d.GroupKey = g
+			// Under the signal's source: a rule's key never gathers the
+			// signals of two sources into one incident.
+			d.GroupKey = act["signal"].(map[string]any)["source"].(string) + "/" + g
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ package signals
 // encoding/json would refuse or reads something differently.
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -208,6 +209,17 @@ func (s *scanner) number() bool {
 		s.accept("+-")
 		return s.digits() > 0
 	}
+	return true
+}
+
+// num reads a number as its text, as encoding/json fills a json.Number.
+func (s *scanner) num(dst *json.Number) bool {
+	s.ws()
+	start := s.i
+	if !s.number() {
+		return false
+	}
+	*dst = json.Number(s.b[start:s.i])
 	return true
 }
 
