@@ -61,7 +61,7 @@ func fullSignal(text string, at time.Time) Signal {
 		Labels:  map[string]string{"b": "2", "a": "1" + text, text: text},
 		Account: "ac" + text, Project: "p" + text, Region: "r" + text, Resource: "res" + text, Service: "svc" + text,
 		Links:    []SignalLink{{Title: "runbook" + text, URL: "https://x.example/?a=1&b=2" + text}, {URL: text}},
-		StartsAt: at, EndsAt: at.Add(time.Hour), GroupKey: `{}:{a="1"}` + text,
+		StartsAt: at, EndsAt: at.Add(time.Hour), Revision: "rev" + text, GroupKey: `{}:{a="1"}` + text,
 		ReportedBy: "rb" + text, CustomerImpact: "ci" + text}
 }
 

@@ -26,7 +26,7 @@ func checkParsed(t *testing.T, parse func([]byte) ([]events.Signal, error), b []
 		if err := validate(&sigs[i]); err != nil {
 			continue // the handler answers 400
 		}
-		key := events.SignalKey(sigs[i].Source, sigs[i].Fingerprint, sigs[i].Status, sigs[i].StartsAt)
+		key := sigs[i].Key()
 		if _, err := events.AppendSignal(nil, &sigs[i], key, sigs[i].StartsAt); err != nil {
 			t.Fatalf("valid signal does not encode: %v", err)
 		}

@@ -90,6 +90,8 @@ func parseSCC(b []byte) ([]events.Signal, error) {
 		Project: project, Resource: f.ResourceName,
 		Links:    links("source", f.ExternalURI, "console", "https://console.cloud.google.com/security/command-center/findings?resourceId="+f.Name),
 		StartsAt: f.CreateTime.UTC(),
+		// SCC sets eventTime to the latest update of the finding.
+		Revision: revision(f.EventTime, "state", f.State, "severity", f.Severity, "mute", f.Mute),
 		GroupKey: "gcp-scc/" + project + "/" + f.Category,
 	}}, nil
 }

@@ -66,7 +66,7 @@ func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, 
 	keys := make([]string, len(sigs))
 	for i := range sigs {
 		s := &sigs[i]
-		keys[i] = events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+		keys[i] = s.Key()
 		if arena, err = events.AppendSignal(arena, s, keys[i], now); err != nil {
 			return 0, err
 		}

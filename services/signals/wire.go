@@ -436,6 +436,8 @@ func (s *scanner) signal(sig *events.Signal) bool {
 			return s.time(&sig.StartsAt)
 		case "ends_at":
 			return s.time(&sig.EndsAt)
+		case "revision":
+			return s.str(&sig.Revision)
 		case "group_key":
 			return s.str(&sig.GroupKey)
 		case "reported_by":
