@@ -142,6 +142,9 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 	if source == "alertmanager" && p.Version != "4" {
 		return nil, bad("version: %q is not supported (want \"4\")", p.Version)
 	}
+	if source == "grafana" && p.Version == "4" && p.OrgID == "" {
+		return nil, bad("orgId: is required (Grafana sends it; version \"4\" without it is Alertmanager's webhook)")
+	}
 	if len(p.Alerts) == 0 {
 		return nil, bad("alerts: empty")
 	}

@@ -151,8 +151,8 @@ func parseEventBridge(b []byte) ([]events.Signal, error) {
 	switch e.DetailType {
 	case "GuardDuty Finding":
 		var g guardDuty
-		if err := json.Unmarshal(e.Detail, &g); err != nil {
-			return nil, bad("detail: %s", jsonError(err))
+		if err := decodeAt(e.Detail, &g, false, "detail"); err != nil {
+			return nil, err
 		}
 		if g.Arn == "" && g.ID == "" {
 			return nil, bad("detail.arn: is required")
@@ -188,8 +188,8 @@ func parseEventBridge(b []byte) ([]events.Signal, error) {
 		var d struct {
 			Findings []asff `json:"findings"`
 		}
-		if err := json.Unmarshal(e.Detail, &d); err != nil {
-			return nil, bad("detail: %s", jsonError(err))
+		if err := decodeAt(e.Detail, &d, false, "detail"); err != nil {
+			return nil, err
 		}
 		if len(d.Findings) == 0 {
 			return nil, bad("detail.findings: empty")

@@ -2,7 +2,6 @@ package signals
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -61,8 +60,8 @@ func parseSCC(b []byte) ([]events.Signal, error) {
 		return nil, bad("message.data: not base64")
 	}
 	var n sccNotification
-	if err := json.Unmarshal(data, &n); err != nil {
-		return nil, bad("message.data: invalid JSON: %s", jsonError(err))
+	if err := decodeAt(data, &n, false, "message.data"); err != nil {
+		return nil, err
 	}
 	f := n.Finding
 	switch {

@@ -31,7 +31,7 @@ type genericSignal struct {
 func parseGeneric(b []byte) ([]events.Signal, error) {
 	var in []genericSignal
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
-		if err := decode(b, &in, true); err != nil {
+		if err := decodeAt(b, &in, true, "signals"); err != nil {
 			return nil, err
 		}
 	} else {
