@@ -154,8 +154,7 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 	if p.GroupKey == "" && source == "alertmanager" {
 		return nil, bad("groupKey: is required")
 	}
-	sender := p.sender(source)
-	groupKey := sender + "/" + p.GroupKey
+	groupKey := p.groupKey(source, p.GroupKey)
 	byRule := source == "grafana" && p.keyCarriesNothing()
 	out := make([]events.Signal, 0, len(p.Alerts))
 	for i, a := range p.Alerts {
@@ -183,7 +182,7 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 			GroupKey: groupKey,
 		}
 		if byRule {
-			s.GroupKey = sender + "/rule/" + grafanaRule(&a)
+			s.GroupKey = p.groupKey(source, "rule/"+grafanaRule(&a))
 		}
 		if a.Status == events.SignalResolved && !a.EndsAt.IsZero() && a.EndsAt.Year() > 1 {
 			s.EndsAt = a.EndsAt.UTC()
@@ -200,15 +199,15 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 	return out, nil
 }
 
-// sender namespaces a group key by source, sender and receiver: two
+// groupKey namespaces a group by source, sender and receiver: two
 // Alertmanagers (or two Grafana instances or organisations) whose routes
 // build the same groupKey never share a group, nor do two receivers of one.
-func (p *amPayload) sender(source string) string {
+func (p *amPayload) groupKey(source, group string) string {
 	url := strings.TrimRight(p.ExternalURL, "/")
 	if source == "grafana" {
-		return source + "/" + url + "/org/" + p.OrgID.String() + "/" + p.Receiver
+		return source + "/" + url + "/org/" + p.OrgID.String() + "/" + p.Receiver + "/" + group
 	}
-	return source + "/" + url + "/" + p.Receiver
+	return source + "/" + url + "/" + p.Receiver + "/" + group
 }
 
 // keyCarriesNothing: a notification policy grouping by no label (Grafana's
