@@ -144,7 +144,7 @@ func FuzzAppendSignal(f *testing.F) {
 		piece := func(i int) string { return pieces[i%len(pieces)] }
 		s := Signal{Source: source, Kind: piece(0), Fingerprint: piece(1), Status: piece(2), Title: piece(3), Summary: piece(4),
 			Severity: piece(5), Account: piece(6), Project: piece(7), Region: piece(8), Resource: piece(9), Service: piece(10),
-			GroupKey: piece(11), ReportedBy: piece(12), CustomerImpact: piece(13), StartsAt: time.Unix(sec, nsec).In(loc)}
+			GroupKey: piece(11), ReportedBy: piece(12), CustomerImpact: piece(13), Revision: piece(14), StartsAt: time.Unix(sec, nsec).In(loc)}
 		if endSec != 0 {
 			s.EndsAt = time.Unix(endSec, nsec).In(loc)
 		}
