@@ -203,11 +203,11 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 // Alertmanagers (or two Grafana instances or organisations) whose routes
 // build the same groupKey never share a group, nor do two receivers of one.
 func (p *amPayload) groupKey(source, group string) string {
-	url := strings.TrimRight(p.ExternalURL, "/")
+	sender := strings.TrimRight(p.ExternalURL, "/")
 	if source == "grafana" {
-		return source + "/" + url + "/org/" + p.OrgID.String() + "/" + p.Receiver + "/" + group
+		return source + "/" + sender + "/org/" + p.OrgID.String() + "/" + p.Receiver + "/" + group
 	}
-	return source + "/" + url + "/" + p.Receiver + "/" + group
+	return source + "/" + sender + "/" + p.Receiver + "/" + group
 }
 
 // keyCarriesNothing: a notification policy grouping by no label (Grafana's

@@ -98,4 +98,9 @@ func TestGroupByKeepsSourcesApart(t *testing.T) {
 	am := rs.Evaluate(&events.Signal{Source: "alertmanager", Service: "payments"})
 	gf := rs.Evaluate(&events.Signal{Source: "grafana", Service: "payments"})
 	must(t, am.GroupKey == "alertmanager/payments" && gf.GroupKey == "grafana/payments", "%q %q", am.GroupKey, gf.GroupKey)
+	// A generic producer calling itself alertmanager stays under generic.
+	gen, err := parseGeneric([]byte(`{"source":"alertmanager","fingerprint":"f","title":"t","severity":"high","starts_at":"2025-01-01T00:00:00Z","service":"payments"}`))
+	must(t, err == nil, "%v", err)
+	d := rs.Evaluate(&gen[0])
+	must(t, d.GroupKey == "generic/alertmanager/payments", "%q", d.GroupKey)
 }
