@@ -59,8 +59,10 @@ type Signal struct {
 	// Revision tells updates of one occurrence apart (a finding's update
 	// time, count and severity): each is a new signal, not a copy.
 	Revision string `json:"revision,omitempty"`
-	// GroupKey gathers signals that belong to one incident (Alertmanager's
-	// groupKey, or source and fingerprint when the producer has none).
+	// GroupKey gathers signals that belong to one incident: the producer's
+	// grouping under its source and sender (Alertmanager's groupKey under
+	// alertmanager/<externalURL>/<receiver>/), or source and fingerprint
+	// when the producer has none.
 	GroupKey string `json:"group_key"`
 	// Escalations only.
 	ReportedBy     string `json:"reported_by,omitempty"`
