@@ -31,7 +31,7 @@ type genericSignal struct {
 func parseGeneric(b []byte) ([]events.Signal, error) {
 	var in []genericSignal
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
-		if err := decode(b, &in, true); err != nil {
+		if err := decodeAt(b, &in, true, "signals"); err != nil {
 			return nil, err
 		}
 	} else {
@@ -56,7 +56,10 @@ func parseGeneric(b []byte) ([]events.Signal, error) {
 			Source: g.Source, Kind: "alert", Fingerprint: g.Fingerprint, Status: g.Status,
 			Title: g.Title, Summary: g.Summary, Severity: g.Severity, Labels: g.Labels,
 			Account: g.Account, Project: g.Project, Region: g.Region, Resource: g.Resource,
-			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(), GroupKey: g.GroupKey,
+			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(),
+			// Under the generic endpoint and the producer's name: a key
+			// copied from another source's signal never joins its group.
+			GroupKey: "generic/" + g.Source + "/" + first(g.GroupKey, g.Fingerprint),
 		}
 		if !g.EndsAt.IsZero() {
 			out[i].EndsAt = g.EndsAt.UTC()
