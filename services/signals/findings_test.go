@@ -3,6 +3,7 @@ package signals
 import (
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,4 +98,28 @@ func TestAlertmanagerKeepsDescription(t *testing.T) {
 		"The ledger consumers in eu-west-1 stopped committing offsets 25 minutes ago; settlement files are late.", "summary %q", sigs[0].Summary)
 	sigs, err = parseAlertmanager(fixture(t, "grafana.json"), "grafana")
 	must(t, err == nil && strings.HasSuffix(sigs[0].Summary, "\n\nThe system has high memory usage"), "%v %q", err, sigs[0].Summary)
+}
+
+// A GuardDuty finding routed to an incident, then its update with a higher
+// severity, both as EventBridge delivers them (each twice): the update is
+// stored and raises the incident's severity once; nothing opens a second
+// incident.
+func TestUpdatedGuardDutyFindingRaisesIncident(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML + `
+  rules:
+    - name: findings
+      when: 'signal.kind == "finding"'
+      route: incident
+`})
+	r.run()
+	for _, file := range []string{"guardduty-portprobe.json", "guardduty-portprobe.json", "guardduty-portprobe-updated.json", "guardduty-portprobe-updated.json"} {
+		resp, out := r.post(PathAWS, fixture(t, file), awsSecret())
+		must(t, resp.StatusCode == http.StatusAccepted, "%s: %d %s", file, resp.StatusCode, out)
+		r.settle()
+	}
+	tls := r.timelines()
+	must(t, len(tls) == 1, "incidents: %d", len(tls))
+	got := tls[0].severities(t)
+	must(t, slices.Equal(got, []string{"SEV3>SEV2 by signals"}), "severity changes: %q", got)
 }
