@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -238,7 +239,8 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 		if errors.As(err, &tooBig) {
 			reply(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", max))
 		} else {
-			reply(w, http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
+			// The cause (a connection cut or too slow) names sockets: not for the sender.
+			reply(w, http.StatusBadRequest, "bad_request", "the body could not be read whole (connection closed or too slow); send it again")
 		}
 		return nil, false
 	}
@@ -262,7 +264,9 @@ func fail(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", "5")
 		reply(w, http.StatusServiceUnavailable, "unavailable", "the signal could not be stored; retry")
 	default:
-		reply(w, http.StatusInternalServerError, "internal", err.Error())
+		// Internal causes stay in the log, never in the answer.
+		slog.Error("signal delivery failed", "err", err)
+		reply(w, http.StatusInternalServerError, "internal", "the hub failed to take the signal; the cause is in its log")
 	}
 }
 

@@ -333,7 +333,7 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 	case "SubscriptionConfirmation":
 		if err := m.sns.confirm(r.Context(), msg.SubscribeURL); err != nil {
 			m.env.Logger.Warn("SNS subscription confirmation failed", "topic", msg.TopicArn, "err", err)
-			reply(w, http.StatusBadGateway, "confirm_failed", "could not confirm the subscription: "+err.Error())
+			reply(w, http.StatusBadGateway, "confirm_failed", "could not confirm the subscription; SNS sends it again, the cause is in the hub's log")
 			return
 		}
 		m.env.Logger.Info("SNS subscription confirmed", "topic", msg.TopicArn)
