@@ -56,8 +56,13 @@ type Signal struct {
 	Links    []SignalLink      `json:"links,omitempty"`
 	StartsAt time.Time         `json:"starts_at"`
 	EndsAt   time.Time         `json:"ends_at,omitzero"`
-	// GroupKey gathers signals that belong to one incident (Alertmanager's
-	// groupKey, or source and fingerprint when the producer has none).
+	// Revision tells updates of one occurrence apart (a finding's update
+	// time, count and severity): each is a new signal, not a copy.
+	Revision string `json:"revision,omitempty"`
+	// GroupKey gathers signals that belong to one incident: the producer's
+	// grouping under its source and sender (Alertmanager's groupKey under
+	// alertmanager/<externalURL>/<receiver>/), or source and fingerprint
+	// when the producer has none.
 	GroupKey string `json:"group_key"`
 	// Escalations only.
 	ReportedBy     string `json:"reported_by,omitempty"`
@@ -118,6 +123,15 @@ func SignalKey(source, fingerprint, status string, startsAt time.Time) string {
 	return DeriveID("signal", source, fingerprint, status, startsAt.UTC().Format(time.RFC3339Nano))
 }
 
+// Key is the signal's dedup key: SignalKey, and the revision when there
+// is one, so an updated finding is stored while a re-sent one is not.
+func (s *Signal) Key() string {
+	if s.Revision == "" {
+		return SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+	}
+	return DeriveID("signal", s.Source, s.Fingerprint, s.Status, s.StartsAt.UTC().Format(time.RFC3339Nano), s.Revision)
+}
+
 // SignalSubject is signals.<source>.<kind>. Subjects are few on purpose:
 // the stream keeps an index entry per subject in memory, so a subject per
 // signal would grow the server by every alert ever stored.
@@ -137,7 +151,7 @@ func SignalSourceFromSubject(subject string) (string, bool) {
 
 func init() {
 	Register(Spec{Type: TypeSignalReceived, Name: "signal_received", Version: 1,
-		Doc: "A normalised alert, finding or escalation, stored once per source, fingerprint, status and start time.",
+		Doc: "A normalised alert, finding or escalation, stored once per source, fingerprint, status, start time and revision.",
 		New: func() Data { return &Signal{} }})
 	Register(Spec{Type: TypeSignalOccurrences, Name: "signal_occurrences_counted", Version: 1,
 		Doc: "Signals of the incident's group counted so far, with every change of its firing set.",

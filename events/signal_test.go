@@ -36,6 +36,29 @@ func init() {
 			GroupKey: "aws/111122223333/Backdoor:EC2/C&CActivity.B!DNS",
 		},
 	}
+	// An update of the first finding: its revision makes it a new signal.
+	goldens["io.hikeshi.signal.received.v1.updated.json"] = golden{
+		id: "234b4a52-b385-8021-abcf-1cf43163dc0f", subject: "234b4a52-b385-8021-abcf-1cf43163dc0f",
+		time: "2025-06-03T08:14:12.730Z", actor: "aws",
+		data: &events.Signal{
+			Source: "aws", Kind: "finding",
+			Fingerprint: "arn:aws:guardduty:us-east-1:111122223333:detector/3eb970f1ac9c4f5c9d4b5a1f3e3c5f20/finding/6abc9e2f1b7d4c0c8e5d2a1b3c4d5e6f",
+			Status:      events.SignalFiring,
+			Title:       "EC2 instance i-99999999 is querying a domain name associated with a known command and control server.",
+			Summary: "EC2 instance i-99999999 is querying a domain name associated with a known command and control server.\n" +
+				"Action: DNS_REQUEST\nDomain: c2.example.net\nResource role: ACTOR\nCount: 4",
+			Severity: "high",
+			Labels: map[string]string{"action_type": "DNS_REQUEST", "count": "4", "detail-type": "GuardDuty Finding", "domain": "c2.example.net",
+				"finding_type": "Backdoor:EC2/C&CActivity.B!DNS", "resource_role": "ACTOR", "severity_score": "8"},
+			Account: "111122223333", Region: "us-east-1",
+			Resource: "arn:aws:ec2:us-east-1:111122223333:instance/i-99999999",
+			Links: []events.SignalLink{{Title: "GuardDuty console",
+				URL: "https://console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?search=id%3D6abc9e2f1b7d4c0c8e5d2a1b3c4d5e6f"}},
+			StartsAt: mustTime("2025-06-03T02:14:09.511Z"),
+			Revision: "2025-06-03T08:14:11.207Z count=4 severity=8",
+			GroupKey: "aws/111122223333/Backdoor:EC2/C&CActivity.B!DNS",
+		},
+	}
 	goldens["io.hikeshi.signal.received.v1.resolved.json"] = golden{
 		id: "cbd9cf10-1f06-8d08-b8c5-1efe6572f506", subject: "cbd9cf10-1f06-8d08-b8c5-1efe6572f506",
 		time: "2025-06-04T11:20:31.402Z", actor: "alertmanager",
@@ -100,6 +123,18 @@ func TestSignalKeyIsStable(t *testing.T) {
 	}
 	if a, b := events.SignalKey("x", "f", "firing", time.Unix(0, 0)), events.SignalKey("x", "f", "resolved", time.Unix(0, 0)); a == b {
 		t.Error("firing and resolved share a key")
+	}
+	// Without a revision Key is SignalKey; a revision makes another key.
+	s := events.Signal{Source: "alertmanager", Fingerprint: "c4b8a6e3d2f19a07", Status: "resolved", StartsAt: mustTime("2025-06-04T11:02:30Z")}
+	if got := s.Key(); got != "cbd9cf10-1f06-8d08-b8c5-1efe6572f506" {
+		t.Errorf("Key without a revision = %s", got)
+	}
+	if s.Revision = "2025-06-04T11:30:00Z count=2"; s.Key() == "cbd9cf10-1f06-8d08-b8c5-1efe6572f506" {
+		t.Error("a revision does not change the key")
+	}
+	upd := goldens["io.hikeshi.signal.received.v1.updated.json"]
+	if got := upd.data.(*events.Signal).Key(); got != upd.id {
+		t.Errorf("updated finding's key = %s, want its golden id %s", got, upd.id)
 	}
 	if src, ok := events.SignalSourceFromSubject(events.SignalSubject("gcp-scc", "k")); !ok || src != "gcp-scc" {
 		t.Errorf("source from subject = %q, %v", src, ok)

@@ -86,6 +86,7 @@ var directSignal = fieldsAre[Signal](
 	"Links []events.SignalLink links,omitempty",
 	"StartsAt time.Time starts_at",
 	"EndsAt time.Time ends_at,omitzero",
+	"Revision string revision,omitempty",
 	"GroupKey string group_key",
 	"ReportedBy string reported_by,omitempty",
 	"CustomerImpact string customer_impact,omitempty",
@@ -166,6 +167,7 @@ func appendSignalData(b []byte, s *Signal) ([]byte, bool) {
 			return b, false
 		}
 	}
+	b = appendOmitEmpty(b, `,"revision":`, s.Revision)
 	b = appendJSONString(append(b, `,"group_key":`...), s.GroupKey)
 	b = appendOmitEmpty(b, `,"reported_by":`, s.ReportedBy)
 	b = appendOmitEmpty(b, `,"customer_impact":`, s.CustomerImpact)

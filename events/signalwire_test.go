@@ -61,7 +61,7 @@ func fullSignal(text string, at time.Time) Signal {
 		Labels:  map[string]string{"b": "2", "a": "1" + text, text: text},
 		Account: "ac" + text, Project: "p" + text, Region: "r" + text, Resource: "res" + text, Service: "svc" + text,
 		Links:    []SignalLink{{Title: "runbook" + text, URL: "https://x.example/?a=1&b=2" + text}, {URL: text}},
-		StartsAt: at, EndsAt: at.Add(time.Hour), GroupKey: `{}:{a="1"}` + text,
+		StartsAt: at, EndsAt: at.Add(time.Hour), Revision: "rev" + text, GroupKey: `{}:{a="1"}` + text,
 		ReportedBy: "rb" + text, CustomerImpact: "ci" + text}
 }
 
@@ -144,7 +144,7 @@ func FuzzAppendSignal(f *testing.F) {
 		piece := func(i int) string { return pieces[i%len(pieces)] }
 		s := Signal{Source: source, Kind: piece(0), Fingerprint: piece(1), Status: piece(2), Title: piece(3), Summary: piece(4),
 			Severity: piece(5), Account: piece(6), Project: piece(7), Region: piece(8), Resource: piece(9), Service: piece(10),
-			GroupKey: piece(11), ReportedBy: piece(12), CustomerImpact: piece(13), StartsAt: time.Unix(sec, nsec).In(loc)}
+			GroupKey: piece(11), ReportedBy: piece(12), CustomerImpact: piece(13), Revision: piece(14), StartsAt: time.Unix(sec, nsec).In(loc)}
 		if endSec != 0 {
 			s.EndsAt = time.Unix(endSec, nsec).In(loc)
 		}

@@ -94,17 +94,18 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, ghCall{r.Method, r.URL.Path, r.URL.RawQuery, string(body)})
-	if status, ok := f.Take(w, r); ok {
-		msg := http.StatusText(status)
-		if status == http.StatusForbidden {
-			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
-		}
-		ghError(w, status, msg)
+	ft, faulted := f.Next(w, r)
+	if faulted && !ft.After {
+		f.fail(w, ft)
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")
 		return
+	}
+	if faulted { // carried out, then the answer is lost
+		defer f.fail(w, ft)
+		w = httptest.NewRecorder()
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, f.prefix)
 	m := reRepo.FindStringSubmatch(path)
@@ -119,6 +120,19 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.route(w, r, full, repo, m[3], body)
+}
+
+// fail answers an injected fault: its status, or no answer at all.
+func (f *fakeGitHub) fail(w http.ResponseWriter, ft integrationtest.Fault) {
+	if ft.Drop {
+		integrationtest.Hangup(w)
+		return
+	}
+	msg := http.StatusText(ft.Status)
+	if ft.Status == http.StatusForbidden {
+		msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+	}
+	ghError(w, ft.Status, msg)
 }
 
 func (f *fakeGitHub) pullJSON(full string, p *ghPull) map[string]any {

@@ -179,7 +179,7 @@ func New(env *hub.Env) (*Projector, error) {
 		return nil, err
 	}
 	pacer := &httpx.Pacer{Interval: s.WriteInterval}
-	t := &httpx.Transport{RateLimited: secondaryLimit}
+	t := &httpx.Transport{RateLimited: secondaryLimit, RateLimitOnly: integration.CreateNotRetried("/issues")}
 	httpc := integration.Client("Bearer "+s.token, t)
 	t.Base = resetWait{next: t.Base}
 	httpc.Transport = paced{next: httpc.Transport, pacer: pacer}

@@ -343,3 +343,34 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("%d postmortem_opened events", n)
 	}
 }
+
+// TestLostRecordIssueAnswerMakesOneIssue: GitHub created the recording
+// issue but the answer was lost (502, then a dropped connection on a
+// second incident): the label is searched before any second create.
+func TestLostRecordIssueAnswerMakesOneIssue(t *testing.T) {
+	h, fake, p := setup(t, "  record_issue: true\n")
+	faults := []func(){
+		func() { fake.AddAfter("POST /repos/acme/postmortems/issues", http.StatusBadGateway) },
+		func() { fake.AddDrop("POST /repos/acme/postmortems/issues", true) },
+	}
+	for i, title := range []string{"Search latency", "Queue backlog"} {
+		faults[i]()
+		st := h.Declare(t, incident.Declare{Title: title, Service: "search", Severity: "SEV3"})
+		h.Do(t, st.ID, incident.AddNote{Text: "shard 3 hot"})
+		for range 3 { // the projector's retries
+			if err := p.Handle(context.Background(), h.Events(t, st.ID)[0]); err == nil {
+				break
+			}
+		}
+		h.Replay(t, st.ID, p.Handle)
+	}
+	repo := fake.repo("acme/postmortems")
+	if len(repo.Issues) != 2 {
+		t.Fatalf("%d recording issues for 2 incidents: %+v", len(repo.Issues), repo.Issues)
+	}
+	for _, is := range repo.Issues {
+		if got := repo.Comments[is.Number]; len(got) != 1 {
+			t.Errorf("issue %d: %d comments, want the note once", is.Number, len(got))
+		}
+	}
+}

@@ -34,7 +34,14 @@ func (p *Projector) record(ctx context.Context, e events.Stored) error {
 		return nil
 	}
 	number, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "record"), func(ctx context.Context) (int, error) {
-		return p.recordIssue(ctx, repo, st)
+		// Searched by label before every create: an answer lost after
+		// GitHub created the issue makes no second one.
+		n, _, err := integration.Finder[int]{
+			Effects: p.env.Effects, Key: natsjs.EffectKey(Name, st.ID, "record-create"),
+			Find:   func(ctx context.Context) (int, bool, error) { return p.findRecordIssue(ctx, repo, st) },
+			Create: func(ctx context.Context) (int, error) { return p.recordIssue(ctx, repo, st) },
+		}.FindOrCreate(ctx)
+		return n, err
 	})
 	if err != nil {
 		return err
@@ -61,15 +68,19 @@ func (p *Projector) record(ctx context.Context, e events.Stored) error {
 	return nil
 }
 
+func (p *Projector) findRecordIssue(ctx context.Context, repo repoName, st incident.State) (int, bool, error) {
+	found, resp, err := p.gh.Issues.ListByRepo(ctx, repo.Owner, repo.Name, &gh.IssueListByRepoOptions{State: "all", Labels: []string{recordLabel(st.ID)}})
+	if err != nil {
+		return 0, false, remote("find recording issue", resp, err)
+	}
+	if len(found) == 0 {
+		return 0, false, nil
+	}
+	return found[0].GetNumber(), true, nil
+}
+
 func (p *Projector) recordIssue(ctx context.Context, repo repoName, st incident.State) (int, error) {
 	label := recordLabel(st.ID)
-	found, resp, err := p.gh.Issues.ListByRepo(ctx, repo.Owner, repo.Name, &gh.IssueListByRepoOptions{State: "all", Labels: []string{label}})
-	if err != nil {
-		return 0, remote("find recording issue", resp, err)
-	}
-	if len(found) > 0 {
-		return found[0].GetNumber(), nil
-	}
 	body := fmt.Sprintf("Timeline of %s, recorded by Hikeshi as it happens.\n\n- Severity: %s\n- Service: %s\n- Declared by: %s\n- Timeline: %s\n",
 		st.CaseNumber, st.Severity, integration.Service(st), st.DeclaredBy, integration.TimelineURL(p.env.PublicURL, st.ID))
 	is, resp, err := p.gh.Issues.Create(ctx, repo.Owner, repo.Name, &gh.IssueRequest{

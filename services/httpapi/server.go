@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -181,13 +180,7 @@ const bodyKey ctxKey = iota
 // post reads and checks the body once, then answers through the
 // idempotency layer when the client sent an Idempotency-Key.
 func (s *Server) post(w *statusRecorder, r *http.Request, h handler) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			writeError(w, r, newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
-			return
-		}
-	} else {
+	if !JSONContent(r) {
 		writeError(w, r, newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
 		return
 	}

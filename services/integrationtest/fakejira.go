@@ -30,6 +30,9 @@ type FakeJira struct {
 	issues []*JiraIssue
 	nextID int
 	Done   string // the name of the workflow's transition to done
+	// SearchLag is how many searches miss a new issue: JIRA's search
+	// index trails its writes.
+	SearchLag int
 }
 
 type JiraCall struct {
@@ -43,6 +46,7 @@ type JiraIssue struct {
 	Comments                                                  []JiraComment
 	Attachments                                               []JiraAttachment
 	Transitions                                               int
+	unindexed                                                 int // searches that still miss it
 }
 
 type JiraComment struct{ ID, Body string }
@@ -92,8 +96,9 @@ func (f *FakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, JiraCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
-	if status, ok := f.Take(w, r); ok {
-		jiraError(w, status, []string{http.StatusText(status)}, nil)
+	ft, faulted := f.Next(w, r)
+	if faulted && !ft.After {
+		f.fail(w, ft)
 		return
 	}
 	if r.Header.Get("Authorization") != f.Auth {
@@ -101,6 +106,24 @@ func (f *FakeJira) serve(w http.ResponseWriter, r *http.Request) {
 		jiraError(w, http.StatusUnauthorized, []string{"You are not authenticated. Authentication required to perform this operation."}, nil)
 		return
 	}
+	if faulted { // carried out, then the answer is lost
+		f.route(httptest.NewRecorder(), r, body)
+		f.fail(w, ft)
+		return
+	}
+	f.route(w, r, body)
+}
+
+// fail answers an injected fault: its status, or no answer at all.
+func (f *FakeJira) fail(w http.ResponseWriter, ft Fault) {
+	if ft.Drop {
+		Hangup(w)
+		return
+	}
+	jiraError(w, ft.Status, []string{http.StatusText(ft.Status)}, nil)
+}
+
+func (f *FakeJira) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/rest/api/2/issue":
 		f.create(w, body)
@@ -160,7 +183,7 @@ func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 	is := &JiraIssue{
 		ID: strconv.Itoa(f.nextID), Key: fmt.Sprintf("OPS-%d", len(f.issues)+1),
 		Summary: req.Fields.Summary, Description: req.Fields.Description, Labels: req.Fields.Labels,
-		Status: "To Do", Category: "new",
+		Status: "To Do", Category: "new", unindexed: f.SearchLag,
 	}
 	if req.Fields.Priority != nil {
 		is.Priority = req.Fields.Priority.Name
@@ -211,6 +234,10 @@ func (f *FakeJira) search(w http.ResponseWriter, r *http.Request) {
 	}
 	found := []map[string]any{}
 	for _, is := range f.issues {
+		if is.unindexed > 0 {
+			is.unindexed--
+			continue
+		}
 		for _, l := range is.Labels {
 			if l == m[1] {
 				found = append(found, f.issueJSON(is))

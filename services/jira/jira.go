@@ -117,7 +117,7 @@ type Projector struct {
 
 // New builds the projector; auth is the Authorization header value.
 func New(cfg Config, auth string, env *hub.Env) (*Projector, error) {
-	httpc := integration.Client(auth, &httpx.Transport{})
+	httpc := integration.Client(auth, &httpx.Transport{RateLimitOnly: integration.CreateNotRetried("/rest/api/2/issue")})
 	c, err := gojira.NewClient(httpc, cfg.BaseURL)
 	if err != nil {
 		return nil, err
@@ -234,14 +234,17 @@ func (p *Projector) Description(st incident.State) string {
 }
 
 // ensureCase finds or creates the case and records the link, once per
-// incident. The case is looked up by label before it is created, so a crash
-// between creating it and recording it does not make a second one.
+// incident. The case is looked up by label before every create, so neither
+// a crash between creating it and recording it nor an answer lost after
+// JIRA created it makes a second one (integration.Finder).
 func (p *Projector) ensureCase(ctx context.Context, st incident.State, causeID string) (caseRef, error) {
 	ref, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "case"), func(ctx context.Context) (caseRef, error) {
-		if ref, ok, err := p.find(ctx, st.ID); err != nil || ok {
-			return ref, err
-		}
-		return p.create(ctx, st)
+		ref, _, err := integration.Finder[caseRef]{
+			Effects: p.env.Effects, Key: natsjs.EffectKey(Name, st.ID, "case-create"),
+			Find:   func(ctx context.Context) (caseRef, bool, error) { return p.find(ctx, st.ID) },
+			Create: func(ctx context.Context) (caseRef, error) { return p.create(ctx, st) },
+		}.FindOrCreate(ctx)
+		return ref, err
 	})
 	if err != nil {
 		return ref, err

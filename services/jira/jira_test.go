@@ -387,3 +387,77 @@ func TestControlCharactersNeverReachTheCase(t *testing.T) {
 		t.Errorf("the declaration is not stored verbatim: %+v", d)
 	}
 }
+
+// TestLostCreateAnswerMakesOneCase: JIRA created the case but its answer
+// was lost (a 5xx after the create, a dropped connection after it, and
+// the same with the search index trailing the write). The projector, run
+// as in the hub, searches by the label before it creates again: one case,
+// linked once, every comment once.
+func TestLostCreateAnswerMakesOneCase(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lag   int
+		fault func(*integrationtest.FakeJira)
+	}{
+		{"500 after the create", 0, func(f *integrationtest.FakeJira) {
+			f.AddAfter("POST /rest/api/2/issue", http.StatusInternalServerError)
+		}},
+		{"dropped after the create", 0, func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", true) }},
+		{"502 after the create, index trailing", 2, func(f *integrationtest.FakeJira) { f.AddAfter("POST /rest/api/2/issue", http.StatusBadGateway) }},
+		{"dropped before the create", 0, func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", false) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, fake, p := setup(t, "")
+			fake.SearchLag = tc.lag
+			tc.fault(fake)
+			stop := h.Run(t, []projection.Projector{{Durable: jira.Name, Handle: p.Handle}})
+			defer stop()
+			st := h.Declare(t, incident.Declare{Title: "Checkout errors", Service: "payments", Severity: "SEV2", Summary: "5% of orders fail"})
+			h.Do(t, st.ID, incident.AddNote{Text: "gateway timeouts"})
+			integrationtest.Eventually(t, "the note on the case", func() bool {
+				issues, _ := fake.Snapshot()
+				return len(issues) > 0 && len(issues[len(issues)-1].Comments) == 1
+			})
+			issues, _ := fake.Snapshot()
+			if len(issues) != 1 {
+				t.Fatalf("%d cases, want 1: %+v", len(issues), issues)
+			}
+			if !strings.Contains(issues[0].Description, "5% of orders fail") {
+				t.Errorf("description %q", issues[0].Description)
+			}
+			if n := h.Count(t, st.ID, events.TypeJiraCaseLinked); n != 1 {
+				t.Errorf("%d case_linked events", n)
+			}
+		})
+	}
+}
+
+// TestCaseRefusedThenCreatedByALaterEvent: JIRA refused the create for
+// good at the declaration (the event is dead-lettered); the next event
+// creates the case, and it carries the declaration's full description,
+// not only the later event.
+func TestCaseRefusedThenCreatedByALaterEvent(t *testing.T) {
+	h, fake, p := setup(t, "")
+	fake.Add("POST /rest/api/2/issue", http.StatusBadRequest, "")
+	stop := h.Run(t, []projection.Projector{{Durable: jira.Name, Handle: p.Handle}})
+	defer stop()
+	st := h.Declare(t, incident.Declare{Title: "Checkout errors", Service: "payments", Severity: "SEV2", Summary: "5% of orders fail", DeclaredBy: "alice"})
+	integrationtest.Eventually(t, "the refused create", func() bool {
+		_, calls := fake.Snapshot()
+		return len(calls) >= 2
+	})
+	h.Do(t, st.ID, incident.AddNote{Text: "gateway timeouts"})
+	integrationtest.Eventually(t, "the case with the note", func() bool {
+		issues, _ := fake.Snapshot()
+		return len(issues) == 1 && len(issues[0].Comments) == 1
+	})
+	issues, _ := fake.Snapshot()
+	for _, want := range []string{"INC-1", "declared by alice", "payments", "5% of orders fail", "/timeline"} {
+		if !strings.Contains(issues[0].Description, want) {
+			t.Errorf("description lacks %q:\n%s", want, issues[0].Description)
+		}
+	}
+	if issues[0].Summary != "[SEV2] Checkout errors" || !strings.Contains(issues[0].Comments[0].Body, "gateway timeouts") {
+		t.Errorf("case %+v", issues[0])
+	}
+}

@@ -1,6 +1,8 @@
 package signals
 
 import (
+	"encoding/json"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -20,6 +22,8 @@ type amPayload struct {
 	CommonAnnotations map[string]string `json:"commonAnnotations"`
 	ExternalURL       string            `json:"externalURL"`
 	Alerts            []amAlert         `json:"alerts"`
+	// Grafana only: the organisation whose rules fired (a number).
+	OrgID json.Number `json:"orgId"`
 }
 
 type amAlert struct {
@@ -78,6 +82,8 @@ func scanAlertmanager(b []byte, p *amPayload) bool {
 			return s.labels(&p.CommonAnnotations)
 		case "externalURL":
 			return s.str(&p.ExternalURL)
+		case "orgId":
+			return s.num(&p.OrgID)
 		case "alerts":
 			p.Alerts = []amAlert{}
 			return s.array(func() bool {
@@ -136,15 +142,20 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 	if source == "alertmanager" && p.Version != "4" {
 		return nil, bad("version: %q is not supported (want \"4\")", p.Version)
 	}
+	if source == "grafana" && p.Version == "4" && p.OrgID == "" {
+		return nil, bad("orgId: is required (Grafana sends it; version \"4\" without it is Alertmanager's webhook)")
+	}
 	if len(p.Alerts) == 0 {
 		return nil, bad("alerts: empty")
 	}
 	if len(p.Alerts) > maxAlerts {
 		return nil, bad("alerts: more than %d", maxAlerts)
 	}
-	if p.GroupKey == "" {
+	if p.GroupKey == "" && source == "alertmanager" {
 		return nil, bad("groupKey: is required")
 	}
+	groupKey := p.groupKey(source, p.GroupKey)
+	byRule := source == "grafana" && p.keyCarriesNothing()
 	out := make([]events.Signal, 0, len(p.Alerts))
 	for i, a := range p.Alerts {
 		switch {
@@ -155,10 +166,11 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 		case a.StartsAt.IsZero():
 			return nil, bad("alerts[%d].startsAt: is required", i)
 		}
+		title := first(a.Labels["alertname"], a.Annotations["summary"], "alert "+a.Fingerprint)
 		s := events.Signal{
 			Source: source, Kind: "alert", Fingerprint: a.Fingerprint, Status: a.Status,
-			Title:    first(a.Labels["alertname"], a.Annotations["summary"], "alert "+a.Fingerprint),
-			Summary:  first(a.Annotations["summary"], a.Annotations["description"]),
+			Title:    title,
+			Summary:  amSummary(title, a.Annotations),
 			Severity: severity(a.Labels["severity"]),
 			Labels:   a.Labels,
 			Account:  first(a.Labels["account"], a.Labels["aws_account"]),
@@ -167,10 +179,10 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 			Resource: first(a.Labels["resource"], a.Labels["instance"]),
 			Service:  a.Labels["service"],
 			StartsAt: a.StartsAt.UTC(),
-			GroupKey: p.GroupKey,
+			GroupKey: groupKey,
 		}
-		if s.Summary == s.Title {
-			s.Summary = a.Annotations["description"]
+		if byRule {
+			s.GroupKey = p.groupKey(source, "rule/"+grafanaRule(&a))
 		}
 		if a.Status == events.SignalResolved && !a.EndsAt.IsZero() && a.EndsAt.Year() > 1 {
 			s.EndsAt = a.EndsAt.UTC()
@@ -185,6 +197,70 @@ func (p *amPayload) signals(source string) ([]events.Signal, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// groupKey namespaces a group by source, sender and receiver: two
+// Alertmanagers (or two Grafana instances or organisations) whose routes
+// build the same groupKey never share a group, nor do two receivers of one.
+func (p *amPayload) groupKey(source, group string) string {
+	sender := strings.TrimRight(p.ExternalURL, "/")
+	if source == "grafana" {
+		return source + "/" + sender + "/org/" + p.OrgID.String() + "/" + p.Receiver + "/" + group
+	}
+	return source + "/" + sender + "/" + p.Receiver + "/" + group
+}
+
+// keyCarriesNothing: a notification policy grouping by no label (Grafana's
+// "{}:{}") puts every alert of the receiver in one group.
+func (p *amPayload) keyCarriesNothing() bool {
+	return len(p.GroupLabels) == 0 && (p.GroupKey == "" || strings.HasSuffix(p.GroupKey, ":{}"))
+}
+
+// grafanaRuleLabel is the label Grafana gives every alert of a rule.
+const grafanaRuleLabel = "__alert_rule_uid__"
+
+// grafanaRule names the Grafana rule that fired a: its UID from the label,
+// the silence link's matcher (Grafana 10+) or the rule's page
+// (…/alerting/grafana/<uid>/view, or …/alerting/<uid>/edit before Grafana
+// 9); else its folder and title, else the alert itself.
+func grafanaRule(a *amAlert) string {
+	if uid := a.Labels[grafanaRuleLabel]; uid != "" {
+		return uid
+	}
+	if u, err := url.Parse(a.SilenceURL); err == nil {
+		for _, m := range u.Query()["matcher"] {
+			if uid, ok := strings.CutPrefix(m, grafanaRuleLabel+"="); ok && uid != "" {
+				return uid
+			}
+		}
+	}
+	if u, err := url.Parse(a.GeneratorURL); err == nil {
+		_, rest, ok := strings.Cut(u.Path, "/alerting/")
+		rest = strings.TrimPrefix(rest, "grafana/")
+		if uid, page, _ := strings.Cut(rest, "/"); ok && uid != "" && (page == "view" || page == "edit") {
+			return uid
+		}
+	}
+	if name := a.Labels["alertname"]; name != "" {
+		return a.Labels["grafana_folder"] + "/" + name
+	}
+	return "alert/" + a.Fingerprint
+}
+
+// amSummary keeps both the summary and the description annotations (each
+// once, and not when it only repeats the title).
+func amSummary(title string, ann map[string]string) string {
+	sum, desc := ann["summary"], ann["description"]
+	if sum == title {
+		sum = ""
+	}
+	if desc == title || desc == sum {
+		desc = ""
+	}
+	if sum != "" && desc != "" {
+		return sum + "\n\n" + desc
+	}
+	return sum + desc
 }
 
 // severity maps the usual label values onto the signal scale.

@@ -20,13 +20,16 @@ func fuzzParser(f *testing.F, seeds []string, parse func([]byte) ([]events.Signa
 func checkParsed(t *testing.T, parse func([]byte) ([]events.Signal, error), b []byte) {
 	sigs, err := parse(b)
 	if err != nil {
+		// A refusal speaks JSON, never Go, and a hint never fails.
+		mustSpeakJSON(t, err.Error())
+		_, _ = sniff(b)
 		return
 	}
 	for i := range sigs {
 		if err := validate(&sigs[i]); err != nil {
 			continue // the handler answers 400
 		}
-		key := events.SignalKey(sigs[i].Source, sigs[i].Fingerprint, sigs[i].Status, sigs[i].StartsAt)
+		key := sigs[i].Key()
 		if _, err := events.AppendSignal(nil, &sigs[i], key, sigs[i].StartsAt); err != nil {
 			t.Fatalf("valid signal does not encode: %v", err)
 		}
@@ -39,7 +42,8 @@ func seed(f *testing.F, name string) string { return string(fixture(f, name)) }
 // and on b as a value and a key inside a delivery, where the scanner
 // accepts it far more often.
 func FuzzAlertmanager(f *testing.F) {
-	for _, s := range []string{seed(f, "alertmanager-v4.json"), seed(f, "grafana.json"), `{"version":"4","groupKey":"g","alerts":[{}]}`,
+	for _, s := range []string{seed(f, "alertmanager-v4.json"), seed(f, "alertmanager-v4-eu.json"), seed(f, "grafana.json"),
+		seed(f, "grafana-org2.json"), `{"version":"4","groupKey":"g","alerts":[{}]}`, `{"version":"1","orgId":12,"alerts":[]}`,
 		`"a\u00e9\ud800\n"`, `{"a":[1,-2.5e3,true,null,""]}`, `"Status"`, `"ſtatus"`} {
 		f.Add([]byte(s))
 	}
@@ -56,12 +60,13 @@ func FuzzAlertmanager(f *testing.F) {
 }
 
 func FuzzGrafana(f *testing.F) {
-	fuzzParser(f, []string{seed(f, "grafana.json")},
+	fuzzParser(f, []string{seed(f, "grafana.json"), seed(f, "grafana-org2.json")},
 		func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "grafana") })
 }
 
 func FuzzEventBridge(f *testing.F) {
 	fuzzParser(f, []string{seed(f, "guardduty-eventbridge.json"), seed(f, "securityhub-eventbridge.json"),
+		seed(f, "guardduty-portprobe-updated.json"), seed(f, "guardduty-sample.json"),
 		`{"id":"1","detail-type":"X","detail":{},"time":"2025-01-01T00:00:00Z"}`}, parseEventBridge)
 }
 

@@ -2,7 +2,6 @@ package signals
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -61,8 +60,8 @@ func parseSCC(b []byte) ([]events.Signal, error) {
 		return nil, bad("message.data: not base64")
 	}
 	var n sccNotification
-	if err := json.Unmarshal(data, &n); err != nil {
-		return nil, bad("message.data: invalid JSON: %s", jsonError(err))
+	if err := decodeAt(data, &n, false, "message.data"); err != nil {
+		return nil, err
 	}
 	f := n.Finding
 	switch {
@@ -90,6 +89,8 @@ func parseSCC(b []byte) ([]events.Signal, error) {
 		Project: project, Resource: f.ResourceName,
 		Links:    links("source", f.ExternalURI, "console", "https://console.cloud.google.com/security/command-center/findings?resourceId="+f.Name),
 		StartsAt: f.CreateTime.UTC(),
+		// SCC sets eventTime to the latest update of the finding.
+		Revision: revision(f.EventTime, "state", f.State, "severity", f.Severity, "mute", f.Mute),
 		GroupKey: "gcp-scc/" + project + "/" + f.Category,
 	}}, nil
 }

@@ -30,6 +30,7 @@ type genericSignal struct {
 	Service     string              `json:"service"`
 	StartsAt    time.Time           `json:"starts_at"`
 	EndsAt      time.Time           `json:"ends_at"`
+	Revision    string              `json:"revision"`
 	GroupKey    string              `json:"group_key"`
 	// Escalations.
 	ReportedBy     string `json:"reported_by"`
@@ -42,7 +43,7 @@ var signalKinds = []string{"alert", "finding", "escalation"}
 func parseGeneric(b []byte) ([]events.Signal, error) {
 	var in []genericSignal
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
-		if err := decode(b, &in, true); err != nil {
+		if err := decodeAt(b, &in, true, "signals"); err != nil {
 			return nil, err
 		}
 	} else {
@@ -73,7 +74,10 @@ func parseGeneric(b []byte) ([]events.Signal, error) {
 			Source: g.Source, Kind: g.Kind, Fingerprint: g.Fingerprint, Status: g.Status,
 			Title: g.Title, Summary: g.Summary, Severity: g.Severity, Labels: g.Labels,
 			Account: g.Account, Project: g.Project, Region: g.Region, Resource: g.Resource,
-			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(), GroupKey: g.GroupKey,
+			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(), Revision: g.Revision,
+			// Under the generic endpoint and the producer's name: a key
+			// copied from another source's signal never joins its group.
+			GroupKey:   "generic/" + g.Source + "/" + first(g.GroupKey, g.Fingerprint),
 			ReportedBy: g.ReportedBy, CustomerImpact: g.CustomerImpact,
 		}
 		if !g.EndsAt.IsZero() {

@@ -164,7 +164,7 @@ func (r *rig) restart() {
 // window would: under another Msg-Id.
 func (r *rig) publishLate(sig events.Signal) {
 	r.t.Helper()
-	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
+	key := sig.Key()
 	m := nats.NewMsg(events.SignalSubject(sig.Source, sig.Kind))
 	var err error
 	if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {

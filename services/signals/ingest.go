@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func (p *Publisher) Put(ctx context.Context, sigs []events.Signal) (stored int, 
 	keys := make([]string, len(sigs))
 	for i := range sigs {
 		s := &sigs[i]
-		keys[i] = events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+		keys[i] = s.Key()
 		if arena, err = events.AppendSignal(arena, s, keys[i], now); err != nil {
 			return 0, err
 		}
@@ -238,7 +239,8 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 		if errors.As(err, &tooBig) {
 			reply(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", max))
 		} else {
-			reply(w, http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
+			// The cause (a connection cut or too slow) names sockets: not for the sender.
+			reply(w, http.StatusBadRequest, "bad_request", "the body could not be read whole (connection closed or too slow); send it again")
 		}
 		return nil, false
 	}
@@ -262,7 +264,9 @@ func fail(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", "5")
 		reply(w, http.StatusServiceUnavailable, "unavailable", "the signal could not be stored; retry")
 	default:
-		reply(w, http.StatusInternalServerError, "internal", err.Error())
+		// Internal causes stay in the log, never in the answer.
+		slog.Error("signal delivery failed", "err", err)
+		reply(w, http.StatusInternalServerError, "internal", "the hub failed to take the signal; the cause is in its log")
 	}
 }
 
@@ -338,40 +342,33 @@ func validSeverity(s string) bool {
 // decode reads one JSON value: malformed JSON and trailing data are
 // errors. strict also refuses unknown fields, for the payloads this hub
 // defines; a vendor's payload gains fields over time and those are ignored.
-func decode(b []byte, v any, strict bool) error {
+func decode(b []byte, v any, strict bool) error { return decodeAt(b, v, strict, "") }
+
+// decodeAt is decode of the value at path in the payload (for errors).
+func decodeAt(b []byte, v any, strict bool, path string) error {
 	if !strict {
 		// Unmarshal refuses trailing data too, without a Decoder's copy.
 		if err := json.Unmarshal(b, v); err != nil {
 			var se *json.SyntaxError
 			if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
-				return bad("invalid JSON: trailing data after the value")
+				return bad("%sinvalid JSON: trailing data after the value", prefix(path))
 			}
-			return bad("invalid JSON: %s", jsonError(err))
+			return payloadError(b, v, strict, path, err)
 		}
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return bad("invalid JSON: %s", jsonError(err))
+		return payloadError(b, v, strict, path, err)
 	}
 	if dec.More() {
-		return bad("invalid JSON: trailing data after the value")
+		return bad("%sinvalid JSON: trailing data after the value", prefix(path))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return bad("invalid JSON: trailing data after the value")
+		return bad("%sinvalid JSON: trailing data after the value", prefix(path))
 	}
 	return nil
-}
-
-func jsonError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Sprintf("%s: expected %s, got %s", te.Field, te.Type, te.Value)
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // bearer verifies Authorization: Bearer <token> in constant time.

@@ -25,6 +25,7 @@ func BenchmarkIngest(b *testing.B) {
 				body := benchBatch(i, per)
 				req := httptest.NewRequest(http.MethodPost, PathAlertmanager, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("Content-Type", "application/json")
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)
 				if w.Code != http.StatusAccepted {

@@ -58,7 +58,7 @@ func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
 	must(t, len(sigs) == 2, "stored %d signals, want 2", len(sigs))
 	s := sigs[0]
 	if s.Source != "alertmanager" || s.Fingerprint != "c4b8a6e3d2f19a07" || s.Status != "firing" || s.Severity != "medium" ||
-		s.Service != "checkout" || s.Project != "acme-prod-data" || s.GroupKey != `{}:{alertname="KafkaConsumerLag"}` || len(s.Links) != 2 {
+		s.Service != "checkout" || s.Project != "acme-prod-data" || s.GroupKey != `alertmanager/http://alertmanager.acme.internal:9093/hikeshi/{}:{alertname="KafkaConsumerLag"}` || len(s.Links) != 2 {
 		t.Errorf("normalised = %+v", s)
 	}
 	if sigs[1].Status != "resolved" || sigs[1].EndsAt.IsZero() {
@@ -223,7 +223,8 @@ func TestSNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf.Timestamp = time.Now().UTC().Format(time.RFC3339)
-	hdr := map[string]string{"x-amz-sns-message-type": "SubscriptionConfirmation"}
+	// SNS posts its JSON as text/plain.
+	hdr := map[string]string{"x-amz-sns-message-type": "SubscriptionConfirmation", "Content-Type": "text/plain; charset=UTF-8"}
 	resp, out := r.post(PathAWS, r.snsSign(&conf, "1"), hdr)
 	must(t, resp.StatusCode == 200 && len(confirmed) == 1, "confirmation: %d %s %v", resp.StatusCode, out, confirmed)
 
@@ -232,7 +233,7 @@ func TestSNS(t *testing.T) {
 		Timestamp: time.Now().UTC().Format(time.RFC3339), SigningCertURL: conf.SigningCertURL,
 		UnsubscribeURL: "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe"}
 	body := r.snsSign(&note, "2")
-	nh := map[string]string{"x-amz-sns-message-type": "Notification"}
+	nh := map[string]string{"x-amz-sns-message-type": "Notification", "Content-Type": "text/plain; charset=UTF-8"}
 	resp, out = r.post(PathAWS, body, nh)
 	must(t, resp.StatusCode == 202, "notification: %d %s", resp.StatusCode, out)
 	must(t, r.count() == 1, "stored %d", r.count())

@@ -36,6 +36,7 @@ func TestMetricsInTheHub(t *testing.T) {
 	for range 2 {
 		req, _ := http.NewRequest(http.MethodPost, base+PathAlertmanager, strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

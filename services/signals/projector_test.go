@@ -31,7 +31,7 @@ func TestRulesEvaluateInOrder(t *testing.T) {
 	}
 	gd := events.Signal{Source: "aws", Kind: "finding", Severity: "high", Account: "111", Labels: map[string]string{"finding_type": "Recon"}, GroupKey: "x"}
 	d := rs.Evaluate(&gd)
-	if d.Route != RouteIncident || d.Priority != "P2" || d.Annotations["owner"] != "cloud-sec" || d.GroupKey != "111/Recon" ||
+	if d.Route != RouteIncident || d.Priority != "P2" || d.Annotations["owner"] != "cloud-sec" || d.GroupKey != "aws/111/Recon" ||
 		d.Incident.Severity != "SEV2" || !d.Incident.Confidential || strings.Join(d.Rules, ",") != "owner,critical" {
 		t.Errorf("GuardDuty high: %+v", d)
 	}

@@ -368,10 +368,21 @@ func (d *Decision) merge(r *rule, act map[string]any) error {
 			return fmt.Errorf("group_by: %w", err)
 		}
 		if g, ok := out.Value().(string); ok && strings.TrimSpace(g) != "" {
-			d.GroupKey = g
+			d.GroupKey = keyspace(act["signal"].(map[string]any)) + "/" + g
 		}
 	}
 	return nil
+}
+
+// keyspace is where a rule's group key lives: under the signal's source
+// (and the generic endpoint for its signals, whose source is the
+// producer's word), so a rule never gathers two sources into one incident.
+func keyspace(sig map[string]any) string {
+	src, _ := sig["source"].(string)
+	if key, _ := sig["group_key"].(string); strings.HasPrefix(key, "generic/"+src+"/") {
+		return "generic/" + src
+	}
+	return src
 }
 
 // missingKey: CEL fails signal.labels["env"] when the label is absent;

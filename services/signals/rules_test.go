@@ -116,7 +116,7 @@ func TestTypedRulesEvaluate(t *testing.T) {
 	rs, err := Compile([]RuleConfig{
 		{Name: "prod", When: `signal.labels["env"] == "prod"`, Route: RouteIncident},
 		{Name: "old", When: `signal.starts_at < timestamp("2020-01-01T00:00:00Z")`, Drop: true},
-		{Name: "any-team", When: `signal.labels.exists(k, k == "team")`, Route: RouteNone, GroupBy: `signal.source + "/" + signal.labels["team"]`},
+		{Name: "any-team", When: `signal.labels.exists(k, k == "team")`, Route: RouteNone, GroupBy: `signal.labels["team"]`},
 	}, RuleConfig{Route: RouteTriage})
 	if err != nil {
 		t.Fatal(err)

@@ -11,12 +11,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 )
 
@@ -245,19 +247,22 @@ func (m *module) routes() map[string]http.Handler {
 	// an unauthenticated ingest must never exist by omission.
 	if m.sec.token != "" {
 		routes["POST "+PathAlertmanager] = m.simple(func(r *http.Request, _ []byte) error { return bearer(r, m.sec.token) },
-			func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "alertmanager") })
-		routes["POST "+PathGeneric] = m.simple(func(r *http.Request, _ []byte) error { return bearer(r, m.sec.token) }, parseGeneric)
-		routes["POST "+PathEscalations] = m.simple(func(r *http.Request, _ []byte) error { return bearer(r, m.sec.token) }, parseEscalation)
+			withHint(PathAlertmanager, func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "alertmanager") }))
+		routes["POST "+PathGeneric] = m.simple(func(r *http.Request, _ []byte) error { return bearer(r, m.sec.token) },
+			withHint(PathGeneric, parseGeneric))
+		routes["POST "+PathEscalations] = m.simple(func(r *http.Request, _ []byte) error { return bearer(r, m.sec.token) },
+			withHint(PathEscalations, parseEscalation))
 	}
 	if m.sec.grafanaToken != "" || m.sec.grafanaHMAC != "" {
 		routes["POST "+PathGrafana] = m.simple(m.verifyGrafana,
-			func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "grafana") })
+			withHint(PathGrafana, func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "grafana") }))
 	}
 	if m.sec.awsSecret != "" || len(m.cfg.AWS.SNSTopics) > 0 {
 		routes["POST "+PathAWS] = http.HandlerFunc(m.aws)
 	}
 	if m.cfg.GCPSCC.Audience != "" && m.cfg.GCPSCC.ServiceAccount != "" {
-		routes["POST "+PathGCPSCC] = m.simple(func(r *http.Request, _ []byte) error { return m.oidc.verify(r.Context(), r) }, parseSCC)
+		routes["POST "+PathGCPSCC] = m.simple(func(r *http.Request, _ []byte) error { return m.oidc.verify(r.Context(), r) },
+			withHint(PathGCPSCC, parseSCC))
 	}
 	return routes
 }
@@ -271,6 +276,10 @@ func (m *module) simple(verify func(*http.Request, []byte) error, parse func([]b
 		}
 		if err := verify(r, body); err != nil {
 			fail(w, err)
+			return
+		}
+		if !httpapi.JSONContent(r) {
+			unsupportedMedia(w, r)
 			return
 		}
 		sigs, err := parse(body)
@@ -305,7 +314,11 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 			fail(w, err)
 			return
 		}
-		sigs, err := parseEventBridge(body)
+		if !httpapi.JSONContent(r) {
+			unsupportedMedia(w, r)
+			return
+		}
+		sigs, err := withHint(PathAWS, parseEventBridge)(body)
 		if err != nil {
 			fail(w, err)
 			return
@@ -330,11 +343,15 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !httpapi.JSONContent(r) && !snsContent(r) {
+		unsupportedMedia(w, r)
+		return
+	}
 	switch msg.Type {
 	case "SubscriptionConfirmation":
 		if err := m.sns.confirm(r.Context(), msg.SubscribeURL); err != nil {
 			m.env.Logger.Warn("SNS subscription confirmation failed", "topic", msg.TopicArn, "err", err)
-			reply(w, http.StatusBadGateway, "confirm_failed", "could not confirm the subscription: "+err.Error())
+			reply(w, http.StatusBadGateway, "confirm_failed", "could not confirm the subscription; SNS sends it again, the cause is in the hub's log")
 			return
 		}
 		m.env.Logger.Info("SNS subscription confirmed", "topic", msg.TopicArn)
@@ -352,6 +369,18 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(w, bad("Type %q is not handled", msg.Type))
 	}
+}
+
+// unsupportedMedia answers 415 as the API does.
+func unsupportedMedia(w http.ResponseWriter, r *http.Request) {
+	reply(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+		fmt.Sprintf("Content-Type must be application/json, not %q", r.Header.Get("Content-Type")))
+}
+
+// snsContent: SNS posts its JSON messages as text/plain.
+func snsContent(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "text/plain"
 }
 
 func init() { hub.Register(Module) }

@@ -60,7 +60,7 @@ func newGitHub(c GitHubConfig, token string, client *http.Client) (*githubTracke
 	}
 	t := &httpx.Transport{RateLimited: func(r *http.Response) bool {
 		return r.StatusCode == http.StatusForbidden && (r.Header.Get("Retry-After") != "" || r.Header.Get("X-RateLimit-Remaining") == "0")
-	}}
+	}, RateLimitOnly: integration.CreateNotRetried("/repos/" + owner + "/" + repo + "/issues")}
 	if client != nil && client.Transport != nil {
 		t.Base = client.Transport
 	}
@@ -165,15 +165,20 @@ func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move in
 }
 
 // open finds the fingerprint's ticket by its label, or creates it, then
-// adds the enrichment comment.
+// adds the enrichment comment. The label is searched before every create
+// (integration.Finder), so an answer lost after the tracker created the
+// ticket does not make a second one.
 func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) (string, error) {
 	label := fpLabel(sig)
-	if ref, ok, err := t.tr.find(ctx, label); err != nil || ok {
+	ref, created, err := integration.Finder[string]{
+		Effects: t.effects, Key: natsjs.EffectKey("signals", "ticket-create", t.tr.kind(), sig.Source, sig.Fingerprint),
+		Find: func(ctx context.Context) (string, bool, error) { return t.tr.find(ctx, label) },
+		Create: func(ctx context.Context) (string, error) {
+			return t.tr.create(ctx, sig, d, label, sanitize.Text(ticketBody(sig, d)))
+		},
+	}.FindOrCreate(ctx)
+	if err != nil || !created {
 		return ref, err
-	}
-	ref, err := t.tr.create(ctx, sig, d, label, sanitize.Text(ticketBody(sig, d)))
-	if err != nil {
-		return "", err
 	}
 	if err := t.tr.comment(ctx, ref, sanitize.Text(t.enrichment(ctx, sig, fp, d))); err != nil {
 		return "", err

@@ -57,7 +57,7 @@ func newJira(c JiraConfig, token string, client *http.Client) (*jiraTracker, err
 	if c.Email != "" {
 		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Email+":"+token))
 	}
-	t := &httpx.Transport{}
+	t := &httpx.Transport{RateLimitOnly: integration.CreateNotRetried("/rest/api/2/issue")}
 	if client != nil && client.Transport != nil {
 		t.Base = client.Transport
 	}

@@ -111,3 +111,34 @@ func TestJiraMissingTransitionNamesOffered(t *testing.T) {
 	fake.Resolve(ref)
 	must(t, tr.move(context.Background(), ref, false) == nil, "an issue already done is left alone")
 }
+
+// TestJiraLostTicketCreateMakesOneIssue: JIRA created the issue but the
+// answer was lost (500, or the connection dropped), and its search index
+// trails the write: the label is searched again before any second create.
+func TestJiraLostTicketCreateMakesOneIssue(t *testing.T) {
+	for name, fault := range map[string]func(*integrationtest.FakeJira){
+		"500 after the create": func(f *integrationtest.FakeJira) {
+			f.AddAfter("POST /rest/api/2/issue", http.StatusInternalServerError)
+		},
+		"dropped after it": func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			setSecrets(t)
+			t.Setenv("SIG_JIRA", "jira-token")
+			fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+			fake.SearchLag = 1
+			fault(fake)
+			r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
+			sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
+				Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
+			if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
+				t.Fatal(err)
+			}
+			r.run()
+			r.waitHandled(1, 30*time.Second)
+			issues, _ := fake.Snapshot()
+			must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
+			must(t, len(issues[0].Comments) == 1 && strings.Contains(issues[0].Comments[0].Body, "Investigation"), "comments %+v", issues[0].Comments)
+		})
+	}
+}

@@ -24,6 +24,9 @@ type fakeGitHub struct {
 	calls   []string
 	issues  map[int]*ghIssue
 	limited bool
+	// lostCreates creates that many issues and answers 502: GitHub acted,
+	// the answer was lost on the way back.
+	lostCreates int
 }
 
 type ghIssue struct {
@@ -90,6 +93,11 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body, &req)
 		i := &ghIssue{Number: len(f.issues) + 1, Title: req.Title, Body: req.Body, State: "open", Labels: req.Labels}
 		f.issues[i.Number] = i
+		if f.lostCreates > 0 {
+			f.lostCreates--
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
 		w.WriteHeader(201)
 		_ = json.NewEncoder(w).Encode(f.issueJSON(i))
 	case r.Method == "POST" && fmt.Sprint(sscan(r.URL.Path, "/repos/acme/alerts/issues/%d/comments", &n)) == "true":
@@ -180,4 +188,31 @@ signals:
 		}
 	}
 	must(t, created == 2, "issue creations %d (one refused by the rate limit, then retried)", created)
+}
+
+// TestLostTicketCreateMakesOneIssue: GitHub created the issue but the
+// answer was lost (502), and the first search after it misses nothing:
+// the create is not sent again blindly, one issue, enriched once.
+func TestLostTicketCreateMakesOneIssue(t *testing.T) {
+	setSecrets(t)
+	t.Setenv("SIG_GH", "gh-token")
+	gh := newFakeGitHub(t)
+	gh.limited, gh.lostCreates = true, 1
+	r := newRig(t, rigOpts{yaml: fmt.Sprintf(`
+signals:
+  token_env: SIG_TOKEN
+  github: {base_url: %s, repo: acme/alerts, token_env: SIG_GH}
+  rules:
+    - {name: findings, when: 'signal.kind == "finding"', route: ticket}
+`, gh.URL)})
+	sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
+		Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
+	if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	r.waitHandled(1, 30*time.Second)
+	_, issues := gh.snapshot()
+	must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
+	must(t, len(issues[1].Comments) == 1 && strings.Contains(issues[1].Comments[0], "Investigation"), "comments %q", issues[1].Comments)
 }

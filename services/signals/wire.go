@@ -10,6 +10,7 @@ package signals
 // encoding/json would refuse or reads something differently.
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -208,6 +209,17 @@ func (s *scanner) number() bool {
 		s.accept("+-")
 		return s.digits() > 0
 	}
+	return true
+}
+
+// num reads a number as its text, as encoding/json fills a json.Number.
+func (s *scanner) num(dst *json.Number) bool {
+	s.ws()
+	start := s.i
+	if !s.number() {
+		return false
+	}
+	*dst = json.Number(s.b[start:s.i])
 	return true
 }
 
@@ -424,6 +436,8 @@ func (s *scanner) signal(sig *events.Signal) bool {
 			return s.time(&sig.StartsAt)
 		case "ends_at":
 			return s.time(&sig.EndsAt)
+		case "revision":
+			return s.str(&sig.Revision)
 		case "group_key":
 			return s.str(&sig.GroupKey)
 		case "reported_by":

@@ -18,12 +18,13 @@ func wireSamples(t testing.TB) [][]byte {
 	full.Title, full.Summary = "Disk <full> on\tnode\n7 \u2028", "résumé"
 	full.Account, full.Project, full.Region, full.Resource, full.Service = "123456789012", "proj", "ap-northeast-1", "i-0abc", "search"
 	full.EndsAt = full.StartsAt.Add(time.Minute)
+	full.Revision = "2025-06-04T11:40:00.5Z/3/8.5"
 	esc := sigFor(1, 1, "firing")
 	esc.Kind, esc.ReportedBy, esc.CustomerImpact = "escalation", "support@example.test", "checkout fails"
 	esc.Labels = map[string]string{}
 	var out [][]byte
 	for _, s := range []events.Signal{sigFor(0, 1, "firing"), full, esc} {
-		key := events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+		key := s.Key()
 		b, err := events.AppendSignal(nil, &s, key, time.Unix(1750000100, 123456789))
 		if err != nil {
 			t.Fatal(err)

@@ -198,7 +198,7 @@ func slackError(what string, err error) error {
 		case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope",
 			"channel_not_found", "is_archived", "not_in_channel", "restricted_action", "invalid_name_specials",
 			"invalid_name_maxlength", "invalid_name_punctuation", "invalid_name", "invalid_blocks", "msg_too_long":
-			return fmt.Errorf("%w: slack %s: %s", projection.ErrPermanent, what, se.Err)
+			return fmt.Errorf("%w: slack %s: %w", projection.ErrPermanent, what, se)
 		}
 	}
 	return fmt.Errorf("slack %s: %w", what, err)

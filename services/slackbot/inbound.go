@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,11 +41,13 @@ func (b *Bot) verified(w http.ResponseWriter, r *http.Request) []byte {
 func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, natsjs.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		http.Error(w, "temporarily unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "temporarily unavailable; retry", http.StatusServiceUnavailable)
 	case errors.Is(err, errBadRequest):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	default:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		// Internal causes stay in the log, never in the answer.
+		slog.Error("slack request failed", "err", err)
+		http.Error(w, "internal error; the cause is in the hub's log", http.StatusInternalServerError)
 	}
 }
 

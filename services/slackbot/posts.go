@@ -37,18 +37,27 @@ func pendingKey(k string) string { return "post." + k }
 // its metadata: an attempt that finds an earlier attempt's marker first
 // looks for that message in the channel and posts only if it is not there.
 func (b *Bot) send(ctx context.Context, k, channel string, opts ...slack.MsgOption) (string, error) {
+	return b.sendIn(ctx, k, channel, "", opts...)
+}
+
+// sendIn is send for a reply in the thread of message thread ("" posts
+// in the channel itself).
+func (b *Bot) sendIn(ctx context.Context, k, channel, thread string, opts ...slack.MsgOption) (string, error) {
 	p, earlier, err := b.markPending(ctx, k, channel)
 	if err != nil {
 		return "", err
 	}
 	if earlier {
-		ts, found, err := b.findPosted(ctx, channel, k, p.At.Add(-lookupMargin))
+		ts, found, err := b.findPosted(ctx, channel, thread, k, p.At.Add(-lookupMargin))
 		if err != nil || found {
 			return ts, err
 		}
 	}
 	if err := b.pacer.Wait(ctx, channel); err != nil {
 		return "", err
+	}
+	if thread != "" {
+		opts = append(opts, slack.MsgOptionTS(thread))
 	}
 	opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{
 		EventType: metadataType, EventPayload: map[string]any{"key": k},
@@ -84,24 +93,49 @@ func (b *Bot) markPending(ctx context.Context, k, channel string) (pending, bool
 }
 
 // findPosted looks for the bot's message posted under key k in channel
-// since oldest.
-func (b *Bot) findPosted(ctx context.Context, channel, k string, oldest time.Time) (string, bool, error) {
+// (in the thread of thread when it is set) since oldest.
+func (b *Bot) findPosted(ctx context.Context, channel, thread, k string, oldest time.Time) (string, bool, error) {
 	us := oldest.UnixMicro()
-	p := &slack.GetConversationHistoryParameters{ChannelID: channel, Limit: 200, IncludeAllMetadata: true,
-		Oldest: fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)}
+	since := fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
+	cursor := ""
 	for {
-		h, err := b.api.GetConversationHistoryContext(ctx, p)
+		msgs, next, err := b.messages(ctx, channel, thread, since, cursor)
 		if err != nil {
-			return "", false, slackError("conversations.history", err)
+			return "", false, err
 		}
-		for _, m := range h.Messages {
+		for _, m := range msgs {
 			if m.Metadata.EventType == metadataType && m.Metadata.EventPayload["key"] == k {
 				return m.Timestamp, true, nil
 			}
 		}
-		if !h.HasMore || h.ResponseMetaData.NextCursor == "" {
+		if next == "" {
 			return "", false, nil
 		}
-		p.Cursor = h.ResponseMetaData.NextCursor
+		cursor = next
 	}
+}
+
+// messages reads one page of a channel's history, or of a thread's
+// replies (history holds no replies).
+func (b *Bot) messages(ctx context.Context, channel, thread, oldest, cursor string) ([]slack.Message, string, error) {
+	if thread != "" {
+		msgs, more, next, err := b.api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{
+			ChannelID: channel, Timestamp: thread, Cursor: cursor, Limit: 200, Oldest: oldest, IncludeAllMetadata: true})
+		if err != nil {
+			return nil, "", slackError("conversations.replies", err)
+		}
+		if !more {
+			next = ""
+		}
+		return msgs, next, nil
+	}
+	h, err := b.api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+		ChannelID: channel, Cursor: cursor, Limit: 200, Oldest: oldest, IncludeAllMetadata: true})
+	if err != nil {
+		return nil, "", slackError("conversations.history", err)
+	}
+	if !h.HasMore {
+		return h.Messages, "", nil
+	}
+	return h.Messages, h.ResponseMetaData.NextCursor, nil
 }

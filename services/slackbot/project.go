@@ -30,6 +30,13 @@ type record struct {
 	Since      time.Time `json:"since"`
 	SinceEvent string    `json:"since_event"`
 	Open       bool      `json:"open"`
+	// Archived: archive_on_close archived the channel; Slack refuses
+	// messages to it from then on.
+	Archived bool `json:"archived,omitempty"`
+	// Announced holds the ts of the declaration's announcement per
+	// announcement channel: its thread takes what the archived channel
+	// no longer can.
+	Announced map[string]string `json:"announced,omitempty"`
 }
 
 type channelRef struct {
@@ -153,11 +160,14 @@ func (b *Bot) declared(ctx context.Context, e events.Stored, id string) error {
 	if _, err := b.post(ctx, e, "request", ch.ID, slack.MsgOptionText(requestText(st.DeclaredBy), false)); err != nil {
 		return err
 	}
+	announced := map[string]string{}
 	if !st.Confidential && !st.Drill {
 		for _, ac := range b.cfg.Announce {
-			if _, err := b.post(ctx, e, "announce-"+ac, ac, announceMessage(&st, ch)...); err != nil {
+			ts, err := b.post(ctx, e, "announce-"+ac, ac, announceMessage(&st, ch)...)
+			if err != nil {
 				return err
 			}
+			announced[ac] = ts
 		}
 	}
 	r, _, err := b.record(ctx, id)
@@ -168,6 +178,9 @@ func (b *Bot) declared(ctx context.Context, e events.Stored, id string) error {
 		r.Since, r.SinceEvent, r.Open = e.Time, e.ID, true
 	}
 	r.Channel, r.Name, r.KickoffTS, r.Severity = ch.ID, ch.Name, kickoff, st.Severity
+	if len(announced) > 0 {
+		r.Announced = announced
+	}
 	if err := b.putRecord(ctx, id, r); err != nil {
 		return err
 	}
@@ -251,9 +264,14 @@ func (b *Bot) findChannel(ctx context.Context, name string, private bool) (slack
 // cancelled handler or a lost answer after Slack took the message does not
 // repeat it: send finds the message by its metadata before posting again.
 func (b *Bot) post(ctx context.Context, e events.Stored, step, channel string, opts ...slack.MsgOption) (string, error) {
+	return b.reply(ctx, e, step, channel, "", opts...)
+}
+
+// reply is post for a reply in the thread of message thread.
+func (b *Bot) reply(ctx context.Context, e events.Stored, step, channel, thread string, opts ...slack.MsgOption) (string, error) {
 	k := key(e, step)
 	return natsjs.Once(ctx, b.effects, k, func(ctx context.Context) (string, error) {
-		return b.send(ctx, k, channel, opts...)
+		return b.sendIn(ctx, k, channel, thread, opts...)
 	})
 }
 
@@ -453,12 +471,15 @@ func (b *Bot) closed(ctx context.Context, e events.Stored, id string, d *events.
 	if !b.cfg.ArchiveOnClose {
 		return nil
 	}
-	_, err = natsjs.Once(ctx, b.effects, key(e, "archive"), func(ctx context.Context) (bool, error) {
+	if _, err = natsjs.Once(ctx, b.effects, key(e, "archive"), func(ctx context.Context) (bool, error) {
 		err := b.api.ArchiveConversationContext(ctx, r.Channel)
 		if isSlackErr(err, "already_archived") {
 			err = nil
 		}
 		return true, slackError("conversations.archive", err)
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	r.Archived = true
+	return b.putRecord(ctx, id, r)
 }

@@ -64,7 +64,7 @@ func TestRulesTestReadsVendorPayloads(t *testing.T) {
 
 	out, code = cli(filepath.Join(testdata, "guardduty-eventbridge.json"), "rules", "test", cfg, "--source", "aws")
 	for _, want := range []string{`"kind": "finding"`, "matched: guardduty-incidents",
-		`action: incident for group "123456789012/`, `(service "cloud", severity SEV2, confidential true)`} {
+		`action: incident for group "aws/123456789012/`, `(service "cloud", severity SEV2, confidential true)`} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("guardduty on stdin: exit %d, output lacks %q:\n%s", code, want, out)
 		}

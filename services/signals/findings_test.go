@@ -1,0 +1,125 @@
+package signals
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hikeshi/hikeshi/services/config"
+)
+
+func awsSecret() map[string]string { return map[string]string{"X-Hikeshi-Secret": "aws-secret"} }
+
+// An updated finding (same id, higher count and severity) is a new stored
+// signal; the same event delivered again is not.
+func TestUpdatedFindingIsNewSignal(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	for _, c := range []struct {
+		file, new string
+	}{
+		{"guardduty-portprobe.json", `"new":1`},
+		{"guardduty-portprobe.json", `"new":0`}, // EventBridge retrying
+		{"guardduty-portprobe-updated.json", `"new":1`},
+		{"guardduty-portprobe-updated.json", `"new":0`},
+	} {
+		resp, out := r.post(PathAWS, fixture(t, c.file), awsSecret())
+		must(t, resp.StatusCode == http.StatusAccepted && strings.Contains(out, c.new), "%s: %d %s, want %s", c.file, resp.StatusCode, out, c.new)
+	}
+	sigs := r.stored()
+	must(t, len(sigs) == 2, "stored %d signals, want 2", len(sigs))
+	first, upd := sigs[0], sigs[1]
+	must(t, first.Fingerprint == upd.Fingerprint && first.StartsAt.Equal(upd.StartsAt) && first.Status == upd.Status,
+		"the update is another occurrence: %+v / %+v", first, upd)
+	must(t, first.Severity == "medium" && upd.Severity == "high" && first.Labels["count"] == "1" && upd.Labels["count"] == "14",
+		"severity %s→%s, count %s→%s", first.Severity, upd.Severity, first.Labels["count"], upd.Labels["count"])
+	must(t, upd.Revision == "2026-12-03T07:08:40.118Z count=14 severity=8", "revision %q", upd.Revision)
+}
+
+// GuardDuty's service block reaches labels and summary; a sample finding
+// is marked in both shapes GuardDuty sends the flag in.
+func TestGuardDutyDetailsAndSample(t *testing.T) {
+	sigs, err := parseEventBridge(fixture(t, "guardduty-portprobe.json"))
+	must(t, err == nil && len(sigs) == 1, "%v", err)
+	s := sigs[0]
+	for k, v := range map[string]string{
+		"action_type": "PORT_PROBE", "resource_role": "TARGET", "count": "1", "event_first_seen": "2026-12-03T01:02:11.000Z",
+		"event_last_seen": "2026-12-03T01:02:11.000Z", "remote_ip": "198.51.100.7", "remote_org": "Example Hosting",
+		"remote_country": "Netherlands", "threat_lists": "ProofPoint", "threat_names": "Scanner", "severity_score": "5",
+		"detector_id": "d4c5e8a1b2f34e6f9a0b1c2d3e4f5a6b", "resource_type": "Instance",
+	} {
+		must(t, s.Labels[k] == v, "label %s = %q, want %q (labels %v)", k, s.Labels[k], v, s.Labels)
+	}
+	_, sample := s.Labels["sample"]
+	must(t, !sample, "a real finding is marked sample")
+	for _, want := range []string{"unprotected port", "Action: PORT_PROBE", "Remote IP: 198.51.100.7", "Count: 1", "Threat lists: ProofPoint"} {
+		must(t, strings.Contains(s.Summary, want), "summary lacks %q:\n%s", want, s.Summary)
+	}
+
+	sigs, err = parseEventBridge(fixture(t, "guardduty-sample.json"))
+	must(t, err == nil && sigs[0].Labels["sample"] == "true" && strings.Contains(sigs[0].Summary, "Sample finding"), "%v %+v", err, sigs)
+	old := strings.Replace(string(fixture(t, "guardduty-portprobe.json")), `"additionalInfo": {`, `"additionalInfo": {"sample": true, `, 1)
+	sigs, err = parseEventBridge([]byte(old))
+	must(t, err == nil && sigs[0].Labels["sample"] == "true", "additionalInfo.sample: %v %+v", err, sigs)
+}
+
+// The example rules drop sample findings and group GuardDuty findings by
+// account and type, never by the instance or the remote IP.
+func TestDeployExampleGuardDuty(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/hikeshi.yaml")
+	must(t, err == nil, "%v", err)
+	f, err := config.Parse("deploy/hikeshi.yaml", b)
+	must(t, err == nil, "%v", err)
+	var c Config
+	_, err = f.Section(Name, &c)
+	must(t, err == nil, "%v", err)
+	rs, err := Compile(c.Rules, c.Default)
+	must(t, err == nil, "%v", err)
+
+	sample, err := parseEventBridge(fixture(t, "guardduty-sample.json"))
+	must(t, err == nil, "%v", err)
+	must(t, rs.Evaluate(&sample[0]).Drop, "sample finding not dropped")
+	for _, name := range []string{"guardduty-portprobe.json", "guardduty-portprobe-updated.json"} {
+		sigs, err := parseEventBridge(fixture(t, name))
+		must(t, err == nil, "%v", err)
+		d := rs.Evaluate(&sigs[0])
+		must(t, !d.Drop && d.Flagged == "", "%s: %+v", name, d)
+		must(t, d.GroupKey == "aws/111122223333/Recon:EC2/PortProbeUnprotectedPort", "%s: group %q", name, d.GroupKey)
+	}
+}
+
+// Alertmanager's description annotation is kept beside the summary.
+func TestAlertmanagerKeepsDescription(t *testing.T) {
+	sigs, err := parseAlertmanager(fixture(t, "alertmanager-v4-eu.json"), "alertmanager")
+	must(t, err == nil, "%v", err)
+	must(t, sigs[0].Summary == "Consumer group ledger-events is 950000 messages behind.\n\n"+
+		"The ledger consumers in eu-west-1 stopped committing offsets 25 minutes ago; settlement files are late.", "summary %q", sigs[0].Summary)
+	sigs, err = parseAlertmanager(fixture(t, "grafana.json"), "grafana")
+	must(t, err == nil && strings.HasSuffix(sigs[0].Summary, "\n\nThe system has high memory usage"), "%v %q", err, sigs[0].Summary)
+}
+
+// A GuardDuty finding routed to an incident, then its update with a higher
+// severity, both as EventBridge delivers them (each twice): the update is
+// stored and raises the incident's severity once; nothing opens a second
+// incident.
+func TestUpdatedGuardDutyFindingRaisesIncident(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML + `
+  rules:
+    - name: findings
+      when: 'signal.kind == "finding"'
+      route: incident
+`})
+	r.run()
+	for _, file := range []string{"guardduty-portprobe.json", "guardduty-portprobe.json", "guardduty-portprobe-updated.json", "guardduty-portprobe-updated.json"} {
+		resp, out := r.post(PathAWS, fixture(t, file), awsSecret())
+		must(t, resp.StatusCode == http.StatusAccepted, "%s: %d %s", file, resp.StatusCode, out)
+		r.settle()
+	}
+	tls := r.timelines()
+	must(t, len(tls) == 1, "incidents: %d", len(tls))
+	got := tls[0].severities(t)
+	must(t, slices.Equal(got, []string{"SEV3>SEV2 by signals"}), "severity changes: %q", got)
+}
