@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 	id  INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL
 );
-`
+` + decisionSchema
 
 // stateChunk is the rows one upsert statement writes.
 const stateChunk = 64
@@ -112,6 +112,13 @@ func (s *State) Keys(ctx context.Context, fn func(key string)) error {
 
 // Commit writes vals and the checkpoint seq in one transaction.
 func (s *State) Commit(ctx context.Context, vals map[string][]byte, seq uint64) error {
+	return s.CommitLog(ctx, vals, nil, seq)
+}
+
+// CommitLog writes vals, appends log to the decisions log and prunes it,
+// and writes the checkpoint seq, in one transaction: the log holds exactly
+// the decisions of the committed stream sequences.
+func (s *State) CommitLog(ctx context.Context, vals map[string][]byte, log *Log, seq uint64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("state: begin: %w", err)
@@ -138,6 +145,9 @@ func (s *State) Commit(ctx context.Context, vals map[string][]byte, seq uint64) 
 		if _, err := put.ExecContext(ctx, args[i], args[i+1]); err != nil {
 			return fmt.Errorf("state %s: %w", args[i], err)
 		}
+	}
+	if err := appendLog(ctx, tx, log, seq); err != nil {
+		return err
 	}
 	if _, err := tx.StmtContext(ctx, s.save).ExecContext(ctx, seq); err != nil {
 		return fmt.Errorf("state: checkpoint: %w", err)

@@ -22,7 +22,7 @@ func TestDeployExample(t *testing.T) {
 	if ok, err := f.Section(Name, &c); err != nil || !ok {
 		t.Fatalf("signals section: %v %v", ok, err)
 	}
-	if _, err := Compile(c.Rules, c.Default); err != nil {
+	if _, err := c.compileRules(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,9 +2,14 @@ package signals
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 )
 
@@ -13,19 +18,140 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Explain(f, []byte(`{"source":"alertmanager","kind":"alert","fingerprint":"f","status":"firing","title":"DiskFull",
+	xs, err := Explain(f, "generic", []byte(`{"source":"alertmanager","kind":"alert","fingerprint":"f","status":"firing","title":"DiskFull",
 		"severity":"critical","starts_at":"2025-06-04T11:02:30Z","group_key":"g"}`))
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(xs) != 1 {
+		t.Fatal(xs, err)
 	}
 	var out bytes.Buffer
-	d.Describe(&out)
-	for _, want := range []string{"matched: page", "action: incident", "playbook: https://runbooks.acme.internal/disk"} {
+	xs[0].Describe(&out)
+	for _, want := range []string{`"fingerprint": "f"`, "matched: page", `action: incident for group "generic/alertmanager/g" (service "alertmanager", severity SEV1`,
+		"playbook: https://runbooks.acme.internal/disk"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if _, err := Explain(f, []byte(`{"source":"x"}`)); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+	if _, err := Explain(f, "generic", []byte(`{"source":"x","severity":"low"}`)); err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Errorf("invalid signal: %v", err)
 	}
+	if _, err := Explain(f, "nagios", []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "alertmanager, aws, escalation, gcp-scc, generic, grafana") {
+		t.Errorf("unknown source: %v", err)
+	}
+}
+
+// Every vendor payload is read by the parser of its endpoint, and each
+// normalised signal gets its decision.
+func TestExplainVendorPayloads(t *testing.T) {
+	f, err := config.Parse("hikeshi.yaml", []byte(`
+signals:
+  rules:
+    - name: guardduty
+      when: 'signal.source == "aws" && signal.labels["detail-type"] == "GuardDuty Finding"'
+      route: incident
+      incident: {service: cloud, confidential: true}
+    - name: scc
+      when: 'signal.source == "gcp-scc"'
+      route: none
+    - name: grafana-blue
+      when: 'signal.labels["team"] == "blue"'
+      drop: true
+  default: {route: incident}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gd := fixture(t, "guardduty-eventbridge.json")
+	sns, _ := json.Marshal(map[string]string{"Type": "Notification", "TopicArn": "arn:aws:sns:us-west-2:1:t", "Message": string(gd)})
+	scc := fixture(t, "scc-finding.json")
+	push, _ := json.Marshal(map[string]any{"message": map[string]string{"data": base64.StdEncoding.EncodeToString(scc)}})
+	for _, tc := range []struct {
+		name, source string
+		payload      []byte
+		signals      int
+		rule, route  string
+	}{
+		{"alertmanager", "alertmanager", fixture(t, "alertmanager-v4.json"), 2, "", RouteIncident},
+		{"grafana", "grafana", fixture(t, "grafana.json"), 2, "grafana-blue", "drop"},
+		{"guardduty", "aws", gd, 1, "guardduty", RouteIncident},
+		{"guardduty via SNS", "aws", sns, 1, "guardduty", RouteIncident},
+		{"security hub", "aws", fixture(t, "securityhub-eventbridge.json"), 1, "", RouteIncident},
+		{"scc push", "gcp-scc", push, 1, "scc", RouteNone},
+		{"scc notification", "gcp-scc", scc, 1, "scc", RouteNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			xs, err := Explain(f, tc.source, tc.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(xs) != tc.signals {
+				t.Fatalf("%d signals, want %d", len(xs), tc.signals)
+			}
+			for _, x := range xs {
+				route, rule := x.Decision.Route, strings.Join(x.Decision.Rules, ",")
+				if x.Decision.Drop {
+					route = "drop"
+				}
+				if route != tc.route || rule != tc.rule || x.Signal.Source != tc.source || x.Signal.GroupKey == "" {
+					t.Errorf("%s: rule %q route %q group %q", x.Signal.Fingerprint, rule, route, x.Signal.GroupKey)
+				}
+			}
+		})
+	}
+	if _, err := Explain(f, "aws", fixture(t, "sns-subscription-confirmation.json")); err == nil || !strings.Contains(err.Error(), "SubscriptionConfirmation") {
+		t.Errorf("subscription confirmation: %v", err)
+	}
+	if _, err := Explain(f, "alertmanager", []byte(`{"alerts":`)); err == nil || !strings.Contains(err.Error(), "alertmanager payload") {
+		t.Errorf("broken payload: %v", err)
+	}
+}
+
+// The normalised signal, as rules test prints it (the data of
+// io.hikeshi.signal.received), is what POST /api/v1/signals accepts, field
+// for field: sent back, it is stored as it was, its group key under the
+// generic endpoint.
+func TestGenericAcceptsNormalisedSignals(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	f, err := config.Parse("hikeshi.yaml", []byte("signals:\n  default: {route: none}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []events.Signal
+	for _, c := range []struct{ source, file string }{
+		{"alertmanager", "alertmanager-v4.json"}, {"grafana", "grafana.json"}, {"aws", "guardduty-eventbridge.json"},
+		{"aws", "securityhub-eventbridge.json"}, {"gcp-scc", "scc-finding.json"},
+	} {
+		xs, err := Explain(f, c.source, fixture(t, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range xs {
+			want = append(want, x.Signal)
+		}
+	}
+	esc, err := Explain(f, "escalation", []byte(`{"id":"ZD-1","title":"Charged twice","reported_by":"yuki","reported_at":"2025-06-05T07:48:12Z",
+		"customer_impact":"three tenants","service":"payments","links":[{"title":"ticket","url":"https://support.example/ZD-1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, esc[0].Signal)
+	body, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := r.post(PathGeneric, body, auth(testToken))
+	must(t, resp.StatusCode == http.StatusAccepted, "status %d: %s", resp.StatusCode, out)
+	// Only the group key differs: kept under the generic endpoint, it
+	// never joins the groups of the endpoint that normalised the signal.
+	for i := range want {
+		want[i].GroupKey = "generic/" + want[i].Source + "/" + want[i].GroupKey
+	}
+	got := r.stored()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("stored\n%s\nwant\n%s", g, w)
+	}
+	resp, out = r.post(PathGeneric, []byte(`{"source":"x","kind":"page","fingerprint":"f","title":"t","severity":"low","starts_at":"2025-06-01T00:00:00Z"}`), auth(testToken))
+	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "kind"), "kind page: %d %s", resp.StatusCode, out)
 }

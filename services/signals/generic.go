@@ -2,15 +2,20 @@ package signals
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 )
 
 // genericSignal is the documented JSON any producer may send to
-// POST /api/v1/signals (one object, or an array of them).
+// POST /api/v1/signals (one object, or an array of them): the normalised
+// signal, the data of io.hikeshi.signal.received, field for field, so that
+// what `hikeshi rules test` prints can be sent back as it is.
 type genericSignal struct {
 	Source      string              `json:"source"`
+	Kind        string              `json:"kind"` // alert (default), finding or escalation
 	Fingerprint string              `json:"fingerprint"`
 	Title       string              `json:"title"`
 	Summary     string              `json:"summary"`
@@ -25,8 +30,15 @@ type genericSignal struct {
 	Service     string              `json:"service"`
 	StartsAt    time.Time           `json:"starts_at"`
 	EndsAt      time.Time           `json:"ends_at"`
+	Revision    string              `json:"revision"`
 	GroupKey    string              `json:"group_key"`
+	// Escalations.
+	ReportedBy     string `json:"reported_by"`
+	CustomerImpact string `json:"customer_impact"`
 }
+
+// signalKinds are the kinds a signal may have; the kind is a subject token.
+var signalKinds = []string{"alert", "finding", "escalation"}
 
 func parseGeneric(b []byte) ([]events.Signal, error) {
 	var in []genericSignal
@@ -52,14 +64,21 @@ func parseGeneric(b []byte) ([]events.Signal, error) {
 		if g.Status == "" {
 			g.Status = events.SignalFiring
 		}
+		if g.Kind == "" {
+			g.Kind = "alert"
+		}
+		if !slices.Contains(signalKinds, g.Kind) {
+			return nil, bad("signals[%d].kind: %q must be one of %s", i, g.Kind, strings.Join(signalKinds, ", "))
+		}
 		out[i] = events.Signal{
-			Source: g.Source, Kind: "alert", Fingerprint: g.Fingerprint, Status: g.Status,
+			Source: g.Source, Kind: g.Kind, Fingerprint: g.Fingerprint, Status: g.Status,
 			Title: g.Title, Summary: g.Summary, Severity: g.Severity, Labels: g.Labels,
 			Account: g.Account, Project: g.Project, Region: g.Region, Resource: g.Resource,
-			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(),
+			Service: g.Service, Links: g.Links, StartsAt: g.StartsAt.UTC(), Revision: g.Revision,
 			// Under the generic endpoint and the producer's name: a key
 			// copied from another source's signal never joins its group.
-			GroupKey: "generic/" + g.Source + "/" + first(g.GroupKey, g.Fingerprint),
+			GroupKey:   "generic/" + g.Source + "/" + first(g.GroupKey, g.Fingerprint),
+			ReportedBy: g.ReportedBy, CustomerImpact: g.CustomerImpact,
 		}
 		if !g.EndsAt.IsZero() {
 			out[i].EndsAt = g.EndsAt.UTC()

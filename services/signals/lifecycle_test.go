@@ -12,6 +12,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
@@ -382,8 +383,9 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 }
 
 // A route that cannot be carried out at run time gives way to the default
-// route, flagged: a ticket route without a tracker, a tracker that refuses
-// the ticket for good. The incident the default declares says why.
+// route, flagged: a tracker that refuses the ticket for good. The incident
+// the default declares says why, and so does the signal's decision. (A
+// ticket route without any tracker is refused at load.)
 func TestRouteFallsBackToDefault(t *testing.T) {
 	finding := events.Signal{Source: "aws", Kind: "finding", Fingerprint: "arn:aws:guardduty:finding/9", Status: "firing",
 		Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC(), GroupKey: "aws/recon"}
@@ -402,6 +404,10 @@ func TestRouteFallsBackToDefault(t *testing.T) {
 			"summary does not say why: %q", st.Summary)
 		must(t, r.m.proj.flagged.Load() == 1, "flagged: %d", r.m.proj.flagged.Load())
 		must(t, len(integrationtest.Stream(t, r.bus.JS, "DEADLETTER")) == 0, "signal dead-lettered")
+		// The decision as carried out is listed, flagged.
+		_, got, raw := r.listSignals("flagged=true", "")
+		must(t, len(got.Signals) == 1 && got.Signals[0].Route == RouteIncident && got.Signals[0].Rule == "default" &&
+			got.Signals[0].CaseNumber == "INC-1" && strings.Contains(got.Signals[0].Flagged, why), "flagged decisions: %s", raw)
 	}
 	const rules = `
   default:
@@ -412,8 +418,20 @@ func TestRouteFallsBackToDefault(t *testing.T) {
       route: ticket
 `
 	t.Run("no tracker", func(t *testing.T) {
+		// Refused at load, naming the rule, rather than falling back on
+		// every signal (see TestConfigErrorsNameTheRule).
 		setSecrets(t)
-		check(t, newRig(t, rigOpts{yaml: "\nsignals:\n  token_env: SIG_TOKEN" + rules}), "neither signals.github nor signals.jira")
+		f, err := config.Parse("hikeshi.yaml", []byte("\nsignals:\n  token_env: SIG_TOKEN"+rules))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, sec, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = newModule(cfg, sec, integrationtest.New(t, "").Env, deps{})
+		must(t, err != nil && strings.Contains(err.Error(), "signals.rules[0] (findings-get-tickets): route ticket needs signals.github or signals.jira"),
+			"a ticket route without a tracker: %v", err)
 	})
 	t.Run("tracker refuses", func(t *testing.T) {
 		setSecrets(t)

@@ -67,6 +67,7 @@ var errNoTracker = fmt.Errorf("%w: neither signals.github nor signals.jira is co
 func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
 	p.handled.Add(1)
 	d := p.m.rules.Evaluate(sig)
+	before := p.tally()
 	err := p.carryOut(ctx, e, sig, &d)
 	// d is now the decision as carried out: a rule that failed, or a route
 	// that could not be carried out and gave way to the default, is flagged.
@@ -74,6 +75,7 @@ func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Sig
 		p.flagged.Add(1)
 		p.m.env.Logger.Warn("signal flagged", "fingerprint", sig.Fingerprint, "route", d.Route, "why", d.Flagged)
 	}
+	p.record(ctx, e, sig, &d, before, err)
 	return err
 }
 

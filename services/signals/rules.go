@@ -1,22 +1,26 @@
 package signals
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
 )
 
 // RuleConfig is one rule of signals.rules, or signals.default.
 type RuleConfig struct {
 	Name string `yaml:"name"`
-	// When is a CEL expression over `signal` (a map: source, kind,
-	// fingerprint, status, title, summary, severity, labels, account,
-	// project, region, resource, service, group_key, reported_by,
-	// customer_impact, starts_at); empty matches every signal.
+	// When is a boolean CEL expression over `signal` (the fields of
+	// signalFields); empty matches every signal. It is type-checked at
+	// load: an unknown field or a result that is not a boolean is an error.
 	When string `yaml:"when"`
 	// Drop suppresses the signal (it stays on the stream, nothing else).
 	Drop     bool              `yaml:"drop"`
@@ -70,6 +74,8 @@ type Decision struct {
 
 type rule struct {
 	RuleConfig
+	// where names the rule in errors: signals.rules[2] (page).
+	where         string
 	when, groupBy cel.Program
 }
 
@@ -79,8 +85,57 @@ type Rules struct {
 	def   rule
 }
 
+// signalFields are the fields of `signal` as rules see it (see
+// activation), with their CEL types: the checker refuses any other field.
+var signalFields = map[string]*cel.Type{
+	"source": cel.StringType, "kind": cel.StringType, "fingerprint": cel.StringType, "status": cel.StringType,
+	"title": cel.StringType, "summary": cel.StringType, "severity": cel.StringType,
+	"labels":  cel.MapType(cel.StringType, cel.StringType),
+	"account": cel.StringType, "project": cel.StringType, "region": cel.StringType, "resource": cel.StringType,
+	"service": cel.StringType, "group_key": cel.StringType, "reported_by": cel.StringType,
+	"customer_impact": cel.StringType, "starts_at": cel.TimestampType,
+}
+
+// signalTypeName is the CEL object type of `signal`.
+const signalTypeName = "hikeshi.Signal"
+
+// signalProvider declares the object type of `signal` to the checker. Its
+// fields have no accessors, so at run time `signal` stays the plain map
+// activation builds, read like any map.
+type signalProvider struct{ *types.Registry }
+
+func (p signalProvider) FindStructType(name string) (*types.Type, bool) {
+	if name == signalTypeName {
+		return types.NewTypeTypeWithParam(types.NewObjectType(signalTypeName)), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+func (p signalProvider) FindStructFieldNames(name string) ([]string, bool) {
+	if name == signalTypeName {
+		return slices.Sorted(maps.Keys(signalFields)), true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+func (p signalProvider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	if name != signalTypeName {
+		return p.Registry.FindStructFieldType(name, field)
+	}
+	t, ok := signalFields[field]
+	if !ok {
+		return nil, false
+	}
+	return &types.FieldType{Type: t}, true
+}
+
 var celEnv = func() *cel.Env {
-	env, err := cel.NewEnv(cel.Variable("signal", cel.MapType(cel.StringType, cel.DynType)))
+	reg, err := types.NewRegistry()
+	if err != nil {
+		panic(err)
+	}
+	env, err := cel.NewEnv(cel.CustomTypeProvider(signalProvider{reg}),
+		cel.Variable("signal", cel.ObjectType(signalTypeName)))
 	if err != nil {
 		panic(err)
 	}
@@ -94,9 +149,9 @@ func Compile(cfgs []RuleConfig, def RuleConfig) (*Rules, error) {
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("rule %d", i+1)
 		}
-		r, err := compileRule(c)
+		r, err := compileRule(c, fmt.Sprintf("signals.rules[%d] (%s)", i, c.Name))
 		if err != nil {
-			return nil, fmt.Errorf("signals.rules[%d] (%s): %w", i, c.Name, err)
+			return nil, err
 		}
 		rs.rules = append(rs.rules, r)
 	}
@@ -106,15 +161,35 @@ func Compile(cfgs []RuleConfig, def RuleConfig) (*Rules, error) {
 	if def.When != "" || def.Drop {
 		return nil, fmt.Errorf("signals.default: when and drop do not apply to the default")
 	}
-	d, err := compileRule(def)
+	d, err := compileRule(def, "signals.default")
 	if err != nil {
-		return nil, fmt.Errorf("signals.default: %w", err)
+		return nil, err
 	}
 	rs.def = d
 	return rs, nil
 }
 
-func compileRule(c RuleConfig) (rule, error) {
+// uses names the first rule (or the default) that routes to route, "" if
+// none does.
+func (rs *Rules) uses(route string) string {
+	for _, r := range append(rs.rules, rs.def) {
+		if r.Route == route {
+			return r.where
+		}
+	}
+	return ""
+}
+
+func compileRule(c RuleConfig, where string) (rule, error) {
+	r, err := checkRule(c)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", where, err)
+	}
+	r.where = where
+	return r, nil
+}
+
+func checkRule(c RuleConfig) (rule, error) {
 	r := rule{RuleConfig: c}
 	switch c.Route {
 	case "", RouteIncident, RouteTicket, RouteTriage, RouteNone:
@@ -124,17 +199,16 @@ func compileRule(c RuleConfig) (rule, error) {
 	if c.Drop && c.Route != "" {
 		return r, fmt.Errorf("drop and route exclude each other")
 	}
-	if c.Incident.Severity != "" {
-		sev, err := events.ParseSeverity(c.Incident.Severity)
-		if err != nil {
-			return r, fmt.Errorf("incident.severity: %w", err)
-		}
-		r.Incident.Severity = string(sev)
+	if c.Incident != (IncidentAction{}) && c.Route != RouteIncident {
+		return r, fmt.Errorf("incident: applies only with route: incident")
+	}
+	var err error
+	if r.Incident, err = checkIncident(c.Incident); err != nil {
+		return r, err
 	}
 	if c.RateLimit != nil && (c.RateLimit.Max < 1 || c.RateLimit.Window <= 0) {
 		return r, fmt.Errorf("rate_limit needs max >= 1 and a window")
 	}
-	var err error
 	if c.When != "" {
 		if r.when, err = program(c.When, cel.BoolType); err != nil {
 			return r, fmt.Errorf("when: %w", err)
@@ -148,15 +222,53 @@ func compileRule(c RuleConfig) (rule, error) {
 	return r, nil
 }
 
+// checkIncident refuses incident defaults a declaration would refuse, by
+// the declaration's own checks, and normalises the severity.
+func checkIncident(a IncidentAction) (IncidentAction, error) {
+	if a.Severity != "" {
+		sev, err := events.ParseSeverity(a.Severity)
+		if err != nil {
+			return a, fmt.Errorf("incident.severity: %w", err)
+		}
+		a.Severity = string(sev)
+	}
+	if a.Service != "" {
+		err := incident.Declare{Title: "check", Service: a.Service, Severity: "SEV5", DeclaredBy: actor}.Validate()
+		var ve *incident.ValidationError
+		if errors.As(err, &ve) {
+			return a, fmt.Errorf("incident.%s: %s", ve.Field, ve.Message)
+		}
+		if err != nil {
+			return a, fmt.Errorf("incident.service: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// program compiles and type-checks expr, whose result must be of type
+// want: a field `signal` lacks, or a result of another type, is an error.
 func program(expr string, want *cel.Type) (cel.Program, error) {
 	ast, iss := celEnv.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		return nil, iss.Err()
 	}
-	if !ast.OutputType().IsExactType(want) && !ast.OutputType().IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("%q gives %s, want %s", expr, ast.OutputType(), want)
+	if got := ast.OutputType(); !got.IsExactType(want) {
+		return nil, fmt.Errorf("%q gives %s, want %s", expr, typeName(got), typeName(want))
 	}
 	return celEnv.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(100_000))
+}
+
+// typeName names a CEL type for people: a string, a boolean, a map.
+func typeName(t *cel.Type) string {
+	switch {
+	case t.IsExactType(cel.BoolType):
+		return "a boolean"
+	case t.IsExactType(cel.StringType):
+		return "a string"
+	case t.IsExactType(cel.DynType):
+		return "a value of unknown type (convert it, e.g. string(...))"
+	}
+	return "type " + t.String()
 }
 
 // activation is the signal as rules see it.

@@ -49,6 +49,8 @@ type Config struct {
 	// Alert tickets go to GitHub issues or to JIRA, not both.
 	GitHub *GitHubConfig `yaml:"github"`
 	JIRA   *JiraConfig   `yaml:"jira"`
+	// Decisions bounds the log of every signal's decision.
+	Decisions DecisionsConfig `yaml:"decisions"`
 }
 
 // GrafanaConfig: bearer token, HMAC, or both (either verifies).
@@ -86,6 +88,7 @@ func Load(f *config.File) (Config, secrets, error) {
 	if c.CountEvery <= 0 {
 		c.CountEvery = 100
 	}
+	c.Decisions.defaults()
 	if c.AWS.Header == "" {
 		c.AWS.Header = "X-Hikeshi-Secret"
 	}
@@ -108,9 +111,6 @@ func Load(f *config.File) (Config, secrets, error) {
 	s.grafanaToken = get("grafana.token_env", c.Grafana.TokenEnv)
 	s.grafanaHMAC = get("grafana.hmac_secret_env", c.Grafana.HMACSecretEnv)
 	s.awsSecret = get("aws.secret_env", c.AWS.SecretEnv)
-	if c.GitHub != nil && c.JIRA != nil {
-		return c, s, fmt.Errorf("signals: alert tickets go to github or jira, not both")
-	}
 	if c.GitHub != nil {
 		s.github = get("github.token_env", c.GitHub.TokenEnv)
 	}
@@ -118,6 +118,23 @@ func Load(f *config.File) (Config, secrets, error) {
 		s.jira = get("jira.token_env", c.JIRA.TokenEnv)
 	}
 	return c, s, err
+}
+
+// compileRules compiles the rules and refuses a configuration whose
+// routes cannot be carried out. The hub and `hikeshi rules test` both
+// check through it, so they report the same errors.
+func (c *Config) compileRules() (*Rules, error) {
+	if c.GitHub != nil && c.JIRA != nil {
+		return nil, fmt.Errorf("signals: alert tickets go to github or jira, not both")
+	}
+	rs, err := Compile(c.Rules, c.Default)
+	if err != nil {
+		return nil, err
+	}
+	if where := rs.uses(RouteTicket); where != "" && c.GitHub == nil && c.JIRA == nil {
+		return nil, fmt.Errorf("%s: route ticket needs signals.github or signals.jira to keep the tickets in; configure one, or route elsewhere", where)
+	}
+	return rs, nil
 }
 
 type secrets struct {
@@ -184,7 +201,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if d.confirm == nil {
 		d.confirm = visit(d.client)
 	}
-	rules, err := Compile(cfg.Rules, cfg.Default)
+	rules, err := cfg.compileRules()
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +215,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if m.proj, err = newProjector(m, d); err != nil {
 		return nil, err
 	}
+	m.proj.st.retain = cfg.Decisions
 	return m, nil
 }
 
@@ -224,7 +242,7 @@ func (m *module) parts() *hub.Parts {
 }
 
 func (m *module) routes() map[string]http.Handler {
-	routes := map[string]http.Handler{}
+	routes := map[string]http.Handler{"GET " + PathGeneric: http.HandlerFunc(m.listSignals)}
 	// An endpoint whose credentials are not configured is not mounted:
 	// an unauthenticated ingest must never exist by omission.
 	if m.sec.token != "" {

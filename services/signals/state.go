@@ -77,6 +77,10 @@ type states struct {
 	known *bloom
 	// cp is the last signal (stream sequence) whose changes are committed.
 	cp uint64
+	// log holds the decisions since the last flush, committed with it;
+	// retain bounds the decisions log (see decisions.go).
+	log    []sqlite.Decision
+	retain DecisionsConfig
 }
 
 const maxCached = 10_000
@@ -215,7 +219,8 @@ func (s *states) flush(ctx context.Context, seq uint64) error {
 			runtime.Gosched() // as the projector does between signals
 		}
 	}
-	if err := s.db.Commit(ctx, vals, seq); err != nil {
+	log := &sqlite.Log{Decisions: s.log, Keep: uint64(s.retain.Keep), MaxAge: s.retain.MaxAge, Now: time.Now()}
+	if err := s.db.CommitLog(ctx, vals, log, seq); err != nil {
 		s.discardLocked()
 		return err
 	}
@@ -223,6 +228,7 @@ func (s *states) flush(ctx context.Context, seq uint64) error {
 		s.known.add(key)
 	}
 	clear(s.dirty)
+	s.log = s.log[:0]
 	s.cp = seq
 	return nil
 }
@@ -239,6 +245,7 @@ func (s *states) discardLocked() {
 		delete(s.c, key)
 	}
 	clear(s.dirty)
+	s.log = s.log[:0]
 }
 
 // triageItem is an escalation waiting for the security team to accept

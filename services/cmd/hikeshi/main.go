@@ -33,7 +33,8 @@ func commands() []command {
 		{"replay", "timeline [flags]", "drop and rebuild the timeline store from the stream", replay},
 		{"postmortem", "ID", "open the postmortem pull request now (GitHub module)", postmortem},
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
-		{"rules", "test FILE < signal.json", "show which signal rule matches a signal and what it does", rulesCmd},
+		{"signals", signalsUsage, "list recent signals: the rule that decided, the route, the incident or ticket it went to", signalsCmd},
+		{"rules", rulesUsage, "show what the signal rules make of a sender's payload (--source alertmanager|grafana|aws|gcp-scc|generic)", rulesCmd},
 	}
 	// The incident commands go right after declare.
 	var ics []command
