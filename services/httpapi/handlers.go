@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -141,12 +142,38 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit})
+	before := r.URL.Query().Get("before")
+	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit, Before: before})
+	if errors.Is(err, sqlite.ErrNotFound) {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "before", Message: "before: no incident " + strconv.Quote(before) + " (pass the id of the last incident of the previous page)"}
+	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": rows})
+	body := map[string]any{"incidents": rows}
+	if next := nextBefore(rows, limit); next != "" {
+		body["next_before"] = next
+		q := r.URL.Query()
+		q.Set("before", next)
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// nextBefore is the cursor of the page after a full one: the id of its
+// last incident.
+func nextBefore(rows []json.RawMessage, limit int) string {
+	if limit == 0 || len(rows) < limit {
+		return ""
+	}
+	var last struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(rows[len(rows)-1], &last) != nil {
+		return ""
+	}
+	return last.ID
 }
 
 func intParam(r *http.Request, name string, def int) (int, error) {

@@ -83,6 +83,7 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
 	last := map[string]int{} // incident id → index of its last change
+	declared := map[string]uint64{}
 	for _, de := range batch {
 		ev, data := de.Stored, de.data
 		id, ok := events.IncidentID(ev.Subject)
@@ -98,6 +99,9 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 		}
 		if err := st.ApplyData(ev.Envelope, data, ev.Seq); err != nil {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
+		}
+		if _, ok := data.(*events.Declared); ok {
+			declared[id] = ev.Seq
 		}
 		raw, err := currentData(ev, data)
 		if err != nil {
@@ -115,7 +119,7 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 		}
 		changes[i].Incident = &sqlite.Row{
 			ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
-			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap,
+			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap, DeclaredSeq: declared[id],
 		}
 	}
 	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
