@@ -27,7 +27,7 @@ func TestAPIListPages(t *testing.T) {
 	}
 	get := func(q string) (page, http.Header) {
 		var p page
-		r := c.get("/api/v1/incidents" + q).must(t, http.StatusOK, &p)
+		r := c.get("/api/v1/incidents"+q).must(t, http.StatusOK, &p)
 		return p, r.Header
 	}
 	ids := func(p page) []string {
