@@ -117,6 +117,17 @@ func (s *Store) LastSeq(ctx context.Context, id string) (uint64, error) {
 	return m.Sequence, nil
 }
 
+// LastStreamSeq is the sequence of the last event on the incident stream.
+func (s *Store) LastStreamSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // Load returns the incident's events after stream sequence after, in order.
 func (s *Store) Load(ctx context.Context, id string, after uint64) ([]events.Stored, error) {
 	last, err := s.LastSeq(ctx, id)

@@ -45,13 +45,14 @@ type Deps struct {
 
 // Server serves the API.
 type Server struct {
-	d   Deps
-	mux *http.ServeMux
+	d    Deps
+	mux  *http.ServeMux
+	live *broadcaster // GET /api/v1/events, see sse.go
 }
 
 // New builds the routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, mux: http.NewServeMux()}
+	s := &Server{d: d, mux: http.NewServeMux(), live: newBroadcaster(d.Events)}
 	s.route("POST /api/v1/incidents", s.declare)
 	s.route("GET /api/v1/incidents", s.list)
 	s.route("GET /api/v1/incidents/{id}", s.get)

@@ -348,6 +348,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
+	h.loops = append(h.loops, api.Live)
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
