@@ -15,6 +15,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -38,12 +39,22 @@ func New(store *sqlite.Store) *Projector {
 // Store is where the projector writes.
 func (p *Projector) Store() *sqlite.Store { return p.store }
 
+// Projection is the projector's row for the projection runner: batches of
+// the events that have arrived, each written with the checkpoint in one
+// transaction.
+func (p *Projector) Projection() projection.Projector {
+	return projection.Projector{Durable: Name, Checkpoint: p.Checkpoint, HandleBatch: p.Apply}
+}
+
 // Checkpoint is the last stream sequence in the store.
 func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {
 	return p.store.Checkpoint(ctx, Name)
 }
 
-const maxCachedStates = 4096
+// maxCachedStates bounds the states kept between batches (a state without
+// its event ids is about a kilobyte): enough for the incidents in use, so a
+// batch rarely reads and decodes a stored snapshot.
+const maxCachedStates = 16384
 
 // Apply projects a batch of events in one transaction. Events at or below
 // the checkpoint are skipped by the store, so redelivery is harmless.
@@ -77,8 +88,11 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if len(p.states) > maxCachedStates {
-		clear(p.states)
+	for id := range p.states { // random order spreads the evictions
+		if len(p.states) <= maxCachedStates {
+			break
+		}
+		delete(p.states, id)
 	}
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
@@ -170,6 +184,7 @@ func (p *Projector) state(ctx context.Context, id string, touched map[string]*in
 			}
 		}
 	}
+	st.ForgetEventIDs() // the version tells a redelivery
 	touched[id] = st
 	return st, nil
 }
