@@ -20,6 +20,7 @@ const (
 
 // Snapshots stores incident states with the stream sequence they reflect.
 type Snapshots struct {
+	js    jetstream.JetStream
 	state jetstream.KeyValue
 	ids   jetstream.KeyValue
 }
@@ -34,7 +35,7 @@ func NewSnapshots(ctx context.Context, js jetstream.JetStream) (*Snapshots, erro
 	if err != nil {
 		return nil, fmt.Errorf("event id bucket: %w", err)
 	}
-	return &Snapshots{state: state, ids: ids}, nil
+	return &Snapshots{js: js, state: state, ids: ids}, nil
 }
 
 // Get returns the last snapshot of an incident, nil when there is none.
@@ -51,13 +52,13 @@ func (s *Snapshots) Get(ctx context.Context, id string) ([]byte, error) {
 	return e.Value(), nil
 }
 
-// Put stores a snapshot of an incident. Callers record the keyed event
-// ids the snapshot covers first (RecordIDs), so that every keyed event at
-// or below a snapshot's sequence can be found with Recorded.
-func (s *Snapshots) Put(ctx context.Context, id string, snapshot []byte) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	if _, err := s.state.Put(ctx, id, snapshot); err != nil {
+// Put stores a snapshot of an incident without waiting for the bus's
+// answer: a lost snapshot only makes a later load read the events after an
+// older one. Callers record the keyed event ids the snapshot covers first
+// (RecordIDs), so that every keyed event at or below a snapshot's sequence
+// can be found with Recorded.
+func (s *Snapshots) Put(id string, snapshot []byte) error {
+	if _, err := s.js.PublishAsync("$KV."+SnapshotsBucket+"."+id, snapshot); err != nil {
 		return fmt.Errorf("%w: snapshot of %s: %w", ErrUnavailable, id, err)
 	}
 	return nil

@@ -58,22 +58,18 @@ type Handler struct {
 	lru   *list.List               // front: most recently used
 }
 
-// snapshotEvery is how many events an incident gains between snapshots: it
-// bounds both the events a cache miss reads and the keyed ids an entry holds.
-const snapshotEvery = 32
-
 type entry struct {
 	id     string
 	mu     sync.Mutex
 	loaded bool
 	st     incident.State
-	// snapped is the sequence of the last snapshot stored by or loaded into
-	// this entry: every keyed event id at or below it is in the event id
-	// bucket. snappedEvents is the state's event count there.
-	snapped       uint64
-	snappedEvents int
-	// keyed holds the ids of the keyed events applied after snapped.
+	// recorded: every keyed event id at or below this sequence is in the
+	// event id bucket (a loaded snapshot's sequence, or the last recording).
+	recorded uint64
+	// keyed holds the ids of the keyed events applied after recorded.
 	keyed []string
+	// snapped is the version of the last snapshot sent.
+	snapped uint64
 }
 
 // CaseFallback sets how to find a case number the index does not know (an
@@ -161,7 +157,7 @@ func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
 		return err
 	}
 	e.loaded = true
-	h.maybeSnapshot(ctx, e, id)
+	h.saveSnapshot(ctx, e, id)
 	return nil
 }
 
@@ -172,14 +168,14 @@ func (h *Handler) loadSnapshot(ctx context.Context, e *entry, id string) error {
 	if err != nil {
 		return err
 	}
-	e.st, e.keyed, e.snapped, e.snappedEvents = incident.State{}, nil, 0, 0
+	e.st, e.keyed = incident.State{}, nil
 	if raw != nil {
 		if err := json.Unmarshal(raw, &e.st); err != nil {
 			slog.Warn("incident snapshot unreadable; loading the incident from its events", "incident", id, "err", err)
 			e.st = incident.State{}
 		}
-		e.snapped, e.snappedEvents = e.st.Version, e.st.Events
 	}
+	e.recorded, e.snapped = e.st.Version, e.st.Version
 	e.st.ForgetEventIDs()
 	return nil
 }
@@ -191,25 +187,31 @@ func (e *entry) applied(eventID string) {
 	}
 }
 
-// maybeSnapshot stores the state once snapshotEvery events were applied
-// since the last snapshot: first the keyed ids it covers, then the state,
-// so that a snapshot never covers an id the bucket lacks. A failure costs
-// only a longer load later.
-func (h *Handler) maybeSnapshot(ctx context.Context, e *entry, id string) {
-	if !e.st.Exists() || e.st.Events-e.snappedEvents < snapshotEvery {
+// saveSnapshot stores the state after a change, so that the next load of
+// the incident reads no event: first the keyed ids it covers (waiting for
+// the bus), then the state (not waiting). A failure costs only a longer
+// load later.
+func (h *Handler) saveSnapshot(ctx context.Context, e *entry, id string) {
+	if !e.st.Exists() || e.st.Version == e.snapped {
 		return
 	}
+	if len(e.keyed) > 0 {
+		if err := h.snaps.RecordIDs(ctx, id, e.keyed); err != nil {
+			slog.Warn("keyed event ids not recorded; the incident's snapshot waits", "incident", id, "err", err)
+			return
+		}
+		e.keyed = nil
+	}
+	e.recorded = e.st.Version
 	raw, err := json.Marshal(e.st.View())
 	if err == nil {
-		if err = h.snaps.RecordIDs(ctx, id, e.keyed); err == nil {
-			err = h.snaps.Put(ctx, id, raw)
-		}
+		err = h.snaps.Put(id, raw)
 	}
 	if err != nil {
 		slog.Warn("incident snapshot not stored; the next load reads more events", "incident", id, "err", err)
 		return
 	}
-	e.snapped, e.snappedEvents, e.keyed = e.st.Version, e.st.Events, nil
+	e.snapped = e.st.Version
 }
 
 // stored reports whether the keyed event eventID is already on the
@@ -222,7 +224,7 @@ func (h *Handler) stored(ctx context.Context, e *entry, eventID string) (bool, e
 	if slices.Contains(e.keyed, eventID) {
 		return true, nil
 	}
-	if e.snapped == 0 { // the entry applied every event itself
+	if e.recorded == 0 { // the entry applied every event itself
 		return false, nil
 	}
 	return h.snaps.Recorded(ctx, eventID)
@@ -358,6 +360,13 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if done, err := h.stored(ctx, e, eventID); err != nil {
 			return incident.State{}, err
 		} else if done {
+			// Answer with the incident as it is now, as a first attempt
+			// would have, not as this cache last saw it.
+			if !fresh {
+				if err := reload(); err != nil {
+					return incident.State{}, err
+				}
+			}
 			return e.st.View(), nil
 		}
 		if m.ExpectVersion != 0 && e.st.Version != m.ExpectVersion {
@@ -403,7 +412,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 			return incident.State{}, err
 		}
 		e.applied(env.ID)
-		h.maybeSnapshot(ctx, e, id)
+		h.saveSnapshot(ctx, e, id)
 		if h.onAppend != nil {
 			h.onAppend(env.Type)
 		}
