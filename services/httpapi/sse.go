@@ -22,7 +22,12 @@ import (
 
 // liveBuffer is how many events a client may be behind before it is
 // dropped. A pointer each: the events themselves are shared.
-const liveBuffer = 128
+const liveBuffer = 256
+
+// liveLinger is the pause after each write to a client: what arrives
+// meanwhile goes out in the next write, so that a busy stream costs the hub
+// tens of writes a second per client rather than one per event.
+const liveLinger = 20 * time.Millisecond
 
 // frame is one event as an SSE message.
 type frame struct {
@@ -229,6 +234,8 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		sent = max(sent, until)
 	}
 	defer s.live.unsubscribe(sub)
+	linger := time.NewTimer(0)
+	<-linger.C
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,6 +248,12 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			batch, sent = drain(sub.ch, batch, sent)
 			if err := writeFrames(w, fl, batch...); err != nil {
 				return nil // the client is gone
+			}
+			linger.Reset(liveLinger)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-linger.C:
 			}
 		}
 	}
