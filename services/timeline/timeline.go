@@ -29,6 +29,11 @@ type Projector struct {
 	// states caches folded incidents between batches; it is dropped when
 	// a batch fails, since the store did not take that batch.
 	states map[string]*incident.State
+	// deferRows, during a rebuild, leaves the incident rows out of the
+	// batches: they are written once, by flushRows, with the declaration
+	// sequences kept in declared.
+	deferRows bool
+	declared  map[string]uint64
 }
 
 // New returns a projector writing to store.
@@ -88,6 +93,11 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if p.deferRows && len(p.states) > maxCachedStates {
+		if err := p.flushRows(ctx); err != nil {
+			return err
+		}
+	}
 	for id := range p.states { // random order spreads the evictions
 		if len(p.states) <= maxCachedStates {
 			break
@@ -97,7 +107,10 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
 	last := map[string]int{} // incident id → index of its last change
-	declared := map[string]uint64{}
+	declared := p.declared
+	if !p.deferRows {
+		declared = map[string]uint64{}
+	}
 	for _, de := range batch {
 		ev, data := de.Stored, de.data
 		id, ok := events.IncidentID(ev.Subject)
@@ -126,23 +139,54 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	}
 	// One row write per incident per batch, with its state after the batch.
 	for id, i := range last {
-		st := touched[id]
-		snap, err := json.Marshal(st)
+		if p.deferRows {
+			break
+		}
+		r, err := row(id, touched[id], declared[id])
 		if err != nil {
 			return err
 		}
-		changes[i].Incident = &sqlite.Row{
-			ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
-			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap, DeclaredSeq: declared[id],
-		}
+		changes[i].Incident = &r
 	}
 	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
 		clear(p.states)
+		clear(p.declared) // a rebuild that fails is thrown away
 		return err
 	}
 	for id, st := range touched {
 		p.states[id] = st
 	}
+	return nil
+}
+
+// row is the incident's summary row for its state.
+func row(id string, st *incident.State, declaredSeq uint64) (sqlite.Row, error) {
+	snap, err := json.Marshal(st)
+	if err != nil {
+		return sqlite.Row{}, err
+	}
+	return sqlite.Row{
+		ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
+		DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap, DeclaredSeq: declaredSeq,
+	}, nil
+}
+
+// flushRows writes the rows of the cached states, which a rebuild left
+// out of its batches, and forgets them.
+func (p *Projector) flushRows(ctx context.Context) error {
+	rows := make([]sqlite.Row, 0, len(p.states))
+	for id, st := range p.states {
+		r, err := row(id, st, p.declared[id])
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	if err := p.store.PutIncidents(ctx, rows); err != nil {
+		return err
+	}
+	clear(p.states)
+	clear(p.declared)
 	return nil
 }
 
@@ -226,7 +270,9 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 }
 
 // Fill reads the stream after the store's checkpoint through an ordered
-// consumer and applies it in large transactions. Reading and decoding run
+// consumer and applies it in large transactions; the incident rows are
+// written once at the end (or when the cached states are many), so a
+// store being filled has its events before its incidents. Reading and decoding run
 // beside the writes, so a rebuild uses both the bus and the database.
 func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress) (int, uint64, error) {
 	const batchSize = 2000
@@ -234,6 +280,9 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	if err != nil {
 		return 0, 0, err
 	}
+	// Incident rows are written once at the end, not after every batch.
+	p.deferRows, p.declared = true, map[string]uint64{}
+	defer func() { p.deferRows, p.declared = false, nil }()
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan []decodedEvent, 2)
 	g.Go(func() error {
@@ -275,7 +324,10 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 			n += len(batch)
 			last = batch[len(batch)-1].Seq
 		}
-		return nil
+		if gctx.Err() != nil {
+			return gctx.Err()
+		}
+		return p.flushRows(gctx)
 	})
 	err = g.Wait()
 	return n, last, err
