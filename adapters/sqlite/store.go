@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
 	actor       TEXT NOT NULL,
 	data        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id, seq);
+` + eventsIndex + `
 CREATE TABLE IF NOT EXISTS incidents (
 	id          TEXT PRIMARY KEY,
 	case_number TEXT NOT NULL UNIQUE,
@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS incidents (
 	declared_seq INTEGER NOT NULL DEFAULT 0
 );
 `
+
+// eventsIndex serves timelines. A rebuild creates it once its events are
+// in (Finish): one sort instead of a random insert per event.
+const eventsIndex = `CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id, seq);`
 
 // indexes serve the list: newest first, all or by open/closed, a page at a
 // time, without sorting the incidents. Created after migrate, which adds
@@ -131,6 +135,12 @@ func open(path string, scratch bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("timeline store %s: %w", path, err)
 	}
+	if scratch {
+		if _, err := db.Exec(`DROP INDEX IF EXISTS events_incident`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("timeline store %s: %w", path, err)
+		}
+	}
 	s := &Store{db: db, path: path, waiters: map[string]chan struct{}{}}
 	for _, p := range []struct {
 		stmt **sql.Stmt
@@ -161,6 +171,9 @@ func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
 	journal, sync := "WAL", "NORMAL"
 	if scratch {
 		journal, sync = "OFF", "OFF"
+		// A rebuild writes every page once: a large cache (given back at
+		// close) keeps its indexes in memory meanwhile.
+		q.Add("_pragma", "cache_size(-65536)")
 	}
 	q.Add("_pragma", "journal_mode("+journal+")")
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -181,6 +194,15 @@ func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	return db, nil
+}
+
+// Finish creates the indexes a store opened with OpenScratch was filled
+// without.
+func (s *Store) Finish(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, eventsIndex); err != nil {
+		return fmt.Errorf("timeline: index events: %w", err)
+	}
+	return nil
 }
 
 // Path is where the database lives.

@@ -61,6 +61,10 @@ func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {
 // batch rarely reads and decodes a stored snapshot.
 const maxCachedStates = 16384
 
+// maxRebuildStates bounds them during a rebuild, which writes their rows
+// only when it reaches the bound or ends.
+const maxRebuildStates = 65536
+
 // Apply projects a batch of events in one transaction. Events at or below
 // the checkpoint are skipped by the store, so redelivery is harmless.
 func (p *Projector) Apply(ctx context.Context, batch []events.Stored) error {
@@ -93,13 +97,13 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if p.deferRows && len(p.states) > maxCachedStates {
+	if p.deferRows && len(p.states) > maxRebuildStates {
 		if err := p.flushRows(ctx); err != nil {
 			return err
 		}
 	}
 	for id := range p.states { // random order spreads the evictions
-		if len(p.states) <= maxCachedStates {
+		if p.deferRows || len(p.states) <= maxCachedStates {
 			break
 		}
 		delete(p.states, id)
@@ -255,6 +259,9 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 		return RebuildStats{}, err
 	}
 	n, last, err := Fill(ctx, es, New(st), progress)
+	if err == nil {
+		err = st.Finish(ctx)
+	}
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
