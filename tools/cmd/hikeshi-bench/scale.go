@@ -234,6 +234,8 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "catch-up", "s", catchUp.Seconds())
 	col.add("scale", "projector", "events/s", float64(stored)/catchUp.Seconds())
 	progress("run %d/%d scale timeline caught up on %d events in %s", run, runs, stored, catchUp.Round(time.Millisecond))
+	// At rest: the server drops a block's cache 10 s after its last use.
+	sleepCtx(ctx, 12*time.Second)
 	rssRest, heapRest := memory()
 	col.add("scale", "rss at rest", "MiB", rssRest)
 	col.add("scale", "heap at rest", "MiB", heapRest)
