@@ -15,19 +15,21 @@ import (
 )
 
 // Live fan-out of GET /api/v1/events: the process follows the incident
-// stream with one subscription (Live) and hands every event, encoded once,
-// to each client's small buffer. A client whose buffer is full has fallen
-// behind: it is dropped with an end-of-stream event saying where to resume,
-// and the others never wait for it.
+// stream with one subscription (Live) and keeps the last liveRing events,
+// each encoded once, in a ring that every client reads at its own pace. A
+// new event costs the same with one client or thousands: it is put in the
+// ring and the clients waiting are woken. A client that falls a whole ring
+// behind is dropped with an end-of-stream event saying where to resume;
+// the others never wait for it.
 
-// liveBuffer is how many events a client may be behind before it is
-// dropped. A pointer each: the events themselves are shared.
-const liveBuffer = 256
+// liveRing is how many events a client may be behind before it is
+// dropped.
+const liveRing = 4096
 
 // liveLinger is the pause after each write to a client: what arrives
 // meanwhile goes out in the next write, so that a busy stream costs the hub
-// tens of writes a second per client rather than one per event.
-const liveLinger = 20 * time.Millisecond
+// twenty writes a second per client rather than one per event.
+const liveLinger = 50 * time.Millisecond
 
 // frame is one event as an SSE message.
 type frame struct {
@@ -35,12 +37,11 @@ type frame struct {
 	data []byte
 }
 
-// subscriber is one client's queue.
+// subscriber is one client's place in the ring.
 type subscriber struct {
-	ch chan *frame
+	next uint64 // ring position of the next frame to write
 	// kick unblocks a write stuck on a client that stopped reading.
-	kick func()
-	// dropped is set (under the broadcaster's lock) before ch is closed.
+	kick    func()
 	dropped string
 }
 
@@ -52,12 +53,15 @@ type broadcaster struct {
 
 	mu   sync.Mutex
 	pos  uint64 // last sequence handed out
+	ring [liveRing]*frame
+	head uint64        // ring positions written so far
+	wake chan struct{} // closed at the next event
 	subs map[*subscriber]struct{}
 	done bool
 }
 
 func newBroadcaster(store *natsjs.Store) *broadcaster {
-	return &broadcaster{store: store, ready: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{}}
 }
 
 // run follows the stream from its end until ctx ends, resuming after a
@@ -98,7 +102,7 @@ func (b *broadcaster) position() uint64 {
 	return b.pos
 }
 
-// publish hands one event to every subscriber without waiting for any.
+// publish puts one event in the ring and wakes the clients waiting for it.
 func (b *broadcaster) publish(e events.Stored) error {
 	f, err := encodeFrame(e)
 	if err != nil {
@@ -110,21 +114,44 @@ func (b *broadcaster) publish(e events.Stored) error {
 		return nil
 	}
 	b.pos = e.Seq
-	for s := range b.subs {
-		select {
-		case s.ch <- f:
-		default:
-			b.drop(s, "too slow: "+strconv.Itoa(liveBuffer)+" events behind")
+	b.ring[b.head%liveRing] = f
+	b.head++
+	close(b.wake)
+	b.wake = make(chan struct{})
+	// A client a whole ring behind is dropped; checking once per quarter
+	// ring keeps the cost per event independent of the clients.
+	if b.head%(liveRing/4) == 0 {
+		for s := range b.subs {
+			if b.head-s.next > liveRing-liveRing/4 {
+				b.drop(s, "too slow: "+strconv.Itoa(int(b.head-s.next))+" events behind")
+			}
 		}
 	}
 	return nil
+}
+
+// read returns the frames s has not had yet (appended to buf) that the
+// ring still holds, and a channel closed at the next event; reason is set
+// once s is dropped, and is its last read.
+func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <-chan struct{}, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.head-s.next > liveRing {
+		if s.dropped == "" {
+			b.drop(s, "too slow: more than "+strconv.Itoa(liveRing)+" events behind")
+		}
+		return buf, nil, s.dropped
+	}
+	for ; s.next < b.head; s.next++ {
+		buf = append(buf, b.ring[s.next%liveRing])
+	}
+	return buf, b.wake, s.dropped
 }
 
 // drop ends a subscriber's stream; b.mu is held.
 func (b *broadcaster) drop(s *subscriber, reason string) {
 	delete(b.subs, s)
 	s.dropped = reason
-	close(s.ch)
 	if s.kick != nil {
 		s.kick()
 	}
@@ -137,6 +164,8 @@ func (b *broadcaster) closeAll(reason string) {
 	for s := range b.subs {
 		b.drop(s, reason)
 	}
+	close(b.wake)
+	b.wake = make(chan struct{})
 }
 
 // subscribe registers s if the broadcaster has handed out nothing after
@@ -150,6 +179,7 @@ func (b *broadcaster) subscribe(s *subscriber, seq uint64) (gapUntil uint64, ok 
 	if b.pos > seq {
 		return b.pos, false
 	}
+	s.next = b.head
 	b.subs[s] = struct{}{}
 	return 0, true
 }
@@ -176,7 +206,8 @@ func encodeFrame(e events.Stored) (*frame, error) {
 }
 
 // Live runs the fan-out of GET /api/v1/events until ctx ends, then ends
-// every client's stream. The hub runs it beside the HTTP server.
+// every client's stream. The hub runs it beside the HTTP server; until it
+// runs, streams wait.
 func (s *Server) Live(ctx context.Context) error { return s.live.run(ctx) }
 
 // tail streams every new event as Server-Sent Events (?after=SEQ resumes).
@@ -204,7 +235,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	sub := &subscriber{ch: make(chan *frame, liveBuffer), kick: kicker(w)}
+	sub := &subscriber{kick: kicker(w)}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -234,54 +265,47 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		sent = max(sent, until)
 	}
 	defer s.live.unsubscribe(sub)
+	return s.follow(ctx, w, fl, sub, sent)
+}
+
+// follow writes the live feed to one client until it leaves or is dropped.
+func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, sub *subscriber, sent uint64) error {
 	linger := time.NewTimer(0)
 	<-linger.C
+	var buf []*frame
 	for {
+		frames, wake, reason := s.live.read(sub, buf[:0])
+		buf = frames
+		var lingered <-chan time.Time
+		if fresh := unsent(frames, sent); len(fresh) > 0 {
+			if err := writeFrames(w, fl, fresh...); err != nil {
+				return nil // the client is gone
+			}
+			sent = fresh[len(fresh)-1].seq
+			clear(buf) // let the ring's old frames go
+			linger.Reset(liveLinger)
+			lingered, wake = linger.C, nil
+		}
+		if reason != "" {
+			return sseEnd(w, fl, sent, reason)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case f, open := <-sub.ch:
-			if !open {
-				return sseEnd(w, fl, sent, sub.dropped)
-			}
-			batch := []*frame{f}
-			batch, sent = drain(sub.ch, batch, sent)
-			if err := writeFrames(w, fl, batch...); err != nil {
-				return nil // the client is gone
-			}
-			linger.Reset(liveLinger)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-linger.C:
-			}
+		case <-wake:
+		case <-lingered:
 		}
 	}
 }
 
-// drain takes what else is queued, so that a burst costs one flush, and
-// leaves out the events the client already has.
-func drain(ch chan *frame, batch []*frame, sent uint64) ([]*frame, uint64) {
-more:
-	for len(batch) < liveBuffer {
-		select {
-		case f, open := <-ch:
-			if !open {
-				break more // the next receive reports the drop
-			}
-			batch = append(batch, f)
-		default:
-			break more
-		}
-	}
-	kept := batch[:0]
-	for _, f := range batch {
+// unsent leaves out the frames the client already has.
+func unsent(frames []*frame, sent uint64) []*frame {
+	for i, f := range frames {
 		if f.seq > sent {
-			kept = append(kept, f)
-			sent = f.seq
+			return frames[i:]
 		}
 	}
-	return kept, sent
+	return nil
 }
 
 func writeFrames(w http.ResponseWriter, fl http.Flusher, fs ...*frame) error {
