@@ -24,8 +24,8 @@ import (
 )
 
 const (
-	batchMax      = 512  // events per HandleBatch call
-	batchInFlight = 4096 // deliveries the server sends ahead (MaxAckPending)
+	batchMax      = 2048 // events per HandleBatch call
+	batchInFlight = 8192 // deliveries the server sends ahead (MaxAckPending)
 )
 
 // delivery is a stored event and the message that brought it.

@@ -57,9 +57,9 @@ func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {
 }
 
 // maxCachedStates bounds the states kept between batches (a state without
-// its event ids is about a kilobyte): enough for the incidents in use, so a
-// batch rarely reads and decodes a stored snapshot.
-const maxCachedStates = 16384
+// its event ids is about half a kilobyte): enough for the incidents in use,
+// so a batch rarely reads and decodes a stored snapshot.
+const maxCachedStates = 32768
 
 // maxRebuildStates bounds them during a rebuild, which writes their rows
 // only when it reaches the bound or ends.

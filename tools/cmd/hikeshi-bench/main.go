@@ -63,6 +63,8 @@ func main() {
 	flag.IntVar(&cfg.scale.subscribers, "scale-subscribers", 1000, "scale: idle SSE subscribers")
 	flag.IntVar(&cfg.scale.probes, "scale-probes", 500, "scale: incidents read cold, and list calls")
 	flag.StringVar(&cfg.scale.dir, "scale-dir", filepath.Join(os.TempDir(), "hikeshi-bench-scale"), "scale: where the big store is built once and kept")
+	flag.DurationVar(&cfg.scale.rest, "scale-rest", 130*time.Second, "scale: wait after the catch-up before reading memory at rest (the server keeps per-block subject indexes 2 minutes)")
+	flag.StringVar(&cfg.scale.memProfile, "scale-memprofile", "", "scale: write a heap profile of the big hub at rest to this file")
 	sseClients := flag.String("sse-clients", "", "internal: run as the scale scenario's SSE clients of this address")
 	sseN := flag.Int("sse-n", 0, "internal: how many SSE clients")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")

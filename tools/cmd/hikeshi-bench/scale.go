@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,17 @@ type scaleConfig struct {
 	subscribers       int
 	probes            int // distinct incidents read cold, list calls
 	dir               string
+	memProfile        string // heap profile of the big hub at rest
+	rest              time.Duration
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.WriteHeapProfile(f)
 }
 
 // scaleStore is where the big store is cached: one directory per size.
@@ -234,9 +246,15 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "catch-up", "s", catchUp.Seconds())
 	col.add("scale", "projector", "events/s", float64(stored)/catchUp.Seconds())
 	progress("run %d/%d scale timeline caught up on %d events in %s", run, runs, stored, catchUp.Round(time.Millisecond))
-	// At rest: the server drops a block's cache 10 s after its last use.
-	sleepCtx(ctx, 12*time.Second)
+	// At rest: the server drops a block's cache 10 s after its last use and
+	// its per-block subject index after 2 minutes.
+	sleepCtx(ctx, sc.rest)
 	rssRest, heapRest := memory()
+	if sc.memProfile != "" {
+		if err := writeHeapProfile(sc.memProfile); err != nil {
+			return 0, err
+		}
+	}
 	col.add("scale", "rss at rest", "MiB", rssRest)
 	col.add("scale", "heap at rest", "MiB", heapRest)
 
