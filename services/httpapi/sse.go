@@ -33,13 +33,18 @@ const liveLinger = 50 * time.Millisecond
 
 // frame is one event as an SSE message.
 type frame struct {
-	seq  uint64
-	data []byte
+	seq      uint64
+	incident string
+	data     []byte
 }
 
 // subscriber is one client's place in the ring.
 type subscriber struct {
 	next uint64 // ring position of the next frame to write
+	// incident, when set, is the only incident the client follows (a live
+	// timeline); unread counts its events since the client's last read.
+	incident string
+	unread   int
 	// kick unblocks a write stuck on a client that stopped reading.
 	kick    func()
 	dropped string
@@ -57,11 +62,16 @@ type broadcaster struct {
 	head uint64        // ring positions written so far
 	wake chan struct{} // closed at the next event
 	subs map[*subscriber]struct{}
-	done bool
+	// Clients of one incident, and the channel closed at its next event:
+	// a quiet incident's clients are not woken by the others' events.
+	byIncident map[string]map[*subscriber]struct{}
+	wakeOne    map[string]chan struct{}
+	done       bool
 }
 
 func newBroadcaster(store *natsjs.Store) *broadcaster {
-	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{},
+		byIncident: map[string]map[*subscriber]struct{}{}, wakeOne: map[string]chan struct{}{}}
 }
 
 // run follows the stream from its end until ctx ends, resuming after a
@@ -118,11 +128,23 @@ func (b *broadcaster) publish(e events.Stored) error {
 	b.head++
 	close(b.wake)
 	b.wake = make(chan struct{})
-	// A client a whole ring behind is dropped; checking once per quarter
-	// ring keeps the cost per event independent of the clients.
+	for s := range b.byIncident[f.incident] {
+		s.unread++
+	}
+	if ch, ok := b.wakeOne[f.incident]; ok {
+		close(ch)
+		delete(b.wakeOne, f.incident)
+	}
+	// A client far behind is dropped; checking once per quarter ring keeps
+	// the cost per event independent of the clients. A client of a quiet
+	// incident is behind only on events it does not want.
 	if b.head%(liveRing/4) == 0 {
 		for s := range b.subs {
-			if b.head-s.next > liveRing-liveRing/4 {
+			switch {
+			case b.head-s.next <= liveRing-liveRing/4:
+			case s.incident != "" && s.unread == 0:
+				s.next = b.head
+			default:
 				b.drop(s, "too slow: "+strconv.Itoa(int(b.head-s.next))+" events behind")
 			}
 		}
@@ -143,14 +165,25 @@ func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <
 		return buf, nil, s.dropped
 	}
 	for ; s.next < b.head; s.next++ {
-		buf = append(buf, b.ring[s.next%liveRing])
+		if f := b.ring[s.next%liveRing]; s.incident == "" || f.incident == s.incident {
+			buf = append(buf, f)
+		}
 	}
-	return buf, b.wake, s.dropped
+	s.unread = 0
+	if s.incident == "" {
+		return buf, b.wake, s.dropped
+	}
+	ch, ok := b.wakeOne[s.incident]
+	if !ok {
+		ch = make(chan struct{})
+		b.wakeOne[s.incident] = ch
+	}
+	return buf, ch, s.dropped
 }
 
 // drop ends a subscriber's stream; b.mu is held.
 func (b *broadcaster) drop(s *subscriber, reason string) {
-	delete(b.subs, s)
+	b.remove(s)
 	s.dropped = reason
 	if s.kick != nil {
 		s.kick()
@@ -166,6 +199,10 @@ func (b *broadcaster) closeAll(reason string) {
 	}
 	close(b.wake)
 	b.wake = make(chan struct{})
+	for inc, ch := range b.wakeOne {
+		close(ch)
+		delete(b.wakeOne, inc)
+	}
 }
 
 // subscribe registers s if the broadcaster has handed out nothing after
@@ -181,13 +218,32 @@ func (b *broadcaster) subscribe(s *subscriber, seq uint64) (gapUntil uint64, ok 
 	}
 	s.next = b.head
 	b.subs[s] = struct{}{}
+	if s.incident != "" {
+		set := b.byIncident[s.incident]
+		if set == nil {
+			set = map[*subscriber]struct{}{}
+			b.byIncident[s.incident] = set
+		}
+		set[s] = struct{}{}
+	}
 	return 0, true
 }
 
 func (b *broadcaster) unsubscribe(s *subscriber) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.remove(s)
+}
+
+// remove forgets s; b.mu is held.
+func (b *broadcaster) remove(s *subscriber) {
 	delete(b.subs, s)
+	if set := b.byIncident[s.incident]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.byIncident, s.incident)
+		}
+	}
 }
 
 func (b *broadcaster) subscribers() int {
@@ -202,7 +258,8 @@ func encodeFrame(e events.Stored) (*frame, error) {
 		return nil, err
 	}
 	data := fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, body)
-	return &frame{seq: e.Seq, data: data}, nil
+	id, _ := events.IncidentID(e.Subject)
+	return &frame{seq: e.Seq, incident: id, data: data}, nil
 }
 
 // Live runs the fan-out of GET /api/v1/events until ctx ends, then ends
@@ -210,11 +267,20 @@ func encodeFrame(e events.Stored) (*frame, error) {
 // runs, streams wait.
 func (s *Server) Live(ctx context.Context) error { return s.live.run(ctx) }
 
-// tail streams every new event as Server-Sent Events (?after=SEQ resumes).
+// tail streams every new event as Server-Sent Events (?after=SEQ resumes,
+// ?incident=ID follows one incident).
 func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 	after, err := intParam(r, "after", 0)
 	if err != nil {
 		return err
+	}
+	filter := events.IncidentSubjectPrefix + ".>"
+	var incident string
+	if ref := r.URL.Query().Get("incident"); ref != "" {
+		if incident, err = s.d.Commands.Resolve(r.Context(), ref); err != nil {
+			return err
+		}
+		filter = events.IncidentFilter(incident)
 	}
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -235,7 +301,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	sub := &subscriber{kick: kicker(w)}
+	sub := &subscriber{incident: incident, kick: kicker(w)}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -251,7 +317,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		if until == 0 {
 			return nil // the hub is stopping
 		}
-		err := s.d.Events.Read(ctx, natsjs.ReadOptions{After: sent, Until: until}, func(e events.Stored) error {
+		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: sent, Until: until}, func(e events.Stored) error {
 			f, err := encodeFrame(e)
 			if err == nil {
 				err = writeFrames(w, fl, f)

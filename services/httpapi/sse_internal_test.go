@@ -72,3 +72,30 @@ func behind(b *broadcaster, s *subscriber) uint64 {
 	defer b.mu.Unlock()
 	return b.head - s.next
 }
+
+// TestQuietIncidentClientIsKept: a client following one incident is not
+// woken by other incidents' events, nor dropped for not reading them.
+func TestQuietIncidentClientIsKept(t *testing.T) {
+	b := newBroadcaster(nil)
+	quiet := &subscriber{incident: "quiet"}
+	if _, ok := b.subscribe(quiet, 0); !ok {
+		t.Fatal("subscribe refused")
+	}
+	frames, wake, reason := b.read(quiet, nil)
+	if len(frames) != 0 || reason != "" {
+		t.Fatalf("read %d frames, reason %q", len(frames), reason)
+	}
+	for seq := uint64(1); seq <= 2*liveRing; seq++ {
+		if err := b.publish(storedNote(t, seq)); err != nil { // incident inc-1
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken by another incident's events")
+	default:
+	}
+	if frames, _, reason := b.read(quiet, nil); len(frames) != 0 || reason != "" {
+		t.Errorf("quiet client: %d frames, dropped %q; want none and kept", len(frames), reason)
+	}
+}

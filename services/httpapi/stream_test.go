@@ -250,3 +250,23 @@ func TestAPIEventsResumeAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIEventsOneIncident: ?incident= follows one incident (a live
+// timeline), its past events after ?after= included, and nothing else.
+func TestAPIEventsOneIncident(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	a := c.declare(declareBody("followed"))
+	b := c.declare(declareBody("other"))
+	var note Incident
+	c.post("/api/v1/incidents/"+a.ID+"/notes", map[string]any{"text": "before"}).must(t, http.StatusOK, &note)
+	cl := openEvents(t, c, fmt.Sprintf("?after=%d&incident=%s", a.Version, a.CaseNumber))
+	c.post("/api/v1/incidents/"+b.ID+"/notes", map[string]any{"text": "elsewhere"}).must(t, http.StatusOK, nil)
+	var live Incident
+	c.post("/api/v1/incidents/"+a.ID+"/notes", map[string]any{"text": "live"}).must(t, http.StatusOK, &live)
+	for _, want := range []uint64{note.Version, live.Version} {
+		if _, seq := cl.next(t); seq != want {
+			t.Fatalf("followed incident's stream gave seq %d, want %d", seq, want)
+		}
+	}
+}

@@ -60,19 +60,20 @@ func main() {
 	flag.IntVar(&cfg.scale.small, "scale-small", 1000, "scale: incidents of the fresh baseline hub")
 	flag.IntVar(&cfg.scale.writers, "scale-writers", 16, "scale: concurrent HTTP writers")
 	flag.DurationVar(&cfg.scale.duration, "scale-duration", 60*time.Second, "scale: length of each append measurement (the projector's lag is sampled during the one on the big store)")
-	flag.IntVar(&cfg.scale.subscribers, "scale-subscribers", 1000, "scale: idle SSE subscribers")
+	flag.IntVar(&cfg.scale.subscribers, "scale-subscribers", 1000, "scale: SSE clients (live timelines of one incident each, then every client on every event)")
 	flag.IntVar(&cfg.scale.probes, "scale-probes", 500, "scale: incidents read cold, and list calls")
 	flag.StringVar(&cfg.scale.dir, "scale-dir", filepath.Join(os.TempDir(), "hikeshi-bench-scale"), "scale: where the big store is built once and kept")
 	flag.DurationVar(&cfg.scale.rest, "scale-rest", 130*time.Second, "scale: wait after the catch-up before reading memory at rest (the server keeps per-block subject indexes 2 minutes)")
 	flag.StringVar(&cfg.scale.memProfile, "scale-memprofile", "", "scale: write a heap profile of the big hub at rest to this file")
 	sseClients := flag.String("sse-clients", "", "internal: run as the scale scenario's SSE clients of this address")
 	sseN := flag.Int("sse-n", 0, "internal: how many SSE clients")
+	sseIncidents := flag.String("sse-incidents", "", "internal: incidents the SSE clients follow, one each in turn (none: every event)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
 	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")
 	flag.Parse()
 	if *sseClients != "" {
-		if err := runSSEClients(*sseClients, *sseN); err != nil {
+		if err := runSSEClients(*sseClients, *sseN, strings.FieldsFunc(*sseIncidents, func(r rune) bool { return r == ',' })); err != nil {
 			fatal(err)
 		}
 		return
@@ -328,8 +329,10 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"drain", "", "", "time for the lag to reach 0 after the append"},
 		{"rss at rest", "", "≤ 200 MiB", "process RSS (hub and bench) after catch-up"},
 		{"rss/100k", "", "≈ 0", "RSS growth per 100k events, second half of the append"},
-		{"append subscribed", "append fresh", "≥ 0.9× fresh", "same appends with the idle SSE subscribers"},
-		{"per subscriber", "", "≤ 20 KiB", "hub heap and stacks per subscriber"},
+		{"append live", "append fresh", "≥ 0.9× fresh", "same appends, SSE clients each following one incident"},
+		{"live memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
+		{"append firehose", "append fresh", "", "same appends, every SSE client on every event"},
+		{"firehose memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
 	} {
 		col.compare("scale", c.name, c.base, c.target, c.note)
 	}
@@ -375,7 +378,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "        storm; settled = 12 s later, once the server's block caches expired.")
 	if r.Scale != nil {
 		fmt.Fprintf(w, "scale:  big store %d events over %d incidents (cached in %s, grows by each run's appends); fresh hub\n", r.Scale.Events, r.Scale.Incidents, r.Scale.Dir)
-		fmt.Fprintf(w, "        with %d incidents; %d HTTP writers for %s per append measurement; %d idle SSE subscribers\n", r.Scale.Small, r.Scale.Writers, r.Scale.Duration, r.Scale.Subscribers)
+		fmt.Fprintf(w, "        with %d incidents; %d HTTP writers for %s per append measurement; %d SSE clients\n", r.Scale.Small, r.Scale.Writers, r.Scale.Duration, r.Scale.Subscribers)
 		fmt.Fprintln(w, "        (a child process); ratios are path / baseline of the same run (for latencies >1 is slower).")
 	}
 	fmt.Fprintf(w, "elapsed: %s\n", r.Elapsed)

@@ -335,26 +335,43 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 	}
 	col.add("scale", "list fresh p99", "ms", list.p99)
 
-	_, heapBefore := memory()
-	goBefore := runtime.NumGoroutine()
-	subs, err := openIdleSubscribers(ctx, rh, sc.subscribers)
+	// Live timelines of the console: each client follows one incident.
+	live, err := withSubscribers(ctx, rh, ids, sc, ids, "live", col)
 	if err != nil {
 		return err
+	}
+	// Every client on every event.
+	firehose, err := withSubscribers(ctx, rh, ids, sc, nil, "firehose", col)
+	if err != nil {
+		return err
+	}
+	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f); with %d live timelines %.0f events/s, with %d clients of every event %.0f events/s",
+		run, runs, rate, bigRate, sc.subscribers, live, sc.subscribers, firehose)
+	return nil
+}
+
+// withSubscribers measures the appends with sc.subscribers SSE clients,
+// each following incidents[i % len] (every event when none), and what the
+// clients cost the hub in memory.
+func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, incidents []string, name string, col *collector) (float64, error) {
+	_, heapBefore := memory()
+	goBefore := runtime.NumGoroutine()
+	subs, err := openIdleSubscribers(ctx, rh, sc.subscribers, incidents)
+	if err != nil {
+		return 0, err
 	}
 	defer subs.close()
 	time.Sleep(time.Second) // the last streams reach their handler
 	_, heapWith := memory()
-	col.add("scale", "goroutines/sub", "count", float64(runtime.NumGoroutine()-goBefore)/float64(sc.subscribers))
-	col.add("scale", "per subscriber", "KiB", (heapWith-heapBefore)*1024/float64(sc.subscribers))
-	subRate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	col.add("scale", name+" goroutines", "count", float64(runtime.NumGoroutine()-goBefore)/float64(sc.subscribers))
+	col.add("scale", name+" memory", "KiB", (heapWith-heapBefore)*1024/float64(sc.subscribers))
+	rate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	col.add("scale", "append subscribed", "events/s", subRate)
-	col.add("scale", "subscribers kept", "count", float64(subs.close()))
-	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f), with %d subscribers %.0f events/s, %.1f KiB each",
-		run, runs, rate, bigRate, sc.subscribers, subRate, (heapWith-heapBefore)*1024/float64(sc.subscribers))
-	return nil
+	col.add("scale", "append "+name, "events/s", rate)
+	col.add("scale", name+" kept", "count", float64(subs.close()))
+	return rate, nil
 }
 
 // startHubIn runs a hub (api + timeline) on dir.
@@ -510,8 +527,9 @@ type idleSubscribers struct {
 	kept  int
 }
 
-func openIdleSubscribers(ctx context.Context, rh *runningHub, n int) (*idleSubscribers, error) {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-sse-clients", strings.TrimPrefix(rh.base, "http://"), "-sse-n", strconv.Itoa(n))
+func openIdleSubscribers(ctx context.Context, rh *runningHub, n int, incidents []string) (*idleSubscribers, error) {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-sse-clients", strings.TrimPrefix(rh.base, "http://"), "-sse-n", strconv.Itoa(n),
+		"-sse-incidents", strings.Join(incidents, ","))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -548,14 +566,18 @@ func (s *idleSubscribers) close() int {
 
 // runSSEClients is the child: n streams from addr, read and discarded,
 // until stdin closes; it prints "ready", then "open <streams still open>".
-func runSSEClients(addr string, n int) error {
+func runSSEClients(addr string, n int, incidents []string) error {
 	var open atomic.Int64
-	for range n {
+	for i := range n {
+		path := "/api/v1/events"
+		if len(incidents) > 0 {
+			path += "?incident=" + incidents[i%len(incidents)]
+		}
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(c, "GET /api/v1/events HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
 			return err
 		}
 		br := bufio.NewReaderSize(c, 4096)
