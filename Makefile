@@ -3,7 +3,7 @@ MODULES := events adapters services tools
 BIN     := bin/hikeshi
 GO      ?= go
 
-.PHONY: build run test bench fuzz lint tidy clean
+.PHONY: build run test bench bench-scale fuzz lint tidy clean
 
 build:
 	$(GO) build -o $(BIN) ./services/cmd/hikeshi
@@ -20,6 +20,12 @@ test:
 bench:
 	$(GO) run ./tools/cmd/hikeshi-bench $(BENCHFLAGS)
 	cd services && $(GO) test -run '^$$' -bench Slack -benchtime 1x ./slackbot/
+
+# The scale scenario builds its store (1M events over 20,000 incidents) once,
+# in $TMPDIR/hikeshi-bench-scale, and measures the hub on it beside a fresh
+# hub. Smaller: SCALEFLAGS='-scale-events 50000 -scale-incidents 2000'.
+bench-scale:
+	$(GO) run ./tools/cmd/hikeshi-bench -runs 1 -scenarios scale $(SCALEFLAGS)
 
 # Every fuzz target in every module, FUZZTIME each (go test fuzzes one
 # target at a time).

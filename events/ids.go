@@ -85,3 +85,9 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// Derived reports whether id has the form DeriveID gives (UUIDv8): an id a
+// retry can produce again, unlike NewID's random ones.
+func Derived(id string) bool {
+	return len(id) == 36 && id[14] == '8' && id[8] == '-'
+}

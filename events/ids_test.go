@@ -146,3 +146,16 @@ func TestNewIDIsUniqueAcrossGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedTellsKeyedIDs: the command side looks up only ids a retry can
+// produce again.
+func TestDerivedTellsKeyedIDs(t *testing.T) {
+	if id := events.DeriveID("event", "inc-1", "key"); !events.Derived(id) {
+		t.Errorf("Derived(%s) = false, want true", id)
+	}
+	for _, id := range []string{events.NewID(), "", "evt-01", "slack:Ev123"} {
+		if events.Derived(id) {
+			t.Errorf("Derived(%q) = true, want false", id)
+		}
+	}
+}

@@ -25,16 +25,25 @@ var ErrUnavailable = errors.New("event bus unavailable")
 type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	snaps  *Snapshots
 }
 
-// NewStore binds to the incident stream, which EnsureTopology created.
+// NewStore binds to the incident stream and the snapshot buckets, which
+// EnsureTopology created.
 func NewStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	st, err := js.Stream(ctx, events.IncidentStream)
 	if err != nil {
 		return nil, fmt.Errorf("incident stream: %w", err)
 	}
-	return &Store{js: js, stream: st}, nil
+	snaps, err := NewSnapshots(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{js: js, stream: st, snaps: snaps}, nil
 }
+
+// Snapshots is where incident states are kept between commands.
+func (s *Store) Snapshots() *Snapshots { return s.snaps }
 
 // JetStream exposes the context for callers that need more than events.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
@@ -106,6 +115,17 @@ func (s *Store) LastSeq(ctx context.Context, id string) (uint64, error) {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return m.Sequence, nil
+}
+
+// LastStreamSeq is the sequence of the last event on the incident stream.
+func (s *Store) LastStreamSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return info.State.LastSeq, nil
 }
 
 // Load returns the incident's events after stream sequence after, in order.

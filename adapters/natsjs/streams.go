@@ -142,6 +142,18 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
+	}, {
+		Bucket:      SnapshotsBucket,
+		Description: "Incident state at a stream sequence (JSON), for loading an incident without its history",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}, {
+		Bucket:      EventIDsBucket,
+		Description: "Keyed event id → incident, for every keyed event a snapshot covers (retries after the duplicate window)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
 	}}
 	for _, cfg := range buckets {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {

@@ -45,8 +45,8 @@ const (
 	qCheckpoint = `SELECT seq FROM checkpoints WHERE projector = ?`
 	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES `
 	eventCols   = 7
-	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot, declared_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`
 	qSaveCheckpoint = `INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
 		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
 	actor       TEXT NOT NULL,
 	data        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id, seq);
+` + eventsIndex + `
 CREATE TABLE IF NOT EXISTS incidents (
 	id          TEXT PRIMARY KEY,
 	case_number TEXT NOT NULL UNIQUE,
@@ -77,10 +77,43 @@ CREATE TABLE IF NOT EXISTS incidents (
 	open        INTEGER NOT NULL,
 	declared_at TEXT NOT NULL,
 	version     INTEGER NOT NULL,
-	snapshot    TEXT NOT NULL
+	snapshot    TEXT NOT NULL,
+	-- stream sequence of the declaration: the list's order and cursor
+	declared_seq INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents (open, declared_at);
 `
+
+// eventsIndex serves timelines. A rebuild creates it once its events are
+// in (Finish): one sort instead of a random insert per event.
+const eventsIndex = `CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id, seq);`
+
+// indexes serve the list: newest first, all or by open/closed, a page at a
+// time, without sorting the incidents. Created after migrate, which adds
+// the column they need to an older store.
+const indexes = `
+DROP INDEX IF EXISTS incidents_open;
+CREATE INDEX IF NOT EXISTS incidents_declared ON incidents (declared_seq);
+CREATE INDEX IF NOT EXISTS incidents_open_declared ON incidents (open, declared_seq);
+`
+
+// migrate brings a store written by an older version up to the schema:
+// declared_seq is filled from the events table.
+func migrate(db *sql.DB) error {
+	var has int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('incidents') WHERE name = 'declared_seq'`).Scan(&has); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if has == 0 {
+		if _, err := db.Exec(`ALTER TABLE incidents ADD COLUMN declared_seq INTEGER NOT NULL DEFAULT 0;
+			UPDATE incidents SET declared_seq = (SELECT min(seq) FROM events WHERE incident_id = incidents.id)`); err != nil {
+			return fmt.Errorf("migrate: add declared_seq: %w", err)
+		}
+	}
+	if _, err := db.Exec(indexes); err != nil {
+		return fmt.Errorf("migrate: indexes: %w", err)
+	}
+	return nil
+}
 
 // maxConns bounds the connections to the database.
 const maxConns = 8
@@ -97,6 +130,16 @@ func open(path string, scratch bool) (*Store, error) {
 	db, err := openDB(path, scratch, schema)
 	if err != nil {
 		return nil, fmt.Errorf("timeline store %s: %w", path, err)
+	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("timeline store %s: %w", path, err)
+	}
+	if scratch {
+		if _, err := db.Exec(`DROP INDEX IF EXISTS events_incident`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("timeline store %s: %w", path, err)
+		}
 	}
 	s := &Store{db: db, path: path, waiters: map[string]chan struct{}{}}
 	for _, p := range []struct {
@@ -128,6 +171,9 @@ func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
 	journal, sync := "WAL", "NORMAL"
 	if scratch {
 		journal, sync = "OFF", "OFF"
+		// A rebuild writes every page once: a large cache (given back at
+		// close) keeps its indexes in memory meanwhile.
+		q.Add("_pragma", "cache_size(-65536)")
 	}
 	q.Add("_pragma", "journal_mode("+journal+")")
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -148,6 +194,15 @@ func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	return db, nil
+}
+
+// Finish creates the indexes a store opened with OpenScratch was filled
+// without.
+func (s *Store) Finish(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, eventsIndex); err != nil {
+		return fmt.Errorf("timeline: index events: %w", err)
+	}
+	return nil
 }
 
 // Path is where the database lives.
@@ -176,6 +231,9 @@ type Row struct {
 	DeclaredAt time.Time
 	Version    uint64
 	Snapshot   json.RawMessage
+	// DeclaredSeq is the sequence of the incident's declaration; only the
+	// row's first write needs it.
+	DeclaredSeq uint64
 }
 
 // Change is one event, its data at the current version, and, when set, the
@@ -285,7 +343,7 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 		}
 		if r := c.Incident; r != nil {
 			if _, err := upInc.ExecContext(ctx, r.ID, r.CaseNumber, r.Status, r.Open,
-				r.DeclaredAt.UTC().Format(time.RFC3339Nano), r.Version, string(r.Snapshot)); err != nil {
+				r.DeclaredAt.UTC().Format(time.RFC3339Nano), r.Version, string(r.Snapshot), r.DeclaredSeq); err != nil {
 				return 0, fmt.Errorf("timeline: incident %s: %w", r.ID, err)
 			}
 		}
@@ -307,6 +365,29 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	}
 	s.wake(touched)
 	return applied, nil
+}
+
+// PutIncidents writes incident rows in one transaction, outside any
+// projector's checkpoint: for a rebuild, which writes each incident's row
+// once at the end instead of after every batch.
+func (s *Store) PutIncidents(ctx context.Context, rows []Row) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("timeline: begin: %w", err)
+	}
+	defer tx.Rollback()
+	upInc := tx.StmtContext(ctx, s.stmts.upInc)
+	defer upInc.Close()
+	for _, r := range rows {
+		if _, err := upInc.ExecContext(ctx, r.ID, r.CaseNumber, r.Status, r.Open,
+			r.DeclaredAt.UTC().Format(time.RFC3339Nano), r.Version, string(r.Snapshot), r.DeclaredSeq); err != nil {
+			return fmt.Errorf("timeline: incident %s: %w", r.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("timeline: commit: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) wake(ids map[string]struct{}) {
@@ -354,28 +435,57 @@ func (s *Store) FindByCase(ctx context.Context, caseNumber string) (string, erro
 	return id, err
 }
 
-// ListFilter selects incidents: open, closed or all ("").
+// ListFilter selects incidents: open, closed or all (""), at most Limit
+// (0: all), declared before the incident Before (an id or case number).
 type ListFilter struct {
 	Status string
 	Limit  int
+	Before string
 }
 
-// List returns incident snapshots, newest first.
-func (s *Store) List(ctx context.Context, f ListFilter) ([]json.RawMessage, error) {
-	q := `SELECT snapshot FROM incidents`
-	var args []any
+// listQuery is the list's SQL: an index walk from the newest, stopping at
+// the limit, whatever the number of incidents.
+func listQuery(f ListFilter) string {
+	var where []string
 	switch f.Status {
 	case "open":
-		q += ` WHERE open = 1`
+		where = append(where, `open = 1`)
 	case "closed":
-		q += ` WHERE open = 0`
+		where = append(where, `open = 0`)
 	}
-	q += ` ORDER BY declared_at DESC, id DESC`
+	if f.Before != "" {
+		where = append(where, `declared_seq < ?`)
+	}
+	q := `SELECT snapshot FROM incidents`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY declared_seq DESC`
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
+	}
+	return q
+}
+
+// List returns incident snapshots, newest first. An unknown Before is
+// ErrNotFound.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]json.RawMessage, error) {
+	var args []any
+	if f.Before != "" {
+		var seq uint64
+		err := s.db.QueryRowContext(ctx, `SELECT declared_seq FROM incidents WHERE id = ? OR case_number = ? COLLATE NOCASE`, f.Before, f.Before).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("incident %q: %w", f.Before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, seq)
+	}
+	if f.Limit > 0 {
 		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, listQuery(f), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -456,6 +566,8 @@ type IncidentRow struct {
 	DeclaredAt string
 	Version    uint64
 	Snapshot   string
+	// DeclaredSeq orders the list.
+	DeclaredSeq uint64
 }
 
 // Contents is everything the store holds, in a stable order, so that two
@@ -507,14 +619,14 @@ func (s *Store) Dump(ctx context.Context) (Contents, error) {
 	if err := rows.Err(); err != nil {
 		return c, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT id, case_number, status, open, declared_at, version, snapshot FROM incidents ORDER BY id`)
+	rows, err = tx.QueryContext(ctx, `SELECT id, case_number, status, open, declared_at, version, snapshot, declared_seq FROM incidents ORDER BY id`)
 	if err != nil {
 		return c, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r IncidentRow
-		if err := rows.Scan(&r.ID, &r.CaseNumber, &r.Status, &r.Open, &r.DeclaredAt, &r.Version, &r.Snapshot); err != nil {
+		if err := rows.Scan(&r.ID, &r.CaseNumber, &r.Status, &r.Open, &r.DeclaredAt, &r.Version, &r.Snapshot, &r.DeclaredSeq); err != nil {
 			return c, err
 		}
 		c.Incidents = append(c.Incidents, r)

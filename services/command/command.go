@@ -1,14 +1,18 @@
-// Package command executes incident commands: it loads an incident's past
-// events, lets the domain core decide, and appends the result with
-// optimistic concurrency, retrying when another writer got there first.
+// Package command executes incident commands: it loads an incident (its
+// last snapshot and the events after it), lets the domain core decide, and
+// appends the result with optimistic concurrency, retrying when another
+// writer got there first.
 package command
 
 import (
+	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -35,11 +39,14 @@ type Meta struct {
 	ExpectVersion uint64
 }
 
-// Handler runs commands. Aggregates are cached between commands and
-// brought up to date from the stream only when an append says they are
-// stale, so the common path costs one publish.
+// Handler runs commands. Incidents are cached, the least recently used
+// leaving first; a miss loads the incident's last snapshot and the few
+// events stored after it, never its whole history, so a command costs the
+// same whatever the size of the stream. A cached incident is brought up to
+// date only when an append says it is stale: the common path is one publish.
 type Handler struct {
 	store     *natsjs.Store
+	snaps     *natsjs.Snapshots
 	cases     *natsjs.Cases
 	source    string
 	onAppend  func(typ string)
@@ -47,13 +54,22 @@ type Handler struct {
 	maxCached int
 
 	mu    sync.Mutex
-	cache map[string]*entry
+	cache map[string]*list.Element // of *entry
+	lru   *list.List               // front: most recently used
 }
 
 type entry struct {
+	id     string
 	mu     sync.Mutex
 	loaded bool
 	st     incident.State
+	// recorded: every keyed event id at or below this sequence is in the
+	// event id bucket (a loaded snapshot's sequence, or the last recording).
+	recorded uint64
+	// keyed holds the ids of the keyed events applied after recorded.
+	keyed []string
+	// snapped is the version of the last snapshot sent.
+	snapped uint64
 }
 
 // CaseFallback sets how to find a case number the index does not know (an
@@ -71,9 +87,20 @@ func OnAppend(f func(typ string)) Option { return func(h *Handler) { h.onAppend 
 // Source sets the CloudEvents source of appended events.
 func Source(s string) Option { return func(h *Handler) { h.source = s } }
 
+// CacheSize sets how many incidents are kept between commands (default
+// 10,000). Each costs a state without its history: about a kilobyte.
+func CacheSize(n int) Option {
+	return func(h *Handler) {
+		if n > 0 {
+			h.maxCached = n
+		}
+	}
+}
+
 // New returns a handler over the event store and case allocator.
 func New(store *natsjs.Store, cases *natsjs.Cases, opts ...Option) *Handler {
-	h := &Handler{store: store, cases: cases, source: events.DefaultSource, maxCached: 10_000, cache: map[string]*entry{}}
+	h := &Handler{store: store, snaps: store.Snapshots(), cases: cases, source: events.DefaultSource,
+		maxCached: 10_000, cache: map[string]*list.Element{}, lru: list.New()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -83,41 +110,124 @@ func New(store *natsjs.Store, cases *natsjs.Cases, opts ...Option) *Handler {
 func (h *Handler) entry(id string) *entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	e, ok := h.cache[id]
-	if !ok {
-		if len(h.cache) >= h.maxCached {
-			// Evict an arbitrary entry; a later command reloads it. Map
-			// iteration order is random, which spreads evictions.
-			for k := range h.cache {
-				delete(h.cache, k)
-				break
-			}
-		}
-		e = &entry{}
-		h.cache[id] = e
+	if el, ok := h.cache[id]; ok {
+		h.lru.MoveToFront(el)
+		return el.Value.(*entry)
 	}
+	if h.lru.Len() >= h.maxCached {
+		// A command holding the evicted entry finishes on it; a later
+		// command loads the incident again from its snapshot.
+		delete(h.cache, h.lru.Remove(h.lru.Back()).(*entry).id)
+	}
+	e := &entry{id: id}
+	e.st.ForgetEventIDs()
+	h.cache[id] = h.lru.PushFront(e)
 	return e
 }
 
 func (h *Handler) forget(id string) {
 	h.mu.Lock()
-	delete(h.cache, id)
+	if el, ok := h.cache[id]; ok {
+		h.lru.Remove(el)
+		delete(h.cache, id)
+	}
 	h.mu.Unlock()
 }
 
-// refresh applies the events appended since the cached version.
+// refresh applies the events appended since the cached version; a first
+// refresh starts from the incident's snapshot.
 func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
-	stored, err := h.store.Load(ctx, id, e.st.Version)
+	if !e.loaded {
+		if err := h.loadSnapshot(ctx, e, id); err != nil {
+			return err
+		}
+	}
+	last, err := h.store.LastSeq(ctx, id)
 	if err != nil {
 		return err
 	}
-	for _, s := range stored {
+	err = h.store.Tail(ctx, id, e.st.Version, last, func(s events.Stored) error {
 		if err := e.st.Apply(s.Envelope, s.Seq); err != nil {
 			return fmt.Errorf("incident %s seq %d: %w", id, s.Seq, err)
 		}
+		e.applied(s.ID)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	e.loaded = true
+	h.saveSnapshot(ctx, e, id)
 	return nil
+}
+
+// loadSnapshot starts the entry from the incident's last snapshot, or from
+// nothing when it has none (or an unreadable one).
+func (h *Handler) loadSnapshot(ctx context.Context, e *entry, id string) error {
+	raw, err := h.snaps.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.st, e.keyed = incident.State{}, nil
+	if raw != nil {
+		if err := json.Unmarshal(raw, &e.st); err != nil {
+			slog.Warn("incident snapshot unreadable; loading the incident from its events", "incident", id, "err", err)
+			e.st = incident.State{}
+		}
+	}
+	e.recorded, e.snapped = e.st.Version, e.st.Version
+	e.st.ForgetEventIDs()
+	return nil
+}
+
+// applied notes an event applied to the entry's state.
+func (e *entry) applied(eventID string) {
+	if events.Derived(eventID) {
+		e.keyed = append(e.keyed, eventID)
+	}
+}
+
+// saveSnapshot stores the state after a change, so that the next load of
+// the incident reads no event: first the keyed ids it covers (waiting for
+// the bus), then the state (not waiting). A failure costs only a longer
+// load later.
+func (h *Handler) saveSnapshot(ctx context.Context, e *entry, id string) {
+	if !e.st.Exists() || e.st.Version == e.snapped {
+		return
+	}
+	if len(e.keyed) > 0 {
+		if err := h.snaps.RecordIDs(ctx, id, e.keyed); err != nil {
+			slog.Warn("keyed event ids not recorded; the incident's snapshot waits", "incident", id, "err", err)
+			return
+		}
+		e.keyed = nil
+	}
+	e.recorded = e.st.Version
+	raw, err := json.Marshal(e.st.View())
+	if err == nil {
+		err = h.snaps.Put(id, raw)
+	}
+	if err != nil {
+		slog.Warn("incident snapshot not stored; the next load reads more events", "incident", id, "err", err)
+		return
+	}
+	e.snapped = e.st.Version
+}
+
+// stored reports whether the keyed event eventID is already on the
+// incident: among the ids applied since the snapshot, or in the bucket for
+// those the snapshot covers.
+func (h *Handler) stored(ctx context.Context, e *entry, eventID string) (bool, error) {
+	if eventID == "" || !e.st.Exists() {
+		return false, nil
+	}
+	if slices.Contains(e.keyed, eventID) {
+		return true, nil
+	}
+	if e.recorded == 0 { // the entry applied every event itself
+		return false, nil
+	}
+	return h.snaps.Recorded(ctx, eventID)
 }
 
 // Get returns the current state of an incident, read through to the stream
@@ -180,7 +290,9 @@ func (h *Handler) Declare(ctx context.Context, c incident.Declare, m Meta) (inci
 	}
 	eventID := h.eventID(id, m)
 	if e.st.Exists() {
-		if e.st.Has(eventID) {
+		if done, err := h.stored(ctx, e, eventID); err != nil {
+			return incident.State{}, err
+		} else if done {
 			return e.st.View(), nil
 		}
 		return incident.State{}, fmt.Errorf("incident %s exists: %w", id, errors.New("idempotency key reused"))
@@ -245,7 +357,16 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		return h.refresh(ctx, e, id)
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		if eventID != "" && e.st.Has(eventID) {
+		if done, err := h.stored(ctx, e, eventID); err != nil {
+			return incident.State{}, err
+		} else if done {
+			// Answer with the incident as it is now, as a first attempt
+			// would have, not as this cache last saw it.
+			if !fresh {
+				if err := reload(); err != nil {
+					return incident.State{}, err
+				}
+			}
 			return e.st.View(), nil
 		}
 		if m.ExpectVersion != 0 && e.st.Version != m.ExpectVersion {
@@ -290,6 +411,8 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if err := e.st.ApplyData(env, data, seq); err != nil {
 			return incident.State{}, err
 		}
+		e.applied(env.ID)
+		h.saveSnapshot(ctx, e, id)
 		if h.onAppend != nil {
 			h.onAppend(env.Type)
 		}

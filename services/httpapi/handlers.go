@@ -3,14 +3,12 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
@@ -141,12 +139,38 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit})
+	before := r.URL.Query().Get("before")
+	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit, Before: before})
+	if errors.Is(err, sqlite.ErrNotFound) {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "before", Message: "before: no incident " + strconv.Quote(before) + " (pass the id of the last incident of the previous page)"}
+	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": rows})
+	body := map[string]any{"incidents": rows}
+	if next := nextBefore(rows, limit); next != "" {
+		body["next_before"] = next
+		q := r.URL.Query()
+		q.Set("before", next)
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// nextBefore is the cursor of the page after a full one: the id of its
+// last incident.
+func nextBefore(rows []json.RawMessage, limit int) string {
+	if limit == 0 || len(rows) < limit {
+		return ""
+	}
+	var last struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(rows[len(rows)-1], &last) != nil {
+		return ""
+	}
+	return last.ID
 }
 
 func intParam(r *http.Request, name string, def int) (int, error) {
@@ -220,73 +244,6 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 			wait = 0
 		}
 	}
-}
-
-// tail streams every new event as Server-Sent Events (?after=SEQ resumes).
-func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
-	after, err := intParam(r, "after", 0)
-	if err != nil {
-		return err
-	}
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		return fmt.Errorf("streaming unsupported")
-	}
-	if after == 0 {
-		// Start after the last event stored now, before the client sees
-		// the stream open: an event appended once it is open is never
-		// missed, as it could be if the consumer started at "new" later.
-		if after, err = s.lastSeq(r.Context()); err != nil {
-			return err
-		}
-	}
-	// The stream outlives the server's timeouts; each write gets a
-	// write timeout of its own.
-	if err := s.holdOpen(w, r, 0); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": following incident events\n\n")
-	fl.Flush()
-	opts := natsjs.ReadOptions{Follow: true, After: uint64(after)}
-	err = s.d.Events.Read(r.Context(), opts, func(e events.Stored) error {
-		b, err := json.Marshal(e.Envelope)
-		if err != nil {
-			return err
-		}
-		if err := s.holdOpen(w, r, 0); err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b); err != nil {
-			return err
-		}
-		fl.Flush()
-		return nil
-	})
-	if r.Context().Err() != nil {
-		return nil
-	}
-	if err != nil {
-		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
-	}
-	return nil
-}
-
-// lastSeq is the sequence of the last event on the incident stream.
-func (s *Server) lastSeq(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, natsjs.OpTimeout)
-	defer cancel()
-	st, err := s.d.Events.JetStream().Stream(ctx, events.IncidentStream)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
-	}
-	return int(info.State.LastSeq), nil
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -52,11 +52,12 @@ type Server struct {
 	d        Deps
 	mux      *http.ServeMux
 	timeouts Timeouts
+	live     *broadcaster // GET /api/v1/events, see sse.go
 }
 
 // New builds the routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults()}
+	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults(), live: newBroadcaster(d.Events)}
 	s.route("POST /api/v1/incidents", s.declare)
 	s.route("GET /api/v1/incidents", s.list)
 	s.route("GET /api/v1/incidents/{id}", s.get)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/nats-io/nats.go"
 )
 
 func TestAPIMetrics(t *testing.T) {
@@ -145,4 +147,126 @@ func TestAPIEventsTail(t *testing.T) {
 		}
 	}
 	t.Fatalf("tail ended without the new event: %v", sc.Err())
+}
+
+// sseClient reads one GET /api/v1/events stream.
+type sseClient struct {
+	sc     *bufio.Scanner
+	cancel context.CancelFunc
+}
+
+func openEvents(t *testing.T, c *client, query string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/events"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), ":") {
+		t.Fatalf("events did not open with a comment: %q %v", sc.Text(), sc.Err())
+	}
+	return &sseClient{sc: sc, cancel: cancel}
+}
+
+// next returns the next event's SSE type and sequence.
+func (s *sseClient) next(t *testing.T) (typ string, seq uint64) {
+	t.Helper()
+	for s.sc.Scan() {
+		line := s.sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			fmt.Sscan(strings.TrimPrefix(line, "id: "), &seq)
+		case strings.HasPrefix(line, "event: "):
+			typ = strings.TrimPrefix(line, "event: ")
+		case line == "" && typ != "":
+			return typ, seq
+		}
+	}
+	t.Fatalf("stream ended: %v", s.sc.Err())
+	return "", 0
+}
+
+// TestAPIEventsShareOneSubscription: every client of /api/v1/events is fed
+// by the process's one subscription to the bus; none creates a consumer.
+func TestAPIEventsShareOneSubscription(t *testing.T) {
+	t.Parallel()
+	h, c := startHub(t, hub.Config{})
+	first := openEvents(t, c, "")
+	inc := c.declare(declareBody("warm up"))
+	if _, seq := first.next(t); seq != inc.Version {
+		t.Fatalf("first client got seq %d, want %d", seq, inc.Version)
+	}
+
+	var created atomic.Int64
+	sub, err := h.Bus().Conn.Subscribe("$JS.API.CONSUMER.CREATE.>", func(*nats.Msg) { created.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.Bus().Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	clients := []*sseClient{first}
+	for range 3 {
+		clients = append(clients, openEvents(t, c, ""))
+	}
+	next := c.declare(declareBody("seen by all"))
+	for i, cl := range clients {
+		if typ, seq := cl.next(t); seq != next.Version || typ != events.TypeDeclared {
+			t.Errorf("client %d got %s seq %d, want the declaration at %d", i, typ, seq, next.Version)
+		}
+	}
+	// The process's own subscription is an ordered consumer, which the
+	// client library re-creates when it misses a heartbeat (a loaded test
+	// machine): one creation is allowed, one per client is the defect.
+	if n := created.Load(); n > 1 {
+		t.Errorf("opening 3 more streams created %d consumers, want none per stream", n)
+	}
+}
+
+// TestAPIEventsResumeAfter: ?after=SEQ first replays what the client
+// missed, then follows live, without a gap or a repeat.
+func TestAPIEventsResumeAfter(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	a := c.declare(declareBody("a"))
+	b := c.declare(declareBody("b"))
+	cc := c.declare(declareBody("c"))
+	cl := openEvents(t, c, fmt.Sprint("?after=", a.Version))
+	d := c.declare(declareBody("d"))
+	for _, want := range []uint64{b.Version, cc.Version, d.Version} {
+		if _, seq := cl.next(t); seq != want {
+			t.Fatalf("resumed stream gave seq %d, want %d", seq, want)
+		}
+	}
+}
+
+// TestAPIEventsOneIncident: ?incident= follows one incident (a live
+// timeline), its past events after ?after= included, and nothing else.
+func TestAPIEventsOneIncident(t *testing.T) {
+	t.Parallel()
+	_, c := startHub(t, hub.Config{})
+	a := c.declare(declareBody("followed"))
+	b := c.declare(declareBody("other"))
+	var note Incident
+	c.post("/api/v1/incidents/"+a.ID+"/notes", map[string]any{"text": "before"}).must(t, http.StatusOK, &note)
+	cl := openEvents(t, c, fmt.Sprintf("?after=%d&incident=%s", a.Version, a.CaseNumber))
+	c.post("/api/v1/incidents/"+b.ID+"/notes", map[string]any{"text": "elsewhere"}).must(t, http.StatusOK, nil)
+	var live Incident
+	c.post("/api/v1/incidents/"+a.ID+"/notes", map[string]any{"text": "live"}).must(t, http.StatusOK, &live)
+	for _, want := range []uint64{note.Version, live.Version} {
+		if _, seq := cl.next(t); seq != want {
+			t.Fatalf("followed incident's stream gave seq %d, want %d", seq, want)
+		}
+	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -329,14 +328,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {
-		proj := timeline.New(h.timeline)
-		projectors = append(projectors, projection.Projector{
-			Durable:    timeline.Name,
-			Checkpoint: proj.Checkpoint,
-			Handle: func(ctx context.Context, e events.Stored) error {
-				return proj.Apply(ctx, []events.Stored{e})
-			},
-		})
+		projectors = append(projectors, timeline.New(h.timeline).Projection())
 	}
 	for _, m := range modules {
 		if !cfg.runs(m.Name) {
@@ -393,6 +385,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
+	h.loops = append(h.loops, api.Live)
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}

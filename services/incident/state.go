@@ -47,6 +47,15 @@ type State struct {
 	// seen holds the ids of applied events, so a retried command whose
 	// event is already in the log is answered without appending.
 	seen map[string]struct{}
+	// untracked: the ids are not kept (ForgetEventIDs).
+	untracked bool
+}
+
+// ForgetEventIDs drops the applied event ids and stops keeping them, so the
+// state's size no longer grows with its events. For long-lived caches,
+// which recognise a retried event another way; Has is false from then on.
+func (s *State) ForgetEventIDs() {
+	s.seen, s.untracked = nil, true
 }
 
 // Exists reports whether the incident was declared.
@@ -125,10 +134,12 @@ func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
 		}
 		s.Links[d.System] = Link{Ref: d.Ref, Name: d.Name, URL: d.URL}
 	}
-	if s.seen == nil {
-		s.seen = map[string]struct{}{}
+	if !s.untracked {
+		if s.seen == nil {
+			s.seen = map[string]struct{}{}
+		}
+		s.seen[e.ID] = struct{}{}
 	}
-	s.seen[e.ID] = struct{}{}
 	s.Events++
 	s.Version = seq
 	s.UpdatedAt = e.Time

@@ -206,11 +206,7 @@ func (h *Hub) WithTimeline(t testing.TB) projection.Projector {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	h.Env.Timeline = store
-	proj := timeline.New(store)
-	return projection.Projector{
-		Durable: timeline.Name, Checkpoint: proj.Checkpoint,
-		Handle: func(ctx context.Context, e events.Stored) error { return proj.Apply(ctx, []events.Stored{e}) },
-	}
+	return timeline.New(store).Projection()
 }
 
 // Faults makes a fake remote answer chosen calls with an error status

@@ -36,6 +36,11 @@ type Projector struct {
 	// refilled, a store ahead of the consumer is not fed twice).
 	Checkpoint func(context.Context) (uint64, error)
 	Handle     func(context.Context, events.Stored) error
+	// HandleBatch, instead of Handle, takes the events that have arrived
+	// (in stream order, many in flight) and must write them with its
+	// checkpoint atomically, skipping those at or below it: see batch.go.
+	// It needs Checkpoint.
+	HandleBatch func(context.Context, []events.Stored) error
 }
 
 // Metrics receives what the runner observes.
@@ -94,6 +99,9 @@ type Runner struct {
 	close    sync.Once
 	closeErr error
 	closing  *atomic.Bool
+
+	batches   []Projector // run by batch.go, not the router
+	batchRuns batchRuns
 }
 
 // quietOnClose turns the errors Watermill logs about connections we closed
@@ -171,11 +179,19 @@ func (r *Runner) dial(name string) (*nats.Conn, error) {
 
 func deliverSubject(durable string) string { return "_hikeshi.deliver." + durable }
 
+func maxAckPending(p Projector) int {
+	if p.HandleBatch != nil {
+		return batchInFlight
+	}
+	return 1
+}
+
 // ensureConsumer creates the durable push consumer, or recreates it when
-// the projector's store and the consumer disagree about the position.
-// MaxAckPending 1 keeps delivery in stream order even across redeliveries,
-// which the checkpoint relies on.
-func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
+// the projector's store and the consumer disagree about the position (or
+// when asked to: realign). MaxAckPending 1 keeps delivery in stream order
+// even across redeliveries, which the checkpoint relies on; a batch
+// projector checks the order itself (batch.go).
+func (r *Runner) ensureConsumer(ctx context.Context, p Projector, realign bool) error {
 	var start, cp uint64 // start 0: from the beginning
 	if p.Checkpoint != nil {
 		var err error
@@ -196,14 +212,22 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		// process that died (or stopped mid-message). With MaxAckPending 1
 		// it would hold the consumer for a whole AckWait before redelivery.
 		stranded := info.NumAckPending > 0 && !info.PushBound
-		if p.Checkpoint == nil {
+		// A consumer made for the other kind of projector (one at a time
+		// or batches) cannot be changed: it is made again.
+		otherKind := info.Config.MaxAckPending != maxAckPending(p)
+		switch {
+		case realign || otherKind:
+			if p.Checkpoint == nil {
+				start = floor + 1
+			}
+		case p.Checkpoint == nil:
 			// No store of its own: everything up to the ack floor is done
 			// and, delivery being in order, the next message follows it.
 			if !stranded {
 				return nil
 			}
 			start = floor + 1
-		} else if floor <= cp && cp-floor < 10_000 && !stranded {
+		case floor <= cp && cp-floor < 10_000 && !stranded:
 			// Behind the store by a little is fine (the checkpoint skips);
 			// ahead of it means the store lost events and must be refilled.
 			return nil
@@ -221,9 +245,12 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector) error {
 		FilterSubject:  p.Filter,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        r.cfg.AckWait,
-		MaxAckPending:  1,
+		MaxAckPending:  maxAckPending(p),
 		MaxDeliver:     -1,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if p.HandleBatch != nil {
+		cfg.AckPolicy = jetstream.AckAllPolicy
 	}
 	if start > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -254,8 +281,15 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 		}
 		p.Filter = events.IncidentSubjectPrefix + ".>"
 	}
-	if err := r.ensureConsumer(ctx, p); err != nil {
+	if (p.Handle == nil) == (p.HandleBatch == nil) || (p.HandleBatch != nil && p.Checkpoint == nil) {
+		return errNoHandler
+	}
+	if err := r.ensureConsumer(ctx, p, false); err != nil {
 		return err
+	}
+	if p.HandleBatch != nil {
+		r.batches = append(r.batches, p)
+		return nil
 	}
 	nc, err := r.dial("hikeshi-" + p.Durable)
 	if err != nil {
@@ -321,6 +355,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 // before the router.
 func (r *Runner) Run(ctx context.Context) error {
 	done := make(chan error, 1)
+	r.startBatches(context.WithoutCancel(ctx))
 	go func() { done <- r.router.Run(context.WithoutCancel(ctx)) }()
 	select {
 	case err := <-done:
@@ -344,6 +379,7 @@ func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
 func (r *Runner) Close() error {
 	r.close.Do(func() {
 		r.closing.Store(true)
+		r.stopBatches()
 		for _, nc := range r.subConns {
 			_ = nc.Drain()
 		}

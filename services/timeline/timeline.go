@@ -15,6 +15,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -28,6 +29,11 @@ type Projector struct {
 	// states caches folded incidents between batches; it is dropped when
 	// a batch fails, since the store did not take that batch.
 	states map[string]*incident.State
+	// deferRows, during a rebuild, leaves the incident rows out of the
+	// batches: they are written once, by flushRows, with the declaration
+	// sequences kept in declared.
+	deferRows bool
+	declared  map[string]uint64
 }
 
 // New returns a projector writing to store.
@@ -38,12 +44,26 @@ func New(store *sqlite.Store) *Projector {
 // Store is where the projector writes.
 func (p *Projector) Store() *sqlite.Store { return p.store }
 
+// Projection is the projector's row for the projection runner: batches of
+// the events that have arrived, each written with the checkpoint in one
+// transaction.
+func (p *Projector) Projection() projection.Projector {
+	return projection.Projector{Durable: Name, Checkpoint: p.Checkpoint, HandleBatch: p.Apply}
+}
+
 // Checkpoint is the last stream sequence in the store.
 func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {
 	return p.store.Checkpoint(ctx, Name)
 }
 
-const maxCachedStates = 4096
+// maxCachedStates bounds the states kept between batches (a state without
+// its event ids is about half a kilobyte): enough for the incidents in use,
+// so a batch rarely reads and decodes a stored snapshot.
+const maxCachedStates = 32768
+
+// maxRebuildStates bounds them during a rebuild, which writes their rows
+// only when it reaches the bound or ends.
+const maxRebuildStates = 65536
 
 // Apply projects a batch of events in one transaction. Events at or below
 // the checkpoint are skipped by the store, so redelivery is harmless.
@@ -77,12 +97,24 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if len(p.states) > maxCachedStates {
-		clear(p.states)
+	if p.deferRows && len(p.states) > maxRebuildStates {
+		if err := p.flushRows(ctx); err != nil {
+			return err
+		}
+	}
+	for id := range p.states { // random order spreads the evictions
+		if p.deferRows || len(p.states) <= maxCachedStates {
+			break
+		}
+		delete(p.states, id)
 	}
 	touched := map[string]*incident.State{}
 	changes := make([]sqlite.Change, 0, len(batch))
 	last := map[string]int{} // incident id → index of its last change
+	declared := p.declared
+	if !p.deferRows {
+		declared = map[string]uint64{}
+	}
 	for _, de := range batch {
 		ev, data := de.Stored, de.data
 		id, ok := events.IncidentID(ev.Subject)
@@ -99,6 +131,9 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 		if err := st.ApplyData(ev.Envelope, data, ev.Seq); err != nil {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
 		}
+		if _, ok := data.(*events.Declared); ok {
+			declared[id] = ev.Seq
+		}
 		raw, err := currentData(ev, data)
 		if err != nil {
 			return err
@@ -108,23 +143,54 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	}
 	// One row write per incident per batch, with its state after the batch.
 	for id, i := range last {
-		st := touched[id]
-		snap, err := json.Marshal(st)
+		if p.deferRows {
+			break
+		}
+		r, err := row(id, touched[id], declared[id])
 		if err != nil {
 			return err
 		}
-		changes[i].Incident = &sqlite.Row{
-			ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
-			DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap,
-		}
+		changes[i].Incident = &r
 	}
 	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
 		clear(p.states)
+		clear(p.declared) // a rebuild that fails is thrown away
 		return err
 	}
 	for id, st := range touched {
 		p.states[id] = st
 	}
+	return nil
+}
+
+// row is the incident's summary row for its state.
+func row(id string, st *incident.State, declaredSeq uint64) (sqlite.Row, error) {
+	snap, err := json.Marshal(st)
+	if err != nil {
+		return sqlite.Row{}, err
+	}
+	return sqlite.Row{
+		ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
+		DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap, DeclaredSeq: declaredSeq,
+	}, nil
+}
+
+// flushRows writes the rows of the cached states, which a rebuild left
+// out of its batches, and forgets them.
+func (p *Projector) flushRows(ctx context.Context) error {
+	rows := make([]sqlite.Row, 0, len(p.states))
+	for id, st := range p.states {
+		r, err := row(id, st, p.declared[id])
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	if err := p.store.PutIncidents(ctx, rows); err != nil {
+		return err
+	}
+	clear(p.states)
+	clear(p.declared)
 	return nil
 }
 
@@ -166,6 +232,7 @@ func (p *Projector) state(ctx context.Context, id string, touched map[string]*in
 			}
 		}
 	}
+	st.ForgetEventIDs() // the version tells a redelivery
 	touched[id] = st
 	return st, nil
 }
@@ -192,6 +259,9 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 		return RebuildStats{}, err
 	}
 	n, last, err := Fill(ctx, es, New(st), progress)
+	if err == nil {
+		err = st.Finish(ctx)
+	}
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
@@ -207,7 +277,9 @@ func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progre
 }
 
 // Fill reads the stream after the store's checkpoint through an ordered
-// consumer and applies it in large transactions. Reading and decoding run
+// consumer and applies it in large transactions; the incident rows are
+// written once at the end (or when the cached states are many), so a
+// store being filled has its events before its incidents. Reading and decoding run
 // beside the writes, so a rebuild uses both the bus and the database.
 func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress) (int, uint64, error) {
 	const batchSize = 2000
@@ -215,6 +287,9 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	if err != nil {
 		return 0, 0, err
 	}
+	// Incident rows are written once at the end, not after every batch.
+	p.deferRows, p.declared = true, map[string]uint64{}
+	defer func() { p.deferRows, p.declared = false, nil }()
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan []decodedEvent, 2)
 	g.Go(func() error {
@@ -256,7 +331,10 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 			n += len(batch)
 			last = batch[len(batch)-1].Seq
 		}
-		return nil
+		if gctx.Err() != nil {
+			return gctx.Err()
+		}
+		return p.flushRows(gctx)
 	})
 	err = g.Wait()
 	return n, last, err

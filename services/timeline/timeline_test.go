@@ -125,13 +125,7 @@ func startRunner(t *testing.T, ctx context.Context, bus *natstest.Bus, store *sq
 		Dial:   bus.Dial,
 		JS:     bus.JS,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}, []projection.Projector{{
-		Durable:    timeline.Name,
-		Checkpoint: proj.Checkpoint,
-		Handle: func(ctx context.Context, e events.Stored) error {
-			return proj.Apply(ctx, []events.Stored{e})
-		},
-	}})
+	}, []projection.Projector{proj.Projection()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,10 +458,10 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// TestStrandedDeliveryDoesNotStall leaves one delivery of the projector's
+// TestStrandedDeliveryDoesNotStall leaves deliveries of the projector's
 // consumer unacknowledged by a subscriber that goes away, as a crash does.
-// With one ack pending at most, the runner must not wait for the server's
-// AckWait (a minute) before the projection moves again.
+// The runner must not wait for the server's AckWait (a minute) before the
+// projection moves again.
 func TestStrandedDeliveryDoesNotStall(t *testing.T) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
@@ -504,11 +498,11 @@ func TestStrandedDeliveryDoesNotStall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.NumAckPending == 1 && !info.PushBound {
+		if info.NumAckPending > 0 && !info.PushBound {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer: %d pending, push bound %v; want 1 stranded delivery", info.NumAckPending, info.PushBound)
+			t.Fatalf("consumer: %d pending, push bound %v; want stranded deliveries", info.NumAckPending, info.PushBound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -36,9 +37,13 @@ type config struct {
 	cpuProfile string
 	keep       bool
 	verbose    bool
+	scale      scaleConfig
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals"}
+var allScenarios = []string{"append", "read", "latency", "signals", "scale"}
+
+// defaultScenarios leaves out scale, whose first run builds a large store.
+var defaultScenarios = allScenarios[:4]
 
 func main() {
 	var cfg config
@@ -49,11 +54,30 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each latency measurement")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
 	flag.IntVar(&cfg.noteSize, "note-size", 200, "bytes of note text per event")
-	only := flag.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	only := flag.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	flag.IntVar(&cfg.scale.events, "scale-events", 1_000_000, "scale: events in the big store")
+	flag.IntVar(&cfg.scale.incidents, "scale-incidents", 20_000, "scale: incidents in the big store")
+	flag.IntVar(&cfg.scale.small, "scale-small", 1000, "scale: incidents of the fresh baseline hub")
+	flag.IntVar(&cfg.scale.writers, "scale-writers", 16, "scale: concurrent HTTP writers")
+	flag.DurationVar(&cfg.scale.duration, "scale-duration", 60*time.Second, "scale: length of each append measurement (the projector's lag is sampled during the one on the big store)")
+	flag.IntVar(&cfg.scale.subscribers, "scale-subscribers", 1000, "scale: SSE clients (live timelines of one incident each, then every client on every event)")
+	flag.IntVar(&cfg.scale.probes, "scale-probes", 500, "scale: incidents read cold, and list calls")
+	flag.StringVar(&cfg.scale.dir, "scale-dir", filepath.Join(os.TempDir(), "hikeshi-bench-scale"), "scale: where the big store is built once and kept")
+	flag.DurationVar(&cfg.scale.rest, "scale-rest", 130*time.Second, "scale: wait after the catch-up before reading memory at rest (the server keeps per-block subject indexes 2 minutes)")
+	flag.StringVar(&cfg.scale.memProfile, "scale-memprofile", "", "scale: write a heap profile of the big hub at rest to this file")
+	sseClients := flag.String("sse-clients", "", "internal: run as the scale scenario's SSE clients of this address")
+	sseN := flag.Int("sse-n", 0, "internal: how many SSE clients")
+	sseIncidents := flag.String("sse-incidents", "", "internal: incidents the SSE clients follow, one each in turn (none: every event)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
 	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")
 	flag.Parse()
+	if *sseClients != "" {
+		if err := runSSEClients(*sseClients, *sseN, strings.FieldsFunc(*sseIncidents, func(r rune) bool { return r == ',' })); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if cfg.runs < 1 || cfg.n < 1 || cfg.c < 1 || cfg.rate < 1 || cfg.duration <= 0 || cfg.noteSize < 1 {
 		fmt.Fprintln(os.Stderr, "hikeshi-bench: -runs, -n, -c, -rate, -duration and -note-size must be positive")
 		os.Exit(2)
@@ -122,15 +146,26 @@ func progress(format string, a ...any) {
 
 // report is what one invocation measured: the medians and every run.
 type report struct {
-	Machine  machine  `json:"machine"`
-	Runs     int      `json:"runs"`
-	N        int      `json:"n"`
-	C        int      `json:"c"`
-	Rate     int      `json:"rate"`
-	Duration string   `json:"duration"`
-	NoteSize int      `json:"note_size"`
-	Metrics  []metric `json:"metrics"`
-	Elapsed  string   `json:"elapsed"`
+	Machine  machine      `json:"machine"`
+	Runs     int          `json:"runs"`
+	N        int          `json:"n"`
+	C        int          `json:"c"`
+	Rate     int          `json:"rate"`
+	Duration string       `json:"duration"`
+	NoteSize int          `json:"note_size"`
+	Metrics  []metric     `json:"metrics"`
+	Elapsed  string       `json:"elapsed"`
+	Scale    *scaleReport `json:"scale,omitempty"`
+}
+
+type scaleReport struct {
+	Events      int    `json:"events"`
+	Incidents   int    `json:"incidents"`
+	Small       int    `json:"small"`
+	Writers     int    `json:"writers"`
+	Duration    string `json:"duration"`
+	Subscribers int    `json:"subscribers"`
+	Dir         string `json:"dir"`
 }
 
 type machine struct {
@@ -241,6 +276,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		},
 		Runs: cfg.runs, N: cfg.n, C: cfg.c, Rate: cfg.rate, Duration: cfg.duration.String(), NoteSize: cfg.noteSize,
 	}
+	if cfg.scenarios["scale"] {
+		sc := cfg.scale
+		rep.Scale = &scaleReport{Events: sc.events, Incidents: sc.incidents, Small: sc.small, Writers: sc.writers,
+			Duration: sc.duration.String(), Subscribers: sc.subscribers, Dir: sc.storeDir()}
+	}
 	var col collector
 	for i := 1; i <= cfg.runs; i++ {
 		if cfg.scenarios["append"] || cfg.scenarios["read"] {
@@ -258,6 +298,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 				return nil, err
 			}
 		}
+		if cfg.scenarios["scale"] {
+			if err := scaleScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -272,6 +317,25 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("signals", "hub 100", "am 100", "≥ 1.0× am", "webhooks of 100 alerts")
 	col.compare("signals", "hub 1 p99", "am 1 p99", "≤ 20 ms", "")
 	col.compare("signals", "raw", "", "", "PublishMsg of the normalised signal, c writers")
+	for _, c := range []struct{ name, base, target, note string }{
+		{"append", "append fresh", "≥ 0.9× fresh", "POST /notes to random incidents of the big store"},
+		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart"},
+		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
+		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
+		{"replay time", "", "≤ 20 s at 1M", ""},
+		{"catch-up", "", "≤ 20 s at 1M", "live timeline projector, empty store, whole stream"},
+		{"projector", "append", "≥ 1.5× append", "catch-up rate of the live projector"},
+		{"lag p99", "", "bounded", "projector lag sampled every 100 ms during the append"},
+		{"drain", "", "", "time for the lag to reach 0 after the append"},
+		{"rss at rest", "", "≤ 200 MiB", "process RSS (hub and bench) after catch-up"},
+		{"rss/100k", "", "≈ 0", "RSS growth per 100k events, second half of the append"},
+		{"append live", "append fresh", "≥ 0.9× fresh", "same appends, SSE clients each following one incident"},
+		{"live memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
+		{"append firehose", "append fresh", "", "same appends, every SSE client on every event"},
+		{"firehose memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
+	} {
+		col.compare("scale", c.name, c.base, c.target, c.note)
+	}
 	rep.Metrics = col.finish()
 	rep.Elapsed = time.Since(start).Round(time.Second).String()
 	return rep, nil
@@ -312,6 +376,11 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "        am = the same alerts to Prometheus Alertmanager's POST /api/v2/alerts (in memory), same client,")
 	fmt.Fprintln(w, "        c connections. ratio = median over runs of hub / am. heap = the hub's process heap after the")
 	fmt.Fprintln(w, "        storm; settled = 12 s later, once the server's block caches expired.")
+	if r.Scale != nil {
+		fmt.Fprintf(w, "scale:  big store %d events over %d incidents (cached in %s, grows by each run's appends); fresh hub\n", r.Scale.Events, r.Scale.Incidents, r.Scale.Dir)
+		fmt.Fprintf(w, "        with %d incidents; %d HTTP writers for %s per append measurement; %d SSE clients\n", r.Scale.Small, r.Scale.Writers, r.Scale.Duration, r.Scale.Subscribers)
+		fmt.Fprintln(w, "        (a child process); ratios are path / baseline of the same run (for latencies >1 is slower).")
+	}
 	fmt.Fprintf(w, "elapsed: %s\n", r.Elapsed)
 }
 
@@ -321,8 +390,10 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.0f", v)
 	case "MiB":
 		return fmt.Sprintf("%.1f", v)
-	case "ms":
+	case "ms", "s":
 		return fmt.Sprintf("%.2f", v)
+	case "KiB", "count":
+		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%g", v)
 }

@@ -1,0 +1,85 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+)
+
+func newTestHandler(t *testing.T, opts ...Option) *Handler {
+	t.Helper()
+	bus := natstest.Start(t)
+	cases, err := natsjs.NewCases(context.Background(), bus.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(bus.Store, cases, opts...)
+}
+
+// TestCachedIncidentDoesNotGrowWithEvents: a cached incident holds its
+// state, not the id of every event it ever had.
+func TestCachedIncidentDoesNotGrowWithEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	h := newTestHandler(t)
+	st, err := h.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if _, err := h.Execute(ctx, st.ID, incident.AddNote{Text: "n"}, Meta{Actor: "a", Key: fmt.Sprint("k", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := h.entry(st.ID)
+	if len(e.keyed) != 0 {
+		t.Errorf("entry holds %d keyed ids after %d keyed notes, want none (recorded in the bucket)", len(e.keyed), n)
+	}
+	if first := events.DeriveID("event", st.ID, "k0"); e.st.Has(first) {
+		t.Errorf("cached state still keeps the ids of applied events")
+	}
+	if e.st.Notes != n {
+		t.Errorf("cached state has %d notes, want %d", e.st.Notes, n)
+	}
+}
+
+// TestCacheEvictsLeastRecentlyUsed: the cache stays at its size and keeps
+// the incidents in use.
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	h := newTestHandler(t, CacheSize(2))
+	var ids []string
+	for i := range 3 {
+		st, err := h.Declare(ctx, incident.Declare{Title: fmt.Sprint("t", i), Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, st.ID)
+		if i == 1 {
+			if _, err := h.Get(ctx, ids[0]); err != nil { // ids[0] used again: ids[1] is now oldest
+				t.Fatal(err)
+			}
+		}
+	}
+	h.mu.Lock()
+	_, kept0 := h.cache[ids[0]]
+	_, kept1 := h.cache[ids[1]]
+	size := len(h.cache)
+	h.mu.Unlock()
+	if size != 2 || !kept0 || kept1 {
+		t.Errorf("cache holds %d incidents (first kept %v, second kept %v), want 2 with the second evicted", size, kept0, kept1)
+	}
+	for _, id := range ids {
+		if st, err := h.Get(ctx, id); err != nil || st.ID != id {
+			t.Errorf("get %s after eviction: %v", id, err)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package command_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/nats-io/nats.go"
+)
+
+// countConsumers counts the consumers created on the bus from now on.
+func countConsumers(t *testing.T, bus *natstest.Bus) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	sub, err := bus.Conn.Subscribe("$JS.API.CONSUMER.CREATE.>", func(*nats.Msg) { n.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := bus.Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// notes adds n notes to an incident, keyed "<prefix>-<i>" when prefix is set.
+func notes(t *testing.T, ctx context.Context, h *command.Handler, id, prefix string, n int) incident.State {
+	t.Helper()
+	var st incident.State
+	for i := range n {
+		m := command.Meta{Actor: "bob"}
+		if prefix != "" {
+			m.Key = fmt.Sprintf("%s-%d", prefix, i)
+		}
+		var err error
+		if st, err = h.Execute(ctx, id, incident.AddNote{Text: fmt.Sprintf("note %d", i)}, m); err != nil {
+			t.Fatalf("note %d: %v", i, err)
+		}
+	}
+	return st
+}
+
+// TestCacheMissReadsNoConsumer: a process that has not seen an incident
+// (a restart, an eviction) loads it from its snapshot and the events after
+// it by direct gets, not through a consumer over the stream.
+func TestCacheMissReadsNoConsumer(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	a := replica(t, bus, "replica-a")
+	id := declare(t, ctx, a, "queue backlog").ID
+	want := notes(t, ctx, a, id, "", 100)
+	other := declare(t, ctx, a, "another").ID // the incident is not last in the stream
+	notes(t, ctx, a, other, "", 5)
+
+	created := countConsumers(t, bus)
+	restarted := replica(t, bus, "replica-b")
+	got, err := restarted.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, "after a restart", got, want)
+	next, err := restarted.Execute(ctx, id, incident.AddNote{Text: "after restart"}, command.Meta{Actor: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Notes != 101 || next.Events != 102 {
+		t.Errorf("after restart: %d notes in %d events, want 101 in 102", next.Notes, next.Events)
+	}
+	if n := created.Load(); n != 0 {
+		t.Errorf("loading an incident created %d consumers, want none", n)
+	}
+}
+
+// TestKeyedRetryAfterDuplicateWindow: once the stream no longer remembers
+// a Msg-Id, a retried keyed command is still recognised, by a process that
+// loaded the incident from a snapshot covering the first attempt.
+func TestKeyedRetryAfterDuplicateWindow(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	shortenDuplicateWindow(t, ctx, bus)
+	a := replica(t, bus, "replica-a")
+	id := declare(t, ctx, a, "cert expired").ID
+	notes(t, ctx, a, id, "k", 3)
+	st := notes(t, ctx, a, id, "", 80) // snapshots now cover the keyed notes
+	time.Sleep(300 * time.Millisecond)
+
+	for _, h := range []*command.Handler{a, replica(t, bus, "replica-b")} {
+		again, err := h.Execute(ctx, id, incident.AddNote{Text: "note 1"}, command.Meta{Actor: "bob", Key: "k-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Version != st.Version || again.Notes != st.Notes {
+			t.Errorf("retry of k-1 answered version %d with %d notes, want version %d with %d (nothing appended)", again.Version, again.Notes, st.Version, st.Notes)
+		}
+	}
+	if _, stored := fold(t, ctx, bus.Store, id); len(stored) != st.Events {
+		t.Errorf("stream holds %d events, want %d", len(stored), st.Events)
+	}
+	// A new key is appended.
+	if st2, err := a.Execute(ctx, id, incident.AddNote{Text: "new"}, command.Meta{Actor: "bob", Key: "k-new"}); err != nil || st2.Notes != st.Notes+1 {
+		t.Errorf("new key: %d notes, %v; want %d", st2.Notes, err, st.Notes+1)
+	}
+}
+
+// shortenDuplicateWindow makes the incident stream forget Msg-Ids after
+// 100 ms, as it does after two minutes in production.
+func shortenDuplicateWindow(t *testing.T, ctx context.Context, bus *natstest.Bus) {
+	t.Helper()
+	s, err := bus.JS.Stream(ctx, events.IncidentStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := bus.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,413 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+)
+
+// Live fan-out of GET /api/v1/events: the process follows the incident
+// stream with one subscription (Live) and keeps the last liveRing events,
+// each encoded once, in a ring that every client reads at its own pace. A
+// new event costs the same with one client or thousands: it is put in the
+// ring and the clients waiting are woken. A client that falls a whole ring
+// behind is dropped with an end-of-stream event saying where to resume;
+// the others never wait for it.
+
+// liveRing is how many events a client may be behind before it is
+// dropped.
+const liveRing = 4096
+
+// liveLinger is the pause after each write to a client: what arrives
+// meanwhile goes out in the next write, so that a busy stream costs the hub
+// twenty writes a second per client rather than one per event.
+const liveLinger = 50 * time.Millisecond
+
+// frame is one event as an SSE message.
+type frame struct {
+	seq      uint64
+	incident string
+	data     []byte
+}
+
+// subscriber is one client's place in the ring.
+type subscriber struct {
+	next uint64 // ring position of the next frame to write
+	// incident, when set, is the only incident the client follows (a live
+	// timeline); unread counts its events since the client's last read.
+	incident string
+	unread   int
+	// kick unblocks a write stuck on a client that stopped reading.
+	kick    func()
+	dropped string
+}
+
+// broadcaster hands the events of its one stream subscription to every
+// subscriber.
+type broadcaster struct {
+	store *natsjs.Store
+	ready chan struct{} // closed once pos is set
+
+	mu   sync.Mutex
+	pos  uint64 // last sequence handed out
+	ring [liveRing]*frame
+	head uint64        // ring positions written so far
+	wake chan struct{} // closed at the next event
+	subs map[*subscriber]struct{}
+	// Clients of one incident, and the channel closed at its next event:
+	// a quiet incident's clients are not woken by the others' events.
+	byIncident map[string]map[*subscriber]struct{}
+	wakeOne    map[string]chan struct{}
+	done       bool
+}
+
+func newBroadcaster(store *natsjs.Store) *broadcaster {
+	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{},
+		byIncident: map[string]map[*subscriber]struct{}{}, wakeOne: map[string]chan struct{}{}}
+}
+
+// run follows the stream from its end until ctx ends, resuming after a
+// bus failure where it stopped; then it ends every client's stream.
+func (b *broadcaster) run(ctx context.Context) error {
+	defer b.closeAll("the hub is stopping; reconnect with ?after= to resume")
+	for ctx.Err() == nil {
+		if err := b.follow(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("live events: following the incident stream failed; retrying", "after", b.position(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+func (b *broadcaster) follow(ctx context.Context) error {
+	select {
+	case <-b.ready:
+	default:
+		last, err := b.store.LastStreamSeq(ctx)
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.pos = last
+		b.mu.Unlock()
+		close(b.ready)
+	}
+	return b.store.Read(ctx, natsjs.ReadOptions{Follow: true, After: b.position()}, b.publish)
+}
+
+func (b *broadcaster) position() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pos
+}
+
+// publish puts one event in the ring and wakes the clients waiting for it.
+func (b *broadcaster) publish(e events.Stored) error {
+	f, err := encodeFrame(e)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e.Seq <= b.pos {
+		return nil
+	}
+	b.pos = e.Seq
+	b.ring[b.head%liveRing] = f
+	b.head++
+	close(b.wake)
+	b.wake = make(chan struct{})
+	for s := range b.byIncident[f.incident] {
+		s.unread++
+	}
+	if ch, ok := b.wakeOne[f.incident]; ok {
+		close(ch)
+		delete(b.wakeOne, f.incident)
+	}
+	// A client far behind is dropped; checking once per quarter ring keeps
+	// the cost per event independent of the clients. A client of a quiet
+	// incident is behind only on events it does not want.
+	if b.head%(liveRing/4) == 0 {
+		for s := range b.subs {
+			switch {
+			case b.head-s.next <= liveRing-liveRing/4:
+			case s.incident != "" && s.unread == 0:
+				s.next = b.head
+			default:
+				b.drop(s, "too slow: "+strconv.Itoa(int(b.head-s.next))+" events behind")
+			}
+		}
+	}
+	return nil
+}
+
+// read returns the frames s has not had yet (appended to buf) that the
+// ring still holds, and a channel closed at the next event; reason is set
+// once s is dropped, and is its last read.
+func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <-chan struct{}, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.head-s.next > liveRing {
+		if s.dropped == "" {
+			b.drop(s, "too slow: more than "+strconv.Itoa(liveRing)+" events behind")
+		}
+		return buf, nil, s.dropped
+	}
+	for ; s.next < b.head; s.next++ {
+		if f := b.ring[s.next%liveRing]; s.incident == "" || f.incident == s.incident {
+			buf = append(buf, f)
+		}
+	}
+	s.unread = 0
+	if s.incident == "" {
+		return buf, b.wake, s.dropped
+	}
+	ch, ok := b.wakeOne[s.incident]
+	if !ok {
+		ch = make(chan struct{})
+		b.wakeOne[s.incident] = ch
+	}
+	return buf, ch, s.dropped
+}
+
+// drop ends a subscriber's stream; b.mu is held.
+func (b *broadcaster) drop(s *subscriber, reason string) {
+	b.remove(s)
+	s.dropped = reason
+	if s.kick != nil {
+		s.kick()
+	}
+}
+
+func (b *broadcaster) closeAll(reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	for s := range b.subs {
+		b.drop(s, reason)
+	}
+	close(b.wake)
+	b.wake = make(chan struct{})
+	for inc, ch := range b.wakeOne {
+		close(ch)
+		delete(b.wakeOne, inc)
+	}
+}
+
+// subscribe registers s if the broadcaster has handed out nothing after
+// seq; otherwise it returns the position the caller must first read up to.
+func (b *broadcaster) subscribe(s *subscriber, seq uint64) (gapUntil uint64, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, false
+	}
+	if b.pos > seq {
+		return b.pos, false
+	}
+	s.next = b.head
+	b.subs[s] = struct{}{}
+	if s.incident != "" {
+		set := b.byIncident[s.incident]
+		if set == nil {
+			set = map[*subscriber]struct{}{}
+			b.byIncident[s.incident] = set
+		}
+		set[s] = struct{}{}
+	}
+	return 0, true
+}
+
+func (b *broadcaster) unsubscribe(s *subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.remove(s)
+}
+
+// remove forgets s; b.mu is held.
+func (b *broadcaster) remove(s *subscriber) {
+	delete(b.subs, s)
+	if set := b.byIncident[s.incident]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.byIncident, s.incident)
+		}
+	}
+}
+
+func (b *broadcaster) subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}
+
+func encodeFrame(e events.Stored) (*frame, error) {
+	body, err := json.Marshal(e.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	data := fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, body)
+	id, _ := events.IncidentID(e.Subject)
+	return &frame{seq: e.Seq, incident: id, data: data}, nil
+}
+
+// Live runs the fan-out of GET /api/v1/events until ctx ends, then ends
+// every client's stream. The hub runs it beside the HTTP server; until it
+// runs, streams wait.
+func (s *Server) Live(ctx context.Context) error { return s.live.run(ctx) }
+
+// tail streams every new event as Server-Sent Events (?after=SEQ resumes,
+// ?incident=ID follows one incident).
+func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	filter := events.IncidentSubjectPrefix + ".>"
+	var incident string
+	if ref := r.URL.Query().Get("incident"); ref != "" {
+		if incident, err = s.d.Commands.Resolve(r.Context(), ref); err != nil {
+			return err
+		}
+		filter = events.IncidentFilter(incident)
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		return fmt.Errorf("streaming unsupported")
+	}
+	ctx := r.Context()
+	select {
+	case <-s.live.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	sent := uint64(after)
+	if after == 0 {
+		// Start after the last event stored now, before the client sees
+		// the stream open: an event appended once it is open is never
+		// missed.
+		if sent, err = s.d.Events.LastStreamSeq(ctx); err != nil {
+			return err
+		}
+	}
+	// The stream outlives the server's timeouts: each write gets a write
+	// timeout of its own (a client that stops reading is cut off).
+	hold := func() error { return s.holdOpen(w, r, 0) }
+	if err := hold(); err != nil {
+		return err
+	}
+	sub := &subscriber{incident: incident, kick: kicker(w)}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": following incident events\n\n")
+	fl.Flush()
+	// Catch up from the stream until the live feed has nothing this
+	// client lacks, then follow the live feed.
+	for {
+		until, ok := s.live.subscribe(sub, sent)
+		if ok {
+			break
+		}
+		if until == 0 {
+			return nil // the hub is stopping
+		}
+		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: sent, Until: until}, func(e events.Stored) error {
+			f, err := encodeFrame(e)
+			if err == nil {
+				err = hold()
+			}
+			if err == nil {
+				err = writeFrames(w, fl, f)
+				sent = e.Seq
+			}
+			return err
+		})
+		if err != nil {
+			return sseEnd(w, fl, sent, err.Error())
+		}
+		sent = max(sent, until)
+	}
+	defer s.live.unsubscribe(sub)
+	return s.follow(ctx, w, fl, hold, sub, sent)
+}
+
+// follow writes the live feed to one client until it leaves or is dropped.
+func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, hold func() error, sub *subscriber, sent uint64) error {
+	linger := time.NewTimer(0)
+	<-linger.C
+	var buf []*frame
+	for {
+		frames, wake, reason := s.live.read(sub, buf[:0])
+		buf = frames
+		var lingered <-chan time.Time
+		if fresh := unsent(frames, sent); len(fresh) > 0 {
+			if err := hold(); err != nil {
+				return nil
+			}
+			if err := writeFrames(w, fl, fresh...); err != nil {
+				return nil // the client is gone
+			}
+			sent = fresh[len(fresh)-1].seq
+			clear(buf) // let the ring's old frames go
+			linger.Reset(liveLinger)
+			lingered, wake = linger.C, nil
+		}
+		if reason != "" {
+			return sseEnd(w, fl, sent, reason)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-lingered:
+		}
+	}
+}
+
+// unsent leaves out the frames the client already has.
+func unsent(frames []*frame, sent uint64) []*frame {
+	for i, f := range frames {
+		if f.seq > sent {
+			return frames[i:]
+		}
+	}
+	return nil
+}
+
+func writeFrames(w http.ResponseWriter, fl http.Flusher, fs ...*frame) error {
+	for _, f := range fs {
+		if _, err := w.Write(f.data); err != nil {
+			return err
+		}
+	}
+	fl.Flush()
+	return nil
+}
+
+// sseEnd tells the client its stream ends, why, and where to resume.
+func sseEnd(w http.ResponseWriter, fl http.Flusher, sent uint64, reason string) error {
+	b, _ := json.Marshal(map[string]any{"reason": reason, "resume_after": sent})
+	fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
+	fl.Flush()
+	return nil
+}
+
+// kicker sets a close write deadline on the client's connection, so that a
+// write blocked on a client that stopped reading fails and its handler
+// ends.
+func kicker(w http.ResponseWriter) func() {
+	rc := http.NewResponseController(w)
+	return func() { _ = rc.SetWriteDeadline(time.Now().Add(2 * time.Second)) }
+}

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/events"
+)
+
+func storedNote(t *testing.T, seq uint64) events.Stored {
+	t.Helper()
+	env, err := events.New("inc-1", &events.NoteAdded{Text: "n"}, events.Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events.Stored{Seq: seq, Subject: "incidents.inc-1.note_added", Envelope: env}
+}
+
+// TestSlowSubscriberIsDropped: a subscriber that stops reading is dropped
+// with a reason once far behind; the broadcast never waits for it and a
+// subscriber that keeps reading receives every event.
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	b := newBroadcaster(nil)
+	kicked := false
+	slow := &subscriber{kick: func() { kicked = true }}
+	fast := &subscriber{}
+	for _, s := range []*subscriber{slow, fast} {
+		if _, ok := b.subscribe(s, 0); !ok {
+			t.Fatal("subscribe refused")
+		}
+	}
+	var got []uint64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			frames, wake, reason := b.read(fast, nil)
+			for _, f := range frames {
+				got = append(got, f.seq)
+			}
+			if reason != "" {
+				return
+			}
+			<-wake
+		}
+	})
+	const n = 3 * liveRing
+	for seq := uint64(1); seq <= n; seq++ {
+		if err := b.publish(storedNote(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+		for behind(b, fast) > liveRing/2 { // the fast reader keeps up
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.closeAll("end of test")
+	wg.Wait()
+	if len(got) != n || got[0] != 1 || got[n-1] != n {
+		t.Errorf("fast subscriber got %d events, want all %d in order", len(got), n)
+	}
+	if frames, _, reason := b.read(slow, nil); len(frames) != 0 || !strings.Contains(reason, "slow") || !kicked {
+		t.Errorf("slow subscriber: %d frames, dropped %q, kicked %v; want none, a reason and a kick", len(frames), reason, kicked)
+	}
+	if b.subscribers() != 0 {
+		t.Errorf("%d subscribers left", b.subscribers())
+	}
+}
+
+func behind(b *broadcaster, s *subscriber) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.head - s.next
+}
+
+// TestQuietIncidentClientIsKept: a client following one incident is not
+// woken by other incidents' events, nor dropped for not reading them.
+func TestQuietIncidentClientIsKept(t *testing.T) {
+	b := newBroadcaster(nil)
+	quiet := &subscriber{incident: "quiet"}
+	if _, ok := b.subscribe(quiet, 0); !ok {
+		t.Fatal("subscribe refused")
+	}
+	frames, wake, reason := b.read(quiet, nil)
+	if len(frames) != 0 || reason != "" {
+		t.Fatalf("read %d frames, reason %q", len(frames), reason)
+	}
+	for seq := uint64(1); seq <= 2*liveRing; seq++ {
+		if err := b.publish(storedNote(t, seq)); err != nil { // incident inc-1
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken by another incident's events")
+	default:
+	}
+	if frames, _, reason := b.read(quiet, nil); len(frames) != 0 || reason != "" {
+		t.Errorf("quiet client: %d frames, dropped %q; want none and kept", len(frames), reason)
+	}
+}

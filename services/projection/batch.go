@@ -1,0 +1,214 @@
+package projection
+
+// A batch projector (Projector.HandleBatch) does not go through Watermill,
+// where each event is delivered, handled, written and acked on its own with
+// one delivery in flight. The server pushes up to batchInFlight deliveries
+// ahead, in stream order; the projector takes what has arrived, up to
+// batchMax, and writes it with its checkpoint in one transaction; the last
+// delivery of the batch is acked, which acks the batch (AckAll). A failed
+// write is retried with the same events; an event no retry can handle is
+// dead-lettered on its own. A lost or reordered delivery (a gap in the
+// consumer's delivery sequence) restarts the consumer after the checkpoint,
+// so that nothing is skipped.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
+)
+
+const (
+	batchMax      = 2048 // events per HandleBatch call
+	batchInFlight = 8192 // deliveries the server sends ahead (MaxAckPending)
+)
+
+// delivery is a stored event and the message that brought it.
+type delivery struct {
+	ev  events.Stored
+	msg *nats.Msg
+}
+
+// batchRuns are the batch projectors' loops.
+type batchRuns struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startBatches runs every batch projector until ctx ends or stopBatches.
+func (r *Runner) startBatches(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	r.batchRuns.cancel = cancel
+	for _, p := range r.batches {
+		r.batchRuns.wg.Go(func() { r.runBatch(ctx, p) })
+	}
+}
+
+func (r *Runner) stopBatches() {
+	if r.batchRuns.cancel != nil {
+		r.batchRuns.cancel()
+	}
+	r.batchRuns.wg.Wait()
+}
+
+// runBatch consumes until ctx ends, starting over after the checkpoint
+// when the deliveries cannot be trusted to follow on.
+func (r *Runner) runBatch(ctx context.Context, p Projector) {
+	for ctx.Err() == nil {
+		err := r.consumeBatches(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		r.cfg.Logger.Warn("projector restarting after its checkpoint", "projector", p.Durable, "err", err)
+		if err := r.ensureConsumer(ctx, p, true); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
+	nc, err := r.cfg.Dial("hikeshi-" + p.Durable)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.QueueSubscribeSync(deliverSubject(p.Durable), p.Durable)
+	if err != nil {
+		return err
+	}
+	// The default limits would drop deliveries of large events; the
+	// server never sends more than batchInFlight ahead.
+	if err := sub.SetPendingLimits(2*batchInFlight, -1); err != nil {
+		return err
+	}
+	var lastDelivery uint64
+	for {
+		msgs, err := nextBatch(ctx, sub)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		ds := make([]delivery, 0, len(msgs))
+		for _, m := range msgs {
+			md, err := m.Metadata()
+			if err != nil {
+				continue // not a delivery
+			}
+			if lastDelivery != 0 && md.Sequence.Consumer != lastDelivery+1 {
+				return fmt.Errorf("delivery %d after %d: one was lost or came again out of order", md.Sequence.Consumer, lastDelivery)
+			}
+			lastDelivery = md.Sequence.Consumer
+			ev, err := natsjs.DecodeRaw(m.Subject, md.Sequence.Stream, m.Data)
+			if err != nil {
+				if err := r.deadLetter(ctx, p, m, md.Sequence.Stream, err); err != nil {
+					return err
+				}
+				continue
+			}
+			ds = append(ds, delivery{ev, m})
+		}
+		if err := r.handleBatch(ctx, p, ds); err != nil {
+			return err
+		}
+		// Acks every delivery up to the last; a lost ack brings the batch
+		// again, and the checkpoint skips it.
+		_ = msgs[len(msgs)-1].Ack()
+	}
+}
+
+// nextBatch waits for a delivery and takes what else has arrived.
+func nextBatch(ctx context.Context, sub *nats.Subscription) ([]*nats.Msg, error) {
+	m, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msgs := []*nats.Msg{m}
+	for len(msgs) < batchMax {
+		m, err := sub.NextMsg(0)
+		if err != nil {
+			break // nothing more right now
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// handleBatch hands ds to the projector until it takes them. A permanent
+// failure is narrowed down to the events that cause it, which are
+// dead-lettered.
+func (r *Runner) handleBatch(ctx context.Context, p Projector, ds []delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	batch := make([]events.Stored, len(ds))
+	for i, d := range ds {
+		batch[i] = d.ev
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := p.HandleBatch(ctx, batch)
+		if err == nil {
+			if r.cfg.Metrics != nil {
+				for range batch {
+					r.cfg.Metrics.Handled(p.Durable)
+				}
+			}
+			return nil
+		}
+		if r.cfg.Metrics != nil {
+			r.cfg.Metrics.Failed(p.Durable)
+		}
+		if permanent(err) {
+			if len(ds) == 1 {
+				return r.deadLetter(ctx, p, ds[0].msg, ds[0].ev.Seq, err)
+			}
+			for _, d := range ds {
+				if err := r.handleBatch(ctx, p, []delivery{d}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		r.cfg.Logger.Error("projector failed; retrying the batch", "projector", p.Durable, "first_seq", batch[0].Seq, "events", len(batch), "err", err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// deadLetter keeps an event no retry can handle on DEADLETTER, with the
+// headers Watermill's poison queue uses; the message id stores it once.
+func (r *Runner) deadLetter(ctx context.Context, p Projector, m *nats.Msg, seq uint64, why error) error {
+	r.cfg.Logger.Error("event dead-lettered", "projector", p.Durable, "seq", seq, "err", why)
+	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + p.Durable)
+	dl.Data = m.Data
+	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", p.Durable, seq))
+	dl.Header.Set("reason_poisoned", why.Error())
+	dl.Header.Set("topic_poisoned", m.Subject)
+	dl.Header.Set("handler_poisoned", p.Durable)
+	if _, err := r.cfg.JS.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("%w: dead letter: %w", natsjs.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// sleep waits d unless ctx ends first; it reports whether it slept.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var errNoHandler = errors.New("a projector needs Handle or HandleBatch")
