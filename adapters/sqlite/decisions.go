@@ -59,30 +59,30 @@ func insertDecisions(rows int) string {
 // Keep sequences below seq, then the oldest rows while they are older than
 // MaxAge (rows come in sequence order, so the scan stops at the first
 // young one).
-func appendLog(ctx context.Context, tx *sql.Tx, log *Log, seq uint64) error {
+func (s *State) appendLog(ctx context.Context, tx *sql.Tx, log *Log, seq uint64) error {
 	if log == nil {
 		return nil
 	}
+	// Full chunks go through one prepared statement, the rest row by row:
+	// no statement is parsed per commit.
+	logN, log1 := tx.StmtContext(ctx, s.logN), tx.StmtContext(ctx, s.log1)
+	defer logN.Close()
+	defer log1.Close()
 	args := make([]any, 0, decisionCols*decisionChunk)
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, insertDecisions(len(args)/decisionCols), args...)
-		args = args[:0]
-		runtime.Gosched()
-		return err
-	}
 	for _, d := range log.Decisions {
 		args = append(args, int64(d.Seq), d.Time.UnixNano(), d.Source, d.Fingerprint, d.Route, d.Rule, d.Flagged, d.Data)
 		if len(args) == cap(args) {
-			if err := flush(); err != nil {
+			if _, err := logN.ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("decisions: %w", err)
 			}
+			args = args[:0]
+			runtime.Gosched()
 		}
 	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("decisions: %w", err)
+	for i := 0; i < len(args); i += decisionCols {
+		if _, err := log1.ExecContext(ctx, args[i:i+decisionCols]...); err != nil {
+			return fmt.Errorf("decisions: %w", err)
+		}
 	}
 	if log.Keep > 0 && seq > log.Keep {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE seq <= ?`, int64(seq-log.Keep)); err != nil {

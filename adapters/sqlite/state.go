@@ -15,6 +15,8 @@ import (
 type State struct {
 	db                       *sql.DB
 	get, put, putN, cp, save *sql.Stmt
+	// log1 and logN insert one decision and a chunk of them.
+	log1, logN *sql.Stmt
 }
 
 const stateSchema = `
@@ -50,6 +52,8 @@ func OpenState(path string) (*State, error) {
 		{&s.get, `SELECT val FROM state WHERE key = ?`},
 		{&s.put, upsertState(1)},
 		{&s.putN, upsertState(stateChunk)},
+		{&s.log1, insertDecisions(1)},
+		{&s.logN, insertDecisions(decisionChunk)},
 		{&s.cp, `SELECT seq FROM checkpoint WHERE id = 1`},
 		{&s.save, `INSERT INTO checkpoint (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq`},
 	} {
@@ -63,7 +67,7 @@ func OpenState(path string) (*State, error) {
 
 // Close closes the database.
 func (s *State) Close() error {
-	for _, st := range []*sql.Stmt{s.get, s.put, s.putN, s.cp, s.save} {
+	for _, st := range []*sql.Stmt{s.get, s.put, s.putN, s.log1, s.logN, s.cp, s.save} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -146,7 +150,7 @@ func (s *State) CommitLog(ctx context.Context, vals map[string][]byte, log *Log,
 			return fmt.Errorf("state %s: %w", args[i], err)
 		}
 	}
-	if err := appendLog(ctx, tx, log, seq); err != nil {
+	if err := s.appendLog(ctx, tx, log, seq); err != nil {
 		return err
 	}
 	if _, err := tx.StmtContext(ctx, s.save).ExecContext(ctx, seq); err != nil {
