@@ -141,6 +141,12 @@ func (p *Publisher) publish(ctx context.Context, m *nats.Msg) (dup bool, err err
 		if err := nc.PublishMsg(m); err != nil {
 			return nil, err
 		}
+		// A request given up on while it was sent is answered as given up
+		// whether or not its answer is already in: the same outcome every
+		// time, not the pick of a select between two ready cases.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		select {
 		case msg := <-in.ch:
 			return msg, nil
