@@ -2,14 +2,17 @@ package signals
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
@@ -458,4 +461,52 @@ func TestLongUnicodeTitleDeclares(t *testing.T) {
 	must(t, len(tls) == 1, "incidents: %d", len(tls))
 	st, err := r.env.Commands.Get(context.Background(), tls[0].id)
 	must(t, err == nil && strings.HasPrefix(s.Title, st.Title) && len(st.Title) > 100, "title %q: %v", st.Title, err)
+}
+
+// The state file lost after a group's incident was closed: rebuilt from
+// the stream, the signals stored while the incident was open attach to it
+// again and open no new incident; a signal stored after the close opens
+// the next one.
+func TestRebuildAfterCloseDeclaresNothingNew(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.m.proj.run(ctx) }()
+	r.notify(diskFull("db-1", "firing", 0))
+	r.notify(diskFull("db-1", "firing", 0), diskFull("db-2", "firing", 60))
+	tls := r.timelines()
+	must(t, len(tls) == 1, "incidents: %d", len(tls))
+	r.close(tls[0].id)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	for _, f := range []string{StateFile, StateFile + "-wal", StateFile + "-shm"} {
+		if err := os.Remove(filepath.Join(r.env.DataDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	r.run()
+	r.rebuilt(r.count())
+	must(t, len(r.timelines()) == 1, "the rebuild declared %d incidents, want the 1 there was", len(r.timelines()))
+	r.notify(diskFull("db-1", "firing", 0), diskFull("db-2", "firing", 60), diskFull("db-3", "firing", 120))
+	must(t, len(r.timelines()) == 2, "a signal after the close: %d incidents, want 2", len(r.timelines()))
+}
+
+// rebuilt waits until the state file's checkpoint reaches seq: the
+// consumer's ack floor already does before a rebuild starts.
+func (r *rig) rebuilt(seq uint64) {
+	r.t.Helper()
+	path := filepath.Join(r.env.DataDir, StateFile)
+	integrationtest.Eventually(r.t, "the state file rebuilt", func() bool {
+		db, err := sqlite.OpenState(path)
+		if err != nil {
+			return false
+		}
+		defer db.Close()
+		cp, err := db.Checkpoint(context.Background())
+		return err == nil && cp >= seq
+	})
 }

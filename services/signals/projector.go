@@ -308,7 +308,7 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 	if !o.repeat {
 		g.Count++
 	}
-	if err := p.current(ctx, &g); err != nil {
+	if err := p.current(ctx, &g, e.Time); err != nil {
 		return err
 	}
 	firing := sig.Status == events.SignalFiring
@@ -332,31 +332,53 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 	return p.st.put(gKey, &g)
 }
 
-// current forgets the group's incident once it is closed (or gone): the
-// group's next firing signal declares a new one. The projector reads the
-// incident's state through the command side, the aggregate every command
-// is decided on, at the moment it attaches a signal, rather than learning
-// of closes from a consumer of close events: that consumer would race
-// with the signals (one handled between a close and its delivery would be
-// attached to the closed incident) and need a checkpoint of its own. The
-// read costs one request per incident per batch, not per signal.
-func (p *projector) current(ctx context.Context, g *groupState) error {
+// current forgets the group's incident when the signal was stored after
+// the incident was closed (or the incident is gone): the group's next
+// firing signal declares a new one. A signal stored while the incident was
+// open still belongs to it, so a state file rebuilt from the stream (lost,
+// or taken over on another machine) attaches the old signals to the
+// incidents they were attached to and declares nothing new. The projector
+// reads the incident's state through the command side, the aggregate every
+// command is decided on, rather than learning of closes from a consumer of
+// close events: that consumer would race with the signals and need a
+// checkpoint of its own. The read costs one request per incident per
+// batch, not per signal.
+func (p *projector) current(ctx context.Context, g *groupState, stored time.Time) error {
 	if g.Incident == "" {
 		return nil
 	}
-	open, known := p.cur.open[g.Incident]
+	end, known := p.cur.ends[g.Incident]
 	if !known {
 		st, err := p.m.env.Commands.Get(ctx, g.Incident)
 		if err != nil && !errors.Is(err, incident.ErrNotFound) {
 			return err
 		}
-		open = err == nil && st.Open()
-		p.cur.known(g.Incident, open)
+		end = endOf(st, err)
+		p.cur.known(g.Incident, end)
 	}
-	if !open {
+	if end.ended && !stored.Before(end.at) {
 		g.Incident = ""
 	}
 	return nil
+}
+
+// incidentEnd is whether an incident has ended and when it was closed
+// (zero when it is gone).
+type incidentEnd struct {
+	ended bool
+	at    time.Time
+}
+
+func endOf(st incident.State, err error) incidentEnd {
+	switch {
+	case err != nil:
+		return incidentEnd{ended: true}
+	case st.Open():
+		return incidentEnd{}
+	case st.ClosedAt != nil:
+		return incidentEnd{ended: true, at: *st.ClosedAt}
+	}
+	return incidentEnd{ended: true}
 }
 
 // declare opens the group's next incident (its key is the group and its
@@ -375,7 +397,7 @@ func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Si
 		return fmt.Errorf("declare for group %s: %w", d.GroupKey, err)
 	}
 	g.Incident, g.Count, g.Severity = st.ID, 1, c.Severity
-	p.cur.known(st.ID, st.Open())
+	p.cur.known(st.ID, endOf(st, nil))
 	return nil
 }
 
@@ -417,20 +439,20 @@ func worse(a, b events.Severity) bool { return b.Rank() == 0 || a.Rank() < b.Ran
 // incidents it found open or closed, and the occurrences records it
 // appends before the batch's states are committed.
 type batchState struct {
-	open    map[string]bool
+	ends    map[string]incidentEnd
 	records []*record
 	last    map[string]*record // by incident
 }
 
 func (b *batchState) reset() {
-	b.open, b.records, b.last = nil, nil, nil
+	b.ends, b.records, b.last = nil, nil, nil
 }
 
-func (b *batchState) known(id string, open bool) {
-	if b.open == nil {
-		b.open = map[string]bool{}
+func (b *batchState) known(id string, end incidentEnd) {
+	if b.ends == nil {
+		b.ends = map[string]incidentEnd{}
 	}
-	b.open[id] = open
+	b.ends[id] = end
 }
 
 // record is an incident's occurrences fact for signals of one batch: the
