@@ -85,3 +85,54 @@ func TestCLIWalksAnIncidentToClosed(t *testing.T) {
 		t.Fatalf("unknown case: exit %d, %q", code, out)
 	}
 }
+
+// Titles and notes come from anyone who can declare or send an alert: the
+// terminal of an operator reading them gets no escape sequence or control
+// character, only their text.
+func TestCLIPrintsNoControlCharacters(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	server := "http://" + h.Addr()
+	cli := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		if code := run(ctx, append(args, "--server", server), &out, &errOut); code != 0 {
+			t.Fatalf("hikeshi %s: exit %d: %s", strings.Join(args, " "), code, errOut.String())
+		}
+		return out.String()
+	}
+	cli("declare", "--title", "Disk full\r\nBcc: x@example.com \x1b[31mred\x1b[0m", "--service", "storage", "--severity", "SEV2")
+	cli("note", "INC-1", "now \x1b]0;pwned\x07 look \u202ereversed")
+	clean := func(what, out string) {
+		t.Helper()
+		if strings.ContainsAny(out, "\x1b\x07\r\u202e") {
+			t.Errorf("%s prints control characters: %q", what, out)
+		}
+	}
+	clean("show", cli("show", "INC-1"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := cli("timeline", "INC-1")
+		if strings.Contains(out, "note:") {
+			clean("timeline", out)
+			if !strings.Contains(out, "now  look reversed") && !strings.Contains(out, "now look reversed") {
+				t.Errorf("timeline lost the note's text: %q", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timeline never had the note: %q", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := cli("ls")
+	clean("ls", out)
+	if !strings.Contains(out, "Disk full Bcc: x@example.com red") {
+		t.Errorf("ls lost the title's text: %q", out)
+	}
+}

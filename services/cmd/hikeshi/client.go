@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
 // client talks to a running hub over its API.
@@ -130,7 +132,7 @@ func (c *client) printIncident(w io.Writer, raw json.RawMessage) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, val string) {
 		if val != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", k, val)
+			fmt.Fprintf(tw, "%s\t%s\n", k, sanitize.Line(val))
 		}
 	}
 	row("case", v.CaseNumber)
@@ -291,7 +293,7 @@ func ls(ctx context.Context, args []string, w io.Writer) error {
 		if m := v.marks(); m != "" {
 			title += " [" + m + "]"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.CaseNumber, v.Severity, v.Status, v.Service, title, v.DeclaredAt.Local().Format(time.DateTime), v.ID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.CaseNumber, v.Severity, v.Status, sanitize.Line(v.Service), sanitize.Line(title), v.DeclaredAt.Local().Format(time.DateTime), v.ID)
 	}
 	return tw.Flush()
 }
@@ -342,7 +344,7 @@ func timelineCmd(ctx context.Context, args []string, w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range out.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Actor, describe(e.Type, e.Data))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), sanitize.Line(e.Actor), sanitize.Line(describe(e.Type, e.Data)))
 	}
 	return tw.Flush()
 }
@@ -390,7 +392,7 @@ func tail(ctx context.Context, args []string, w io.Writer) error {
 		if json.Unmarshal([]byte(line), &e) != nil {
 			continue
 		}
-		fmt.Fprintf(w, "%s  %s  %s  %s\n", e.Time.Local().Format(time.DateTime), e.Subject, e.Actor, describe(e.Type, e.Data))
+		fmt.Fprintf(w, "%s  %s  %s  %s\n", e.Time.Local().Format(time.DateTime), e.Subject, sanitize.Line(e.Actor), sanitize.Line(describe(e.Type, e.Data)))
 	}
 	if ctx.Err() != nil {
 		return nil

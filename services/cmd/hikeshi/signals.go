@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/hikeshi/hikeshi/services/signals"
 )
 
@@ -68,14 +69,14 @@ func signalsCmd(ctx context.Context, args []string, w io.Writer) error {
 	fmt.Fprintln(tw, "SEQ\tSTORED\tSOURCE\tSTATUS\tSEVERITY\tTITLE\tRULE\tROUTE\tWENT TO\tFINGERPRINT")
 	for _, s := range out.Signals {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Seq, s.Time.Local().Format(time.DateTime), s.Source, s.Status,
-			s.Severity, s.Title, s.Rule, s.Route, wentTo(s), s.Fingerprint)
+			s.Severity, sanitize.Line(s.Title), s.Rule, s.Route, sanitize.Line(wentTo(s)), sanitize.Line(s.Fingerprint))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, s := range out.Signals {
 		if s.Flagged != "" {
-			fmt.Fprintf(w, "FLAGGED %d: %s\n", s.Seq, s.Flagged)
+			fmt.Fprintf(w, "FLAGGED %d: %s\n", s.Seq, sanitize.Line(s.Flagged))
 		}
 	}
 	if out.Before > 0 {
