@@ -95,9 +95,13 @@ func readerPermissions(protected []string) *server.Permissions {
 	allow := []string{
 		"$JS.API.INFO", "$JS.API.STREAM.NAMES",
 		"$JS.API.STREAM.INFO." + s, "$JS.API.STREAM.MSG.GET." + s, "$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
-		"$JS.API.CONSUMER.CREATE." + s, "$JS.API.CONSUMER.CREATE." + s + ".>", "$JS.API.CONSUMER.DURABLE.CREATE." + s + ".*",
+		// Only the create subjects that name the consumer: the bare
+		// "CREATE.<stream>" takes the name from the body, where the deny
+		// list below cannot see it (and would update a hub consumer). No
+		// LIST either: it shows the hub consumers' deliver subjects.
+		"$JS.API.CONSUMER.CREATE." + s + ".>", "$JS.API.CONSUMER.DURABLE.CREATE." + s + ".*",
 		"$JS.API.CONSUMER.INFO." + s + ".*", "$JS.API.CONSUMER.DELETE." + s + ".*",
-		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s, "$JS.API.CONSUMER.MSG.NEXT." + s + ".*",
+		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.MSG.NEXT." + s + ".*",
 		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
 	}
 	var deny []string

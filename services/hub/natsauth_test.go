@@ -184,6 +184,20 @@ func TestNATSLoginEnforcedAndOutsideClientsRead(t *testing.T) {
 	if err := js.DeleteConsumer(dctx, events.IncidentStream, "timeline"); err == nil {
 		t.Error("reader deleted the hub's timeline consumer")
 	}
+	// Nor rewrite one through the create subject that takes the consumer's
+	// name from the body (it would update the hub's consumer in place).
+	hijack := `{"stream_name":"INCIDENTS","config":{"name":"timeline","deliver_subject":"_INBOX.hijack","filter_subject":"incidents.nothing","ack_policy":"all"}}`
+	if _, err := nc.Request("$JS.API.CONSUMER.CREATE."+events.IncidentStream, []byte(hijack), time.Second); err == nil {
+		t.Error("reader's create request naming the timeline consumer in its body was answered")
+	}
+	if _, err := nc.Request("$JS.API.CONSUMER.LIST."+events.IncidentStream, nil, time.Second); err == nil {
+		t.Error("reader listed the consumers' configurations, the hub's deliver subjects among them")
+	}
+	if tc, err := h.Bus().JS.PushConsumer(ctx, events.IncidentStream, "timeline"); err != nil {
+		t.Errorf("the timeline consumer: %v", err)
+	} else if f := tc.CachedInfo().Config.FilterSubject; f == "incidents.nothing" {
+		t.Errorf("the reader rewrote the hub's timeline consumer (filter %q)", f)
+	}
 	if _, err := js.Stream(ctx, events.IncidentStream); err != nil {
 		t.Errorf("the INCIDENTS stream is gone after the reader's attempts: %v", err)
 	}

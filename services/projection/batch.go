@@ -99,8 +99,11 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
 		ds := make([]delivery, 0, len(msgs))
 		for _, m := range msgs {
 			md, err := m.Metadata()
-			if err != nil {
-				continue // not a delivery
+			if err != nil || md.Stream != p.Stream || md.Consumer != p.Durable {
+				// Not a delivery of this projector's consumer: another
+				// consumer pointed at its deliver subject is ignored, never
+				// applied or acknowledged.
+				continue
 			}
 			if lastDelivery != 0 && md.Sequence.Consumer != lastDelivery+1 {
 				return fmt.Errorf("delivery %d after %d: one was lost or came again out of order", md.Sequence.Consumer, lastDelivery)
@@ -120,7 +123,9 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
 		}
 		// Acks every delivery up to the last; a lost ack brings the batch
 		// again, and the checkpoint skips it.
-		_ = msgs[len(msgs)-1].Ack()
+		if last := lastOwn(msgs, p); last != nil {
+			_ = last.Ack()
+		}
 	}
 }
 
@@ -212,3 +217,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 var errNoHandler = errors.New("a projector needs Handle or HandleBatch")
+
+// lastOwn is the last of msgs delivered by p's own consumer.
+func lastOwn(msgs []*nats.Msg, p Projector) *nats.Msg {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if md, err := msgs[i].Metadata(); err == nil && md.Stream == p.Stream && md.Consumer == p.Durable {
+			return msgs[i]
+		}
+	}
+	return nil
+}

@@ -150,3 +150,46 @@ func TestBatchProjectorDeadLettersOnlyTheBadEvent(t *testing.T) {
 		t.Errorf("dead letter headers %v", m.Header)
 	}
 }
+
+// TestBatchProjectorIgnoresForeignDeliveries: another consumer pointed at
+// the projector's deliver subject (an outside reader may create one) feeds
+// it nothing: every event is applied once and in order from the
+// projector's own consumer, and the foreign deliveries are not acked.
+func TestBatchProjectorIgnoresForeignDeliveries(t *testing.T) {
+	bus := natstest.Start(t)
+	ctx := context.Background()
+	s := &batchStore{changed: make(chan struct{}, 1)}
+	runBatchProjector(t, bus, s)
+	a := events.NewID()
+	appendNotes(t, bus, a, 3) // seqs 1..4
+	s.waitFor(t, 4)
+	evil, err := bus.JS.CreatePushConsumer(ctx, events.IncidentStream, jetstream.ConsumerConfig{
+		Durable: "evil", DeliverSubject: "_hikeshi.deliver.batched", DeliverGroup: "batched",
+		FilterSubject: events.IncidentFilter(a), AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendNotes(t, bus, events.NewID(), 5) // seqs 5..10
+	appendNotes(t, bus, events.NewID(), 2) // seqs 11..13
+	s.waitFor(t, 13)
+	time.Sleep(200 * time.Millisecond)
+	s.mu.Lock()
+	applied := append([]uint64(nil), s.applied...)
+	s.mu.Unlock()
+	if len(applied) != 13 {
+		t.Errorf("applied %v, want 1..13 once each", applied)
+	}
+	for i, seq := range applied {
+		if seq != uint64(i+1) {
+			t.Fatalf("applied %v, want 1..13 once each in order", applied)
+		}
+	}
+	info, err := evil.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Consumer != 0 {
+		t.Errorf("the projector acknowledged the foreign consumer's deliveries up to %d", info.AckFloor.Consumer)
+	}
+}

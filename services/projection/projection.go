@@ -71,13 +71,18 @@ const (
 )
 
 // unmarshaler keeps subject, stream sequence and Msg-Id (as the message
-// UUID) so that handlers can checkpoint.
-type unmarshaler struct{}
+// UUID) so that handlers can checkpoint. It refuses what the projector's
+// own consumer did not deliver: another consumer pointed at the deliver
+// subject must not feed it old or chosen events.
+type unmarshaler struct{ stream, durable string }
 
-func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+func (u unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return nil, fmt.Errorf("not a JetStream message on %s: %w", m.Subject, err)
+	}
+	if u.durable != "" && (md.Stream != u.stream || md.Consumer != u.durable) {
+		return nil, fmt.Errorf("delivered by %s/%s, not by %s/%s", md.Stream, md.Consumer, u.stream, u.durable)
 	}
 	msg := message.NewMessage(m.Header.Get(nats.MsgIdHdr), m.Data)
 	msg.Metadata.Set(metaSubject, m.Subject)
@@ -300,7 +305,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 	// before the server's AckWait: never two copies in flight.
 	localAck := r.cfg.AckWait * 3 / 4
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       unmarshaler{},
+		Unmarshaler:       unmarshaler{stream: p.Stream, durable: p.Durable},
 		SubjectCalculator: wmnats.DefaultSubjectCalculator,
 		AckWaitTimeout:    localAck,
 		QueueGroupPrefix:  p.Durable,
