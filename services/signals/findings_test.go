@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"slices"
@@ -122,4 +123,32 @@ func TestUpdatedGuardDutyFindingRaisesIncident(t *testing.T) {
 	must(t, len(tls) == 1, "incidents: %d", len(tls))
 	got := tls[0].severities(t)
 	must(t, slices.Equal(got, []string{"SEV3>SEV2 by signals"}), "severity changes: %q", got)
+}
+
+// Identifiers are bounded at ingest: a fingerprint too long for the facts
+// it is copied into is refused with 400, not stored to stall the projector.
+func TestLongIdentifiersRefused(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	long := strings.Repeat("f", 1025)
+	body := `{"source":"datadog","fingerprint":"` + long + `","title":"Disk full","severity":"critical","starts_at":"2025-06-01T00:00:00Z"}`
+	resp, out := r.post(PathGeneric, []byte(body), auth(testToken))
+	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "fingerprint is longer than"), "%d %s", resp.StatusCode, out)
+	must(t, r.count() == 0, "stored %d signals", r.count())
+}
+
+// A service label of blanks is no service: the critical alert still opens
+// an incident, under the source's name.
+func TestBlankServiceStillDeclares(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	r.run()
+	body := `{"source":"datadog","fingerprint":"db-1","title":"Disk full","severity":"critical","service":" ","starts_at":"2025-06-01T00:00:00Z"}`
+	resp, out := r.post(PathGeneric, []byte(body), auth(testToken))
+	must(t, resp.StatusCode == http.StatusAccepted, "%d %s", resp.StatusCode, out)
+	r.settle()
+	tls := r.timelines()
+	must(t, len(tls) == 1, "incidents: %d", len(tls))
+	st, err := r.env.Commands.Get(context.Background(), tls[0].id)
+	must(t, err == nil && st.Service == "datadog", "service %q %v", st.Service, err)
 }

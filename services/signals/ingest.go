@@ -307,6 +307,11 @@ var jsonType = []string{"application/json"}
 const (
 	maxText   = 10_000
 	maxLabels = 64
+	// Identifiers are copied into incident facts and reasons, whose size
+	// is bounded: a longer one is refused here, not by the projector.
+	maxFingerprint = 1024
+	maxGroupKey    = 4096
+	maxRevision    = 1024
 )
 
 // validate checks what every parser must produce.
@@ -326,6 +331,17 @@ func validate(s *events.Signal) error {
 		return fmt.Errorf("labels: more than %d", maxLabels)
 	case len(s.Title) > maxText || len(s.Summary) > maxText || len(s.CustomerImpact) > maxText:
 		return fmt.Errorf("title, summary or customer_impact is longer than %d bytes", maxText)
+	case len(s.Fingerprint) > maxFingerprint:
+		return fmt.Errorf("fingerprint is longer than %d bytes", maxFingerprint)
+	case len(s.GroupKey) > maxGroupKey:
+		return fmt.Errorf("group_key is longer than %d bytes", maxGroupKey)
+	case len(s.Revision) > maxRevision:
+		return fmt.Errorf("revision is longer than %d bytes", maxRevision)
+	}
+	for k, v := range s.Labels {
+		if len(k)+len(v) > maxText {
+			return fmt.Errorf("labels: %.40q is longer than %d bytes", k, maxText)
+		}
 	}
 	if !validSeverity(s.Severity) {
 		return fmt.Errorf("severity %q must be one of %s", s.Severity, strings.Join(events.SignalSeverities, ", "))

@@ -510,3 +510,45 @@ func (r *rig) rebuilt(seq uint64) {
 		return err == nil && cp >= seq
 	})
 }
+
+// The state file rebuilt from a stream that no longer holds the signals
+// that declared a group's incidents (they expired): the group's next
+// firing signal opens a new incident, not one of the closed ones its
+// generations' keys once declared.
+func TestExpiredHistoryOpensNewIncident(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.m.proj.run(ctx) }()
+	for i := range 2 {
+		r.notify(diskFull("db-1", "firing", int64(i*3600)))
+		tls := r.timelines()
+		must(t, len(tls) == i+1, "incidents: %d", len(tls))
+		r.close(tls[i].id)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A state file that stands past every signal, as after expiry.
+	path := filepath.Join(r.env.DataDir, StateFile)
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	db, err := sqlite.OpenState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Commit(context.Background(), nil, r.count()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r.restart()
+	r.run()
+	r.notify(diskFull("db-1", "firing", 3*3600))
+	tls := r.timelines()
+	must(t, len(tls) == 3, "incidents after a new firing episode: %d, want 3", len(tls))
+}

@@ -384,21 +384,32 @@ func endOf(st incident.State, err error) incidentEnd {
 // declare opens the group's next incident (its key is the group and its
 // generation, so a redelivery declares nothing twice).
 func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, g *groupState) error {
-	g.Gen++
 	c := declaration(sig, d)
-	st, err := p.m.env.Commands.Declare(ctx, c, command.Meta{
-		Actor: actor, Key: "signals/" + d.GroupKey + "/" + strconv.Itoa(g.Gen), CorrelationID: e.ID,
-	})
-	var invalid *incident.ValidationError
-	if errors.As(err, &invalid) {
-		err = fmt.Errorf("%w: %v", projection.ErrPermanent, err) // no retry declares it
+	// A generation's key may already name an incident that ended before
+	// this signal was stored: the state file was rebuilt from a stream
+	// that no longer holds the signals that declared it. The signal then
+	// belongs to a later generation. The loop is bounded by the group's
+	// incidents: each pass finds one that exists.
+	for {
+		g.Gen++
+		st, err := p.m.env.Commands.Declare(ctx, c, command.Meta{
+			Actor: actor, Key: "signals/" + d.GroupKey + "/" + strconv.Itoa(g.Gen), CorrelationID: e.ID,
+		})
+		var invalid *incident.ValidationError
+		if errors.As(err, &invalid) {
+			err = fmt.Errorf("%w: %v", projection.ErrPermanent, err) // no retry declares it
+		}
+		if err != nil {
+			return fmt.Errorf("declare for group %s: %w", d.GroupKey, err)
+		}
+		end := endOf(st, nil)
+		p.cur.known(st.ID, end)
+		if end.ended && !e.Time.Before(end.at) {
+			continue
+		}
+		g.Incident, g.Count, g.Severity = st.ID, 1, c.Severity
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("declare for group %s: %w", d.GroupKey, err)
-	}
-	g.Incident, g.Count, g.Severity = st.ID, 1, c.Severity
-	p.cur.known(st.ID, endOf(st, nil))
-	return nil
 }
 
 // raise appends a severity change when the signal asks for a worse
@@ -423,10 +434,16 @@ func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Sign
 		Reason: fmt.Sprintf("%s signal %s is %s.", sig.Source, sig.Fingerprint, sig.Severity),
 	}, command.Meta{Actor: actor, Key: fmt.Sprintf("signals/%s/%d/severity/%s", d.GroupKey, g.Gen, sev), CorrelationID: e.ID})
 	var conflict *incident.ConflictError
-	if errors.As(err, &conflict) {
+	var invalid *incident.ValidationError
+	switch {
+	case errors.As(err, &conflict):
 		return nil // closed or changed by a person meanwhile
-	}
-	if err != nil {
+	case errors.As(err, &invalid):
+		// Never retried: a raise the incident refuses must not hold up
+		// every signal behind it.
+		p.m.env.Logger.Warn("severity raise refused", "incident", g.Incident, "err", err)
+		return nil
+	case err != nil:
 		return fmt.Errorf("severity of %s: %w", g.Incident, err)
 	}
 	return nil
@@ -553,7 +570,7 @@ func declaration(sig *events.Signal, d *Decision) incident.Declare {
 	}
 	return incident.Declare{
 		Title:    truncate(first(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
-		Service:  serviceName(first(d.Incident.Service, sig.Service, sig.Source)),
+		Service:  first(serviceName(d.Incident.Service), serviceName(sig.Service), serviceName(sig.Source)),
 		Severity: incidentSeverity(sig, d), Summary: truncate(b.String(), incident.MaxText), DeclaredBy: actor,
 		Confidential: d.Incident.Confidential,
 	}
