@@ -242,6 +242,12 @@ func (b *broadcaster) remove(s *subscriber) {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(b.byIncident, s.incident)
+			// Its wake channel goes with the incident's last client (closed:
+			// whoever still waits on it reads again).
+			if ch, ok := b.wakeOne[s.incident]; ok {
+				close(ch)
+				delete(b.wakeOne, s.incident)
+			}
 		}
 	}
 }

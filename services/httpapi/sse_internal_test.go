@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,5 +98,24 @@ func TestQuietIncidentClientIsKept(t *testing.T) {
 	}
 	if frames, _, reason := b.read(quiet, nil); len(frames) != 0 || reason != "" {
 		t.Errorf("quiet client: %d frames, dropped %q; want none and kept", len(frames), reason)
+	}
+}
+
+// TestIncidentWakeGoesWithLastClient: clients that followed many quiet
+// incidents and left leave nothing behind.
+func TestIncidentWakeGoesWithLastClient(t *testing.T) {
+	b := newBroadcaster(nil)
+	for i := range 100 {
+		s := &subscriber{incident: "quiet-" + strconv.Itoa(i)}
+		if _, ok := b.subscribe(s, 0); !ok {
+			t.Fatal("subscribe refused")
+		}
+		b.read(s, nil) // waits on its incident's wake channel
+		b.unsubscribe(s)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.wakeOne) != 0 || len(b.byIncident) != 0 {
+		t.Errorf("after every client left: %d wake channels, %d incidents", len(b.wakeOne), len(b.byIncident))
 	}
 }
