@@ -39,8 +39,15 @@ func startBus(ctx context.Context, cfg config, name string) (*bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bus{dir: dir, keep: cfg.keep}
-	if b.ns, err = natsjs.StartEmbedded(natsjs.EmbeddedConfig{StoreDir: filepath.Join(dir, "nats")}); err != nil {
+	return openBus(ctx, &bus{dir: dir, keep: cfg.keep}, filepath.Join(dir, "nats"))
+}
+
+// openBus starts b's embedded server on storeDir (new or kept from an
+// earlier run), connects and ensures the hub's topology; b is closed on
+// failure.
+func openBus(ctx context.Context, b *bus, storeDir string) (*bus, error) {
+	var err error
+	if b.ns, err = natsjs.StartEmbedded(natsjs.EmbeddedConfig{StoreDir: storeDir}); err != nil {
 		b.close()
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func ensureScaleStore(ctx context.Context, sc scaleConfig, dir string) ([]string
 		return strings.Fields(string(b)), nil
 	}
 	_ = os.RemoveAll(dir)
-	b, err := openBus(ctx, filepath.Join(dir, "nats"))
+	b, err := keptBus(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -146,36 +146,10 @@ func ensureScaleStore(ctx context.Context, sc scaleConfig, dir string) ([]string
 	return ids, nil
 }
 
-// openBus starts an embedded server on the JetStream files in dir.
-func openBus(ctx context.Context, dir string) (*bus, error) {
-	b := &bus{dir: dir, keep: true}
-	var err error
-	if b.ns, err = natsjs.StartEmbedded(natsjs.EmbeddedConfig{StoreDir: dir}); err != nil {
-		return nil, err
-	}
-	if b.nc, err = natsjs.Connect(b.ns, "", "hikeshi-bench"); err != nil {
-		b.close()
-		return nil, err
-	}
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		b.close()
-		return nil, err
-	}
-	if err := natsjs.EnsureTopology(ctx, b.js, natsjs.Topology{}); err != nil {
-		b.close()
-		return nil, err
-	}
-	if b.store, err = natsjs.NewStore(ctx, b.js); err != nil {
-		b.close()
-		return nil, err
-	}
-	return b, nil
-}
-
 // scaleReads: replay of the whole stream against a raw ordered read, and
 // the raw baseline of a cold incident read (one direct get).
 func scaleReads(ctx context.Context, sc scaleConfig, run, runs int, dir string, ids []string, col *collector) error {
-	b, err := openBus(ctx, filepath.Join(dir, "nats"))
+	b, err := keptBus(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -595,4 +569,10 @@ func runSSEClients(addr string, n int, incidents []string) error {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	fmt.Println("open", open.Load())
 	return nil
+}
+
+// keptBus opens the cached store's JetStream files in dir, kept on close.
+func keptBus(ctx context.Context, dir string) (*bus, error) {
+	store := filepath.Join(dir, "nats")
+	return openBus(ctx, &bus{dir: store, keep: true}, store)
 }
