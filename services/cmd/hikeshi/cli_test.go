@@ -13,15 +13,8 @@ import (
 // The client commands walk an incident through its life against a real hub,
 // the way the README shows it.
 func TestCLIWalksAnIncidentToClosed(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	server := "http://" + h.Addr()
+	ctx := t.Context()
+	server := "http://" + runHub(t, hub.Config{})
 
 	cli := func(args ...string) (string, int) {
 		var out, errOut bytes.Buffer
@@ -90,15 +83,8 @@ func TestCLIWalksAnIncidentToClosed(t *testing.T) {
 // terminal of an operator reading them gets no escape sequence or control
 // character, only their text.
 func TestCLIPrintsNoControlCharacters(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	server := "http://" + h.Addr()
+	ctx := t.Context()
+	server := "http://" + runHub(t, hub.Config{})
 	cli := func(args ...string) string {
 		var out, errOut bytes.Buffer
 		if code := run(ctx, append(args, "--server", server), &out, &errOut); code != 0 {
@@ -135,4 +121,27 @@ func TestCLIPrintsNoControlCharacters(t *testing.T) {
 	if !strings.Contains(out, "Disk full Bcc: x@example.com red") {
 		t.Errorf("ls lost the title's text: %q", out)
 	}
+}
+
+// runHub runs a hub with cfg (in a temporary data dir, on a free loopback
+// port unless cfg says otherwise) until the test ends; it returns its
+// address.
+func runHub(t *testing.T, cfg hub.Config) string {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := hub.Start(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h.Addr()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -42,15 +41,8 @@ signals:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Token: "api-token", File: file})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	server := "http://" + h.Addr()
+	ctx := t.Context()
+	server := "http://" + runHub(t, hub.Config{Token: "api-token", File: file})
 
 	now := time.Now().UTC().Format(time.RFC3339)
 	for _, s := range []string{

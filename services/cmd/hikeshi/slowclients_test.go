@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,17 +49,7 @@ func startWebhookHub(t *testing.T, timeouts httpapi.Timeouts) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", File: file, HTTPTimeouts: timeouts,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return h.Addr()
+	return runHub(t, hub.Config{File: file, HTTPTimeouts: timeouts, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 // slowRequests are the starts of requests whose rest trickles in: a body
