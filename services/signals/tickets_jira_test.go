@@ -129,13 +129,7 @@ func TestJiraLostTicketCreateMakesOneIssue(t *testing.T) {
 			fake.SearchLag = 1
 			fault(fake)
 			r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
-			sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
-				Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
-			if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
-				t.Fatal(err)
-			}
-			r.run()
-			r.waitHandled(1, 30*time.Second)
+			r.handleOneFinding()
 			issues, _ := fake.Snapshot()
 			must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
 			must(t, len(issues[0].Comments) == 1 && strings.Contains(issues[0].Comments[0].Body, "Investigation"), "comments %+v", issues[0].Comments)

@@ -205,14 +205,21 @@ signals:
   rules:
     - {name: findings, when: 'signal.kind == "finding"', route: ticket}
 `, gh.URL)})
-	sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
-		Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
-	if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
-		t.Fatal(err)
-	}
-	r.run()
-	r.waitHandled(1, 30*time.Second)
+	r.handleOneFinding()
 	_, issues := gh.snapshot()
 	must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
 	must(t, len(issues[1].Comments) == 1 && strings.Contains(issues[1].Comments[0], "Investigation"), "comments %q", issues[1].Comments)
+}
+
+// handleOneFinding stores one GuardDuty finding, runs the projector and
+// waits until it handled the finding.
+func (r *rig) handleOneFinding() {
+	r.t.Helper()
+	sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
+		Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
+	if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.run()
+	r.waitHandled(1, 30*time.Second)
 }
