@@ -166,6 +166,7 @@ func TestBatchProjectorIgnoresForeignDeliveries(t *testing.T) {
 	evil, err := bus.JS.CreatePushConsumer(ctx, events.IncidentStream, jetstream.ConsumerConfig{
 		Durable: "evil", DeliverSubject: "_hikeshi.deliver.batched", DeliverGroup: "batched",
 		FilterSubject: events.IncidentFilter(a), AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait: 100 * time.Millisecond, // sent again and again while nobody acks
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestBatchProjectorIgnoresForeignDeliveries(t *testing.T) {
 	appendNotes(t, bus, events.NewID(), 5) // seqs 5..10
 	appendNotes(t, bus, events.NewID(), 2) // seqs 11..13
 	s.waitFor(t, 13)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second) // the foreign deliveries keep coming
 	s.mu.Lock()
 	applied := append([]uint64(nil), s.applied...)
 	s.mu.Unlock()
