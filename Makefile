@@ -1,5 +1,5 @@
 # The only commands a newcomer needs: make run, make test.
-MODULES := events adapters services tools
+MODULES := events adapters services tools examples/consumer
 BIN     := bin/hikeshi
 GO      ?= go
 
