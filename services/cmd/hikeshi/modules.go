@@ -12,11 +12,12 @@ import (
 // modules is the module table: every optional part this binary has. The hub
 // runs a module when hikeshi.yaml has its section (or --targets names it).
 // Adding a consumer is one package exporting a module.Module and one row
-// here.
+// here. The order is the order modules start in, and the order --targets
+// and configuration errors list them in.
 var modules = []module.Module{
-	slackbot.Module,
-	jira.Module,
 	github.Module,
+	jira.Module,
 	notify.Module,
 	signals.Module,
+	slackbot.Module,
 }
