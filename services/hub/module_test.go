@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hikeshi/hikeshi/services/hub"
@@ -30,18 +31,9 @@ func TestModuleDeps(t *testing.T) {
 			})),
 		}}, nil
 	}}
-	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Token: "api-token",
-		Targets: []string{hub.TargetAPI, "probe"}, Modules: []module.Module{probe},
+	var logs lockedBuffer // the hub logs from its goroutines too
+	h := runHub(t, hub.Config{Token: "api-token", Targets: []string{hub.TargetAPI, "probe"}, Modules: []module.Module{probe},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 
 	for name, missing := range map[string]bool{
 		"Config": got.Config == nil, "Commands": got.Commands == nil, "Effects": got.Effects == nil,
@@ -53,11 +45,11 @@ func TestModuleDeps(t *testing.T) {
 			t.Errorf("Deps.%s not set", name)
 		}
 	}
-	if list, err := got.Incidents.List(ctx); err != nil || len(list) != 0 {
+	if list, err := got.Incidents.List(t.Context()); err != nil || len(list) != 0 {
 		t.Errorf("Incidents.List on a new hub = %v, %v", list, err)
 	}
-	if !strings.Contains(logs.String(), `msg="probe started" module=probe`) {
-		t.Errorf("the module's log line is not tagged with its name:\n%s", logs.String())
+	if out := logs.String(); !strings.Contains(out, `msg="probe started" module=probe`) {
+		t.Errorf("the module's log line is not tagged with its name:\n%s", out)
 	}
 	for token, want := range map[string]int{"": http.StatusUnauthorized, "wrong": http.StatusUnauthorized, "api-token": http.StatusNoContent} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+h.Addr()+"/api/v1/probe", nil)
@@ -73,4 +65,21 @@ func TestModuleDeps(t *testing.T) {
 			t.Errorf("token %q: status %d, want %d", token, resp.StatusCode, want)
 		}
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
