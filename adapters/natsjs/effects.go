@@ -73,11 +73,18 @@ func (e *Effects) Put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
+// Ledger is what Once needs of the effects ledger: Effects, or whatever a
+// module was handed in its place.
+type Ledger interface {
+	Get(ctx context.Context, key string, v any) (bool, error)
+	Put(ctx context.Context, key string, v any) error
+}
+
 // Once runs do unless the effect under key is already recorded, records
 // its result, and decodes the result into v either way. A crash between do
 // and the record repeats do on redelivery, so do must look up before it
 // creates (a channel by name, a case by label).
-func Once[T any](ctx context.Context, e *Effects, key string, do func(context.Context) (T, error)) (T, error) {
+func Once[T any](ctx context.Context, e Ledger, key string, do func(context.Context) (T, error)) (T, error) {
 	var v T
 	if ok, err := e.Get(ctx, key, &v); err != nil || ok {
 		return v, err

@@ -28,16 +28,10 @@ var ErrVersionConflict = errors.New("incident version does not match If-Match")
 // attempt reloads only the events it missed.
 const maxAttempts = 64
 
-// Meta says who asks and how to make the request repeatable.
-type Meta struct {
-	Actor         string
-	CorrelationID string
-	// Key, when set, makes the command idempotent: the event id (and a
-	// declared incident's id) derive from it, so a retry appends nothing.
-	Key string
-	// ExpectVersion, when non-zero, is the version the caller last saw.
-	ExpectVersion uint64
-}
+// Meta says who asks and how to make the request repeatable. It is
+// incident.Meta, so that modules can name the handler's methods without
+// importing this package.
+type Meta = incident.Meta
 
 // Handler runs commands. Incidents are cached, the least recently used
 // leaving first; a miss loads the incident's last snapshot and the few

@@ -5,27 +5,19 @@ import (
 	"net/http"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
 
-// api serves the module's endpoints. They are mounted outside the API's
-// bearer-token check, so each checks the token itself, first.
+// api serves the module's endpoints to API clients; the hub's APIAuth
+// checks the caller before they run.
 type api struct{ p *Projector }
 
 var (
-	writeJSON  = httpapi.WriteJSON
-	writeError = httpapi.WriteError
+	writeJSON  = httpjson.WriteJSON
+	writeError = httpjson.WriteError
 )
-
-func (a *api) authorised(w http.ResponseWriter, r *http.Request) bool {
-	if a.p.env.Token == "" || httpapi.Bearer(r, a.p.env.Token) {
-		return true
-	}
-	writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
-	return false
-}
 
 // incidentID resolves an incident id or a case number (INC-42).
 func (a *api) incidentID(r *http.Request) (string, error) {
@@ -35,9 +27,6 @@ func (a *api) incidentID(r *http.Request) (string, error) {
 // postmortem opens (or finds) the postmortem pull request now, whatever
 // the incident's status: POST /api/v1/incidents/{id}/postmortem.
 func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
-	if !a.authorised(w, r) {
-		return
-	}
 	id, err := a.incidentID(r)
 	if err == nil {
 		var pr PR
@@ -63,10 +52,7 @@ func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
 
 // followups lists what the CSIRT should chase: GET /api/v1/followups.
 func (a *api) followups(w http.ResponseWriter, r *http.Request) {
-	if !a.authorised(w, r) {
-		return
-	}
-	if a.p.env.Timeline == nil {
+	if a.p.env.Incidents == nil {
 		writeError(w, http.StatusServiceUnavailable, "no_timeline", "the timeline store is not available on this hub")
 		return
 	}

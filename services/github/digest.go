@@ -93,7 +93,7 @@ func (p *Projector) PostDigest(ctx context.Context, now time.Time) (string, erro
 	year, wk := local.ISOWeek()
 	week := fmt.Sprintf("%d-W%02d", year, wk)
 	_, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, "digest", week), func(ctx context.Context) (string, error) {
-		if p.env.Timeline == nil {
+		if p.env.Incidents == nil {
 			return "", errors.New("followups digest: no timeline store on this hub")
 		}
 		list, err := p.Followups(ctx, now)
@@ -122,7 +122,7 @@ func (p *Projector) publish(ctx context.Context, week string, a *events.Announce
 	m.Data = data
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Header.Set("Content-Type", "application/cloudevents+json")
-	if _, err := p.env.Bus.JS.PublishMsg(ctx, m); err != nil {
+	if _, err := p.env.JS.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("%w: followups digest: %v", natsjs.ErrUnavailable, err)
 	}
 	return nil

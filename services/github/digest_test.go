@@ -33,7 +33,7 @@ func TestDigestOncePerWeekAcrossRestarts(t *testing.T) {
 	defer stop()
 	st := h.Declare(t, incident.Declare{Title: "Token leak", Service: "auth", Severity: "SEV2", Confidential: true})
 	integrationtest.Eventually(t, "timeline", func() bool {
-		id, err := h.Env.Timeline.FindByCase(context.Background(), st.CaseNumber)
+		id, err := h.Timeline.FindByCase(context.Background(), st.CaseNumber)
 		return err == nil && id == st.ID
 	})
 	tokyo, _ := time.LoadLocation("Asia/Tokyo")

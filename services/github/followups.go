@@ -2,13 +2,11 @@ package github
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
@@ -33,16 +31,12 @@ type Followup struct {
 // whose postmortem is missing or still unmerged PostmortemDays after close.
 // Merge state is read from GitHub, where it is decided.
 func (p *Projector) Followups(ctx context.Context, now time.Time) ([]Followup, error) {
-	rows, err := p.env.Timeline.List(ctx, sqlite.ListFilter{})
+	all, err := p.env.Incidents.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := []Followup{}
-	for _, raw := range rows {
-		var st incident.State
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, err
-		}
+	for _, st := range all {
 		f := Followup{ID: st.ID, CaseNumber: st.CaseNumber, Title: st.DisplayTitle(), Severity: string(st.Severity), Status: string(st.Status)}
 		if st.ClosedAt == nil {
 			f.Since, f.Days = st.DeclaredAt, days(now.Sub(st.DeclaredAt))

@@ -20,9 +20,9 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/httpx"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
 
@@ -137,26 +137,24 @@ func load(f *config.File) (*settings, error) {
 }
 
 // Module is the row in the hub's module table.
-var Module = hub.Module{Name: Name, Start: start}
+var Module = module.Module{Name: Name, New: start}
 
-func init() { hub.Register(Module) }
-
-func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
-	p, err := New(env)
+func start(ctx context.Context, d module.Deps) (module.Parts, error) {
+	p, err := New(&d)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
 	api := &api{p: p}
 	var loops []func(context.Context) error
 	if p.s.Followups.Digest.Channel != "" {
 		loops = append(loops, p.RunDigest)
 	}
-	return &hub.Parts{
+	return module.Parts{
 		Background: loops,
 		Projectors: []projection.Projector{{Durable: Name, Handle: p.Handle}},
 		Routes: map[string]http.Handler{
-			"POST /api/v1/incidents/{id}/postmortem": http.HandlerFunc(api.postmortem),
-			"GET /api/v1/followups":                  http.HandlerFunc(api.followups),
+			"POST /api/v1/incidents/{id}/postmortem": d.APIAuth(http.HandlerFunc(api.postmortem)),
+			"GET /api/v1/followups":                  d.APIAuth(http.HandlerFunc(api.followups)),
 		},
 	}, nil
 }
@@ -164,7 +162,7 @@ func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
 // Projector drives the GitHub side of incidents.
 type Projector struct {
 	s   *settings
-	env *hub.Env
+	env *module.Deps
 	gh  *gh.Client
 	// mu serialises postmortems: the projector and an on-demand request
 	// must not both create the same branch.
@@ -173,7 +171,7 @@ type Projector struct {
 
 // New reads the github: section of env's configuration and builds the
 // projector.
-func New(env *hub.Env) (*Projector, error) {
+func New(env *module.Deps) (*Projector, error) {
 	s, err := load(env.Config)
 	if err != nil {
 		return nil, err

@@ -188,7 +188,7 @@ func TestConfidentialNeverInThePublicRepo(t *testing.T) {
 
 func TestOnDemandAndFollowups(t *testing.T) {
 	h, fake, _ := setup(t, "  followups: {postmortem_days: 0, open_days: 0}\n")
-	h.Env.Token = "api-token"
+	h.RequireToken("api-token")
 	tl := h.WithTimeline(t)
 	parts := h.Start(t, github.Module)
 	stop := h.Run(t, []projection.Projector{tl})
@@ -217,7 +217,7 @@ func TestOnDemandAndFollowups(t *testing.T) {
 	open := h.Declare(t, incident.Declare{Title: "Slow builds", Service: "ci", Severity: "SEV4"})
 	closed := run(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2"})
 	integrationtest.Eventually(t, "timeline", func() bool {
-		id, err := h.Env.Timeline.FindByCase(context.Background(), closed.CaseNumber)
+		id, err := h.Timeline.FindByCase(context.Background(), closed.CaseNumber)
 		return err == nil && id == closed.ID
 	})
 	if code, _ := call(http.MethodPost, "/api/v1/incidents/"+closed.CaseNumber+"/postmortem", "wrong"); code != http.StatusUnauthorized {

@@ -247,7 +247,7 @@ func (p *Projector) Postmortem(ctx context.Context, id string) (PR, error) {
 // branch, the file on it, the pull request; reviewers and labels are
 // idempotent on GitHub's side.
 func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) (PR, error) {
-	stored, err := p.env.Bus.Events.Load(ctx, st.ID, 0)
+	stored, err := p.env.Events.Load(ctx, st.ID, 0)
 	if err != nil {
 		return PR{}, err
 	}

@@ -1,25 +1,18 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
 // apiError is the body of every error: {"error":{"code","message"}}.
-type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
-
-func (e *apiError) Error() string { return e.Message }
+type apiError = httpjson.Error
 
 func newErr(status int, code, msg string) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg}
@@ -50,32 +43,12 @@ func toAPIError(err error) *apiError {
 	return newErr(http.StatusInternalServerError, "internal", "internal error")
 }
 
-// WriteJSON answers with v as JSON.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
-
-// WriteError answers in the API's error shape, for module routes that
-// map their own errors: {"error":{"code","message"}}.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	writeAPIError(w, newErr(status, code, message))
-}
-
-func writeAPIError(w http.ResponseWriter, ae *apiError) {
-	if ae.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	WriteJSON(w, ae.Status, map[string]*apiError{"error": ae})
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
 	if ae.Status >= 500 {
 		slog.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "err", err)
 	}
-	writeAPIError(w, ae)
+	httpjson.Write(w, ae)
 }

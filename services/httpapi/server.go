@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,23 +155,25 @@ func (s *Server) route(pattern string, h handler) {
 	})
 }
 
-func (s *Server) authorised(r *http.Request) bool {
-	return s.d.Token == "" || Bearer(r, s.d.Token)
+func (s *Server) authorised(r *http.Request) bool { return tokenAccepted(r, s.d.Token) }
+
+func tokenAccepted(r *http.Request, token string) bool {
+	return token == "" || httpjson.Bearer(r, token)
 }
 
-// Bearer reports whether the request carries "Authorization: Bearer
-// <token>" for a non-empty token, compared with SecretEqual.
-func Bearer(r *http.Request, token string) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && SecretEqual(got, token)
-}
-
-// SecretEqual compares what a caller sent with a non-empty secret. Both
-// sides are hashed first, so the comparison takes the same time whatever
-// the length and however much of the secret the caller guessed.
-func SecretEqual(got, secret string) bool {
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(secret))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && secret != ""
+// RequireToken is the API's check of its caller for routes mounted outside
+// it that serve API clients (a module's own endpoints): a request without
+// the bearer token gets the API's 401.
+func RequireToken(token string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !tokenAccepted(r, token) {
+				writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 type ctxKey int
@@ -181,7 +183,7 @@ const bodyKey ctxKey = iota
 // post reads and checks the body once, then answers through the
 // idempotency layer when the client sent an Idempotency-Key.
 func (s *Server) post(w *statusRecorder, r *http.Request, h handler) {
-	if !JSONContent(r) {
+	if !httpjson.JSONContent(r) {
 		writeError(w, r, newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/module"
 )
 
 // testNKey is a public user nkey and testNKeySeed its seed (nkeys.CreateUser), made for these tests.
@@ -82,9 +84,7 @@ func TestStartRefusesUnsafeListen(t *testing.T) {
 // A process takes the data dir's lock when it writes there: the timeline,
 // or a module that keeps files in it; an api-only process does not.
 func TestWritesDataDir(t *testing.T) {
-	saved := modules
-	t.Cleanup(func() { modules = saved })
-	modules = append(slices.Clip(modules), Module{Name: "test-files", WritesDataDir: true}, Module{Name: "test-remote"})
+	modules := []module.Module{{Name: "test-files", WritesDataDir: true}, {Name: "test-remote"}}
 	for _, c := range []struct {
 		targets []string
 		want    bool
@@ -94,9 +94,48 @@ func TestWritesDataDir(t *testing.T) {
 		{[]string{TargetTimeline}, true},
 		{[]string{TargetAPI, "test-files"}, true},
 	} {
-		cfg := Config{Targets: c.targets}
+		cfg := Config{Targets: c.targets, Modules: modules}
 		if got := cfg.writesDataDir(); got != c.want {
 			t.Errorf("%v: writes the data dir = %v, want %v", c.targets, got, c.want)
+		}
+	}
+}
+
+// The hub knows only the modules it is handed: one runs when hikeshi.yaml
+// has its section or --targets names it, and a section no module owns is
+// an error.
+func TestModulesFromTheTable(t *testing.T) {
+	table := []module.Module{{Name: "test-files", WritesDataDir: true}, {Name: "test-remote"}}
+	file, err := config.Parse("hikeshi.yaml", []byte("test-remote:\n  url: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{File: file, Modules: table}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{TargetAPI, TargetTimeline, "test-remote"}; !slices.Equal(cfg.Targets, want) {
+		t.Errorf("targets %v, want %v", cfg.Targets, want)
+	}
+	cfg = Config{Targets: []string{TargetAPI, "test-files"}, Modules: table}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a module named in --targets: %v", err)
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"section without its module", Config{File: file}, "test-remote"},
+		{"target without its module", Config{Targets: []string{"test-remote"}}, `unknown target "test-remote" (known: api, timeline)`},
+		{"module listed twice", Config{Modules: append(table, module.Module{Name: "test-remote"})}, `module "test-remote" is listed twice`},
+		{"module named like a target", Config{Modules: []module.Module{{Name: TargetTimeline}}}, `module "timeline" is listed twice, or named like a built-in target`},
+	} {
+		c.cfg.Defaults()
+		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%s: Validate = %v, want an error about %q", c.name, err, c.wantErr)
 		}
 	}
 }

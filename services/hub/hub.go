@@ -22,6 +22,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/hikeshi/hikeshi/services/timeline"
@@ -61,8 +62,11 @@ type Config struct {
 	// HTTPTimeouts bound slow clients; unset ones take httpapi's defaults.
 	HTTPTimeouts httpapi.Timeouts
 	// File is hikeshi.yaml; nil means no file (every module off).
-	File   *config.File
-	Logger *slog.Logger
+	File *config.File
+	// Modules are the optional parts this binary has (cmd/hikeshi's
+	// table); one runs when File has its section or Targets names it.
+	Modules []module.Module
+	Logger  *slog.Logger
 }
 
 // Defaults fills unset fields.
@@ -78,7 +82,7 @@ func (c *Config) Defaults() {
 	}
 	if len(c.Targets) == 0 {
 		c.Targets = append([]string(nil), AllTargets...)
-		for _, m := range modules {
+		for _, m := range c.Modules {
 			if c.File.Has(m.Name) {
 				c.Targets = append(c.Targets, m.Name)
 			}
@@ -97,13 +101,19 @@ func (c *Config) Defaults() {
 
 // Validate rejects configurations that would be unsafe or cannot work.
 func (c *Config) Validate() error {
-	known := append(append([]string(nil), AllTargets...), moduleNames()...)
+	known := append([]string(nil), AllTargets...)
+	for _, m := range c.moduleNames() {
+		if slices.Contains(known, m) {
+			return fmt.Errorf("module %q is listed twice, or named like a built-in target", m)
+		}
+		known = append(known, m)
+	}
 	for _, t := range c.Targets {
 		if !slices.Contains(known, t) {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
 	}
-	if err := c.File.CheckSections(moduleNames()); err != nil {
+	if err := c.File.CheckSections(c.moduleNames()); err != nil {
 		return err
 	}
 	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
@@ -165,7 +175,7 @@ func (c *Config) writesDataDir() bool {
 	if c.runs(TargetTimeline) {
 		return true
 	}
-	for _, m := range modules {
+	for _, m := range c.Modules {
 		if m.WritesDataDir && c.runs(m.Name) {
 			return true
 		}
@@ -196,7 +206,7 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		}
 		ec := natsjs.EmbeddedConfig{
 			StoreDir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, SyncAlways: c.SyncAlways,
-			Auth: c.NATSAuth, Protected: append([]string{timeline.Name}, moduleNames()...),
+			Auth: c.NATSAuth, Protected: append([]string{timeline.Name}, c.moduleNames()...),
 		}
 		if c.NATSAuth.Configured() {
 			// A new password at every start, known only to this process.
@@ -265,7 +275,7 @@ type Hub struct {
 	http     *http.Server
 	ln       net.Listener
 	lock     *DataDirLock
-	standby  Standby
+	standby  module.Standby
 	closed   sync.Once
 	loops    []func(context.Context) error
 }
@@ -315,26 +325,20 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if err != nil {
 		return err
 	}
-	env := &Env{
-		Config: cfg.File, Bus: h.bus, Timeline: h.timeline, Effects: effects,
-		Commands: command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
-			command.CaseFallback(h.timeline.FindByCase)),
-		Metrics: metrics, Logger: cfg.Logger, PublicURL: cfg.PublicURL, Token: cfg.Token, DataDir: cfg.DataDir,
-		Standby: &h.standby,
-	}
-	if h.lock != nil {
-		env.DataDirID = h.lock.ID
-	}
+	commands := command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
+		command.CaseFallback(h.timeline.FindByCase))
+	deps := h.deps(commands, effects, metrics)
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {
 		projectors = append(projectors, timeline.New(h.timeline).Projection())
 	}
-	for _, m := range modules {
+	for _, m := range cfg.Modules {
 		if !cfg.runs(m.Name) {
 			continue
 		}
-		parts, err := m.Start(ctx, env)
+		deps.Logger = cfg.Logger.With("module", m.Name)
+		parts, err := m.New(ctx, deps)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
@@ -367,7 +371,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		return err
 	}
 	api := httpapi.New(httpapi.Deps{
-		Commands: env.Commands,
+		Commands: commands,
 		Timeline: h.timeline,
 		Events:   h.bus.Events,
 		Answers:  answers,

@@ -1,81 +1,41 @@
 package hub
 
 import (
-	"context"
-	"log/slog"
-	"net/http"
-
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/command"
-	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/hikeshi/hikeshi/services/timeline"
 )
 
-// Env is what the hub hands a module.
-type Env struct {
-	Config   *config.File
-	Bus      *Bus
-	Commands *command.Handler // appends commands and integration results
-	Timeline *sqlite.Store
-	// DataDir is where a module keeps files of its own (projector state).
-	DataDir string
-	// DataDirID identifies DataDir while this process holds its lock
-	// ("" when it does not): see DataDirLock.
-	DataDirID string
-	// Standby is where a part waiting for another process's lease says so.
-	Standby   *Standby
-	Effects   *natsjs.Effects
-	Metrics   *telemetry.Metrics
-	Logger    *slog.Logger
-	PublicURL string // where people reach the hub, for links in messages
-	// Token is the API's bearer token ("" when none is required), for
-	// module routes that serve API clients rather than webhooks.
-	Token string
-}
+// What the hub hands modules satisfies their contract.
+var (
+	_ module.Commands  = (*command.Handler)(nil)
+	_ module.Effects   = (*natsjs.Effects)(nil)
+	_ module.EventLog  = (*natsjs.Store)(nil)
+	_ module.Incidents = timeline.Incidents{}
+)
 
-// Parts is what a module adds to the hub.
-type Parts struct {
-	// Projectors run on their own durable consumers, so a slow remote
-	// delays only its own module.
-	Projectors []projection.Projector
-	// Routes are mounted on the HTTP server outside bearer-token auth:
-	// each handler verifies its caller itself (signatures, shared secrets).
-	Routes map[string]http.Handler
-	// Background loops run until the hub stops (timers, socket connections).
-	Background []func(context.Context) error
-}
-
-// Module is an optional part of the hub. It runs when hikeshi.yaml has a
-// section of its name (or when named in --targets).
-type Module struct {
-	Name  string
-	Start func(ctx context.Context, env *Env) (*Parts, error)
-	// WritesDataDir: the module keeps files in the data dir, so the process
-	// running it takes the data dir's lock.
-	WritesDataDir bool
-}
-
-// modules is the registration table: adding an integration is one package
-// and one row here.
-var modules = []Module{}
-
-// Register adds a module's row from the module package's init. A module
-// package imports hub for Env, so hub cannot import it back: the hikeshi
-// command links the modules in (cmd/hikeshi/modules.go) and they register.
-func Register(m Module) {
-	for _, o := range modules {
-		if o.Name == m.Name {
-			panic("hub: module registered twice: " + m.Name)
-		}
+// deps is what every module of this process shares; each module gets a
+// copy with its own logger.
+func (h *Hub) deps(commands *command.Handler, effects *natsjs.Effects, metrics *telemetry.Metrics) module.Deps {
+	cfg := h.cfg
+	d := module.Deps{
+		Config: cfg.File, Commands: commands, Effects: effects, Events: h.bus.Events,
+		Incidents: timeline.Incidents{Store: h.timeline}, JS: h.bus.JS, Dial: h.bus.Dial,
+		Metrics: metrics.Registry, APIAuth: httpapi.RequireToken(cfg.Token),
+		PublicURL: cfg.PublicURL, DataDir: cfg.DataDir, Standby: &h.standby,
 	}
-	modules = append(modules, m)
+	if h.lock != nil {
+		d.DataDirID = h.lock.ID
+	}
+	return d
 }
 
-func moduleNames() []string {
-	names := make([]string, 0, len(modules))
-	for _, m := range modules {
+func (c *Config) moduleNames() []string {
+	names := make([]string, 0, len(c.Modules))
+	for _, m := range c.Modules {
 		names = append(names, m.Name)
 	}
 	return names

@@ -43,7 +43,9 @@ func freePort(t *testing.T, host string) string {
 func runHub(t *testing.T, cfg hub.Config) *hub.Hub {
 	t.Helper()
 	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := hub.Start(ctx, cfg)
 	if err != nil {

@@ -32,7 +32,7 @@ const maxCreates = 3
 // (after a crash or a redelivery) that a create may have reached the
 // remote, so that it searches through the index lag too.
 type Finder[T any] struct {
-	Effects *natsjs.Effects
+	Effects natsjs.Ledger
 	Key     string
 	Find    func(context.Context) (T, bool, error)
 	Create  func(context.Context) (T, error)

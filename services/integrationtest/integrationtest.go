@@ -22,20 +22,24 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Hub is a bus and the environment a module receives from the hub.
+// Hub is a bus and the dependencies a module receives from the hub.
 type Hub struct {
 	Bus *natstest.Bus
-	Env *hub.Env
+	Env *module.Deps
+	// Timeline is the store WithTimeline opened (nil before).
+	Timeline *sqlite.Store
 }
 
-// New starts a bus and builds an Env whose configuration is yamlText.
+// New starts a bus and builds the Deps of a module whose configuration is
+// yamlText. Its routes for API clients take no token until RequireToken.
 func New(t testing.TB, yamlText string) *Hub {
 	t.Helper()
 	ctx := context.Background()
@@ -56,21 +60,28 @@ func New(t testing.TB, yamlText string) *Hub {
 	if testing.Verbose() {
 		logger = slog.Default()
 	}
-	return &Hub{Bus: b, Env: &hub.Env{
+	return &Hub{Bus: b, Env: &module.Deps{
 		Config:    file,
-		Bus:       &hub.Bus{Server: b.Server, Conn: b.Conn, JS: b.JS, Events: b.Store},
 		Commands:  command.New(b.Store, cases),
 		Effects:   effects,
+		Events:    b.Store,
+		JS:        b.JS,
+		Dial:      b.Dial,
 		Logger:    logger,
+		APIAuth:   httpapi.RequireToken(""),
 		PublicURL: "https://hikeshi.example.test",
 		DataDir:   t.TempDir(),
 	}}
 }
 
+// RequireToken makes the module's routes for API clients take token, as
+// the hub's API does.
+func (h *Hub) RequireToken(token string) { h.Env.APIAuth = httpapi.RequireToken(token) }
+
 // Start starts module m and returns its parts.
-func (h *Hub) Start(t testing.TB, m hub.Module) *hub.Parts {
+func (h *Hub) Start(t testing.TB, m module.Module) module.Parts {
 	t.Helper()
-	parts, err := m.Start(context.Background(), h.Env)
+	parts, err := m.New(context.Background(), *h.Env)
 	if err != nil {
 		t.Fatalf("start %s: %v", m.Name, err)
 	}
@@ -205,7 +216,7 @@ func (h *Hub) WithTimeline(t testing.TB) projection.Projector {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	h.Env.Timeline = store
+	h.Timeline, h.Env.Incidents = store, timeline.Incidents{Store: store}
 	return timeline.New(store).Projection()
 }
 

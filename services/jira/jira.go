@@ -19,9 +19,9 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 )
@@ -92,31 +92,29 @@ func Load(f *config.File) (Config, string, error) {
 }
 
 // Module is the row in the hub's module table.
-var Module = hub.Module{Name: Name, Start: start}
+var Module = module.Module{Name: Name, New: start}
 
-func init() { hub.Register(Module) }
-
-func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
-	cfg, auth, err := Load(env.Config)
+func start(ctx context.Context, d module.Deps) (module.Parts, error) {
+	cfg, auth, err := Load(d.Config)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
-	p, err := New(cfg, auth, env)
+	p, err := New(cfg, auth, &d)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
-	return &hub.Parts{Projectors: []projection.Projector{{Durable: Name, Handle: p.Handle}}}, nil
+	return module.Parts{Projectors: []projection.Projector{{Durable: Name, Handle: p.Handle}}}, nil
 }
 
 // Projector mirrors incidents into JIRA cases.
 type Projector struct {
 	cfg    Config
-	env    *hub.Env
+	env    *module.Deps
 	client *gojira.Client
 }
 
 // New builds the projector; auth is the Authorization header value.
-func New(cfg Config, auth string, env *hub.Env) (*Projector, error) {
+func New(cfg Config, auth string, env *module.Deps) (*Projector, error) {
 	httpc := integration.Client(auth, &httpx.Transport{RateLimitOnly: integration.CreateNotRetried("/rest/api/2/issue")})
 	c, err := gojira.NewClient(httpc, cfg.BaseURL)
 	if err != nil {
@@ -311,7 +309,7 @@ func (p *Projector) attach(ctx context.Context, ref caseRef, st incident.State, 
 				return at.ID, nil
 			}
 		}
-		store, err := p.env.Bus.JS.ObjectStore(ctx, ArchivesBucket)
+		store, err := p.env.JS.ObjectStore(ctx, ArchivesBucket)
 		if err != nil {
 			return "", fmt.Errorf("%w: archives bucket: %v", natsjs.ErrUnavailable, err)
 		}

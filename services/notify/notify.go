@@ -12,9 +12,9 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
-	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
 
@@ -26,20 +26,18 @@ const (
 )
 
 // Module is the row in the hub's module table.
-var Module = hub.Module{Name: Name, Start: start}
+var Module = module.Module{Name: Name, New: start}
 
-func init() { hub.Register(Module) }
-
-func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
-	cfg, secrets, err := Load(env.Config)
+func start(ctx context.Context, d module.Deps) (module.Parts, error) {
+	cfg, secrets, err := Load(d.Config)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
-	p, err := New(cfg, secrets, env, Options{})
+	p, err := New(cfg, secrets, &d, Options{})
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
-	return &hub.Parts{Projectors: []projection.Projector{p.Projector()}}, nil
+	return module.Parts{Projectors: []projection.Projector{p.Projector()}}, nil
 }
 
 // Options are what tests replace.
@@ -53,7 +51,7 @@ type Options struct {
 type Projector struct {
 	cfg       Config
 	secrets   Secrets
-	env       *hub.Env
+	env       *module.Deps
 	templates map[string]*template
 	mailer    *mailer
 	http      *http.Client
@@ -61,7 +59,7 @@ type Projector struct {
 }
 
 // New builds the projector.
-func New(cfg Config, secrets Secrets, env *hub.Env, o Options) (*Projector, error) {
+func New(cfg Config, secrets Secrets, env *module.Deps, o Options) (*Projector, error) {
 	tpls, err := loadTemplates(cfg.Templates)
 	if err != nil {
 		return nil, err
@@ -131,7 +129,7 @@ func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
 // load folds the incident's events up to e (then) and all of them (now:
 // the notifications already recorded).
 func (p *Projector) load(ctx context.Context, e events.Stored) (then, now incident.State, err error) {
-	all, err := p.env.Bus.Events.Load(ctx, e.Envelope.Subject, 0)
+	all, err := p.env.Events.Load(ctx, e.Envelope.Subject, 0)
 	if err != nil {
 		return then, now, err
 	}

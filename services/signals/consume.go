@@ -120,7 +120,7 @@ func (p *projector) consume(ctx context.Context) error {
 	// Deliveries come on a connection of their own: a batch of signals
 	// read on the shared one would queue every ingest's acknowledgement
 	// behind it.
-	nc, err := p.m.env.Bus.Dial("hikeshi-signals")
+	nc, err := p.m.env.Dial("hikeshi-signals")
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}
@@ -249,7 +249,7 @@ func (p *projector) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, w
 	dl.Header.Set("reason_poisoned", why.Error())
 	dl.Header.Set("topic_poisoned", m.Subject())
 	dl.Header.Set("handler_poisoned", Durable)
-	if _, err := p.m.env.Bus.JS.PublishMsg(ctx, dl); err != nil {
+	if _, err := p.m.env.JS.PublishMsg(ctx, dl); err != nil {
 		return fmt.Errorf("%w: dead letter: %v", natsjs.ErrUnavailable, err)
 	}
 	return nil

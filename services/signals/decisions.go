@@ -20,7 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
 
@@ -176,15 +176,12 @@ const (
 
 // listSignals serves GET /api/v1/signals: the latest signals and their
 // decisions, filtered by source, fingerprint, route, rule and flagged,
-// paged back with before=SEQ. It takes the API's bearer token.
+// paged back with before=SEQ. It is mounted behind the API's check of
+// its caller (Deps.APIAuth).
 func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
-	if m.env.Token != "" && !httpapi.Bearer(r, m.env.Token) {
-		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
-		return
-	}
 	f, err := signalFilter(r.URL.Query())
 	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "bad_query", err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "bad_query", err.Error())
 		return
 	}
 	f.Since = m.now().Add(-m.cfg.Decisions.MaxAge)
@@ -196,7 +193,7 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errNotHere) {
 			msg = err.Error()
 		}
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", msg)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", msg)
 		return
 	}
 	out := struct {
@@ -216,7 +213,7 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 	if len(rows) == f.Limit {
 		out.Before = rows[len(rows)-1].Seq
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // caseNumber names an incident by its case number, looked up once per

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/services/httpapi"
 )
 
 const apiToken = "api-token"
@@ -84,7 +86,7 @@ signals:
       route: ticket
   default: {route: none}
 `, gh.URL)})
-	r.env.Token = apiToken
+	r.env.APIAuth = httpapi.RequireToken(apiToken)
 	now := time.Now().UTC().Format(time.RFC3339)
 	send := func(fp, extra string) {
 		t.Helper()

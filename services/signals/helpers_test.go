@@ -18,8 +18,8 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	contract "github.com/hikeshi/hikeshi/services/module"
 	"github.com/nats-io/nats.go"
 )
 
@@ -29,7 +29,7 @@ const testToken = "s3cret-token"
 type rig struct {
 	t    testing.TB
 	bus  *natstest.Bus
-	env  *hub.Env
+	env  *contract.Deps
 	m    *module
 	srv  *httptest.Server
 	snsK *rsa.PrivateKey

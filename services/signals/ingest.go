@@ -18,7 +18,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -395,7 +395,7 @@ func decodeAt(b []byte, v any, strict bool, path string) error {
 
 // bearer verifies Authorization: Bearer <token> in constant time.
 func bearer(r *http.Request, token string) error {
-	if !httpapi.Bearer(r, token) {
+	if !httpjson.Bearer(r, token) {
 		return denied("missing or wrong bearer token")
 	}
 	return nil
@@ -404,7 +404,7 @@ func bearer(r *http.Request, token string) error {
 // headerSecret verifies a shared secret sent in a header.
 func headerSecret(r *http.Request, name, secret string) error {
 	got := r.Header.Get(name)
-	if !httpapi.SecretEqual(got, secret) {
+	if !httpjson.SecretEqual(got, secret) {
 		return denied("missing or wrong %s header", name)
 	}
 	return nil

@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // register exports the module's counters: what producers sent, what was
 // new, what the stream already held, and what the projector decided.
-func (m *module) register(metrics *telemetry.Metrics) error {
+func (m *module) register(metrics prometheus.Registerer) error {
 	counter := func(name, help string, v func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hikeshi_signals_" + name, Help: help},
 			func() float64 { return float64(v()) })
@@ -28,7 +27,7 @@ func (m *module) register(metrics *telemetry.Metrics) error {
 		counter("rate_limited_total", "Occurrences over their fingerprint's rate limit: counted, not notified.", m.proj.limited.Load),
 		lagCollector{m},
 	} {
-		if err := metrics.Registry.Register(c); err != nil {
+		if err := metrics.Register(c); err != nil {
 			return err
 		}
 	}
@@ -51,7 +50,7 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *module) lag() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := m.env.Bus.JS.Consumer(ctx, events.SignalStream, Durable)
+	c, err := m.env.JS.Consumer(ctx, events.SignalStream, Durable)
 	if err != nil {
 		return 0
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
+	contract "github.com/hikeshi/hikeshi/services/module"
 )
 
 // In a running hub, /metrics shows the signal counters (a duplicate
@@ -22,7 +23,7 @@ func TestMetricsInTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", File: file,
+	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", File: file, Modules: []contract.Module{Module},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()

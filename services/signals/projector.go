@@ -37,7 +37,7 @@ type projector struct {
 }
 
 func newProjector(m *module, d deps) (*projector, error) {
-	st, err := newStates(context.Background(), m.env.Bus.JS)
+	st, err := newStates(context.Background(), m.env.JS)
 	if err != nil {
 		return nil, err
 	}

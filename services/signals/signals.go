@@ -18,8 +18,8 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/httpapi"
-	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/httpjson"
+	contract "github.com/hikeshi/hikeshi/services/module"
 )
 
 // Name is the module and its hikeshi.yaml section.
@@ -143,20 +143,20 @@ type secrets struct {
 
 // Module is the row in the hub's module table.
 // Its projector keeps its state in the data dir.
-var Module = hub.Module{Name: Name, Start: start, WritesDataDir: true}
+var Module = contract.Module{Name: Name, New: start, WritesDataDir: true}
 
-func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
+func start(ctx context.Context, env contract.Deps) (contract.Parts, error) {
 	cfg, sec, err := Load(env.Config)
 	if err != nil {
-		return nil, err
+		return contract.Parts{}, err
 	}
-	m, err := newModule(cfg, sec, env, deps{})
+	m, err := newModule(cfg, sec, &env, deps{})
 	if err != nil {
-		return nil, err
+		return contract.Parts{}, err
 	}
 	if env.Metrics != nil {
 		if err := m.register(env.Metrics); err != nil {
-			return nil, err
+			return contract.Parts{}, err
 		}
 	}
 	return m.parts(), nil
@@ -173,7 +173,7 @@ type deps struct {
 type module struct {
 	cfg   Config
 	sec   secrets
-	env   *hub.Env
+	env   *contract.Deps
 	pub   *Publisher
 	sns   *snsVerifier
 	oidc  *oidcVerifier
@@ -184,7 +184,7 @@ type module struct {
 	received, stored atomic.Int64
 }
 
-func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
+func newModule(cfg Config, sec secrets, env *contract.Deps, d deps) (*module, error) {
 	if d.client == nil {
 		d.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -207,7 +207,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	}
 	m := &module{
 		cfg: cfg, sec: sec, env: env, now: d.now, rules: rules,
-		pub: NewPublisher(env.Bus.JS),
+		pub: NewPublisher(env.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,
 			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now, log: log}, now: d.now},
@@ -234,15 +234,15 @@ const (
 	PathEscalations  = "/api/v1/escalations"
 )
 
-func (m *module) parts() *hub.Parts {
-	return &hub.Parts{
+func (m *module) parts() contract.Parts {
+	return contract.Parts{
 		Routes:     m.routes(),
 		Background: []func(context.Context) error{m.proj.run},
 	}
 }
 
 func (m *module) routes() map[string]http.Handler {
-	routes := map[string]http.Handler{"GET " + PathGeneric: http.HandlerFunc(m.listSignals)}
+	routes := map[string]http.Handler{"GET " + PathGeneric: m.env.APIAuth(http.HandlerFunc(m.listSignals))}
 	// An endpoint whose credentials are not configured is not mounted:
 	// an unauthenticated ingest must never exist by omission.
 	if m.sec.token != "" {
@@ -278,7 +278,7 @@ func (m *module) simple(verify func(*http.Request, []byte) error, parse func([]b
 			fail(w, err)
 			return
 		}
-		if !httpapi.JSONContent(r) {
+		if !httpjson.JSONContent(r) {
 			unsupportedMedia(w, r)
 			return
 		}
@@ -314,7 +314,7 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 			fail(w, err)
 			return
 		}
-		if !httpapi.JSONContent(r) {
+		if !httpjson.JSONContent(r) {
 			unsupportedMedia(w, r)
 			return
 		}
@@ -343,7 +343,7 @@ func (m *module) aws(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	if !httpapi.JSONContent(r) && !snsContent(r) {
+	if !httpjson.JSONContent(r) && !snsContent(r) {
 		unsupportedMedia(w, r)
 		return
 	}
@@ -382,5 +382,3 @@ func snsContent(r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return err == nil && mt == "text/plain"
 }
-
-func init() { hub.Register(Module) }

@@ -13,8 +13,8 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/httpx"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integration"
+	contract "github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
@@ -42,8 +42,8 @@ type tracker interface {
 
 type tickets struct {
 	tr      tracker
-	effects *natsjs.Effects
-	env     *hub.Env
+	effects natsjs.Ledger
+	env     *contract.Deps
 	st      *states // the projector's, for the group's incident
 }
 

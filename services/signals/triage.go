@@ -38,7 +38,7 @@ func (p *projector) publishTriage(ctx context.Context, e events.Stored, sig *eve
 	m.Data = data
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Header.Set("Content-Type", "application/cloudevents+json")
-	_, err = p.m.env.Bus.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+	_, err = p.m.env.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
 	var apiErr *jetstream.APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode == errWrongLastSeq) {
 		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, key, err)

@@ -14,9 +14,8 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/slacksign"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
-	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/slack-go/slack"
@@ -34,8 +33,8 @@ type Bot struct {
 	cfg       Config
 	api       *slack.Client
 	js        jetstream.JetStream
-	commands  *command.Handler
-	effects   *natsjs.Effects
+	commands  module.Commands
+	effects   module.Effects
 	state     jetstream.KeyValue
 	archives  jetstream.ObjectStore
 	pacer     *httpx.Pacer
@@ -48,8 +47,8 @@ type Bot struct {
 // Deps is what New needs besides the configuration.
 type Deps struct {
 	JS            jetstream.JetStream
-	Commands      *command.Handler
-	Effects       *natsjs.Effects
+	Commands      module.Commands
+	Effects       module.Effects
 	Token         string
 	SigningSecret string
 	AppToken      string // Socket Mode only
@@ -64,39 +63,37 @@ type Deps struct {
 	Now   func() time.Time
 }
 
-// Module is the hub module; linking this package in registers it.
-var Module = hub.Module{Name: Name, Start: start}
+// Module is the row in the hub's module table.
+var Module = module.Module{Name: Name, New: start}
 
-func init() { hub.Register(Module) }
-
-func start(ctx context.Context, env *hub.Env) (*hub.Parts, error) {
+func start(ctx context.Context, env module.Deps) (module.Parts, error) {
 	cfg, err := Load(env.Config)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
 	token, err := config.Secret(Name, "bot_token_env", cfg.BotTokenEnv)
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
 	// Socket Mode is authenticated by the app-level token; HTTP by the
 	// signing secret. Only the transport in use needs its credential.
 	var secret, appToken string
 	if cfg.SocketMode {
 		if appToken, err = config.Secret(Name, "app_token_env", cfg.AppTokenEnv); err != nil {
-			return nil, err
+			return module.Parts{}, err
 		}
 		if !strings.HasPrefix(appToken, "xapp-") {
-			return nil, fmt.Errorf("slack.app_token_env: %s does not hold an app-level token (xapp-…)", cfg.AppTokenEnv)
+			return module.Parts{}, fmt.Errorf("slack.app_token_env: %s does not hold an app-level token (xapp-…)", cfg.AppTokenEnv)
 		}
 	} else if secret, err = config.Secret(Name, "signing_secret_env", cfg.SigningSecretEnv); err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
 	b, err := New(ctx, cfg, Deps{
-		JS: env.Bus.JS, Commands: env.Commands, Effects: env.Effects,
+		JS: env.JS, Commands: env.Commands, Effects: env.Effects,
 		Token: token, SigningSecret: secret, AppToken: appToken, PublicURL: env.PublicURL, Logger: env.Logger,
 	})
 	if err != nil {
-		return nil, err
+		return module.Parts{}, err
 	}
 	return b.Parts(), nil
 }
@@ -162,8 +159,8 @@ func newAPI(cfg Config, d Deps) *slack.Client {
 // Parts is what the bot adds to the hub. In Socket Mode the HTTP routes
 // are not mounted: Slack then sends everything over the socket, and an
 // endpoint nobody calls is one less to defend.
-func (b *Bot) Parts() *hub.Parts {
-	p := &hub.Parts{
+func (b *Bot) Parts() module.Parts {
+	p := module.Parts{
 		Projectors: []projection.Projector{b.Projector(), b.FlagProjector(), b.OutboxProjector(), b.TriageProjector()},
 	}
 	if b.cfg.SocketMode {

@@ -124,7 +124,7 @@ func TestCLIPrintsNoControlCharacters(t *testing.T) {
 }
 
 // runHub runs a hub with cfg (in a temporary data dir, on a free loopback
-// port unless cfg says otherwise) until the test ends; it returns its
+// port, with the binary's module table unless cfg says otherwise) until the test ends; it returns its
 // address.
 func runHub(t *testing.T, cfg hub.Config) string {
 	t.Helper()
@@ -133,6 +133,9 @@ func runHub(t *testing.T, cfg hub.Config) string {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Modules == nil {
+		cfg.Modules = modules
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := hub.Start(ctx, cfg)

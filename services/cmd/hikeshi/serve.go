@@ -24,7 +24,7 @@ func hubFlags(f *flags, cfg *hub.Config) {
 }
 
 func serve(ctx context.Context, args []string, stdout io.Writer) error {
-	var cfg hub.Config
+	cfg := hub.Config{Modules: modules}
 	f := newFlags("serve", "[flags]")
 	hubFlags(f, &cfg)
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API")
@@ -124,7 +124,7 @@ func natsLogin(a natsjs.Auth) string {
 }
 
 func replay(ctx context.Context, args []string, stdout io.Writer) error {
-	var cfg hub.Config
+	cfg := hub.Config{Modules: modules}
 	f := newFlags("replay", "timeline [flags]")
 	hubFlags(f, &cfg)
 	pos, err := f.parse(args)

@@ -28,7 +28,8 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	hkconfig "github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
-	_ "github.com/hikeshi/hikeshi/services/signals" // registers the module
+	"github.com/hikeshi/hikeshi/services/module"
+	"github.com/hikeshi/hikeshi/services/signals"
 	"github.com/nats-io/nats.go"
 )
 
@@ -181,7 +182,8 @@ func signalsScenario(ctx context.Context, cfg config, run int, col *collector) e
 	if err != nil {
 		return err
 	}
-	h, err := hub.Start(ctx, hub.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.Default(), File: file})
+	h, err := hub.Start(ctx, hub.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.Default(), File: file,
+		Modules: []module.Module{signals.Module}})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package httpjson
 
 import (
 	"mime"

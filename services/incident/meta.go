@@ -1,0 +1,12 @@
+package incident
+
+// Meta says who asks for a command and how to make the request repeatable.
+type Meta struct {
+	Actor         string
+	CorrelationID string
+	// Key, when set, makes the command idempotent: the event id (and a
+	// declared incident's id) derive from it, so a retry appends nothing.
+	Key string
+	// ExpectVersion, when non-zero, is the version the caller last saw.
+	ExpectVersion uint64
+}
