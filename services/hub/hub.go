@@ -19,7 +19,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
-	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/module"
@@ -287,13 +286,36 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg}
-	var err error
 	// The data dir is exclusive to the process that writes it: the embedded
 	// NATS store, the timeline store, or a module's files. An api-only
 	// process in split mode only reads the timeline (SQLite allows that
 	// beside the writer).
-	if cfg.NATSURL == "" || cfg.writesDataDir() {
+	h, err := open(ctx, cfg, cfg.NATSURL == "" || cfg.writesDataDir())
+	if err != nil {
+		return nil, err
+	}
+	if err := h.start(ctx, telemetry.New()); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Open opens what the hub's parts need (the data dir, locked, the bus and
+// the timeline store) and starts none of them: for a command that runs one
+// part by itself while no hub runs (see ModuleParts). Close releases it.
+func Open(ctx context.Context, cfg Config) (*Hub, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg, true)
+}
+
+func open(ctx context.Context, cfg Config, lock bool) (*Hub, error) {
+	h := &Hub{cfg: cfg}
+	var err error
+	if lock {
 		if h.lock, err = LockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
@@ -301,14 +323,10 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if h.bus, err = OpenBus(ctx, &h.cfg); err != nil {
-		return nil, err
-	}
-	if h.timeline, err = sqlite.Open(cfg.TimelinePath()); err != nil {
 		h.Close()
 		return nil, err
 	}
-	metrics := telemetry.New()
-	if err := h.start(ctx, metrics); err != nil {
+	if h.timeline, err = sqlite.Open(cfg.TimelinePath()); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -317,17 +335,10 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 
 func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	cfg := h.cfg
-	cases, err := natsjs.NewCases(ctx, h.bus.JS, cfg.CasePrefix)
+	commands, deps, err := h.services(ctx, metrics)
 	if err != nil {
 		return err
 	}
-	effects, err := natsjs.NewEffects(ctx, h.bus.JS)
-	if err != nil {
-		return err
-	}
-	commands := command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
-		command.CaseFallback(h.timeline.FindByCase))
-	deps := h.deps(commands, effects, metrics)
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {

@@ -1,6 +1,10 @@
 package hub
 
 import (
+	"context"
+	"fmt"
+	"slices"
+
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -16,6 +20,45 @@ var (
 	_ module.EventLog  = (*natsjs.Store)(nil)
 	_ module.Incidents = timeline.Incidents{}
 )
+
+// services makes the command handler and what every module of this
+// process shares.
+func (h *Hub) services(ctx context.Context, metrics *telemetry.Metrics) (*command.Handler, module.Deps, error) {
+	cases, err := natsjs.NewCases(ctx, h.bus.JS, h.cfg.CasePrefix)
+	if err != nil {
+		return nil, module.Deps{}, err
+	}
+	effects, err := natsjs.NewEffects(ctx, h.bus.JS)
+	if err != nil {
+		return nil, module.Deps{}, err
+	}
+	commands := command.New(h.bus.Events, cases, command.OnAppend(metrics.Appended),
+		command.CaseFallback(h.timeline.FindByCase))
+	return commands, h.deps(commands, effects, metrics), nil
+}
+
+// ModuleParts builds module name's parts as Start hands them to a hub,
+// without running them (see Open). The module must be configured.
+func (h *Hub) ModuleParts(ctx context.Context, name string) (module.Parts, error) {
+	i := slices.IndexFunc(h.cfg.Modules, func(m module.Module) bool { return m.Name == name })
+	if i < 0 {
+		return module.Parts{}, fmt.Errorf("no module %q", name)
+	}
+	_, deps, err := h.services(ctx, telemetry.New())
+	if err != nil {
+		return module.Parts{}, err
+	}
+	deps.Logger = h.cfg.Logger.With("module", name)
+	parts, err := h.cfg.Modules[i].New(ctx, deps)
+	if err != nil {
+		return module.Parts{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return parts, nil
+}
+
+// Waiting lists the parts of this process that wait for a lease another
+// process holds, part → what it waits for.
+func (h *Hub) Waiting() map[string]string { return h.standby.Waiting() }
 
 // deps is what every module of this process shares; each module gets a
 // copy with its own logger.

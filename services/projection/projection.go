@@ -131,17 +131,7 @@ func (q quietOnClose) With(fields watermill.LogFields) watermill.LoggerAdapter {
 // New builds a router for the given projectors, creating or realigning
 // their durable consumers.
 func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, error) {
-	if cfg.AckWait <= 0 {
-		// Long enough for a handler to obey a remote's Retry-After (Slack
-		// asks for up to a minute; httpx waits at most two) without the
-		// server delivering the same event to a second worker meanwhile.
-		// A crash does not make the next start wait it out: stranded
-		// deliveries are realigned at start.
-		cfg.AckWait = 5 * time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.defaults()
 	closing := &atomic.Bool{}
 	logger := quietOnClose{watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}), closing}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
@@ -172,6 +162,20 @@ func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, erro
 		}
 	}
 	return r, nil
+}
+
+func (c *Config) defaults() {
+	if c.AckWait <= 0 {
+		// Long enough for a handler to obey a remote's Retry-After (Slack
+		// asks for up to a minute; httpx waits at most two) without the
+		// server delivering the same event to a second worker meanwhile.
+		// A crash does not make the next start wait it out: stranded
+		// deliveries are realigned at start.
+		c.AckWait = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 func (r *Runner) dial(name string) (*nats.Conn, error) {
@@ -242,6 +246,12 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector, realign bool) 
 			return fmt.Errorf("delete consumer: %w", err)
 		}
 	}
+	return r.createConsumer(ctx, p, start)
+}
+
+// createConsumer creates p's durable consumer, delivering from stream
+// sequence start (0 or 1: from the beginning).
+func (r *Runner) createConsumer(ctx context.Context, p Projector, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        p.Durable,
 		Description:    "Hikeshi projector " + p.Durable,
@@ -261,7 +271,7 @@ func (r *Runner) ensureConsumer(ctx context.Context, p Projector, realign bool) 
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start
 	}
-	_, err = r.cfg.JS.CreatePushConsumer(ctx, p.Stream, cfg)
+	_, err := r.cfg.JS.CreatePushConsumer(ctx, p.Stream, cfg)
 	return err
 }
 
@@ -276,18 +286,27 @@ func permanent(err error) bool {
 	return errors.Is(err, events.ErrMalformed) || errors.Is(err, ErrPermanent)
 }
 
-func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, logger watermill.LoggerAdapter) error {
+// withDefaults fills p's stream and filter, and checks its handlers.
+func withDefaults(p Projector) (Projector, error) {
 	if p.Stream == "" {
 		p.Stream = events.IncidentStream
 	}
 	if p.Filter == "" {
 		if p.Stream != events.IncidentStream {
-			return errors.New("a projector on another stream needs a filter")
+			return p, errors.New("a projector on another stream needs a filter")
 		}
 		p.Filter = events.IncidentSubjectPrefix + ".>"
 	}
 	if (p.Handle == nil) == (p.HandleBatch == nil) || (p.HandleBatch != nil && p.Checkpoint == nil) {
-		return errNoHandler
+		return p, errNoHandler
+	}
+	return p, nil
+}
+
+func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, logger watermill.LoggerAdapter) error {
+	p, err := withDefaults(p)
+	if err != nil {
+		return err
 	}
 	if err := r.ensureConsumer(ctx, p, false); err != nil {
 		return err

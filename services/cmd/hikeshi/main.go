@@ -30,7 +30,7 @@ func commands() []command {
 		{"show", "ID", "show an incident's current state", show},
 		{"timeline", "ID", "print an incident's timeline", timelineCmd},
 		{"tail", "", "follow new events live", tail},
-		{"replay", "timeline [flags]", "drop and rebuild the timeline store from the stream", replay},
+		{"replay", replayUsage, "run one projector (timeline, slack, jira, …) again over the stream, with the hub stopped", replay},
 		{"postmortem", "ID", "open the postmortem pull request now (GitHub module)", postmortem},
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
 		{"signals", signalsUsage, "list recent signals: the rule that decided, the route, the incident or ticket it went to", signalsCmd},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // hikeshiRun runs the hikeshi binary to completion and returns its exit
@@ -99,7 +105,135 @@ func TestReplayTimeline(t *testing.T) {
 	}
 	h.stop()
 
-	if code, _, stderr := hikeshiRun(t, ctx, "replay", "signals", "--data-dir", dataDir); code != 2 {
-		t.Errorf("replay of an unknown projection: exit %d (%s), want 2", code, stderr)
+	if code, _, stderr := hikeshiRun(t, ctx, "replay", "timelines", "--data-dir", dataDir); code != 2 || !strings.Contains(stderr, `unknown consumer "timelines"; the consumers are timeline`) {
+		t.Errorf("replay of an unknown consumer: exit %d (%s), want 2 and the consumers listed", code, stderr)
+	}
+	if code, _, stderr := hikeshiRun(t, ctx, "replay", "timeline", "--from-seq", "3", "--data-dir", dataDir); code != 2 || !strings.Contains(stderr, "--from-seq does not apply") {
+		t.Errorf("replay timeline --from-seq: exit %d (%s), want 2 and why", code, stderr)
+	}
+}
+
+// jiraWrites counts the cases and comments the JIRA fake was asked to make.
+func jiraWrites(fake *integrationtest.FakeJira) (cases, comments int) {
+	_, calls := fake.Snapshot()
+	for _, c := range calls {
+		switch {
+		case c.Method != http.MethodPost:
+		case c.Path == "/rest/api/2/issue":
+			cases++
+		case strings.HasSuffix(c.Path, "/comment"):
+			comments++
+		}
+	}
+	return cases, comments
+}
+
+// jiraConsumer reads the jira projector's durable consumer with the hub
+// stopped.
+func jiraConsumer(t *testing.T, ctx context.Context, dataDir string) *jetstream.ConsumerInfo {
+	t.Helper()
+	bus := natstest.StartIn(t, filepath.Join(dataDir, "nats"))
+	defer bus.Stop()
+	c, err := bus.JS.PushConsumer(ctx, events.IncidentStream, "jira")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.CachedInfo()
+}
+
+var replayedRe = regexp.MustCompile(`replayed jira: (\d+) events from stream sequence (\d+) up to (\d+) in `)
+
+// TestReplayJiraMakesNoSecondCaseOrComment replays the jira projector over
+// events it has handled, from the start and from the middle of the
+// stream: the JIRA fake is asked for no second case and no second comment,
+// and the next hub continues after the replayed events.
+func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the hikeshi binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const token = "replay-jira-token"
+	t.Setenv("REPLAY_TEST_JIRA_TOKEN", token)
+	fake := integrationtest.NewFakeJira(t, "Bearer "+token)
+	conf := filepath.Join(t.TempDir(), "hikeshi.yaml")
+	yaml := "jira:\n  base_url: " + fake.Srv.URL + "\n  token_env: REPLAY_TEST_JIRA_TOKEN\n  project: OPS\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	h := startHub(t, dataDir, "--config", conf)
+	id := declareIncident(t, ctx, h.base)
+	if status, body, err := post(ctx, h.base, "/api/v1/incidents/"+id+"/notes", "", map[string]string{"text": "rolled back"}); err != nil || status != http.StatusOK {
+		t.Fatalf("note: %d %s %v", status, body, err)
+	}
+	integrationtest.Eventually(t, "the case and the note's comment", func() bool {
+		issues, _ := fake.Snapshot()
+		return len(issues) == 1 && len(issues[0].Comments) == 1
+	})
+	// The case's link is the incident's last event.
+	var tl timelineView
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		tl = waitTimeline(t, ctx, h, id)
+		if tl.Events[len(tl.Events)-1].Type == events.TypeJiraCaseLinked || time.Now().After(deadline) {
+			break
+		}
+	}
+	last := tl.Version
+
+	code, stdout, stderr := hikeshiRun(t, ctx, "replay", "jira", "--data-dir", dataDir, "--config", conf)
+	if code != 1 || !strings.Contains(stderr, "in use by another hikeshi process") || !strings.Contains(stderr, "stop the hub") {
+		t.Fatalf("replay while the hub runs: exit %d, stdout %q, stderr %q; want exit 1 and a data dir in use message", code, stdout, stderr)
+	}
+	h.stop()
+	if c := jiraConsumer(t, ctx, dataDir); c.AckFloor.Stream != last || c.NumPending != 0 {
+		t.Fatalf("before the replay the jira consumer stands at %d with %d pending; want every event up to %d handled", c.AckFloor.Stream, c.NumPending, last)
+	}
+	cases, comments := jiraWrites(fake)
+
+	for _, from := range []uint64{0, 2} {
+		args := []string{"replay", "jira", "--data-dir", dataDir, "--config", conf}
+		if from > 0 {
+			args = append(args, "--from-seq", strconv.FormatUint(from, 10))
+		}
+		code, stdout, stderr := hikeshiRun(t, ctx, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+		t.Logf("%v: %s%s", args, stdout, stderr)
+		m := replayedRe.FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("%v printed %q; want 'replayed jira: N events from stream sequence F up to L in …'", args, stdout)
+		}
+		first := max(from, 1)
+		if n, _ := strconv.ParseUint(m[1], 10, 64); n != last-first+1 || m[2] != strconv.FormatUint(first, 10) || m[3] != strconv.FormatUint(last, 10) {
+			t.Errorf("%v printed %q; want %d events from %d up to %d", args, stdout, last-first+1, first, last)
+		}
+		if c2, cm2 := jiraWrites(fake); c2 != cases || cm2 != comments {
+			t.Errorf("%v: JIRA was asked for %d cases and %d comments, before the replay %d and %d", args, c2, cm2, cases, comments)
+		}
+		c := jiraConsumer(t, ctx, dataDir)
+		if c.AckFloor.Stream != last || c.NumPending != 0 || c.NumAckPending != 0 {
+			t.Errorf("%v: the jira consumer stands at %d with %d pending and %d unacknowledged; want after %d with none",
+				args, c.AckFloor.Stream, c.NumPending, c.NumAckPending, last)
+		}
+	}
+	if issues, _ := fake.Snapshot(); len(issues) != 1 || len(issues[0].Comments) != 1 {
+		t.Fatalf("after the replays JIRA has %d cases (%+v); want one with one comment", len(issues), issues)
+	}
+
+	// The next hub takes up after the replayed events: the next note is
+	// the one new comment.
+	h = startHub(t, dataDir, "--config", conf)
+	if status, body, err := post(ctx, h.base, "/api/v1/incidents/"+id+"/notes", "", map[string]string{"text": "monitoring"}); err != nil || status != http.StatusOK {
+		t.Fatalf("note: %d %s %v", status, body, err)
+	}
+	integrationtest.Eventually(t, "the second note's comment", func() bool {
+		issues, _ := fake.Snapshot()
+		return len(issues) == 1 && len(issues[0].Comments) == 2
+	})
+	h.stop()
+	if c2, cm2 := jiraWrites(fake); c2 != cases || cm2 != comments+1 {
+		t.Errorf("after the restart JIRA was asked for %d cases and %d comments; want %d and %d", c2, cm2, cases, comments+1)
 	}
 }

@@ -14,13 +14,29 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
-	"github.com/hikeshi/hikeshi/services/timeline"
 )
 
 // hubFlags are the flags serve and replay share.
 func hubFlags(f *flags, cfg *hub.Config) {
 	f.StringVar(&cfg.DataDir, "data-dir", "./hikeshi-data", "directory for the embedded NATS store and the timeline database")
 	f.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (e.g. nats://127.0.0.1:4222); empty runs NATS JetStream in-process")
+}
+
+// moduleFlags are the flags of what the modules are given, which serve and
+// replay share; it returns the path of hikeshi.yaml.
+func moduleFlags(f *flags, cfg *hub.Config) *string {
+	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach the hub, for links in messages (default http://<listen>)")
+	return f.String("config", "", "hikeshi.yaml with the integrations (default: ./hikeshi.yaml when it exists)")
+}
+
+// loadConfig reads hikeshi.yaml at path, or ./hikeshi.yaml when there is
+// one and no path is given.
+func loadConfig(path string) (*config.File, error) {
+	if path == "" {
+		return config.Load("hikeshi.yaml", false)
+	}
+	return config.Load(path, true)
 }
 
 func serve(ctx context.Context, args []string, stdout io.Writer) error {
@@ -37,13 +53,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	f.StringVar(&cfg.NATSAuth.TLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
-	f.StringVar(&cfg.CasePrefix, "case-prefix", "INC", "prefix of case numbers (INC-42)")
-	f.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach the hub, for links in messages (default http://<listen>)")
 	t := httpapi.DefaultTimeouts
 	f.DurationVar(&cfg.HTTPTimeouts.Read, "http-read-timeout", t.Read, "longest time a client may take to send a whole request, body included (headers: at most "+t.ReadHeader.String()+")")
 	f.DurationVar(&cfg.HTTPTimeouts.Write, "http-write-timeout", t.Write, "longest time to answer a request, from the end of its headers (the event stream and timeline long polls are exempt)")
 	f.DurationVar(&cfg.HTTPTimeouts.Idle, "http-idle-timeout", t.Idle, "how long a kept-alive connection may wait for its next request")
-	cfgPath := f.String("config", "", "hikeshi.yaml with the integrations (default: ./hikeshi.yaml when it exists)")
+	cfgPath := moduleFlags(f, &cfg)
 	targets := f.String("targets", "", "comma-separated parts to run (default: api, timeline and every integration configured in hikeshi.yaml)")
 	level := f.String("log-level", "info", "debug, info, warn or error")
 	_, err := f.parse(args)
@@ -64,11 +78,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.NATSAuth.Password = os.Getenv("HIKESHI_NATS_PASSWORD")
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	slog.SetDefault(cfg.Logger)
-	path, required := *cfgPath, *cfgPath != ""
-	if !required {
-		path = "hikeshi.yaml"
-	}
-	if cfg.File, err = config.Load(path, required); err != nil {
+	if cfg.File, err = loadConfig(*cfgPath); err != nil {
 		return err
 	}
 	for _, t := range strings.Split(*targets, ",") {
@@ -121,41 +131,6 @@ func natsLogin(a natsjs.Auth) string {
 		how = append(how, "TLS")
 	}
 	return ", login: " + strings.Join(how, ", ") + ", " + access
-}
-
-func replay(ctx context.Context, args []string, stdout io.Writer) error {
-	cfg := hub.Config{Modules: modules}
-	f := newFlags("replay", "timeline [flags]")
-	hubFlags(f, &cfg)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] != "timeline" {
-		return fmt.Errorf("%w: the only projection to replay is 'timeline'", errUsage)
-	}
-	cfg.Defaults()
-	// The store is rebuilt in place: no hub may have it open.
-	lock, err := hub.LockDataDir(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces %s", err, cfg.TimelinePath())
-	}
-	defer lock.Release()
-	bus, err := hub.OpenBus(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer bus.Close()
-	bar := newProgress(os.Stderr)
-	stats, err := timeline.Rebuild(ctx, bus.Events, cfg.TimelinePath(), bar.update)
-	bar.done()
-	if err != nil {
-		return fmt.Errorf("replay timeline: %w (the previous timeline store was left in place)", err)
-	}
-	rate := float64(stats.Events) / max(stats.Duration.Seconds(), 1e-9)
-	fmt.Fprintf(stdout, "rebuilt %s: %d events up to stream sequence %d in %s (%.0f events/s)\n",
-		cfg.TimelinePath(), stats.Events, stats.LastSeq, stats.Duration.Round(time.Millisecond), rate)
-	return nil
 }
 
 // progress draws a one-line progress bar on a terminal-ish writer.
