@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
@@ -141,6 +142,35 @@ func jiraConsumer(t *testing.T, ctx context.Context, dataDir string) *jetstream.
 	return c.CachedInfo()
 }
 
+// forgetJira empties the effects ledger and deletes the jira projector's
+// consumer, with the hub stopped.
+func forgetJira(t *testing.T, ctx context.Context, dataDir string) {
+	t.Helper()
+	bus := natstest.StartIn(t, filepath.Join(dataDir, "nats"))
+	defer bus.Stop()
+	if err := bus.JS.DeleteConsumer(ctx, events.IncidentStream, "jira"); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := bus.JS.KeyValue(ctx, natsjs.EffectsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for k := range keys.Keys() {
+		if err := kv.Purge(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("the effects ledger was empty: the jira projector recorded nothing")
+	}
+}
+
 var replayedRe = regexp.MustCompile(`replayed jira: (\d+) events from stream sequence (\d+) up to (\d+) in `)
 
 // TestReplayJiraMakesNoSecondCaseOrComment replays the jira projector over
@@ -191,7 +221,13 @@ func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
 	}
 	cases, comments := jiraWrites(fake)
 
-	for _, from := range []uint64{0, 2} {
+	// From the start, from the middle, and from the start with the effects
+	// ledger and the consumer lost: only looking in JIRA first avoids a
+	// second case, and the replay makes the consumer again.
+	for i, from := range []uint64{0, 2, 0} {
+		if i == 2 {
+			forgetJira(t, ctx, dataDir)
+		}
 		args := []string{"replay", "jira", "--data-dir", dataDir, "--config", conf}
 		if from > 0 {
 			args = append(args, "--from-seq", strconv.FormatUint(from, 10))
