@@ -17,6 +17,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/nats-io/nats.go/jetstream"
@@ -272,4 +273,109 @@ func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
 	if c2, cm2 := jiraWrites(fake); c2 != cases || cm2 != comments+1 {
 		t.Errorf("after the restart JIRA was asked for %d cases and %d comments; want %d and %d", c2, cm2, cases, comments+1)
 	}
+}
+
+// signalDecisions waits until the hub lists n signal decisions, and
+// returns them by stream sequence.
+func signalDecisions(t *testing.T, ctx context.Context, h *hubProc, n int) map[uint64]string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var list struct {
+			Signals []struct {
+				Seq         uint64 `json:"seq"`
+				Fingerprint string `json:"fingerprint"`
+				Route       string `json:"route"`
+				Incident    string `json:"incident"`
+			} `json:"signals"`
+		}
+		getJSON(t, ctx, h.base+"/api/v1/signals", &list)
+		if len(list.Signals) >= n {
+			out := map[uint64]string{}
+			for _, s := range list.Signals {
+				out[s.Seq] = s.Fingerprint + " " + s.Route + " " + s.Incident
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d signal decisions listed after 30s, want %d; output:\n%s", len(list.Signals), n, h.output)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReplaySignalsRebuildsItsState replays the signal projector: its
+// state file is set aside and rebuilt from the SIGNALS stream, with the
+// same decisions and no incident declared or fed twice, and the next hub
+// continues from the rebuilt state.
+func TestReplaySignalsRebuildsItsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the hikeshi binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	conf := signalsConfig(t)
+	dataDir := t.TempDir()
+	h := startHub(t, dataDir, "--config", conf)
+	postSignal(t, ctx, h.base, "db-1/disk")
+	postSignal(t, ctx, h.base, "db-2/disk")
+	h.waitIncidents(t, ctx, 2, 30*time.Second)
+	before := signalDecisions(t, ctx, h, 2)
+	versions := map[string]uint64{}
+	for _, d := range before {
+		id := d[strings.LastIndex(d, " ")+1:]
+		versions[id] = waitTimeline(t, ctx, h, id).Version
+	}
+	if len(versions) != 2 {
+		t.Fatalf("decisions %v; want two signals, each to its incident", before)
+	}
+
+	code, stdout, stderr := hikeshiRun(t, ctx, "replay", "signals", "--data-dir", dataDir, "--config", conf)
+	if code != 1 || !strings.Contains(stderr, "stop the hub") {
+		t.Fatalf("replay while the hub runs: exit %d, stdout %q, stderr %q; want exit 1 and a data dir in use message", code, stdout, stderr)
+	}
+	if code, _, stderr := hikeshiRun(t, ctx, "replay", "signals", "--from-seq", "2", "--data-dir", dataDir, "--config", conf); code != 2 || !strings.Contains(stderr, "--from-seq does not apply") {
+		t.Errorf("replay signals --from-seq: exit %d (%s), want 2 and why", code, stderr)
+	}
+	h.stop()
+
+	code, stdout, stderr = hikeshiRun(t, ctx, "replay", "signals", "--data-dir", dataDir, "--config", conf)
+	t.Logf("replay signals: %s%s", stdout, stderr)
+	state := filepath.Join(dataDir, "signals.db")
+	m := regexp.MustCompile(`rebuilt (.+): (\d+) signals up to stream sequence (\d+) in `).FindStringSubmatch(stdout)
+	if code != 0 || m == nil || m[1] != state || m[2] != "2" || m[3] != "2" {
+		t.Fatalf("replay signals: exit %d, stdout %q, stderr %q; want 'rebuilt %s: 2 signals up to stream sequence 2 in …'", code, stdout, stderr, state)
+	}
+	if _, err := os.Stat(state + ".before-replay"); err != nil || !strings.Contains(stdout, state+".before-replay") {
+		t.Errorf("the previous state was not kept, or not said where: %v; stdout %q", err, stdout)
+	}
+
+	db, err := sqlite.OpenState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := db.Checkpoint(ctx)
+	db.Close()
+	if err != nil || cp != 2 {
+		t.Fatalf("the rebuilt state stands at signal %d (%v), want 2", cp, err)
+	}
+
+	h = startHub(t, dataDir, "--config", conf)
+	after := signalDecisions(t, ctx, h, 2)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("decisions after the replay %v, before %v", after, before)
+	}
+	for id, v := range versions {
+		if got := waitTimeline(t, ctx, h, id).Version; got != v {
+			t.Errorf("incident %s is at version %d after the replay, %d before: the replay appended to it", id, got, v)
+		}
+	}
+	// The rebuilt state continues: the next signal is the third, and the
+	// rebuilt states route it as before.
+	postSignal(t, ctx, h.base, "db-3/disk")
+	h.waitIncidents(t, ctx, 3, 30*time.Second)
+	if got := signalDecisions(t, ctx, h, 3); len(got) != 3 || !strings.HasPrefix(got[3], "db-3/disk incident ") {
+		t.Errorf("decisions after a new signal: %v", got)
+	}
+	h.stop()
 }
