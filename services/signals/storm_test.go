@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 )
 
 // stormSize is 10,000 alerts in 100 groups in the normal suite;
@@ -117,8 +117,8 @@ func webhookV4(groupKey string, alerts []stormAlert) []byte {
 func TestStormTicketsBoundedByFingerprints(t *testing.T) {
 	setSecrets(t)
 	t.Setenv("SIG_JIRA", "jira-token")
-	fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
-	r := newRig(t, rigOpts{yaml: strings.Replace(jiraYAML(fake.Srv.URL), `'signal.kind == "finding"'`, `'signal.source == "alertmanager"'`, 1)})
+	fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+	r := newRig(t, rigOpts{yaml: strings.Replace(jiraYAML(fake.URL), `'signal.kind == "finding"'`, `'signal.source == "alertmanager"'`, 1)})
 	alerts, groups := stormSize(t)
 	alerts, groups = alerts/5, groups/5 // every alert is a ticket step: keep the suite quick
 	const fps = 5                       // distinct alerts per group
