@@ -30,8 +30,8 @@ func TestPullRequestSteps(t *testing.T) {
 	ctx := context.Background()
 	fake := githubtest.New(t, "t0k", "acme/postmortems")
 	fake.Prefix = "/api/v3"
-	fake.Add("POST /api/v3/repos/acme/postmortems/git/refs", http.StatusForbidden, "0") // secondary limit
-	fake.LimitUntil("PUT /api/v3/repos/acme/postmortems/contents/", time.Now())         // primary limit
+	fake.Add("POST /api/v3/repos/acme/postmortems/git/refs", http.StatusForbidden, "0")          // secondary limit
+	fake.LimitUntil("PUT /api/v3/repos/acme/postmortems/contents/", time.Now().Add(time.Second)) // primary limit
 	fake.Add("POST /api/v3/repos/acme/postmortems/pulls", http.StatusTooManyRequests, "0")
 	c := client(t, fake)
 	base, err := c.DefaultBranch(ctx, repo)
@@ -80,6 +80,9 @@ func TestPullRequestSteps(t *testing.T) {
 	r := fake.Repo("acme/postmortems")
 	if len(r.Pulls) != 1 || len(r.Files) != 1 || strings.Join(r.Pulls[0].Labels, ",") != "postmortem" {
 		t.Fatalf("repo %+v", r)
+	}
+	if n := fake.LimitedCalls(); n != 1 {
+		t.Errorf("%d calls refused by the primary limit, want 1: the client waits for the reset", n)
 	}
 	if n := fake.Count(http.MethodPost, "/git/refs"); n != 3 {
 		t.Errorf("%d branch creations sent, want 3 (limited, made, refused)", n)

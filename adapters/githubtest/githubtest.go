@@ -4,9 +4,9 @@
 // and error shapes, for any number of repositories, under the API root of
 // github.com or of Enterprise Server (Prefix), and records every call. It
 // injects failures (httpxtest.Faults): 429 and the secondary limit (403)
-// with Retry-After, an exhausted primary limit (403 with
-// X-RateLimit-Remaining: 0 and X-RateLimit-Reset, see LimitUntil), 5xx,
-// refusals, answers lost after a create, dropped connections.
+// with Retry-After, 5xx, refusals, answers lost after a create, dropped
+// connections; and it keeps a primary limit exhausted until its reset
+// (LimitUntil: 403 with X-RateLimit-Remaining: 0 and X-RateLimit-Reset).
 package githubtest
 
 import (
@@ -41,9 +41,17 @@ type Server struct {
 
 	httpxtest.Faults // answered, in order, before the real handling
 
-	mu    sync.Mutex
-	calls []Call
-	repos map[string]*Repo
+	mu      sync.Mutex
+	calls   []Call
+	repos   map[string]*Repo
+	limit   primaryLimit
+	limited int // calls refused by the primary limit
+}
+
+// primaryLimit refuses the calls matching until reset (epoch seconds).
+type primaryLimit struct {
+	match string
+	reset int64
 }
 
 // Call is one recorded request.
@@ -95,14 +103,35 @@ func New(t testing.TB, token string, repos ...string) *Server {
 // APIURL is the API root to configure: URL + Prefix.
 func (f *Server) APIURL() string { return f.URL + f.Prefix }
 
-// LimitUntil makes the next call matching (as Faults.Add) find the primary
-// rate limit exhausted until reset: 403 with X-RateLimit-Remaining: 0 and
-// X-RateLimit-Reset, and no Retry-After.
+// LimitUntil exhausts the primary rate limit until reset (in whole
+// seconds, as GitHub counts): until then every call whose "METHOD /path"
+// contains match ("" for any) is answered 403 with
+// X-RateLimit-Remaining: 0 and X-RateLimit-Reset, and no Retry-After.
 func (f *Server) LimitUntil(match string, reset time.Time) {
-	f.AddHeader(match, http.StatusForbidden, http.Header{
-		"X-Ratelimit-Limit": {"5000"}, "X-Ratelimit-Remaining": {"0"},
-		"X-Ratelimit-Reset": {strconv.FormatInt(reset.Unix(), 10)},
-	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limit = primaryLimit{match: match, reset: reset.Unix()}
+}
+
+// LimitedCalls counts the calls refused by the primary limit: a client
+// that waits for the reset makes one.
+func (f *Server) LimitedCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limited
+}
+
+// limitedNow answers r when the primary limit refuses it.
+func (f *Server) limitedNow(w http.ResponseWriter, r *http.Request) bool {
+	if f.limit.reset == 0 || time.Now().Unix() >= f.limit.reset || !strings.Contains(r.Method+" "+r.URL.Path, f.limit.match) {
+		return false
+	}
+	f.limited++
+	w.Header().Set("X-Ratelimit-Limit", "5000")
+	w.Header().Set("X-Ratelimit-Remaining", "0")
+	w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(f.limit.reset, 10))
+	ghError(w, http.StatusForbidden, "API rate limit exceeded for installation ID 1.")
+	return true
 }
 
 func ghError(w http.ResponseWriter, status int, msg string) {
@@ -126,6 +155,9 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, Call{r.Method, r.URL.Path, r.URL.RawQuery, string(body)})
+	if f.limitedNow(w, r) {
+		return
+	}
 	ft, faulted := f.Next(w, r)
 	if faulted && !ft.After {
 		f.fail(w, ft)
@@ -161,10 +193,7 @@ func (f *Server) fail(w http.ResponseWriter, ft httpxtest.Fault) {
 		return
 	}
 	msg := http.StatusText(ft.Status)
-	switch {
-	case ft.Status == http.StatusForbidden && w.Header().Get("X-Ratelimit-Remaining") == "0":
-		msg = "API rate limit exceeded for installation ID 1."
-	case ft.Status == http.StatusForbidden:
+	if ft.Status == http.StatusForbidden {
 		msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 	}
 	ghError(w, ft.Status, msg)

@@ -102,8 +102,8 @@ func TestPostmortemPullRequest(t *testing.T) {
 // one branch, one file, one pull request, and the link is recorded once.
 func TestRestartedAtEveryStep(t *testing.T) {
 	h, fake, _ := setup(t, "  record_issue: true\n")
-	fake.Add("/git/refs", http.StatusForbidden, "1")                     // secondary limit
-	fake.LimitUntil("PUT /repos/acme/postmortems/contents/", time.Now()) // primary limit exhausted until the reset
+	fake.Add("/git/refs", http.StatusForbidden, "1")                                      // secondary limit
+	fake.LimitUntil("PUT /repos/acme/postmortems/contents/", time.Now().Add(time.Second)) // primary limit exhausted until the reset
 	fake.Add("/pulls", http.StatusBadGateway, "")
 	fake.Add("/issues", http.StatusTooManyRequests, "1")
 	round := 0

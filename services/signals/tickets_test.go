@@ -87,18 +87,39 @@ func TestLostTicketCreateMakesOneIssue(t *testing.T) {
 	t.Setenv("SIG_GH", "gh-token")
 	gh := newFakeGitHub(t)
 	gh.AddAfter("POST /repos/acme/alerts/issues", http.StatusBadGateway) // created, the answer lost
-	r := newRig(t, rigOpts{yaml: fmt.Sprintf(`
-signals:
-  token_env: SIG_TOKEN
-  github: {base_url: %s, repo: acme/alerts, token_env: SIG_GH}
-  rules:
-    - {name: findings, when: 'signal.kind == "finding"', route: ticket}
-`, gh.URL)})
+	r := newRig(t, rigOpts{yaml: findingTicketsYAML(gh.URL)})
 	r.handleOneFinding()
 	issues, comments := alertIssues(gh)
 	must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
 	cs := comments[issues[0].Number]
 	must(t, len(cs) == 1 && strings.Contains(cs[0], "Investigation"), "comments %q", cs)
+}
+
+// TestTicketsWaitForTheRateLimitReset: GitHub's primary limit is
+// exhausted for a while (403 with X-RateLimit-Remaining: 0 and
+// X-RateLimit-Reset, no Retry-After). The tracker waits until the reset
+// and asks once more, rather than asking again on its own backoff.
+func TestTicketsWaitForTheRateLimitReset(t *testing.T) {
+	setSecrets(t)
+	t.Setenv("SIG_GH", "gh-token")
+	gh := newFakeGitHub(t)
+	gh.LimitUntil("", time.Now().Add(2*time.Second))
+	r := newRig(t, rigOpts{yaml: findingTicketsYAML(gh.URL)})
+	r.handleOneFinding()
+	issues, _ := alertIssues(gh)
+	must(t, len(issues) == 1, "issues: %d, want 1", len(issues))
+	must(t, gh.LimitedCalls() == 1, "%d calls refused by the exhausted limit, want 1: the tracker waits for the reset", gh.LimitedCalls())
+}
+
+// findingTicketsYAML routes findings to GitHub issues in acme/alerts.
+func findingTicketsYAML(url string) string {
+	return fmt.Sprintf(`
+signals:
+  token_env: SIG_TOKEN
+  github: {base_url: %s, repo: acme/alerts, token_env: SIG_GH}
+  rules:
+    - {name: findings, when: 'signal.kind == "finding"', route: ticket}
+`, url)
 }
 
 // handleOneFinding stores one GuardDuty finding, runs the projector and
