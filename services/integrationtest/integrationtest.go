@@ -21,6 +21,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats.go/jetstream"
@@ -155,6 +156,15 @@ func (h *Hub) Replay(t testing.TB, id string, handle func(context.Context, event
 			t.Fatalf("replay seq %d %s: %v", e.Seq, e.Type, err)
 		}
 	}
+}
+
+// ShortSearchLag shortens the waits between the searches after a lost
+// create (integration.SearchLag) until t ends: the fakes' search indexes
+// trail their writes by a number of searches, not by time.
+func ShortSearchLag(t testing.TB) {
+	lag := integration.SearchLag
+	integration.SearchLag = []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
+	t.Cleanup(func() { integration.SearchLag = lag })
 }
 
 // Eventually polls cond until it holds or the deadline passes.

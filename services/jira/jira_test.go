@@ -395,6 +395,7 @@ func TestControlCharactersNeverReachTheCase(t *testing.T) {
 // as in the hub, searches by the label before it creates again: one case,
 // linked once, every comment once.
 func TestLostCreateAnswerMakesOneCase(t *testing.T) {
+	integrationtest.ShortSearchLag(t)
 	for _, tc := range []struct {
 		name  string
 		lag   int

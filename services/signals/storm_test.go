@@ -26,9 +26,6 @@ func stormSize(t *testing.T) (alerts, groups int) {
 		}
 		alerts, groups = n, n/100
 	}
-	if testing.Short() {
-		alerts, groups = 2_000, 20
-	}
 	return alerts, groups
 }
 
@@ -36,6 +33,9 @@ func stormSize(t *testing.T) (alerts, groups int) {
 // batches, is stored exactly once (each is delivered twice, as by two
 // Alertmanager HA peers), and yields one incident per group.
 func TestStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: storm test; runs in make test")
+	}
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	alerts, groups := stormSize(t)
@@ -115,6 +115,9 @@ func webhookV4(groupKey string, alerts []stormAlert) []byte {
 // label, created, enriched — and repeats inside the rate window are
 // counted only, so its calls are bounded by fingerprints, not alerts.
 func TestStormTicketsBoundedByFingerprints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: ticket storm test; runs in make test")
+	}
 	setSecrets(t)
 	t.Setenv("SIG_JIRA", "jira-token")
 	fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 func jiraYAML(url string) string {
@@ -116,6 +117,7 @@ func TestJiraMissingTransitionNamesOffered(t *testing.T) {
 // answer was lost (500, or the connection dropped), and its search index
 // trails the write: the label is searched again before any second create.
 func TestJiraLostTicketCreateMakesOneIssue(t *testing.T) {
+	integrationtest.ShortSearchLag(t)
 	for name, fault := range map[string]func(*jiratest.Server){
 		"500 after the create": func(f *jiratest.Server) {
 			f.AddAfter("POST /rest/api/2/issue", http.StatusInternalServerError)
