@@ -18,20 +18,12 @@ import (
 // through the transport.
 var Client = httpx.Client
 
-// Final wraps err as projection.ErrPermanent when the remote's answer can
-// never change by retrying the same request (the event is dead-lettered
-// and the projector moves on). Rate limits, server errors and credentials
-// are not final: an operator fixes a token and the events are still there.
-func Final(status int, err error) error {
-	if httpx.Permanent(status) {
-		return fmt.Errorf("%w: %v", projection.ErrPermanent, err)
-	}
-	return err
-}
-
 // Refused marks err as projection.ErrPermanent when it says the remote
 // refused for good: an adapter's error with Permanent() true (a JIRA or
-// GitHub refusal, a workflow without the configured transition).
+// GitHub refusal that no retry can change, see httpx.Permanent; a
+// workflow without the configured transition). The event is then
+// dead-lettered and the projector moves on; rate limits, server errors and
+// credentials an operator can fix are retried.
 func Refused(err error) error {
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() && !errors.Is(err, projection.ErrPermanent) {

@@ -13,19 +13,6 @@ import (
 
 // Only answers that retrying cannot change dead-letter an event: rate
 // limits, outages and credentials an operator can fix are retried.
-func TestFinal(t *testing.T) {
-	refused := errors.New("refused")
-	for status, final := range map[int]bool{
-		0: false, 400: true, 401: false, 403: false, 404: true, 410: true, 413: true,
-		422: true, 429: false, 500: false, 502: false, 503: false,
-	} {
-		err := integration.Final(status, refused)
-		if errors.Is(err, projection.ErrPermanent) != final || !strings.Contains(err.Error(), "refused") {
-			t.Errorf("Final(%d) = %v, want permanent %v", status, err, final)
-		}
-	}
-}
-
 // An adapter's refusal for good dead-letters; its other errors are retried.
 func TestRefused(t *testing.T) {
 	if err := integration.Refused(refusal{permanent: true}); !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "refusal") {
