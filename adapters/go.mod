@@ -6,8 +6,8 @@ require (
 	github.com/google/go-github/v60 v60.0.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/hikeshi/hikeshi/events v0.0.0
-	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/jwt/v2 v2.8.2
+	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.16
 	modernc.org/sqlite v1.61.1
