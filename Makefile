@@ -3,7 +3,7 @@ MODULES := events adapters services tools examples/consumer
 BIN     := bin/hikeshi
 GO      ?= go
 
-.PHONY: build run test bench bench-scale fuzz lint tidy clean
+.PHONY: build run test test-short bench bench-scale fuzz lint tidy clean
 
 build:
 	$(GO) build -o $(BIN) ./services/cmd/hikeshi
@@ -14,6 +14,11 @@ run: build
 test:
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 	@echo "== events module stands alone"; cd events && GOWORK=off $(GO) test -count=1 ./...
+
+# The fast tier, for the edit-test loop: no -race, and the crash, lease,
+# storm and other slow end-to-end tests skip themselves (testing.Short).
+test-short:
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -short -count=1 ./...); done
 
 # The Alertmanager baseline of the signals scenario needs Debian's
 # prometheus-alertmanager; without it that baseline is skipped with a note.

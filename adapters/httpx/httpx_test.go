@@ -164,3 +164,39 @@ func TestRateLimitOnlyHandsBackFailures(t *testing.T) {
 		t.Fatalf("unmarked: status %d, err %v after %d calls; want retried to 200", st, err, calls.Load())
 	}
 }
+
+func TestClientSendsAuthorization(t *testing.T) {
+	var got []string
+	rt := roundTrip(func(r *http.Request) (*http.Response, error) {
+		got = append(got, r.Header.Get("Authorization"))
+		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
+	})
+	for _, auth := range []string{"Bearer t0k", ""} {
+		c := Client(auth, &Transport{Base: rt})
+		resp, err := c.Get("http://remote.test/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if len(got) != 2 || got[0] != "Bearer t0k" || got[1] != "" {
+		t.Fatalf("Authorization sent: %q", got)
+	}
+}
+
+// Only answers that retrying cannot change are permanent: rate limits,
+// outages and credentials an operator can fix are not.
+func TestPermanent(t *testing.T) {
+	for status, want := range map[int]bool{
+		0: false, 400: true, 401: false, 403: false, 404: true, 410: true, 413: true,
+		422: true, 429: false, 500: false, 502: false, 503: false,
+	} {
+		if Permanent(status) != want {
+			t.Errorf("Permanent(%d) = %v", status, !want)
+		}
+	}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -27,10 +27,10 @@ func TestControlCharactersNeverReachGitHub(t *testing.T) {
 		h.Do(t, st.ID, c)
 	}
 	integrationtest.Eventually(t, "the postmortem and the closed recording issue", func() bool {
-		return h.Count(t, st.ID, events.TypeGitHubPostmortemOpened) == 1 && fake.count(http.MethodPatch, "/issues/1") == 1
+		return h.Count(t, st.ID, events.TypeGitHubPostmortemOpened) == 1 && fake.Count(http.MethodPatch, "/issues/1") == 1
 	})
 	stop()
-	repo := fake.repo("acme/postmortems")
+	repo := fake.Repo("acme/postmortems")
 	if len(repo.Pulls) != 1 || len(repo.Issues) != 1 {
 		t.Fatalf("%d pulls, %d issues; want one of each", len(repo.Pulls), len(repo.Issues))
 	}

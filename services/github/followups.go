@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
 )
 
 var nowFunc = time.Now
@@ -87,9 +88,6 @@ func (p *Projector) merged(ctx context.Context, st incident.State, link incident
 	if err != nil {
 		return false, fmt.Errorf("postmortem link of %s: ref %q is not a number", st.CaseNumber, link.Ref)
 	}
-	pr, resp, err := p.gh.PullRequests.Get(ctx, repo.Owner, repo.Name, n)
-	if err != nil {
-		return false, remote("pull request "+link.Name, resp, err)
-	}
-	return pr.GetMerged(), nil
+	pr, err := p.gh.GetPR(ctx, repo, n)
+	return pr.Merged, integration.Refused(err)
 }

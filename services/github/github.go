@@ -10,18 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"text/template"
 	"time"
 
-	gh "github.com/google/go-github/v60/github"
-	"github.com/hikeshi/hikeshi/adapters/httpx"
+	githubclient "github.com/hikeshi/hikeshi/adapters/github"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/incident"
-	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
@@ -65,16 +62,14 @@ type Followups struct {
 	Digest Digest `yaml:"digest"`
 }
 
-type repoName struct{ Owner, Name string }
-
-func (r repoName) String() string { return r.Owner + "/" + r.Name }
+type repoName = githubclient.Repo
 
 func parseRepo(field, s string) (repoName, error) {
-	owner, name, ok := strings.Cut(s, "/")
-	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		return repoName{}, fmt.Errorf("github.%s: want owner/name, got %q", field, s)
+	r, err := githubclient.ParseRepo(s)
+	if err != nil {
+		return r, fmt.Errorf("github.%s: %w", field, err)
 	}
-	return repoName{owner, name}, nil
+	return r, nil
 }
 
 // settings is the checked configuration.
@@ -163,7 +158,7 @@ func start(ctx context.Context, d module.Deps) (module.Parts, error) {
 type Projector struct {
 	s   *settings
 	env *module.Deps
-	gh  *gh.Client
+	gh  *githubclient.Client
 	// mu serialises postmortems: the projector and an on-demand request
 	// must not both create the same branch.
 	mu sync.Mutex
@@ -176,59 +171,11 @@ func New(env *module.Deps) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	pacer := &httpx.Pacer{Interval: s.WriteInterval}
-	t := &httpx.Transport{RateLimited: secondaryLimit, RateLimitOnly: integration.CreateNotRetried("/issues")}
-	httpc := integration.Client("Bearer "+s.token, t)
-	t.Base = resetWait{next: t.Base}
-	httpc.Transport = paced{next: httpc.Transport, pacer: pacer}
-	c := gh.NewClient(httpc)
-	base, err := url.Parse(s.BaseURL)
+	c, err := githubclient.New(githubclient.Config{BaseURL: s.BaseURL, Token: s.token, WriteInterval: s.WriteInterval})
 	if err != nil {
 		return nil, err
 	}
-	c.BaseURL = base
 	return &Projector{s: s, env: env, gh: c}, nil
-}
-
-// secondaryLimit is GitHub's secondary rate limit (403 with Retry-After)
-// and an exhausted primary limit (403 with no requests remaining).
-func secondaryLimit(r *http.Response) bool {
-	return r.StatusCode == http.StatusForbidden &&
-		(r.Header.Get("Retry-After") != "" || r.Header.Get("X-RateLimit-Remaining") == "0")
-}
-
-// resetWait turns an exhausted primary limit's X-RateLimit-Reset (epoch
-// seconds) into the Retry-After the transport obeys: GitHub asks not to
-// retry before that time, and sends no Retry-After with it.
-type resetWait struct{ next http.RoundTripper }
-
-func (t resetWait) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
-	if err != nil || resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Remaining") != "0" ||
-		(resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests) {
-		return resp, err
-	}
-	if reset, perr := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); perr == nil {
-		wait := max(time.Until(time.Unix(reset, 0)), 0)
-		resp.Header.Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-	}
-	return resp, nil
-}
-
-// paced sends writes one at a time, WriteInterval apart, as GitHub asks of
-// integrations to stay clear of its secondary limits.
-type paced struct {
-	next  http.RoundTripper
-	pacer *httpx.Pacer
-}
-
-func (p paced) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if err := p.pacer.Wait(r.Context(), "writes"); err != nil {
-			return nil, err
-		}
-	}
-	return p.next.RoundTrip(r)
 }
 
 // repoFor is where an incident's documents go; ok is false when a
@@ -254,21 +201,4 @@ func (p *Projector) Handle(ctx context.Context, e events.Stored) error {
 		return p.record(ctx, e)
 	}
 	return nil
-}
-
-// remote describes a failed call; definitive refusals are permanent.
-func remote(what string, resp *gh.Response, err error) error {
-	code := 0
-	if resp != nil {
-		code = resp.StatusCode
-	}
-	return fmt.Errorf("github %s: %w", what, integration.Final(code, err))
-}
-
-func notFound(resp *gh.Response, err error) bool {
-	return err != nil && resp != nil && resp.StatusCode == http.StatusNotFound
-}
-
-func unprocessable(resp *gh.Response, err error) bool {
-	return err != nil && resp != nil && resp.StatusCode == http.StatusUnprocessableEntity
 }

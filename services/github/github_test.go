@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/githubtest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/github"
 	"github.com/hikeshi/hikeshi/services/incident"
@@ -20,10 +21,10 @@ import (
 
 const token = "ghp_testtoken"
 
-func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeGitHub, *github.Projector) {
+func setup(t *testing.T, extra string) (*integrationtest.Hub, *githubtest.Server, *github.Projector) {
 	t.Helper()
 	t.Setenv("HIKESHI_TEST_GITHUB_TOKEN", token)
-	fake := newFakeGitHub(t, token, "acme/postmortems", "acme/security")
+	fake := githubtest.New(t, token, "acme/postmortems", "acme/security")
 	h := integrationtest.New(t, fmt.Sprintf(`github:
   base_url: %s
   token_env: HIKESHI_TEST_GITHUB_TOKEN
@@ -31,7 +32,7 @@ func setup(t *testing.T, extra string) (*integrationtest.Hub, *fakeGitHub, *gith
   labels: [postmortem, incident-review]
   reviewers: {bob: bob-gh, dave: ghost}
   write_interval: 10ms
-%s`, fake.srv.URL, extra))
+%s`, fake.URL, extra))
 	p, err := github.New(h.Env)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestPostmortemPullRequest(t *testing.T) {
 	defer stop()
 	st := run(t, h, incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2", Summary: "12% of authorisations fail"})
 	integrationtest.Eventually(t, "postmortem_opened", func() bool { return h.Count(t, st.ID, events.TypeGitHubPostmortemOpened) == 1 })
-	repo := fake.repo("acme/postmortems")
+	repo := fake.Repo("acme/postmortems")
 	if len(repo.Pulls) != 1 {
 		t.Fatalf("%d pulls", len(repo.Pulls))
 	}
@@ -101,7 +102,8 @@ func TestPostmortemPullRequest(t *testing.T) {
 // one branch, one file, one pull request, and the link is recorded once.
 func TestRestartedAtEveryStep(t *testing.T) {
 	h, fake, _ := setup(t, "  record_issue: true\n")
-	fake.Add("/git/refs", http.StatusForbidden, "1") // secondary limit
+	fake.Add("/git/refs", http.StatusForbidden, "1")                                      // secondary limit
+	fake.LimitUntil("PUT /repos/acme/postmortems/contents/", time.Now().Add(time.Second)) // primary limit exhausted until the reset
 	fake.Add("/pulls", http.StatusBadGateway, "")
 	fake.Add("/issues", http.StatusTooManyRequests, "1")
 	round := 0
@@ -130,15 +132,15 @@ func TestRestartedAtEveryStep(t *testing.T) {
 	}
 	h.ForgetEffects(t)
 	replay()
-	repo := fake.repo("acme/postmortems")
+	repo := fake.Repo("acme/postmortems")
 	if len(repo.Pulls) != 1 || len(repo.Files) != 1 || len(repo.Refs) != 2 {
 		t.Fatalf("pulls %d files %d refs %v", len(repo.Pulls), len(repo.Files), repo.Refs)
 	}
 	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
 		t.Fatalf("%d postmortem_opened events", n)
 	}
-	if fake.count(http.MethodPost, "/pulls") != 1 {
-		t.Errorf("%d pull creations", fake.count(http.MethodPost, "/pulls"))
+	if fake.Count(http.MethodPost, "/pulls") != 1 {
+		t.Errorf("%d pull creations", fake.Count(http.MethodPost, "/pulls"))
 	}
 	// The recording issue: one issue, one comment per event after the
 	// declaration (commander, note, status, close, and the PR link is not
@@ -159,7 +161,7 @@ func TestConfidentialNeverInThePublicRepo(t *testing.T) {
 	h, fake, p := setup(t, "  record_issue: true\n")
 	st := run(t, h, declare)
 	h.Replay(t, st.ID, p.Handle)
-	if traffic := fake.traffic(); traffic != "" {
+	if traffic := fake.Traffic(); traffic != "" {
 		t.Fatalf("calls for a confidential incident without confidential_repo:\n%s", traffic)
 	}
 	if _, err := p.Postmortem(context.Background(), st.ID); err != github.ErrSkipped {
@@ -170,14 +172,14 @@ func TestConfidentialNeverInThePublicRepo(t *testing.T) {
 	h, fake, p = setup(t, "  confidential_repo: acme/security\n  record_issue: true\n")
 	st = run(t, h, declare)
 	h.Replay(t, st.ID, p.Handle)
-	if pub := fake.repo("acme/postmortems"); len(pub.Pulls)+len(pub.Issues)+len(pub.Files) != 0 || len(pub.Refs) != 1 {
+	if pub := fake.Repo("acme/postmortems"); len(pub.Pulls)+len(pub.Issues)+len(pub.Files) != 0 || len(pub.Refs) != 1 {
 		t.Fatalf("public repo touched: %+v", pub)
 	}
-	sec := fake.repo("acme/security")
+	sec := fake.Repo("acme/security")
 	if len(sec.Pulls) != 1 || !strings.Contains(sec.Pulls[0].Title, st.Codename) {
 		t.Fatalf("security repo pulls %+v", sec.Pulls)
 	}
-	traffic := fake.traffic()
+	traffic := fake.Traffic()
 	for _, secret := range []string{title, "identity", "rotating residential IPs", "all card payments",
 		"rolled back the gateway", "errors gone", "rollback", "canary the gateway"} {
 		if strings.Contains(traffic, secret) {
@@ -238,7 +240,7 @@ func TestOnDemandAndFollowups(t *testing.T) {
 			t.Fatalf("postmortem on demand: %d", code)
 		}
 	}
-	if n := len(fake.repo("acme/postmortems").Pulls); n != 1 {
+	if n := len(fake.Repo("acme/postmortems").Pulls); n != 1 {
 		t.Fatalf("%d pulls after two requests", n)
 	}
 	integrationtest.Eventually(t, "the link in the timeline", func() bool {
@@ -249,7 +251,7 @@ func TestOnDemandAndFollowups(t *testing.T) {
 	if list[1].ID != open.ID || list[1].Reason != "open_too_long" {
 		t.Fatalf("followups %+v", list)
 	}
-	fake.merge("acme/postmortems", 1)
+	fake.Merge("acme/postmortems", 1)
 	if list, _ = followups(t, h); len(list) != 1 {
 		t.Fatalf("after merge: %+v", list)
 	}
@@ -286,9 +288,9 @@ func TestSlugAndTemplate(t *testing.T) {
 // is asked for no review.
 func TestEnterpriseDrill(t *testing.T) {
 	t.Setenv("HIKESHI_TEST_GITHUB_TOKEN", token)
-	fake := newFakeGitHub(t, token, "acme/postmortems")
-	fake.prefix = "/api/v3"
-	h := integrationtest.New(t, "github:\n  base_url: "+fake.srv.URL+"/api/v3\n  token_env: HIKESHI_TEST_GITHUB_TOKEN\n  repo: acme/postmortems\n  write_interval: 1ms\n")
+	fake := githubtest.New(t, token, "acme/postmortems")
+	fake.Prefix = "/api/v3"
+	h := integrationtest.New(t, "github:\n  base_url: "+fake.URL+"/api/v3\n  token_env: HIKESHI_TEST_GITHUB_TOKEN\n  repo: acme/postmortems\n  write_interval: 1ms\n")
 	p, err := github.New(h.Env)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +300,7 @@ func TestEnterpriseDrill(t *testing.T) {
 	h.Do(t, st.ID, incident.UpdateStatus{Status: "resolved"})
 	h.Do(t, st.ID, incident.Close{Resolution: "failed over"})
 	h.Replay(t, st.ID, p.Handle)
-	repo := fake.repo("acme/postmortems")
+	repo := fake.Repo("acme/postmortems")
 	if len(repo.Pulls) != 1 || repo.Pulls[0].Title != "[DRILL] Postmortem INC-1: Game day: zone loss" {
 		t.Fatalf("pulls %+v", repo.Pulls)
 	}
@@ -310,7 +312,7 @@ func TestEnterpriseDrill(t *testing.T) {
 			t.Errorf("drill postmortem unmarked:\n%s", doc)
 		}
 	}
-	for _, c := range fake.calls {
+	for _, c := range fake.Calls() {
 		if !strings.HasPrefix(c.Path, "/api/v3/repos/") {
 			t.Errorf("call outside the Enterprise API root: %s %s", c.Method, c.Path)
 		}
@@ -329,14 +331,14 @@ func TestRefusals(t *testing.T) {
 	if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "create postmortems/") {
 		t.Fatalf("err = %v, want a permanent error naming the file", err)
 	}
-	if n := len(fake.repo("acme/postmortems").Pulls); n != 0 {
+	if n := len(fake.Repo("acme/postmortems").Pulls); n != 0 {
 		t.Fatalf("%d pulls opened without the postmortem file", n)
 	}
 	pr, err := p.Postmortem(context.Background(), st.ID)
 	if err != nil || pr.Number != 1 {
 		t.Fatalf("second attempt: %+v %v", pr, err)
 	}
-	if got := fake.repo("acme/postmortems").Pulls[0]; got.ReviewRequests != 0 || len(got.Labels) != 2 {
+	if got := fake.Repo("acme/postmortems").Pulls[0]; got.ReviewRequests != 0 || len(got.Labels) != 2 {
 		t.Errorf("pull %+v", got)
 	}
 	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
@@ -364,7 +366,7 @@ func TestLostRecordIssueAnswerMakesOneIssue(t *testing.T) {
 		}
 		h.Replay(t, st.ID, p.Handle)
 	}
-	repo := fake.repo("acme/postmortems")
+	repo := fake.Repo("acme/postmortems")
 	if len(repo.Issues) != 2 {
 		t.Fatalf("%d recording issues for 2 incidents: %+v", len(repo.Issues), repo.Issues)
 	}

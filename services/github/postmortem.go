@@ -5,18 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 	"unicode"
 
-	gh "github.com/google/go-github/v60/github"
+	githubclient "github.com/hikeshi/hikeshi/adapters/github"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
+	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 )
 
@@ -257,11 +259,9 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 	}
 	base := p.s.BaseBranch
 	if base == "" {
-		r, resp, err := p.gh.Repositories.Get(ctx, repo.Owner, repo.Name)
-		if err != nil {
-			return PR{}, remote("repository "+repo.String(), resp, err)
+		if base, err = p.gh.DefaultBranch(ctx, repo); err != nil {
+			return PR{}, integration.Refused(err)
 		}
-		base = r.GetDefaultBranch()
 	}
 	branch := Branch(st)
 	if err := p.branch(ctx, repo, base, branch); err != nil {
@@ -276,112 +276,77 @@ func (p *Projector) open(ctx context.Context, repo repoName, st incident.State) 
 		return PR{}, err
 	}
 	if login := p.s.Reviewers[st.Commander]; login != "" {
-		_, resp, err := p.gh.PullRequests.RequestReviewers(ctx, repo.Owner, repo.Name, pr.GetNumber(), gh.ReviewersRequest{Reviewers: []string{login}})
+		err := p.gh.RequestReview(ctx, repo, pr.Number, login)
 		// 422: the login is the author or not a collaborator; the PR is
 		// still worth having, so this is logged, not retried.
-		if unprocessable(resp, err) {
-			p.env.Logger.Warn("github: reviewer not requested", "login", login, "pr", pr.GetHTMLURL(), "err", err)
+		if githubclient.IsStatus(err, http.StatusUnprocessableEntity) {
+			p.env.Logger.Warn("github: reviewer not requested", "login", login, "pr", pr.URL, "err", err)
 		} else if err != nil {
-			return PR{}, remote("request review", resp, err)
+			return PR{}, integration.Refused(err)
 		}
 	}
 	if len(p.s.Labels) > 0 {
-		if _, resp, err := p.gh.Issues.AddLabelsToIssue(ctx, repo.Owner, repo.Name, pr.GetNumber(), p.s.Labels); err != nil {
-			return PR{}, remote("labels", resp, err)
+		if err := p.gh.AddLabels(ctx, repo, pr.Number, p.s.Labels); err != nil {
+			return PR{}, integration.Refused(err)
 		}
 	}
-	return PR{Repo: repo.String(), Number: pr.GetNumber(), URL: pr.GetHTMLURL()}, nil
+	return PR{Repo: repo.String(), Number: pr.Number, URL: pr.URL}, nil
 }
 
 func (p *Projector) branch(ctx context.Context, repo repoName, base, branch string) error {
 	exists := func() (bool, error) {
-		_, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+branch)
-		return found("branch "+branch, resp, err)
+		_, ok, err := p.gh.Branch(ctx, repo, branch)
+		return ok, err
 	}
 	if ok, err := exists(); err != nil || ok {
-		return err
+		return integration.Refused(err)
 	}
-	from, resp, err := p.gh.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+base)
+	sha, ok, err := p.gh.Branch(ctx, repo, base)
+	if err == nil && !ok {
+		err = fmt.Errorf("github: base branch %s of %s not found; set github.base_branch", base, repo)
+		return fmt.Errorf("%w: %w", projection.ErrPermanent, err)
+	}
 	if err != nil {
-		return remote("base branch "+base, resp, err)
+		return integration.Refused(err)
 	}
-	_, resp, err = p.gh.Git.CreateRef(ctx, repo.Owner, repo.Name, &gh.Reference{Ref: gh.String("refs/heads/" + branch), Object: from.Object})
-	return settled(resp, err, "create branch "+branch, exists)
+	return settled(p.gh.CreateBranch(ctx, repo, branch, sha), exists)
 }
 
 // file writes the drafted postmortem at path on branch unless it is there.
 func (p *Projector) file(ctx context.Context, repo repoName, branch, path, caseNumber string, content []byte) error {
-	exists := func() (bool, error) {
-		_, _, resp, err := p.gh.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentGetOptions{Ref: branch})
-		return found("contents "+path, resp, err)
-	}
+	exists := func() (bool, error) { return p.gh.FileExists(ctx, repo, branch, path) }
 	if ok, err := exists(); err != nil || ok {
-		return err
+		return integration.Refused(err)
 	}
-	_, resp, err := p.gh.Repositories.CreateFile(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentFileOptions{
-		Message: gh.String("Postmortem draft for " + caseNumber),
-		Content: content,
-		Branch:  gh.String(branch),
-	})
-	return settled(resp, err, "create "+path, exists)
-}
-
-// found reads a lookup's answer: a 404 says the thing is not there.
-func found(what string, resp *gh.Response, err error) (bool, error) {
-	if notFound(resp, err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, remote(what, resp, err)
-	}
-	return true, nil
+	return settled(p.gh.CreateFile(ctx, repo, branch, path, "Postmortem draft for "+caseNumber, content), exists)
 }
 
 // settled judges a create's answer. GitHub answers 422 both when the thing
 // was created meanwhile (by an on-demand request, or a call whose answer
 // was lost) and when the request is invalid: a second lookup tells which.
-func settled(resp *gh.Response, err error, what string, exists func() (bool, error)) error {
-	if !unprocessable(resp, err) {
-		if err != nil {
-			return remote(what, resp, err)
+func settled(err error, exists func() (bool, error)) error {
+	if githubclient.IsStatus(err, http.StatusUnprocessableEntity) {
+		if ok, lerr := exists(); lerr != nil || ok {
+			return integration.Refused(lerr)
 		}
-		return nil
 	}
-	if ok, lerr := exists(); lerr != nil || ok {
-		return lerr
-	}
-	return remote(what, resp, err)
+	return integration.Refused(err)
 }
 
-func (p *Projector) pull(ctx context.Context, repo repoName, base, branch string, st incident.State) (*gh.PullRequest, error) {
-	find := func() (*gh.PullRequest, error) {
-		prs, resp, err := p.gh.PullRequests.List(ctx, repo.Owner, repo.Name, &gh.PullRequestListOptions{
-			State: "all", Head: repo.Owner + ":" + branch, ListOptions: gh.ListOptions{PerPage: 10},
-		})
-		if err != nil {
-			return nil, remote("list pull requests", resp, err)
-		}
-		if len(prs) == 0 {
-			return nil, nil
-		}
-		return prs[0], nil
-	}
-	if pr, err := find(); err != nil || pr != nil {
-		return pr, err
+func (p *Projector) pull(ctx context.Context, repo repoName, base, branch string, st incident.State) (githubclient.PR, error) {
+	if pr, ok, err := p.gh.FindPR(ctx, repo, branch); err != nil || ok {
+		return pr, integration.Refused(err)
 	}
 	body := fmt.Sprintf("Postmortem draft for %s, generated from the incident timeline (%s).\n\n"+
 		"Fill in impact, root cause and action items, then ask for review.", st.CaseNumber, integration.TimelineURL(p.env.PublicURL, st.ID))
-	pr, resp, err := p.gh.PullRequests.Create(ctx, repo.Owner, repo.Name, &gh.NewPullRequest{
-		Title: gh.String(sanitize.Line(fmt.Sprintf("%sPostmortem %s: %s", integration.Marker(st), st.CaseNumber, st.DisplayTitle()))),
-		Head:  gh.String(branch), Base: gh.String(base), Body: gh.String(body),
+	pr, err := p.gh.CreatePR(ctx, repo, githubclient.NewPR{
+		Title: sanitize.Line(fmt.Sprintf("%sPostmortem %s: %s", integration.Marker(st), st.CaseNumber, st.DisplayTitle())),
+		Head:  branch, Base: base, Body: body,
 	})
-	if unprocessable(resp, err) { // "A pull request already exists"
-		if pr, ferr := find(); ferr != nil || pr != nil {
-			return pr, ferr
+	if githubclient.IsStatus(err, http.StatusUnprocessableEntity) { // "A pull request already exists"
+		if pr, ok, ferr := p.gh.FindPR(ctx, repo, branch); ferr != nil || ok {
+			return pr, integration.Refused(ferr)
 		}
 	}
-	if err != nil {
-		return nil, remote("create pull request", resp, err)
-	}
-	return pr, nil
+	return pr, integration.Refused(err)
 }

@@ -3,9 +3,8 @@ package github
 import (
 	"context"
 	"fmt"
-	"strings"
 
-	gh "github.com/google/go-github/v60/github"
+	githubclient "github.com/hikeshi/hikeshi/adapters/github"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
@@ -61,61 +60,32 @@ func (p *Projector) record(ctx context.Context, e events.Stored) error {
 	if e.Type != events.TypeClosed {
 		return nil
 	}
-	_, resp, err := p.gh.Issues.Edit(ctx, repo.Owner, repo.Name, number, &gh.IssueRequest{State: gh.String("closed"), StateReason: gh.String("completed")})
-	if err != nil {
-		return remote("close recording issue", resp, err)
-	}
-	return nil
+	return integration.Refused(p.gh.SetOpen(ctx, repo, number, false))
 }
 
 func (p *Projector) findRecordIssue(ctx context.Context, repo repoName, st incident.State) (int, bool, error) {
-	found, resp, err := p.gh.Issues.ListByRepo(ctx, repo.Owner, repo.Name, &gh.IssueListByRepoOptions{State: "all", Labels: []string{recordLabel(st.ID)}})
-	if err != nil {
-		return 0, false, remote("find recording issue", resp, err)
-	}
-	if len(found) == 0 {
-		return 0, false, nil
-	}
-	return found[0].GetNumber(), true, nil
+	n, ok, err := p.gh.FindIssue(ctx, repo, recordLabel(st.ID))
+	return n, ok, integration.Refused(err)
 }
 
 func (p *Projector) recordIssue(ctx context.Context, repo repoName, st incident.State) (int, error) {
 	label := recordLabel(st.ID)
 	body := fmt.Sprintf("Timeline of %s, recorded by Hikeshi as it happens.\n\n- Severity: %s\n- Service: %s\n- Declared by: %s\n- Timeline: %s\n",
 		st.CaseNumber, st.Severity, integration.Service(st), st.DeclaredBy, integration.TimelineURL(p.env.PublicURL, st.ID))
-	is, resp, err := p.gh.Issues.Create(ctx, repo.Owner, repo.Name, &gh.IssueRequest{
-		Title:  gh.String(sanitize.Line(fmt.Sprintf("%s[%s] %s: %s", integration.Marker(st), st.Severity, st.CaseNumber, st.DisplayTitle()))),
-		Body:   gh.String(body),
-		Labels: &[]string{"incident", label},
+	n, err := p.gh.CreateIssue(ctx, repo, githubclient.NewIssue{
+		Title:  sanitize.Line(fmt.Sprintf("%s[%s] %s: %s", integration.Marker(st), st.Severity, st.CaseNumber, st.DisplayTitle())),
+		Body:   body,
+		Labels: []string{"incident", label},
 	})
-	if err != nil {
-		return 0, remote("create recording issue", resp, err)
-	}
-	return is.GetNumber(), nil
+	return n, integration.Refused(err)
 }
 
 func (p *Projector) recordComment(ctx context.Context, repo repoName, number int, e events.Stored, text string) (int64, error) {
 	mark := "<!-- hikeshi event " + e.ID + " -->"
-	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
-	for {
-		comments, resp, err := p.gh.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
-		if err != nil {
-			return 0, remote("list comments", resp, err)
-		}
-		for _, c := range comments {
-			if strings.Contains(c.GetBody(), mark) {
-				return c.GetID(), nil
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+	if id, ok, err := p.gh.FindComment(ctx, repo, number, mark); err != nil || ok {
+		return id, integration.Refused(err)
 	}
 	body := fmt.Sprintf("**%s** %s: %s\n%s", e.Time.UTC().Format("15:04:05 UTC"), e.Actor, sanitize.Text(text), mark)
-	c, resp, err := p.gh.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &gh.IssueComment{Body: gh.String(body)})
-	if err != nil {
-		return 0, remote("comment on recording issue", resp, err)
-	}
-	return c.GetID(), nil
+	id, err := p.gh.Comment(ctx, repo, number, body)
+	return id, integration.Refused(err)
 }

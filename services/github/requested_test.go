@@ -22,7 +22,7 @@ func TestPostmortemRequestedFromSlack(t *testing.T) {
 	}
 	ask()
 	integrationtest.Eventually(t, "postmortem_opened", func() bool { return h.Count(t, st.ID, events.TypeGitHubPostmortemOpened) == 1 })
-	if n := len(fake.repo("acme/postmortems").Pulls); n != 1 {
+	if n := len(fake.Repo("acme/postmortems").Pulls); n != 1 {
 		t.Fatalf("%d pulls after the request", n)
 	}
 	stop()
@@ -36,13 +36,13 @@ func TestPostmortemRequestedFromSlack(t *testing.T) {
 	h.Do(t, st.ID, incident.UpdateStatus{Status: "resolved"})
 	h.Do(t, st.ID, incident.Close{Resolution: "index rebuilt"})
 	h.Replay(t, st.ID, p2.Handle) // every event delivered again
-	if n := len(fake.repo("acme/postmortems").Pulls); n != 1 {
+	if n := len(fake.Repo("acme/postmortems").Pulls); n != 1 {
 		t.Fatalf("%d pulls after a second request, a restart and close", n)
 	}
 	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
 		t.Fatalf("postmortem_opened %d times", n)
 	}
-	if n := fake.count("POST", "/pulls"); n != 1 {
+	if n := fake.Count("POST", "/pulls"); n != 1 {
 		t.Fatalf("%d pull request creations", n)
 	}
 }

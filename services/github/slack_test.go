@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hikeshi/hikeshi/adapters/githubtest"
 	"github.com/hikeshi/hikeshi/adapters/slacktest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/github"
@@ -24,7 +25,7 @@ func TestPostmortemLinkReachesSlackAfterArchive(t *testing.T) {
 	t.Setenv("HIKESHI_TEST_GITHUB_TOKEN", token)
 	t.Setenv("SLACK_BOT_TOKEN", "xoxb-test")
 	t.Setenv("SLACK_SIGNING_SECRET", "test-signing-secret")
-	gh := newFakeGitHub(t, token, "acme/postmortems")
+	gh := githubtest.New(t, token, "acme/postmortems")
 	sl := slacktest.New()
 	t.Cleanup(sl.Close)
 	sl.PutChannel(slacktest.Channel{ID: "CANNOUNCE1", Name: "incidents"})
@@ -38,7 +39,7 @@ slack:
   post_interval: 1ms
   announce_channels: [CANNOUNCE1]
   archive_on_close: true
-`, gh.srv.URL, sl.APIURL()))
+`, gh.URL, sl.APIURL()))
 	ctx := context.Background()
 	gp, err := github.New(h.Env)
 	if err != nil {

@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/httpx"
@@ -27,7 +25,7 @@ const maxCreates = 3
 // create (a JIRA issue, a GitHub issue), and finds it by a label it
 // carries. A 5xx or a dropped connection can come after the remote
 // created it, so the create is not retried by the transport (see
-// CreateNotRetried) but here, and every retried create is preceded by a
+// httpx.CreateNotRetried) but here, and every retried create is preceded by a
 // search; a marker in the effects ledger under Key tells a later attempt
 // (after a crash or a redelivery) that a create may have reached the
 // remote, so that it searches through the index lag too.
@@ -98,14 +96,4 @@ func (f Finder[T]) search(ctx context.Context, inFlight bool) (T, bool, error) {
 		}
 	}
 	return f.Find(ctx) // no lag configured
-}
-
-// CreateNotRetried marks for httpx.Transport.RateLimitOnly the create
-// calls (POST to a path ending in suffix) that FindOrCreate retries
-// itself: the transport still waits out a 429, which the remote did not
-// act on.
-func CreateNotRetried(suffix string) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		return r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), suffix)
-	}
 }

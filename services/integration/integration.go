@@ -5,51 +5,29 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/httpx"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
 
-// Client returns an HTTP client that sends authorization (a full header
-// value, "" for none) on every request and retries through t. Each attempt
-// is bounded so that a remote that hangs is retried rather than awaited.
-func Client(authorization string, t *httpx.Transport) *http.Client {
-	if t.Base == nil {
-		base := http.DefaultTransport.(*http.Transport).Clone()
-		base.ResponseHeaderTimeout = 30 * time.Second
-		t.Base = base
-	}
-	return &http.Client{Transport: authorize{header: authorization, next: t}}
-}
+// Client is httpx.Client: authorization on every request, retries
+// through the transport.
+var Client = httpx.Client
 
-type authorize struct {
-	header string
-	next   http.RoundTripper
-}
-
-func (a authorize) RoundTrip(r *http.Request) (*http.Response, error) {
-	if a.header == "" {
-		return a.next.RoundTrip(r)
-	}
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", a.header)
-	return a.next.RoundTrip(r)
-}
-
-// Final wraps err as projection.ErrPermanent when the remote's answer can
-// never change by retrying the same request (the event is dead-lettered
-// and the projector moves on). Rate limits, server errors and credentials
-// are not final: an operator fixes a token and the events are still there.
-func Final(status int, err error) error {
-	switch status {
-	case http.StatusBadRequest, http.StatusNotFound, http.StatusGone, http.StatusRequestEntityTooLarge,
-		http.StatusUnprocessableEntity:
-		return fmt.Errorf("%w: %v", projection.ErrPermanent, err)
+// Refused marks err as projection.ErrPermanent when it says the remote
+// refused for good: an adapter's error with Permanent() true (a JIRA or
+// GitHub refusal that no retry can change, see httpx.Permanent; a
+// workflow without the configured transition). The event is then
+// dead-lettered and the projector moves on; rate limits, server errors and
+// credentials an operator can fix are retried.
+func Refused(err error) error {
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) && p.Permanent() && !errors.Is(err, projection.ErrPermanent) {
+		return fmt.Errorf("%w: %w", projection.ErrPermanent, err)
 	}
 	return err
 }

@@ -2,11 +2,10 @@ package integration_test
 
 import (
 	"errors"
-	"net/http"
+	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/hikeshi/hikeshi/adapters/httpx"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/projection"
@@ -14,41 +13,24 @@ import (
 
 // Only answers that retrying cannot change dead-letter an event: rate
 // limits, outages and credentials an operator can fix are retried.
-func TestFinal(t *testing.T) {
-	refused := errors.New("refused")
-	for status, final := range map[int]bool{
-		0: false, 400: true, 401: false, 403: false, 404: true, 410: true, 413: true,
-		422: true, 429: false, 500: false, 502: false, 503: false,
-	} {
-		err := integration.Final(status, refused)
-		if errors.Is(err, projection.ErrPermanent) != final || !strings.Contains(err.Error(), "refused") {
-			t.Errorf("Final(%d) = %v, want permanent %v", status, err, final)
-		}
+// An adapter's refusal for good dead-letters; its other errors are retried.
+func TestRefused(t *testing.T) {
+	if err := integration.Refused(refusal{permanent: true}); !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), "refusal") {
+		t.Errorf("a permanent refusal: %v", err)
+	}
+	wrapped := fmt.Errorf("jira comment: %w", refusal{})
+	if err := integration.Refused(wrapped); errors.Is(err, projection.ErrPermanent) || err != wrapped {
+		t.Errorf("a passing refusal: %v", err)
+	}
+	if integration.Refused(nil) != nil {
+		t.Error("nil")
 	}
 }
 
-func TestClientSendsAuthorization(t *testing.T) {
-	var got []string
-	rt := roundTrip(func(r *http.Request) (*http.Response, error) {
-		got = append(got, r.Header.Get("Authorization"))
-		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
-	})
-	for _, auth := range []string{"Bearer t0k", ""} {
-		c := integration.Client(auth, &httpx.Transport{Base: rt})
-		resp, err := c.Get("http://remote.test/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	if len(got) != 2 || got[0] != "Bearer t0k" || got[1] != "" {
-		t.Fatalf("Authorization sent: %q", got)
-	}
-}
+type refusal struct{ permanent bool }
 
-type roundTrip func(*http.Request) (*http.Response, error)
-
-func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (r refusal) Error() string   { return "refusal" }
+func (r refusal) Permanent() bool { return r.permanent }
 
 func TestWhatMayBeSaid(t *testing.T) {
 	open := incident.State{ID: "x", Service: "payments"}

@@ -9,10 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
@@ -171,6 +169,15 @@ func (h *Hub) Replay(t testing.TB, id string, handle func(context.Context, event
 	}
 }
 
+// ShortSearchLag shortens the waits between the searches after a lost
+// create (integration.SearchLag) until t ends: the fakes' search indexes
+// trail their writes by a number of searches, not by time.
+func ShortSearchLag(t testing.TB) {
+	lag := integration.SearchLag
+	integration.SearchLag = []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
+	t.Cleanup(func() { integration.SearchLag = lag })
+}
+
 // Eventually polls cond until it holds or the deadline passes.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -218,87 +225,6 @@ func (h *Hub) WithTimeline(t testing.TB) projection.Projector {
 	t.Cleanup(func() { _ = store.Close() })
 	h.Timeline, h.Env.Incidents = store, timeline.Incidents{Store: store}
 	return timeline.New(store).Projection()
-}
-
-// Faults makes a fake remote answer chosen calls with an error status
-// before it handles them (rate limits, outages, refusals), or after it
-// carried them out (the remote acted and the answer was lost on the way
-// back), or by dropping the connection.
-type Faults struct {
-	mu   sync.Mutex
-	list []fault
-}
-
-type fault struct {
-	match      string
-	retryAfter string
-	Fault
-}
-
-// Fault is one injected failure, as Next hands it to the fake.
-type Fault struct {
-	Status int // the status answered, unless Drop
-	// After: the fake carries the call out, then fails.
-	After bool
-	// Drop closes the connection instead of answering.
-	Drop bool
-}
-
-// Add makes the next call whose "METHOD /path" contains match ("" for any
-// call) answer status, with Retry-After when retryAfter is set.
-func (f *Faults) Add(match string, status int, retryAfter string) {
-	f.add(fault{match: match, retryAfter: retryAfter, Fault: Fault{Status: status}})
-}
-
-// AddAfter makes the next call matching carry out its work and then answer
-// status, as a remote whose answer is lost after it acted (a 5xx from a
-// proxy, a timeout in front of a slow write).
-func (f *Faults) AddAfter(match string, status int) {
-	f.add(fault{match: match, Fault: Fault{Status: status, After: true}})
-}
-
-// AddDrop makes the next call matching close the connection without an
-// answer; performed says whether the remote carried the call out first.
-func (f *Faults) AddDrop(match string, performed bool) {
-	f.add(fault{match: match, Fault: Fault{After: performed, Drop: true}})
-}
-
-func (f *Faults) add(ft fault) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.list = append(f.list, ft)
-}
-
-// Next removes and returns the first fault matching r, having set its
-// Retry-After on w; ok is false when none matches.
-func (f *Faults) Next(w http.ResponseWriter, r *http.Request) (ft Fault, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	what := r.Method + " " + r.URL.Path
-	for i, it := range f.list {
-		if strings.Contains(what, it.match) {
-			f.list = append(f.list[:i], f.list[i+1:]...)
-			if it.retryAfter != "" {
-				w.Header().Set("Retry-After", it.retryAfter)
-			}
-			return it.Fault, true
-		}
-	}
-	return Fault{}, false
-}
-
-// Take is Next for fakes that only fail before handling: the status of
-// the first fault matching r.
-func (f *Faults) Take(w http.ResponseWriter, r *http.Request) (status int, ok bool) {
-	ft, ok := f.Next(w, r)
-	return ft.Status, ok
-}
-
-// Hangup closes the connection of w without an answer.
-func Hangup(w http.ResponseWriter) {
-	if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
-		c.Close()
-	}
 }
 
 // Stream reads every message of the named stream, in order, as stored

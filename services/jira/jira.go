@@ -4,17 +4,13 @@
 package jira
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
-	gojira "github.com/andygrunwald/go-jira"
-	"github.com/hikeshi/hikeshi/adapters/httpx"
+	jiraclient "github.com/hikeshi/hikeshi/adapters/jira"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
@@ -84,11 +80,7 @@ func Load(f *config.File) (Config, string, error) {
 	if err != nil {
 		return c, "", err
 	}
-	auth := "Bearer " + token
-	if c.Email != "" {
-		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Email+":"+token))
-	}
-	return c, auth, nil
+	return c, jiraclient.Authorization(c.Email, token), nil
 }
 
 // Module is the row in the hub's module table.
@@ -110,13 +102,12 @@ func start(ctx context.Context, d module.Deps) (module.Parts, error) {
 type Projector struct {
 	cfg    Config
 	env    *module.Deps
-	client *gojira.Client
+	client *jiraclient.Client
 }
 
 // New builds the projector; auth is the Authorization header value.
 func New(cfg Config, auth string, env *module.Deps) (*Projector, error) {
-	httpc := integration.Client(auth, &httpx.Transport{RateLimitOnly: integration.CreateNotRetried("/rest/api/2/issue")})
-	c, err := gojira.NewClient(httpc, cfg.BaseURL)
+	c, err := jiraclient.New(jiraclient.Config{BaseURL: cfg.BaseURL, Authorization: auth})
 	if err != nil {
 		return nil, err
 	}
@@ -257,15 +248,8 @@ func (p *Projector) ensureCase(ctx context.Context, st incident.State, causeID s
 }
 
 func (p *Projector) find(ctx context.Context, id string) (caseRef, bool, error) {
-	jql := fmt.Sprintf(`project = "%s" AND labels = "%s" ORDER BY created ASC`, p.cfg.Project, Label(id))
-	issues, resp, err := p.client.Issue.SearchWithContext(ctx, jql, &gojira.SearchOptions{MaxResults: 1, Fields: []string{"labels"}})
-	if err != nil {
-		return caseRef{}, false, remote("search", resp, err, false)
-	}
-	if len(issues) == 0 {
-		return caseRef{}, false, nil
-	}
-	return caseRef{ID: issues[0].ID, Key: issues[0].Key}, true, nil
+	is, ok, err := p.client.FindByLabel(ctx, p.cfg.Project, Label(id))
+	return caseRef{ID: is.ID, Key: is.Key}, ok, integration.Refused(err)
 }
 
 func (p *Projector) create(ctx context.Context, st incident.State) (caseRef, error) {
@@ -273,19 +257,11 @@ func (p *Projector) create(ctx context.Context, st incident.State) (caseRef, err
 	if st.Drill {
 		labels = append(labels, "hikeshi-drill")
 	}
-	issue := &gojira.Issue{Fields: &gojira.IssueFields{
-		Project:     gojira.Project{Key: p.cfg.Project},
-		Type:        gojira.IssueType{Name: p.cfg.IssueType},
-		Summary:     Summary(st),
-		Description: p.Description(st),
-		Labels:      labels,
-		Priority:    &gojira.Priority{Name: p.cfg.Priorities[string(st.Severity)]},
-	}}
-	created, resp, err := p.client.Issue.CreateWithContext(ctx, issue)
-	if err != nil {
-		return caseRef{}, remote("create", resp, err, true)
-	}
-	return caseRef{ID: created.ID, Key: created.Key}, nil
+	created, err := p.client.Create(ctx, jiraclient.NewIssue{
+		Project: p.cfg.Project, Type: p.cfg.IssueType, Summary: Summary(st), Description: p.Description(st),
+		Labels: labels, Priority: p.cfg.Priorities[string(st.Severity)],
+	})
+	return caseRef{ID: created.ID, Key: created.Key}, integration.Refused(err)
 }
 
 // ArchivesBucket is the object store the Slack integration exports
@@ -300,11 +276,11 @@ func (p *Projector) attach(ctx context.Context, ref caseRef, st incident.State, 
 	}
 	name := fmt.Sprintf("%s-slack-%s.json", st.CaseNumber, strings.TrimPrefix(a.ChannelName, "#"))
 	_, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "attach", eventID), func(ctx context.Context) (string, error) {
-		issue, resp, err := p.client.Issue.GetWithContext(ctx, ref.Key, &gojira.GetQueryOptions{Fields: "attachment"})
+		issue, err := p.client.Get(ctx, ref.Key, "attachment")
 		if err != nil {
-			return "", remote("attachments of "+ref.Key, resp, err, false)
+			return "", integration.Refused(err)
 		}
-		for _, at := range issue.Fields.Attachments {
+		for _, at := range issue.Attachments {
 			if at.Filename == name {
 				return at.ID, nil
 			}
@@ -317,14 +293,8 @@ func (p *Projector) attach(ctx context.Context, ref caseRef, st incident.State, 
 		if err != nil {
 			return "", fmt.Errorf("archive %s: %w", a.Object, err)
 		}
-		added, resp, err := p.client.Issue.PostAttachmentWithContext(ctx, ref.Key, bytes.NewReader(body), name)
-		if err != nil {
-			return "", remote("attach to "+ref.Key, resp, err, false)
-		}
-		if added == nil || len(*added) == 0 {
-			return "", nil
-		}
-		return (*added)[0].ID, nil
+		id, err := p.client.Attach(ctx, ref.Key, name, body)
+		return id, integration.Refused(err)
 	})
 	return err
 }
@@ -337,16 +307,13 @@ func (p *Projector) comment(ctx context.Context, ref caseRef, e events.Stored, t
 	key := natsjs.EffectKey(Name, e.Envelope.Subject, "comment", e.ID)
 	_, err := natsjs.Once(ctx, p.env.Effects, key, func(ctx context.Context) (string, error) {
 		mark := marker(e.ID)
-		if id, ok, err := p.findComment(ctx, ref.Key, mark); err != nil || ok {
-			return id, err
+		if id, ok, err := p.client.FindComment(ctx, ref.Key, mark); err != nil || ok {
+			return id, integration.Refused(err)
 		}
 		body := fmt.Sprintf("%s\n\n{color:#707070}%s by %s at %s · %s{color}", sanitize.Text(text), e.Type[strings.LastIndex(e.Type, ".")+1:],
 			orDash(e.Actor), e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), mark)
-		c, resp, err := p.client.Issue.AddCommentWithContext(ctx, ref.Key, &gojira.Comment{Body: body})
-		if err != nil {
-			return "", remote("comment on "+ref.Key, resp, err, false)
-		}
-		return c.ID, nil
+		id, err := p.client.Comment(ctx, ref.Key, body)
+		return id, integration.Refused(err)
 	})
 	return err
 }
@@ -358,100 +325,25 @@ func orDash(s string) string {
 	return s
 }
 
-// commentPage is GET /rest/api/2/issue/{key}/comment.
-type commentPage struct {
-	StartAt    int               `json:"startAt"`
-	MaxResults int               `json:"maxResults"`
-	Total      int               `json:"total"`
-	Comments   []*gojira.Comment `json:"comments"`
-}
-
-func (p *Projector) findComment(ctx context.Context, issueKey, mark string) (string, bool, error) {
-	for start := 0; ; {
-		req, err := p.client.NewRequestWithContext(ctx, http.MethodGet,
-			fmt.Sprintf("rest/api/2/issue/%s/comment?startAt=%d&maxResults=100", url.PathEscape(issueKey), start), nil)
-		if err != nil {
-			return "", false, err
-		}
-		var page commentPage
-		resp, err := p.client.Do(req, &page)
-		if err != nil {
-			return "", false, remote("comments of "+issueKey, resp, err, true)
-		}
-		for _, c := range page.Comments {
-			if strings.Contains(c.Body, mark) {
-				return c.ID, true, nil
-			}
-		}
-		start += len(page.Comments)
-		if len(page.Comments) == 0 || start >= page.Total {
-			return "", false, nil
-		}
-	}
-}
-
 // resummarise sets the priority and the [SEVn] of the summary for sev. It
 // is idempotent by nature: setting the same fields twice changes nothing.
 func (p *Projector) resummarise(ctx context.Context, ref caseRef, st incident.State, sev events.Severity) error {
 	st.Severity = sev
-	resp, err := p.client.Issue.UpdateIssueWithContext(ctx, ref.Key, map[string]any{
-		"fields": map[string]any{
-			"summary":  Summary(st),
-			"priority": map[string]string{"name": p.cfg.Priorities[string(sev)]},
-		},
-	})
-	if err != nil {
-		return remote("update of "+ref.Key, resp, err, true)
-	}
-	return nil
+	return integration.Refused(p.client.Update(ctx, ref.Key, map[string]any{
+		"summary":  Summary(st),
+		"priority": map[string]string{"name": p.cfg.Priorities[string(sev)]},
+	}))
 }
 
 // done takes the configured transition. A case already in a done status
 // (moved by a person, or by us before a crash) is left alone.
 func (p *Projector) done(ctx context.Context, ref caseRef, st incident.State) error {
 	_, err := natsjs.Once(ctx, p.env.Effects, natsjs.EffectKey(Name, st.ID, "done"), func(ctx context.Context) (string, error) {
-		transitions, resp, err := p.client.Issue.GetTransitionsWithContext(ctx, ref.Key)
-		if err != nil {
-			return "", remote("transitions of "+ref.Key, resp, err, false)
+		status, err := p.client.Transition(ctx, ref.Key, p.cfg.DoneTransition, true)
+		if _, ok := errors.AsType[*jiraclient.NoTransitionError](err); ok {
+			err = fmt.Errorf("%w; set jira.done_transition", err)
 		}
-		var names []string
-		for _, t := range transitions {
-			if strings.EqualFold(t.Name, p.cfg.DoneTransition) {
-				resp, err := p.client.Issue.DoTransitionWithContext(ctx, ref.Key, t.ID)
-				if err != nil {
-					return "", remote("transition "+t.Name+" of "+ref.Key, resp, err, false)
-				}
-				return t.To.Name, nil
-			}
-			names = append(names, t.Name)
-		}
-		issue, resp, err := p.client.Issue.GetWithContext(ctx, ref.Key, &gojira.GetQueryOptions{Fields: "status"})
-		if err != nil {
-			return "", remote("status of "+ref.Key, resp, err, false)
-		}
-		if s := issue.Fields.Status; s != nil && s.StatusCategory.Key == "done" {
-			return s.Name, nil
-		}
-		return "", fmt.Errorf("%w: jira: %s has no transition named %q (available: %s); set jira.done_transition",
-			projection.ErrPermanent, ref.Key, p.cfg.DoneTransition, strings.Join(names, ", "))
+		return status, integration.Refused(err)
 	})
 	return err
-}
-
-// remote describes a failed call. go-jira parses JIRA's error body for some
-// calls and not others (create, field updates, raw requests): unparsed is
-// set for those, so that the message names the refused field.
-func remote(what string, resp *gojira.Response, err error, unparsed bool) error {
-	code := status(resp)
-	if unparsed && resp != nil && resp.Body != nil {
-		err = gojira.NewJiraError(resp, err)
-	}
-	return fmt.Errorf("jira %s: %w", what, integration.Final(code, err))
-}
-
-func status(resp *gojira.Response) int {
-	if resp == nil || resp.Response == nil {
-		return 0
-	}
-	return resp.StatusCode
 }

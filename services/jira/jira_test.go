@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
@@ -22,11 +23,11 @@ import (
 
 const token = "jira-test-token"
 
-func setup(t *testing.T, extra string) (*integrationtest.Hub, *integrationtest.FakeJira, *jira.Projector) {
+func setup(t *testing.T, extra string) (*integrationtest.Hub, *jiratest.Server, *jira.Projector) {
 	t.Helper()
 	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
-	fake := integrationtest.NewFakeJira(t, "Bearer "+token)
-	h := integrationtest.New(t, fmt.Sprintf("jira:\n  base_url: %s\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n%s", fake.Srv.URL, extra))
+	fake := jiratest.New(t, "Bearer "+token)
+	h := integrationtest.New(t, fmt.Sprintf("jira:\n  base_url: %s\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n%s", fake.URL, extra))
 	cfg, auth, err := jira.Load(h.Env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func lifecycle(t *testing.T, h *integrationtest.Hub, d incident.Declare, step fu
 
 // checkOneCase asserts what the remote holds after a full lifecycle,
 // however many times the projector ran.
-func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *integrationtest.FakeJira, st incident.State, wantComments int) fakeIssue {
+func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *jiratest.Server, st incident.State, wantComments int) fakeIssue {
 	t.Helper()
 	issues, _ := fake.Snapshot()
 	if len(issues) != 1 {
@@ -83,7 +84,7 @@ func checkOneCase(t *testing.T, h *integrationtest.Hub, fake *integrationtest.Fa
 	return is
 }
 
-type fakeIssue = integrationtest.JiraIssue
+type fakeIssue = jiratest.Issue
 
 func TestCaseFollowsTheIncident(t *testing.T) {
 	h, fake, p := setup(t, "  labels: [payments-team]\n")
@@ -124,7 +125,7 @@ func TestCaseFollowsTheIncident(t *testing.T) {
 			linked = d.(*events.Linked)
 		}
 	}
-	if linked.Name != "OPS-1" || linked.URL != fake.Srv.URL+"/browse/OPS-1" || linked.Ref != is.ID {
+	if linked.Name != "OPS-1" || linked.URL != fake.URL+"/browse/OPS-1" || linked.Ref != is.ID {
 		t.Errorf("link %+v", linked)
 	}
 }
@@ -220,8 +221,8 @@ func TestConfidentialAndDrill(t *testing.T) {
 
 func TestCloudBasicAuth(t *testing.T) {
 	t.Setenv("HIKESHI_TEST_JIRA_TOKEN", token)
-	fake := integrationtest.NewFakeJira(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@acme.test:"+token)))
-	h := integrationtest.New(t, "jira:\n  base_url: "+fake.Srv.URL+"\n  email: ops@acme.test\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {sev2: P1}\n")
+	fake := jiratest.New(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ops@acme.test:"+token)))
+	h := integrationtest.New(t, "jira:\n  base_url: "+fake.URL+"\n  email: ops@acme.test\n  token_env: HIKESHI_TEST_JIRA_TOKEN\n  project: OPS\n  priorities: {sev2: P1}\n")
 	cfg, auth, err := jira.Load(h.Env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -394,17 +395,18 @@ func TestControlCharactersNeverReachTheCase(t *testing.T) {
 // as in the hub, searches by the label before it creates again: one case,
 // linked once, every comment once.
 func TestLostCreateAnswerMakesOneCase(t *testing.T) {
+	integrationtest.ShortSearchLag(t)
 	for _, tc := range []struct {
 		name  string
 		lag   int
-		fault func(*integrationtest.FakeJira)
+		fault func(*jiratest.Server)
 	}{
-		{"500 after the create", 0, func(f *integrationtest.FakeJira) {
+		{"500 after the create", 0, func(f *jiratest.Server) {
 			f.AddAfter("POST /rest/api/2/issue", http.StatusInternalServerError)
 		}},
-		{"dropped after the create", 0, func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", true) }},
-		{"502 after the create, index trailing", 2, func(f *integrationtest.FakeJira) { f.AddAfter("POST /rest/api/2/issue", http.StatusBadGateway) }},
-		{"dropped before the create", 0, func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", false) }},
+		{"dropped after the create", 0, func(f *jiratest.Server) { f.AddDrop("POST /rest/api/2/issue", true) }},
+		{"502 after the create, index trailing", 2, func(f *jiratest.Server) { f.AddAfter("POST /rest/api/2/issue", http.StatusBadGateway) }},
+		{"dropped before the create", 0, func(f *jiratest.Server) { f.AddDrop("POST /rest/api/2/issue", false) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, fake, p := setup(t, "")

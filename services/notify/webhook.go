@@ -131,7 +131,7 @@ func (p *Projector) post(ctx context.Context, url string, secret []byte, pl Payl
 }
 
 // webhookOutcome turns the final status into an outcome, or an error to
-// retry later. As for every integration (integration.Final), rate limits,
+// retry later. As for every integration (httpx.Permanent), rate limits,
 // server errors and refused credentials (401, 403: a secret being
 // rotated) are not final.
 func webhookOutcome(name string, status int) (string, error) {

@@ -11,6 +11,9 @@ import (
 // the holder renews, takes over at once when it stops cleanly, and after
 // the time to live when it vanishes without a word.
 func TestLeaseOneHolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: lease test, waits out the time to live; runs in make test")
+	}
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})
 	short := func() *lease {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
@@ -439,9 +440,9 @@ func TestRouteFallsBackToDefault(t *testing.T) {
 	t.Run("tracker refuses", func(t *testing.T) {
 		setSecrets(t)
 		t.Setenv("SIG_JIRA", "jira-token")
-		fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
-		fake.Faults.Add("POST /rest/api/2/issue", http.StatusBadRequest, "")
-		yaml := strings.SplitN(jiraYAML(fake.Srv.URL), "  rules:", 2)[0] + strings.TrimPrefix(rules, "\n")
+		fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+		fake.Add("POST /rest/api/2/issue", http.StatusBadRequest, "")
+		yaml := strings.SplitN(jiraYAML(fake.URL), "  rules:", 2)[0] + strings.TrimPrefix(rules, "\n")
 		check(t, newRig(t, rigOpts{yaml: yaml}), "jira create")
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 )
 
 // stormSize is 10,000 alerts in 100 groups in the normal suite;
@@ -26,9 +26,6 @@ func stormSize(t *testing.T) (alerts, groups int) {
 		}
 		alerts, groups = n, n/100
 	}
-	if testing.Short() {
-		alerts, groups = 2_000, 20
-	}
 	return alerts, groups
 }
 
@@ -36,6 +33,9 @@ func stormSize(t *testing.T) (alerts, groups int) {
 // batches, is stored exactly once (each is delivered twice, as by two
 // Alertmanager HA peers), and yields one incident per group.
 func TestStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: storm test; runs in make test")
+	}
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	alerts, groups := stormSize(t)
@@ -115,10 +115,13 @@ func webhookV4(groupKey string, alerts []stormAlert) []byte {
 // label, created, enriched — and repeats inside the rate window are
 // counted only, so its calls are bounded by fingerprints, not alerts.
 func TestStormTicketsBoundedByFingerprints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: ticket storm test; runs in make test")
+	}
 	setSecrets(t)
 	t.Setenv("SIG_JIRA", "jira-token")
-	fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
-	r := newRig(t, rigOpts{yaml: strings.Replace(jiraYAML(fake.Srv.URL), `'signal.kind == "finding"'`, `'signal.source == "alertmanager"'`, 1)})
+	fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+	r := newRig(t, rigOpts{yaml: strings.Replace(jiraYAML(fake.URL), `'signal.kind == "finding"'`, `'signal.source == "alertmanager"'`, 1)})
 	alerts, groups := stormSize(t)
 	alerts, groups = alerts/5, groups/5 // every alert is a ticket step: keep the suite quick
 	const fps = 5                       // distinct alerts per group

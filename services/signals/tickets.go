@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v60/github"
-	"github.com/hikeshi/hikeshi/adapters/httpx"
+	"github.com/hikeshi/hikeshi/adapters/github"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integration"
@@ -48,31 +46,25 @@ type tickets struct {
 }
 
 type githubTracker struct {
-	gh          *github.Client
-	owner, repo string
-	labels      []string
+	gh     *github.Client
+	repo   github.Repo
+	labels []string
 }
 
 func newGitHub(c GitHubConfig, token string, client *http.Client) (*githubTracker, error) {
-	owner, repo, ok := strings.Cut(c.Repo, "/")
-	if !ok || owner == "" || repo == "" {
-		return nil, fmt.Errorf("signals.github.repo %q must be owner/name", c.Repo)
+	repo, err := github.ParseRepo(c.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("signals.github.repo: %w", err)
 	}
-	t := &httpx.Transport{RateLimited: func(r *http.Response) bool {
-		return r.StatusCode == http.StatusForbidden && (r.Header.Get("Retry-After") != "" || r.Header.Get("X-RateLimit-Remaining") == "0")
-	}, RateLimitOnly: integration.CreateNotRetried("/repos/" + owner + "/" + repo + "/issues")}
-	if client != nil && client.Transport != nil {
-		t.Base = client.Transport
+	cfg := github.Config{BaseURL: c.BaseURL, Token: token}
+	if client != nil {
+		cfg.Base = client.Transport
 	}
-	gh := github.NewClient(integration.Client("Bearer "+token, t))
-	if c.BaseURL != "" {
-		u, err := url.Parse(strings.TrimSuffix(c.BaseURL, "/") + "/")
-		if err != nil {
-			return nil, fmt.Errorf("signals.github.base_url: %w", err)
-		}
-		gh.BaseURL = u
+	gh, err := github.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("signals.github.base_url: %w", err)
 	}
-	return &githubTracker{gh: gh, owner: owner, repo: repo, labels: c.Labels}, nil
+	return &githubTracker{gh: gh, repo: repo, labels: c.Labels}, nil
 }
 
 // fpLabel finds a fingerprint's issue again (look up before create).
@@ -189,16 +181,11 @@ func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *
 func (g *githubTracker) kind() string { return "github" }
 
 func (g *githubTracker) find(ctx context.Context, label string) (string, bool, error) {
-	found, resp, err := g.gh.Issues.ListByRepo(ctx, g.owner, g.repo, &github.IssueListByRepoOptions{
-		Labels: []string{label}, State: "all", ListOptions: github.ListOptions{PerPage: 1},
-	})
-	if err != nil {
-		return "", false, final(resp, err)
+	n, ok, err := g.gh.FindIssue(ctx, g.repo, label)
+	if err != nil || !ok {
+		return "", false, integration.Refused(err)
 	}
-	if len(found) == 0 {
-		return "", false, nil
-	}
-	return strconv.Itoa(found[0].GetNumber()), true, nil
+	return strconv.Itoa(n), true, nil
 }
 
 func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (string, error) {
@@ -206,13 +193,11 @@ func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *Decis
 	if d.Priority != "" {
 		labels = append(labels, "priority:"+d.Priority)
 	}
-	issue, resp, err := g.gh.Issues.Create(ctx, g.owner, g.repo, &github.IssueRequest{
-		Title: github.String(ticketTitle(sig)), Body: github.String(body), Labels: &labels,
-	})
+	n, err := g.gh.CreateIssue(ctx, g.repo, github.NewIssue{Title: ticketTitle(sig), Body: body, Labels: labels})
 	if err != nil {
-		return "", final(resp, err)
+		return "", integration.Refused(err)
 	}
-	return strconv.Itoa(issue.GetNumber()), nil
+	return strconv.Itoa(n), nil
 }
 
 func (g *githubTracker) comment(ctx context.Context, ref, text string) error {
@@ -220,8 +205,8 @@ func (g *githubTracker) comment(ctx context.Context, ref, text string) error {
 	if err != nil {
 		return err
 	}
-	_, resp, err := g.gh.Issues.CreateComment(ctx, g.owner, g.repo, n, &github.IssueComment{Body: github.String(text)})
-	return final(resp, err)
+	_, err = g.gh.Comment(ctx, g.repo, n, text)
+	return integration.Refused(err)
 }
 
 func (g *githubTracker) move(ctx context.Context, ref string, open bool) error {
@@ -229,19 +214,7 @@ func (g *githubTracker) move(ctx context.Context, ref string, open bool) error {
 	if err != nil {
 		return err
 	}
-	state := "closed"
-	if open {
-		state = "open"
-	}
-	_, resp, err := g.gh.Issues.Edit(ctx, g.owner, g.repo, n, &github.IssueRequest{State: github.String(state)})
-	return final(resp, err)
-}
-
-func final(resp *github.Response, err error) error {
-	if err != nil && resp != nil {
-		return integration.Final(resp.StatusCode, err)
-	}
-	return err
+	return integration.Refused(g.gh.SetOpen(ctx, g.repo, n, open))
 }
 
 // ticketTitle is the ticket's one-line title: JIRA refuses a summary

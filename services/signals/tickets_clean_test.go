@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
@@ -53,7 +54,7 @@ func TestTicketsGetNoControlCharacters(t *testing.T) {
 `
 	t.Run("jira", func(t *testing.T) {
 		t.Setenv("SIG_JIRA", "jira-token")
-		fake := integrationtest.NewFakeJira(t, "Bearer jira-token")
+		fake := jiratest.New(t, "Bearer jira-token")
 		r := newRig(t, rigOpts{yaml: fmt.Sprintf(`
 signals:
   token_env: SIG_TOKEN
@@ -61,7 +62,7 @@ signals:
     base_url: %s
     token_env: SIG_JIRA
     project: OPS
-%s`, fake.Srv.URL, rules)})
+%s`, fake.URL, rules)})
 		hostileSignals(t, r)
 		issues, _ := fake.Snapshot()
 		if len(issues) != 1 {
@@ -85,10 +86,10 @@ signals:
     token_env: SIG_GH
 %s`, gh.URL, rules)})
 		hostileSignals(t, r)
-		_, issues := gh.snapshot()
+		issues, comments := alertIssues(gh)
 		if len(issues) != 1 {
 			t.Fatalf("%d issues, want 1", len(issues))
 		}
-		checkTicket(t, issues[1].Title, issues[1].Body, issues[1].Comments)
+		checkTicket(t, issues[0].Title, issues[0].Body, comments[issues[0].Number])
 	})
 }

@@ -2,17 +2,14 @@ package signals
 
 import (
 	"context"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
-	gojira "github.com/andygrunwald/go-jira"
-	"github.com/hikeshi/hikeshi/adapters/httpx"
+	"github.com/hikeshi/hikeshi/adapters/jira"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integration"
-	"github.com/hikeshi/hikeshi/services/projection"
 )
 
 // JiraConfig: alert tickets as JIRA issues, one per fingerprint. The
@@ -32,7 +29,7 @@ type JiraConfig struct {
 }
 
 type jiraTracker struct {
-	c      *gojira.Client
+	c      *jira.Client
 	cfg    JiraConfig
 	labels []string
 }
@@ -53,15 +50,11 @@ func newJira(c JiraConfig, token string, client *http.Client) (*jiraTracker, err
 	if c.ReopenTransition == "" {
 		c.ReopenTransition = "Reopen"
 	}
-	auth := "Bearer " + token
-	if c.Email != "" {
-		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Email+":"+token))
+	cfg := jira.Config{BaseURL: c.BaseURL, Authorization: jira.Authorization(c.Email, token)}
+	if client != nil {
+		cfg.Base = client.Transport
 	}
-	t := &httpx.Transport{RateLimitOnly: integration.CreateNotRetried("/rest/api/2/issue")}
-	if client != nil && client.Transport != nil {
-		t.Base = client.Transport
-	}
-	jc, err := gojira.NewClient(integration.Client(auth, t), c.BaseURL)
+	jc, err := jira.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -71,39 +64,22 @@ func newJira(c JiraConfig, token string, client *http.Client) (*jiraTracker, err
 func (j *jiraTracker) kind() string { return "jira" }
 
 func (j *jiraTracker) find(ctx context.Context, label string) (string, bool, error) {
-	jql := fmt.Sprintf(`project = "%s" AND labels = "%s" ORDER BY created ASC`, j.cfg.Project, label)
-	issues, resp, err := j.c.Issue.SearchWithContext(ctx, jql, &gojira.SearchOptions{MaxResults: 1, Fields: []string{"labels"}})
-	if err != nil {
-		return "", false, jiraErr("search", resp, err)
-	}
-	if len(issues) == 0 {
-		return "", false, nil
-	}
-	return issues[0].Key, true, nil
+	is, ok, err := j.c.FindByLabel(ctx, j.cfg.Project, label)
+	return is.Key, ok, integration.Refused(err)
 }
 
 func (j *jiraTracker) create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (string, error) {
 	// JIRA labels hold no spaces: the source is a subject token already.
 	labels := append([]string{label, "hikeshi-alert", "source-" + sig.Source, "severity-" + sig.Severity}, j.labels...)
-	created, resp, err := j.c.Issue.CreateWithContext(ctx, &gojira.Issue{Fields: &gojira.IssueFields{
-		Project:     gojira.Project{Key: j.cfg.Project},
-		Type:        gojira.IssueType{Name: j.cfg.IssueType},
-		Summary:     ticketTitle(sig),
-		Description: body,
-		Labels:      labels,
-	}})
-	if err != nil {
-		if resp != nil && resp.Body != nil {
-			err = gojira.NewJiraError(resp, err) // names the refused field
-		}
-		return "", jiraErr("create", resp, err)
-	}
-	return created.Key, nil
+	created, err := j.c.Create(ctx, jira.NewIssue{
+		Project: j.cfg.Project, Type: j.cfg.IssueType, Summary: ticketTitle(sig), Description: body, Labels: labels,
+	})
+	return created.Key, integration.Refused(err)
 }
 
 func (j *jiraTracker) comment(ctx context.Context, ref, text string) error {
-	_, resp, err := j.c.Issue.AddCommentWithContext(ctx, ref, &gojira.Comment{Body: text})
-	return jiraErr("comment on "+ref, resp, err)
+	_, err := j.c.Comment(ctx, ref, text)
+	return integration.Refused(err)
 }
 
 // move takes the transition named for the direction. An issue already in
@@ -115,36 +91,9 @@ func (j *jiraTracker) move(ctx context.Context, ref string, open bool) error {
 	if open {
 		name = j.cfg.ReopenTransition
 	}
-	transitions, resp, err := j.c.Issue.GetTransitionsWithContext(ctx, ref)
-	if err != nil {
-		return jiraErr("transitions of "+ref, resp, err)
+	_, err := j.c.Transition(ctx, ref, name, !open)
+	if _, ok := errors.AsType[*jira.NoTransitionError](err); ok {
+		err = fmt.Errorf("%w; set signals.jira.done_transition or reopen_transition", err)
 	}
-	var names []string
-	for _, t := range transitions {
-		if strings.EqualFold(t.Name, name) {
-			resp, err := j.c.Issue.DoTransitionWithContext(ctx, ref, t.ID)
-			return jiraErr("transition "+t.Name+" of "+ref, resp, err)
-		}
-		names = append(names, t.Name)
-	}
-	issue, resp, err := j.c.Issue.GetWithContext(ctx, ref, &gojira.GetQueryOptions{Fields: "status"})
-	if err != nil {
-		return jiraErr("status of "+ref, resp, err)
-	}
-	if s := issue.Fields.Status; s != nil && (s.StatusCategory.Key == "done") != open {
-		return nil
-	}
-	return fmt.Errorf("%w: jira: %s has no transition named %q (available: %s); set signals.jira.done_transition or reopen_transition",
-		projection.ErrPermanent, ref, name, strings.Join(names, ", "))
-}
-
-func jiraErr(what string, resp *gojira.Response, err error) error {
-	if err == nil {
-		return nil
-	}
-	code := 0
-	if resp != nil && resp.Response != nil {
-		code = resp.StatusCode
-	}
-	return fmt.Errorf("jira %s: %w", what, integration.Final(code, err))
+	return integration.Refused(err)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
@@ -37,10 +38,10 @@ signals:
 func TestJiraAlertTickets(t *testing.T) {
 	setSecrets(t)
 	t.Setenv("SIG_JIRA", "jira-token")
-	fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu") // alerts@acme.test:jira-token
+	fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu") // alerts@acme.test:jira-token
 	fake.Done = "Resolve"
 	fake.Add("POST /rest/api/2/issue", http.StatusTooManyRequests, "0")
-	r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
+	r := newRig(t, rigOpts{yaml: jiraYAML(fake.URL)})
 	base := events.Signal{Source: "aws", Kind: "finding", Fingerprint: "arn:aws:guardduty:finding/1", Title: "Recon:EC2/PortProbeUnprotectedPort",
 		Severity: "medium", Account: "111122223333", StartsAt: time.Unix(1750000000, 0).UTC(),
 		Links: []events.SignalLink{{Title: "GuardDuty console", URL: "https://console.aws.amazon.com/guardduty/home"}}}
@@ -99,9 +100,9 @@ func TestJiraAlertTickets(t *testing.T) {
 func TestJiraMissingTransitionNamesOffered(t *testing.T) {
 	setSecrets(t)
 	t.Setenv("SIG_JIRA", "jira-token")
-	fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+	fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
 	fake.Done = "Close Alert"
-	r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
+	r := newRig(t, rigOpts{yaml: jiraYAML(fake.URL)})
 	tr := r.m.proj.tickets.tr.(*jiraTracker)
 	sig := events.Signal{Source: "aws", Fingerprint: "f", Title: "t", Severity: "low"}
 	ref, err := tr.create(context.Background(), &sig, &Decision{}, "l", "b")
@@ -116,19 +117,20 @@ func TestJiraMissingTransitionNamesOffered(t *testing.T) {
 // answer was lost (500, or the connection dropped), and its search index
 // trails the write: the label is searched again before any second create.
 func TestJiraLostTicketCreateMakesOneIssue(t *testing.T) {
-	for name, fault := range map[string]func(*integrationtest.FakeJira){
-		"500 after the create": func(f *integrationtest.FakeJira) {
+	integrationtest.ShortSearchLag(t)
+	for name, fault := range map[string]func(*jiratest.Server){
+		"500 after the create": func(f *jiratest.Server) {
 			f.AddAfter("POST /rest/api/2/issue", http.StatusInternalServerError)
 		},
-		"dropped after it": func(f *integrationtest.FakeJira) { f.AddDrop("POST /rest/api/2/issue", true) },
+		"dropped after it": func(f *jiratest.Server) { f.AddDrop("POST /rest/api/2/issue", true) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			setSecrets(t)
 			t.Setenv("SIG_JIRA", "jira-token")
-			fake := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
+			fake := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu")
 			fake.SearchLag = 1
 			fault(fake)
-			r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
+			r := newRig(t, rigOpts{yaml: jiraYAML(fake.URL)})
 			r.handleOneFinding()
 			issues, _ := fake.Snapshot()
 			must(t, len(issues) == 1, "issues: %d, want 1", len(issues))

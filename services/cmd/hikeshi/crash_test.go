@@ -310,7 +310,7 @@ type sentNote struct {
 // the stream: every note exactly once, acknowledged or retried.
 func TestCrashLosesNothingAndDuplicatesNothing(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the hikeshi binary")
+		t.Skip("slow: crash test, builds and kills the hikeshi binary; runs in make test")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -104,7 +104,7 @@ func (h *hubProc) waitIncidents(t *testing.T, ctx context.Context, n int, within
 // /readyz (200: its API serves meanwhile).
 func TestSignalsLeaseTakenAtOnceAfterSIGKILL(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the hikeshi binary")
+		t.Skip("slow: lease-crash test, builds and kills the hikeshi binary; runs in make test")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
-	"github.com/hikeshi/hikeshi/services/integrationtest"
 )
 
 // A hub with the signals module, as a user runs it: alerts posted to the
@@ -20,7 +20,7 @@ import (
 func TestSignalsCommandListsDecisions(t *testing.T) {
 	t.Setenv("SIG_TOKEN", "ingest-token")
 	t.Setenv("SIG_JIRA", "jira-token")
-	jira := integrationtest.NewFakeJira(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu") // alerts@acme.test:jira-token
+	jira := jiratest.New(t, "Basic YWxlcnRzQGFjbWUudGVzdDpqaXJhLXRva2Vu") // alerts@acme.test:jira-token
 	file, err := config.Parse("hikeshi.yaml", []byte(fmt.Sprintf(`
 signals:
   token_env: SIG_TOKEN
@@ -37,7 +37,7 @@ signals:
       when: 'signal.kind == "finding"'
       route: ticket
   default: {route: none}
-`, jira.Srv.URL)))
+`, jira.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,9 @@ var slowRequests = []string{
 // 500 clients trickling their requests a byte at a time are all cut off
 // by the server, on every route, while a normal client is served.
 func TestSlowClientsAreCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: 500 trickling clients against a whole hub; runs in make test")
+	}
 	addr := startWebhookHub(t, httpapi.Timeouts{Read: time.Second, Write: 5 * time.Second, Idle: time.Second})
 	const clients = 500
 	stop := make(chan struct{})

@@ -1,4 +1,11 @@
-package integrationtest
+// Package jiratest is a local JIRA for tests: it speaks the parts of the
+// REST API v2 that Hikeshi uses (search by label, create, read, update,
+// comments, transitions, attachments) with JIRA's own payloads and error
+// shapes, keeps a project OPS with issue type Task, records every call,
+// trails its search index behind its writes (SearchLag), and injects
+// failures (httpxtest.Faults): 429 with Retry-After, 5xx, refusals,
+// answers lost after the create, dropped connections.
+package jiratest
 
 import (
 	"encoding/json"
@@ -14,20 +21,22 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hikeshi/hikeshi/adapters/httpx/httpxtest"
 )
 
-// FakeJira speaks the parts of the JIRA REST API v2 that the jira and
-// signals modules use, with JIRA's own payloads and error shapes, and
-// records every call. Project OPS, issue type Task.
-type FakeJira struct {
-	Srv  *httptest.Server
+var _ http.Handler = (*Server)(nil)
+
+// Server is the fake JIRA; its URL is the site's base URL.
+type Server struct {
+	*httptest.Server
 	Auth string // the Authorization header every call must carry
 
-	Faults // answered, in order, before the real handling
+	httpxtest.Faults // answered, in order, before the real handling
 
 	mu     sync.Mutex
-	calls  []JiraCall
-	issues []*JiraIssue
+	calls  []Call
+	issues []*Issue
 	nextID int
 	Done   string // the name of the workflow's transition to done
 	// SearchLag is how many searches miss a new issue: JIRA's search
@@ -35,31 +44,37 @@ type FakeJira struct {
 	SearchLag int
 }
 
-type JiraCall struct {
+// Call is one recorded request.
+type Call struct {
 	Method, Path, Query, Body string
 	Header                    http.Header
 }
 
-type JiraIssue struct {
+// Issue is an issue as the server keeps it.
+type Issue struct {
 	ID, Key, Summary, Description, Priority, Status, Category string
 	Labels                                                    []string
-	Comments                                                  []JiraComment
-	Attachments                                               []JiraAttachment
+	Comments                                                  []Comment
+	Attachments                                               []Attachment
 	Transitions                                               int
 	unindexed                                                 int // searches that still miss it
 }
 
-type JiraComment struct{ ID, Body string }
+// Comment is a comment on an issue.
+type Comment struct{ ID, Body string }
 
-type JiraAttachment struct {
+// Attachment is a file attached to an issue.
+type Attachment struct {
 	Name    string
 	Content []byte
 }
 
-func NewFakeJira(t *testing.T, auth string) *FakeJira {
-	f := &FakeJira{Auth: auth, nextID: 10000, Done: "Done"}
-	f.Srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.Srv.Close)
+// New starts a server that wants auth as every call's Authorization
+// header; it is closed when t ends.
+func New(t testing.TB, auth string) *Server {
+	f := &Server{Auth: auth, nextID: 10000, Done: "Done"}
+	f.Server = httptest.NewServer(f)
+	t.Cleanup(f.Close)
 	return f
 }
 
@@ -91,11 +106,12 @@ var (
 	reLabel      = regexp.MustCompile(`labels\s*=\s*"([^"]+)"`)
 )
 
-func (f *FakeJira) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one call as JIRA would.
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, JiraCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
+	f.calls = append(f.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone()})
 	ft, faulted := f.Next(w, r)
 	if faulted && !ft.After {
 		f.fail(w, ft)
@@ -115,15 +131,15 @@ func (f *FakeJira) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // fail answers an injected fault: its status, or no answer at all.
-func (f *FakeJira) fail(w http.ResponseWriter, ft Fault) {
+func (f *Server) fail(w http.ResponseWriter, ft httpxtest.Fault) {
 	if ft.Drop {
-		Hangup(w)
+		httpxtest.Hangup(w)
 		return
 	}
 	jiraError(w, ft.Status, []string{http.StatusText(ft.Status)}, nil)
 }
 
-func (f *FakeJira) route(w http.ResponseWriter, r *http.Request, body []byte) {
+func (f *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/rest/api/2/issue":
 		f.create(w, body)
@@ -142,7 +158,7 @@ func (f *FakeJira) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 }
 
-func (f *FakeJira) lookup(key string) *JiraIssue {
+func (f *Server) lookup(key string) *Issue {
 	for _, is := range f.issues {
 		if is.Key == key || is.ID == key {
 			return is
@@ -151,7 +167,7 @@ func (f *FakeJira) lookup(key string) *JiraIssue {
 	return nil
 }
 
-func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
+func (f *Server) create(w http.ResponseWriter, body []byte) {
 	var req struct {
 		Fields struct {
 			Project     struct{ Key string }   `json:"project"`
@@ -180,7 +196,7 @@ func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 		return
 	}
 	f.nextID++
-	is := &JiraIssue{
+	is := &Issue{
 		ID: strconv.Itoa(f.nextID), Key: fmt.Sprintf("OPS-%d", len(f.issues)+1),
 		Summary: req.Fields.Summary, Description: req.Fields.Description, Labels: req.Fields.Labels,
 		Status: "To Do", Category: "new", unindexed: f.SearchLag,
@@ -189,7 +205,7 @@ func (f *FakeJira) create(w http.ResponseWriter, body []byte) {
 		is.Priority = req.Fields.Priority.Name
 	}
 	f.issues = append(f.issues, is)
-	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID})
+	reply(w, http.StatusCreated, map[string]string{"id": is.ID, "key": is.Key, "self": f.URL + "/rest/api/2/issue/" + is.ID})
 }
 
 // badSummary refuses a summary as JIRA does: it is one line of at most
@@ -208,9 +224,9 @@ func badSummary(w http.ResponseWriter, summary string) bool {
 	return true
 }
 
-func (f *FakeJira) issueJSON(is *JiraIssue) map[string]any {
+func (f *Server) issueJSON(is *Issue) map[string]any {
 	return map[string]any{
-		"id": is.ID, "key": is.Key, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID,
+		"id": is.ID, "key": is.Key, "self": f.URL + "/rest/api/2/issue/" + is.ID,
 		"fields": map[string]any{
 			"summary": is.Summary, "labels": is.Labels,
 			"priority": map[string]string{"name": is.Priority},
@@ -226,7 +242,7 @@ func (f *FakeJira) issueJSON(is *JiraIssue) map[string]any {
 	}
 }
 
-func (f *FakeJira) search(w http.ResponseWriter, r *http.Request) {
+func (f *Server) search(w http.ResponseWriter, r *http.Request) {
 	m := reLabel.FindStringSubmatch(r.URL.Query().Get("jql"))
 	if m == nil {
 		jiraError(w, http.StatusBadRequest, []string{"Error in the JQL Query"}, nil)
@@ -247,7 +263,7 @@ func (f *FakeJira) search(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, map[string]any{"expand": "schema,names", "startAt": 0, "maxResults": 50, "total": len(found), "issues": found})
 }
 
-func (f *FakeJira) issue(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
+func (f *Server) issue(w http.ResponseWriter, r *http.Request, is *Issue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -281,7 +297,7 @@ func (f *FakeJira) issue(w http.ResponseWriter, r *http.Request, is *JiraIssue, 
 	}
 }
 
-func (f *FakeJira) comments(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
+func (f *Server) comments(w http.ResponseWriter, r *http.Request, is *Issue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -303,13 +319,13 @@ func (f *FakeJira) comments(w http.ResponseWriter, r *http.Request, is *JiraIssu
 			return
 		}
 		f.nextID++
-		c := JiraComment{ID: strconv.Itoa(f.nextID), Body: req.Body}
+		c := Comment{ID: strconv.Itoa(f.nextID), Body: req.Body}
 		is.Comments = append(is.Comments, c)
-		reply(w, http.StatusCreated, map[string]string{"id": c.ID, "body": c.Body, "self": f.Srv.URL + "/rest/api/2/issue/" + is.ID + "/comment/" + c.ID})
+		reply(w, http.StatusCreated, map[string]string{"id": c.ID, "body": c.Body, "self": f.URL + "/rest/api/2/issue/" + is.ID + "/comment/" + c.ID})
 	}
 }
 
-func (f *FakeJira) transitions(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
+func (f *Server) transitions(w http.ResponseWriter, r *http.Request, is *Issue, body []byte) {
 	if is == nil {
 		jiraError(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
 		return
@@ -346,7 +362,7 @@ func (f *FakeJira) transitions(w http.ResponseWriter, r *http.Request, is *JiraI
 	}
 }
 
-func (f *FakeJira) attach(w http.ResponseWriter, r *http.Request, is *JiraIssue, body []byte) {
+func (f *Server) attach(w http.ResponseWriter, r *http.Request, is *Issue, body []byte) {
 	// JIRA accepts no-check (documented) and nocheck (what go-jira sends).
 	if h := r.Header.Get("X-Atlassian-Token"); h != "no-check" && h != "nocheck" {
 		w.WriteHeader(http.StatusForbidden)
@@ -373,7 +389,7 @@ func (f *FakeJira) attach(w http.ResponseWriter, r *http.Request, is *JiraIssue,
 		if part.FormName() != "file" {
 			continue
 		}
-		is.Attachments = append(is.Attachments, JiraAttachment{Name: part.FileName(), Content: content})
+		is.Attachments = append(is.Attachments, Attachment{Name: part.FileName(), Content: content})
 		f.nextID++
 		out = append(out, map[string]any{"id": strconv.Itoa(f.nextID), "filename": part.FileName(), "size": len(content)})
 	}
@@ -381,7 +397,7 @@ func (f *FakeJira) attach(w http.ResponseWriter, r *http.Request, is *JiraIssue,
 }
 
 // Resolve moves issue key to done, as a person would in JIRA.
-func (f *FakeJira) Resolve(key string) {
+func (f *Server) Resolve(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	is := f.lookup(key)
@@ -389,19 +405,19 @@ func (f *FakeJira) Resolve(key string) {
 }
 
 // Snapshot returns copies of the issues and the calls.
-func (f *FakeJira) Snapshot() ([]JiraIssue, []JiraCall) {
+func (f *Server) Snapshot() ([]Issue, []Call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]JiraIssue, len(f.issues))
+	out := make([]Issue, len(f.issues))
 	for i, is := range f.issues {
 		out[i] = *is
-		out[i].Comments = append([]JiraComment(nil), is.Comments...)
+		out[i].Comments = append([]Comment(nil), is.Comments...)
 	}
-	return out, append([]JiraCall(nil), f.calls...)
+	return out, append([]Call(nil), f.calls...)
 }
 
 // Traffic is every byte sent to the fake: paths, queries, headers, bodies.
-func (f *FakeJira) Traffic() string {
+func (f *Server) Traffic() string {
 	_, calls := f.Snapshot()
 	var b strings.Builder
 	for _, c := range calls {

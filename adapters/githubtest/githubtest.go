@@ -1,51 +1,74 @@
-package github_test
+// Package githubtest is a local GitHub for tests: it speaks the parts of
+// the REST API v3 that Hikeshi uses (repositories, refs, contents, pull
+// requests, reviewers, labels, issues, comments) with GitHub's payloads
+// and error shapes, for any number of repositories, under the API root of
+// github.com or of Enterprise Server (Prefix), and records every call. It
+// injects failures (httpxtest.Faults): 429 and the secondary limit (403)
+// with Retry-After, 5xx, refusals, answers lost after a create, dropped
+// connections; and it keeps a primary limit exhausted until its reset
+// (LimitUntil: 403 with X-RateLimit-Remaining: 0 and X-RateLimit-Reset).
+package githubtest
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
-	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/adapters/httpx/httpxtest"
 )
 
-// fakeGitHub speaks the REST v3 endpoints the projector uses, with
-// GitHub's payloads and error shapes, for any number of repositories, and
-// records every call.
-type fakeGitHub struct {
-	srv   *httptest.Server
-	token string
-	// prefix is the API root's path: "" for api.github.com, /api/v3 for
+var _ http.Handler = (*Server)(nil)
+
+// Server is the fake GitHub; APIURL is its API root.
+type Server struct {
+	*httptest.Server
+	Token string // every call must carry "Bearer " + Token
+	// Prefix is the API root's path: "" for api.github.com, /api/v3 for
 	// Enterprise Server.
-	prefix string
+	Prefix string
 
-	integrationtest.Faults
+	httpxtest.Faults // answered, in order, before the real handling
 
-	mu    sync.Mutex
-	calls []ghCall
-	repos map[string]*ghRepo
+	mu      sync.Mutex
+	calls   []Call
+	repos   map[string]*Repo
+	limit   primaryLimit
+	limited int // calls refused by the primary limit
 }
 
-type ghCall struct{ Method, Path, Query, Body string }
+// primaryLimit refuses the calls matching until reset (epoch seconds).
+type primaryLimit struct {
+	match string
+	reset int64
+}
 
-type ghRepo struct {
+// Call is one recorded request.
+type Call struct{ Method, Path, Query, Body string }
+
+// Repo is a repository as the server keeps it.
+type Repo struct {
 	Private  bool
 	Refs     map[string]string // branch → sha
 	Files    map[string]string // branch:path → content
-	Pulls    []*ghPull
-	Issues   []*ghIssue
-	Comments map[int][]string
+	Pulls    []*Pull
+	Issues   []*Issue
+	Comments map[int][]string // issue or pull request number → bodies
 }
 
-type ghPull struct {
+// Pull is a pull request.
+type Pull struct {
 	Number          int
 	Title, Head     string
 	Base, Body      string
@@ -56,7 +79,8 @@ type ghPull struct {
 	LabelsRequested int
 }
 
-type ghIssue struct {
+// Issue is an issue (not a pull request).
+type Issue struct {
 	Number int
 	Title  string
 	Body   string
@@ -64,14 +88,50 @@ type ghIssue struct {
 	Labels []string
 }
 
-func newFakeGitHub(t *testing.T, token string, repos ...string) *fakeGitHub {
-	f := &fakeGitHub{token: token, repos: map[string]*ghRepo{}}
+// New starts a server holding repos (owner/name), each with a branch
+// main, that wants token; it is closed when t ends.
+func New(t testing.TB, token string, repos ...string) *Server {
+	f := &Server{Token: token, repos: map[string]*Repo{}}
 	for _, r := range repos {
-		f.repos[r] = &ghRepo{Refs: map[string]string{"main": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"}, Files: map[string]string{}, Comments: map[int][]string{}}
+		f.repos[r] = &Repo{Refs: map[string]string{"main": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"}, Files: map[string]string{}, Comments: map[int][]string{}}
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.Server = httptest.NewServer(f)
+	t.Cleanup(f.Close)
 	return f
+}
+
+// APIURL is the API root to configure: URL + Prefix.
+func (f *Server) APIURL() string { return f.URL + f.Prefix }
+
+// LimitUntil exhausts the primary rate limit until reset (in whole
+// seconds, as GitHub counts): until then every call whose "METHOD /path"
+// contains match ("" for any) is answered 403 with
+// X-RateLimit-Remaining: 0 and X-RateLimit-Reset, and no Retry-After.
+func (f *Server) LimitUntil(match string, reset time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limit = primaryLimit{match: match, reset: reset.Unix()}
+}
+
+// LimitedCalls counts the calls refused by the primary limit: a client
+// that waits for the reset makes one.
+func (f *Server) LimitedCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limited
+}
+
+// limitedNow answers r when the primary limit refuses it.
+func (f *Server) limitedNow(w http.ResponseWriter, r *http.Request) bool {
+	if f.limit.reset == 0 || time.Now().Unix() >= f.limit.reset || !strings.Contains(r.Method+" "+r.URL.Path, f.limit.match) {
+		return false
+	}
+	f.limited++
+	w.Header().Set("X-Ratelimit-Limit", "5000")
+	w.Header().Set("X-Ratelimit-Remaining", "0")
+	w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(f.limit.reset, 10))
+	ghError(w, http.StatusForbidden, "API rate limit exceeded for installation ID 1.")
+	return true
 }
 
 func ghError(w http.ResponseWriter, status int, msg string) {
@@ -89,17 +149,21 @@ func ghReply(w http.ResponseWriter, status int, v any) {
 
 var reRepo = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)(/.*)?$`)
 
-func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one call as GitHub would.
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, ghCall{r.Method, r.URL.Path, r.URL.RawQuery, string(body)})
+	f.calls = append(f.calls, Call{r.Method, r.URL.Path, r.URL.RawQuery, string(body)})
+	if f.limitedNow(w, r) {
+		return
+	}
 	ft, faulted := f.Next(w, r)
 	if faulted && !ft.After {
 		f.fail(w, ft)
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+f.token {
+	if r.Header.Get("Authorization") != "Bearer "+f.Token {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")
 		return
 	}
@@ -107,7 +171,7 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		defer f.fail(w, ft)
 		w = httptest.NewRecorder()
 	}
-	path, ok := strings.CutPrefix(r.URL.Path, f.prefix)
+	path, ok := strings.CutPrefix(r.URL.Path, f.Prefix)
 	m := reRepo.FindStringSubmatch(path)
 	if !ok || m == nil {
 		ghError(w, http.StatusNotFound, "Not Found")
@@ -123,9 +187,9 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // fail answers an injected fault: its status, or no answer at all.
-func (f *fakeGitHub) fail(w http.ResponseWriter, ft integrationtest.Fault) {
+func (f *Server) fail(w http.ResponseWriter, ft httpxtest.Fault) {
 	if ft.Drop {
-		integrationtest.Hangup(w)
+		httpxtest.Hangup(w)
 		return
 	}
 	msg := http.StatusText(ft.Status)
@@ -135,7 +199,7 @@ func (f *fakeGitHub) fail(w http.ResponseWriter, ft integrationtest.Fault) {
 	ghError(w, ft.Status, msg)
 }
 
-func (f *fakeGitHub) pullJSON(full string, p *ghPull) map[string]any {
+func (f *Server) pullJSON(full string, p *Pull) map[string]any {
 	reviewers := []map[string]string{}
 	for _, l := range p.Reviewers {
 		reviewers = append(reviewers, map[string]string{"login": l})
@@ -148,7 +212,7 @@ func (f *fakeGitHub) pullJSON(full string, p *ghPull) map[string]any {
 	}
 }
 
-func (f *fakeGitHub) route(w http.ResponseWriter, r *http.Request, full string, repo *ghRepo, rest string, body []byte) {
+func (f *Server) route(w http.ResponseWriter, r *http.Request, full string, repo *Repo, rest string, body []byte) {
 	var n int
 	num := func(prefix string) bool {
 		s, ok := strings.CutPrefix(rest, prefix)
@@ -232,7 +296,7 @@ func (f *fakeGitHub) route(w http.ResponseWriter, r *http.Request, full string, 
 			ghError(w, 422, "Validation Failed: head invalid")
 			return
 		}
-		p := &ghPull{Number: len(repo.Pulls) + len(repo.Issues) + 1, Title: req.Title, Head: req.Head, Base: req.Base, Body: req.Body}
+		p := &Pull{Number: len(repo.Pulls) + len(repo.Issues) + 1, Title: req.Title, Head: req.Head, Base: req.Base, Body: req.Body}
 		repo.Pulls = append(repo.Pulls, p)
 		ghReply(w, 201, f.pullJSON(full, p))
 	case num("/pulls/") && strings.HasSuffix(rest, "/requested_reviewers"):
@@ -286,7 +350,7 @@ func (f *fakeGitHub) route(w http.ResponseWriter, r *http.Request, full string, 
 		for _, is := range repo.Issues {
 			if is.Number == n {
 				is.State = req.State
-				ghReply(w, 200, map[string]any{"number": n, "state": is.State})
+				ghReply(w, 200, f.issueJSON(full, is))
 				return
 			}
 		}
@@ -297,7 +361,7 @@ func (f *fakeGitHub) route(w http.ResponseWriter, r *http.Request, full string, 
 		for _, is := range repo.Issues {
 			for _, l := range is.Labels {
 				if l == label {
-					out = append(out, map[string]any{"number": is.Number, "title": is.Title, "state": is.State})
+					out = append(out, f.issueJSON(full, is))
 				}
 			}
 		}
@@ -308,15 +372,15 @@ func (f *fakeGitHub) route(w http.ResponseWriter, r *http.Request, full string, 
 			Labels      []string
 		}
 		_ = json.Unmarshal(body, &req)
-		is := &ghIssue{Number: len(repo.Pulls) + len(repo.Issues) + 1, Title: req.Title, Body: req.Body, State: "open", Labels: req.Labels}
+		is := &Issue{Number: len(repo.Pulls) + len(repo.Issues) + 1, Title: req.Title, Body: req.Body, State: "open", Labels: req.Labels}
 		repo.Issues = append(repo.Issues, is)
-		ghReply(w, 201, map[string]any{"number": is.Number, "title": is.Title, "state": "open"})
+		ghReply(w, 201, f.issueJSON(full, is))
 	default:
 		ghError(w, 404, "Not Found")
 	}
 }
 
-func (f *fakeGitHub) pull(repo *ghRepo, n int) *ghPull {
+func (f *Server) pull(repo *Repo, n int) *Pull {
 	for _, p := range repo.Pulls {
 		if p.Number == n {
 			return p
@@ -325,24 +389,56 @@ func (f *fakeGitHub) pull(repo *ghRepo, n int) *ghPull {
 	return nil
 }
 
-func (f *fakeGitHub) repo(name string) ghRepo {
+func (f *Server) issueJSON(full string, is *Issue) map[string]any {
+	labels := []map[string]string{}
+	for _, l := range is.Labels {
+		labels = append(labels, map[string]string{"name": l})
+	}
+	return map[string]any{"number": is.Number, "title": is.Title, "body": is.Body, "state": is.State, "labels": labels,
+		"html_url": fmt.Sprintf("https://github.example/%s/issues/%d", full, is.Number)}
+}
+
+// Repo returns a copy of repository name (owner/name) as it is now.
+func (f *Server) Repo(name string) Repo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := *f.repos[name]
+	r.Refs, r.Files = maps.Clone(r.Refs), maps.Clone(r.Files)
+	r.Comments = map[int][]string{}
+	for n, c := range f.repos[name].Comments {
+		r.Comments[n] = slices.Clone(c)
+	}
+	r.Pulls, r.Issues = nil, nil
+	for _, p := range f.repos[name].Pulls {
+		cp := *p
+		r.Pulls = append(r.Pulls, &cp)
+	}
+	for _, is := range f.repos[name].Issues {
+		cp := *is
+		r.Issues = append(r.Issues, &cp)
+	}
 	return r
 }
 
-func (f *fakeGitHub) merge(name string, n int) {
+// Merge merges pull request n of repository name, as a reviewer would.
+func (f *Server) Merge(name string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pull(f.repos[name], n).Merged = true
 }
 
-func (f *fakeGitHub) traffic() string {
+// Calls returns the recorded calls.
+func (f *Server) Calls() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Traffic is everything sent to the server: methods, paths, queries,
+// bodies, and file contents decoded.
+func (f *Server) Traffic() string {
 	var b strings.Builder
-	for _, c := range f.calls {
+	for _, c := range f.Calls() {
 		q, _ := url.QueryUnescape(c.Query)
 		fmt.Fprintf(&b, "%s %s?%s\n%s\n", c.Method, c.Path, q, c.Body)
 		// File contents travel base64-encoded: decode them for the grep.
@@ -355,11 +451,11 @@ func (f *fakeGitHub) traffic() string {
 	return b.String()
 }
 
-func (f *fakeGitHub) count(method, pathSuffix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// Count counts the calls of method whose path ends in pathSuffix,
+// answered or not.
+func (f *Server) Count(method, pathSuffix string) int {
 	n := 0
-	for _, c := range f.calls {
+	for _, c := range f.Calls() {
 		if c.Method == method && strings.HasSuffix(c.Path, pathSuffix) {
 			n++
 		}
