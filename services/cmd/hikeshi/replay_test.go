@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
@@ -116,7 +117,7 @@ func TestReplayTimeline(t *testing.T) {
 }
 
 // jiraWrites counts the cases and comments the JIRA fake was asked to make.
-func jiraWrites(fake *integrationtest.FakeJira) (cases, comments int) {
+func jiraWrites(fake *jiratest.Server) (cases, comments int) {
 	_, calls := fake.Snapshot()
 	for _, c := range calls {
 		switch {
@@ -186,9 +187,9 @@ func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
 	defer cancel()
 	const token = "replay-jira-token"
 	t.Setenv("REPLAY_TEST_JIRA_TOKEN", token)
-	fake := integrationtest.NewFakeJira(t, "Bearer "+token)
+	fake := jiratest.New(t, "Bearer "+token)
 	conf := filepath.Join(t.TempDir(), "hikeshi.yaml")
-	yaml := "jira:\n  base_url: " + fake.Srv.URL + "\n  token_env: REPLAY_TEST_JIRA_TOKEN\n  project: OPS\n"
+	yaml := "jira:\n  base_url: " + fake.URL + "\n  token_env: REPLAY_TEST_JIRA_TOKEN\n  project: OPS\n"
 	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
