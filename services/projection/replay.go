@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -165,20 +166,28 @@ func (r *Runner) replay(ctx context.Context, p Projector, stream jetstream.Strea
 // whether the event was dead-lettered.
 func (r *Runner) replayOne(ctx context.Context, p Projector, m jetstream.Msg, seq uint64) (dead bool, err error) {
 	ev, err := natsjs.DecodeRaw(m.Subject(), seq, m.Data())
-	wait := 100 * time.Millisecond
-	for attempt := 1; err == nil; attempt++ {
-		err = p.Handle(ctx, ev)
-		if err == nil || permanent(err) || attempt == replayRetries || ctx.Err() != nil {
-			break
-		}
-		r.cfg.Logger.Warn("projector failed; retrying", "projector", p.Durable, "seq", seq, "err", err)
-		if !sleep(ctx, wait) {
-			return false, ctx.Err()
-		}
-		wait = min(2*wait, 2*time.Second)
+	if err == nil {
+		err = r.handleRetrying(ctx, p, ev)
 	}
 	if err == nil || !permanent(err) {
 		return false, err
 	}
 	return true, r.deadLetter(ctx, p, &nats.Msg{Subject: m.Subject(), Data: m.Data()}, seq, err)
+}
+
+// handleRetrying hands p the event until it takes it, it fails for good,
+// or the retries run out.
+func (r *Runner) handleRetrying(ctx context.Context, p Projector, ev events.Stored) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.Handle(ctx, ev)
+		if err == nil || permanent(err) || attempt == replayRetries {
+			return err
+		}
+		r.cfg.Logger.Warn("projector failed; retrying", "projector", p.Durable, "seq", ev.Seq, "err", err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
