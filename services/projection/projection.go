@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, erro
 	return r, nil
 }
 
+// defaults fills unset fields.
 func (c *Config) defaults() {
 	if c.AckWait <= 0 {
 		// Long enough for a handler to obey a remote's Retry-After (Slack
