@@ -223,6 +223,10 @@ func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
 		t.Fatalf("before the replay the jira consumer stands at %d with %d pending; want every event up to %d handled", c.AckFloor.Stream, c.NumPending, last)
 	}
 	cases, comments := jiraWrites(fake)
+	code, _, stderr = hikeshiRun(t, ctx, "replay", "jria", "--data-dir", dataDir, "--config", conf)
+	if want := `unknown consumer "jria"; the consumers are jira, timeline (modules not configured in hikeshi.yaml: github, notify, signals, slack)`; code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("replay of an unknown consumer: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
 
 	// From the start, from the middle, and from the start with the effects
 	// ledger and the consumer lost: only looking in JIRA first avoids a
