@@ -1,0 +1,336 @@
+package integrationtest
+
+// The contract every projector keeps, checked by one suite in the manner of
+// Watermill's shared pub/sub tests: a module supplies a ProjectorCase (how
+// to start its projector and fake remote on a hub, and how to read what the
+// remote saw) and TestProjector checks, each in a subtest of its own, that
+// replaying from the start does what following live did, that a restarted
+// projector repeats no effect, that a lost effects ledger repeats none
+// either (integrations look up before they create), and that a permanent
+// refusal by the remote dead-letters its event while the projector goes on.
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ProjectorCase is one projector under the contract.
+type ProjectorCase struct {
+	// World starts a hub with the projector's fake remote and
+	// configuration. Each subtest calls it for a world of its own.
+	World func(t *testing.T) *World
+	// Lives are the incidents the suite drives, one after the other
+	// (default: one ordinary incident, Life of Ordinary).
+	Lives    []Life
+	Features Features
+}
+
+// World is a hub, the projector's remote, and how to look at it.
+type World struct {
+	Hub *Hub
+	// Projector builds a new instance of the projector on the hub's
+	// ledger and remote, as a process that starts does.
+	Projector func(t testing.TB) projection.Projector
+	// Effects is what the remote holds, as a canonical list that two
+	// worlds can be compared by ("case [SEV1] Checkout down", "comment
+	// Note: rolled back", "transition done"; for a read model its rows):
+	// without the ids and times that differ between two worlds (MaskIDs).
+	Effects func(t testing.TB) []string
+	// Refuse makes the remote refuse its next call for good, as it would
+	// (a 400, 404 or 422; Slack's restricted_action). Nil with
+	// Features.NoRemote.
+	Refuse func(t testing.TB)
+}
+
+// Features say where a projector departs from the contract, and why.
+type Features struct {
+	// NoRemote says why the projector has no remote to refuse it (the
+	// timeline writes a store of its own): the refusal subtest is skipped
+	// with this reason.
+	NoRemote string
+	// RecordsRefusals says where the projector records a refused effect
+	// instead of dead-lettering its event (notify records a refused
+	// notification on the incident): the refusal subtest then wants no
+	// dead letter, and still wants the projector to go on.
+	RecordsRefusals string
+}
+
+// Life is one incident's life: its declaration, then commands.
+type Life struct {
+	Declare  incident.Declare
+	Commands []incident.Command
+}
+
+// Ordinary is the declaration of the default life.
+var Ordinary = incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2",
+	Summary: "12% of authorisations fail", DeclaredBy: "alice"}
+
+// LifeOf is the usual life of the incident d declares: escalated,
+// commanded, identified, noted, resolved and closed.
+func LifeOf(d incident.Declare) Life {
+	return Life{Declare: d, Commands: []incident.Command{
+		incident.ChangeSeverity{Severity: "SEV1", Reason: "every region now"},
+		incident.AssignCommander{User: "bob"},
+		incident.UpdateStatus{Status: "identified", Message: "expired gateway certificate"},
+		incident.AddNote{Text: "rolled back to v41"},
+		incident.UpdateStatus{Status: "resolved", Message: "certificate renewed"},
+		incident.Close{Resolution: "renewed the certificate", LessonsLearned: "alert on expiry"},
+	}}
+}
+
+// TestProjector runs the contract's subtests on c.
+func TestProjector(t *testing.T, c ProjectorCase) {
+	t.Helper()
+	if len(c.Lives) == 0 {
+		c.Lives = []Life{LifeOf(Ordinary)}
+	}
+	var live []string
+	t.Run("Live", func(t *testing.T) { live = c.live(t) })
+	if live == nil {
+		t.Fatal("the live run failed: nothing to compare the other runs with")
+	}
+	t.Run("ReplayFromTheStartEqualsLive", func(t *testing.T) { c.replayFromTheStart(t, live) })
+	t.Run("RestartAfterEveryEventRepeatsNoEffect", func(t *testing.T) { c.restartEveryEvent(t, live, false) })
+	t.Run("WipedLedgerRepeatsNoEffect", func(t *testing.T) { c.restartEveryEvent(t, live, true) })
+	t.Run("PermanentRefusalDeadLetters", c.permanentRefusal)
+}
+
+// play drives every life on w's hub, calling after after each event.
+func (c ProjectorCase) play(t *testing.T, w *World, after func()) {
+	t.Helper()
+	for _, l := range c.Lives {
+		st := w.Hub.Declare(t, l.Declare)
+		after()
+		for _, cmd := range l.Commands {
+			w.Hub.Do(t, st.ID, cmd)
+			after()
+		}
+	}
+}
+
+// live runs the projector on its durable consumer while the lives happen,
+// waiting for it after every event, and returns the effects.
+func (c ProjectorCase) live(t *testing.T) []string {
+	w := c.World(t)
+	p := w.Projector(t)
+	stop := w.Hub.Run(t, []projection.Projector{p})
+	defer stop()
+	c.play(t, w, func() { w.Hub.WaitIdle(t, p) })
+	effects := w.Effects(t)
+	if len(effects) == 0 {
+		t.Fatal("the live run had no effect: the contract would check nothing")
+	}
+	return effects
+}
+
+// replayFromTheStart: the lives happen with no projector running; then a
+// new one starts on its consumer from the first event, into a fresh
+// remote. It must do what following live did.
+func (c ProjectorCase) replayFromTheStart(t *testing.T, live []string) {
+	w := c.World(t)
+	c.play(t, w, func() {})
+	p := w.Projector(t)
+	stop := w.Hub.Run(t, []projection.Projector{p})
+	defer stop()
+	w.Hub.WaitIdle(t, p)
+	SameEffects(t, "replayed from the start", w.Effects(t), live)
+}
+
+// restartEveryEvent: after every event, a new projector instance is handed
+// every event from the first, on the same ledger and remote (a consumer
+// that starts over, a process killed before its acks); with wipe the
+// ledger is emptied before each instance starts (a crash after every side
+// effect and before its record). The remote must end as live left it.
+func (c ProjectorCase) restartEveryEvent(t *testing.T, live []string, wipe bool) {
+	w := c.World(t)
+	c.play(t, w, func() {
+		if wipe {
+			w.Hub.ForgetEffects(t)
+		}
+		w.Hub.DeliverAll(t, w.Projector(t))
+	})
+	what := "restarted after every event"
+	if wipe {
+		what += ", its ledger wiped each time"
+	}
+	SameEffects(t, what, w.Effects(t), live)
+}
+
+// permanentRefusal: the remote refuses one call for good. The event goes
+// to the dead-letter stream (or the refusal is recorded, RecordsRefusals)
+// and the projector goes on with the next events.
+func (c ProjectorCase) permanentRefusal(t *testing.T) {
+	if c.Features.NoRemote != "" {
+		t.Skip(c.Features.NoRemote)
+	}
+	w := c.World(t)
+	p := w.Projector(t)
+	stop := w.Hub.Run(t, []projection.Projector{p})
+	defer stop()
+	w.Refuse(t)
+	c.play(t, w, func() { w.Hub.WaitIdle(t, p) })
+	dead := w.Hub.DeadLetters(t, p.Durable)
+	switch {
+	case c.Features.RecordsRefusals != "" && len(dead) != 0:
+		t.Errorf("%d events dead-lettered, want none: %s", len(dead), c.Features.RecordsRefusals)
+	case c.Features.RecordsRefusals == "" && len(dead) != 1:
+		t.Errorf("%d events dead-lettered, want the one whose call was refused", len(dead))
+	}
+	for _, m := range dead {
+		if h := m.Header.Get("handler_poisoned"); h != p.Durable {
+			t.Errorf("dead letter from handler %q, want %q", h, p.Durable)
+		}
+		if !strings.HasPrefix(m.Header.Get("hikeshi_subject"), events.IncidentSubjectPrefix+".") {
+			t.Errorf("dead letter names no incident event: headers %v", m.Header)
+		}
+	}
+	if len(w.Effects(t)) == 0 {
+		t.Error("no effect after the refusal: the projector did not go on")
+	}
+}
+
+// WaitIdle waits until projector p has handled and acknowledged every event
+// of its stream, including those it appended itself meanwhile.
+func (h *Hub) WaitIdle(t testing.TB, p projection.Projector) {
+	t.Helper()
+	stream, _ := streamOf(p)
+	ctx := context.Background()
+	Eventually(t, p.Durable+" to handle every event", func() bool {
+		c, err := h.Bus.JS.PushConsumer(ctx, stream, p.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
+}
+
+// DeliverAll hands p every event of its stream from the first, in order,
+// as a projector whose consumer starts over sees them, then the events it
+// appended meanwhile, until there are no more. A handler error fails t.
+func (h *Hub) DeliverAll(t testing.TB, p projection.Projector) {
+	t.Helper()
+	stream, filter := streamOf(p)
+	var done uint64
+	for {
+		var batch []events.Stored
+		for _, e := range Stream(t, h.Bus.JS, stream) {
+			if e.Seq > done && SubjectMatches(filter, e.Subject) {
+				batch = append(batch, e)
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		ctx := context.Background()
+		if p.HandleBatch != nil {
+			if err := p.HandleBatch(ctx, batch); err != nil {
+				t.Fatalf("%s: batch up to seq %d: %v", p.Durable, batch[len(batch)-1].Seq, err)
+			}
+		}
+		for _, e := range batch {
+			if p.Handle == nil {
+				break
+			}
+			if err := p.Handle(ctx, e); err != nil {
+				t.Fatalf("%s: seq %d %s: %v", p.Durable, e.Seq, e.Type, err)
+			}
+		}
+		done = batch[len(batch)-1].Seq
+	}
+}
+
+// DeadLetters returns the messages the runner dead-lettered for durable.
+func (h *Hub) DeadLetters(t testing.TB, durable string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := h.Bus.JS.Stream(ctx, natsjs.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject == natsjs.DeadLetterPrefix+"."+durable {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// streamOf is the stream and filter p consumes, with the runner's defaults.
+func streamOf(p projection.Projector) (stream, filter string) {
+	stream, filter = p.Stream, p.Filter
+	if stream == "" {
+		stream = events.IncidentStream
+	}
+	if filter == "" {
+		filter = events.IncidentSubjectPrefix + ".>"
+	}
+	return stream, filter
+}
+
+// SubjectMatches reports whether subject is in NATS filter (with * and >).
+func SubjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+var uuid = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// MaskIDs replaces the ids in s (incidents, events) by <id>: two worlds
+// give the same incident different ids.
+func MaskIDs(s string) string { return uuid.ReplaceAllString(s, "<id>") }
+
+// SameEffects fails t when got is not want, showing both around the first
+// difference.
+func SameEffects(t testing.TB, what string, got, want []string) {
+	t.Helper()
+	if slices.Equal(got, want) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Errorf("%s: %d effects, live %d; first difference at %d:\n%s\nlive:\n%s", what, len(got), len(want), i,
+		listFrom(got, i), listFrom(want, i))
+}
+
+func listFrom(list []string, i int) string {
+	var b strings.Builder
+	for j := max(0, i-2); j < len(list) && j < i+8; j++ {
+		fmt.Fprintf(&b, "  %3d %q\n", j, list[j])
+	}
+	if b.Len() == 0 {
+		return "  (none)\n"
+	}
+	return b.String()
+}
