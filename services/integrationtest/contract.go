@@ -44,7 +44,7 @@ type World struct {
 	// Effects is what the remote holds, as a canonical list that two
 	// worlds can be compared by ("case [SEV1] Checkout down", "comment
 	// Note: rolled back", "transition done"; for a read model its rows):
-	// without the ids and times that differ between two worlds (MaskIDs).
+	// without the ids and times that differ between two worlds (Hub.Mask).
 	Effects func(t testing.TB) []string
 	// Refuse makes the remote refuse its next call for good, as it would
 	// (a 400, 404 or 422; Slack's restricted_action). Nil with
@@ -94,7 +94,7 @@ func TestProjector(t *testing.T, c ProjectorCase) {
 	if len(c.Lives) == 0 {
 		c.Lives = []Life{LifeOf(Ordinary)}
 	}
-	var live []string
+	var live []string // the remote's effects, then the log's event types
 	t.Run("Live", func(t *testing.T) { live = c.live(t) })
 	if live == nil {
 		t.Fatal("the live run failed: nothing to compare the other runs with")
@@ -130,7 +130,9 @@ func (c ProjectorCase) live(t *testing.T) []string {
 	if len(effects) == 0 {
 		t.Fatal("the live run had no effect: the contract would check nothing")
 	}
-	return effects
+	out := w.outcome(t)
+	t.Logf("live:\n%s", listFrom(out, 0, len(out)))
+	return out
 }
 
 // replayFromTheStart: the lives happen with no projector running; then a
@@ -143,7 +145,7 @@ func (c ProjectorCase) replayFromTheStart(t *testing.T, live []string) {
 	stop := w.Hub.Run(t, []projection.Projector{p})
 	defer stop()
 	w.Hub.WaitIdle(t, p)
-	SameEffects(t, "replayed from the start", w.Effects(t), live)
+	SameEffects(t, "replayed from the start", w.outcome(t), live)
 }
 
 // restartEveryEvent: after every event, a new projector instance is handed
@@ -163,7 +165,7 @@ func (c ProjectorCase) restartEveryEvent(t *testing.T, live []string, wipe bool)
 	if wipe {
 		what += ", its ledger wiped each time"
 	}
-	SameEffects(t, what, w.Effects(t), live)
+	SameEffects(t, what, w.outcome(t), live)
 }
 
 // permanentRefusal: the remote refuses one call for good. The event goes
@@ -197,6 +199,11 @@ func (c ProjectorCase) permanentRefusal(t *testing.T) {
 	if len(w.Effects(t)) == 0 {
 		t.Error("no effect after the refusal: the projector did not go on")
 	}
+}
+
+// outcome is what a run left: the remote's effects and the log's events.
+func (w *World) outcome(t testing.TB) []string {
+	return append(w.Effects(t), w.Hub.logTypes(t)...)
 }
 
 // WaitIdle waits until projector p has handled and acknowledged every event
@@ -305,9 +312,36 @@ func SubjectMatches(filter, subject string) bool {
 
 var uuid = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
-// MaskIDs replaces the ids in s (incidents, events) by <id>: two worlds
-// give the same incident different ids.
-func MaskIDs(s string) string { return uuid.ReplaceAllString(s, "<id>") }
+// Mask makes s comparable with its like from another world, where the
+// same incidents have other ids: the id and codename of the n-th incident
+// Declare declared become <incident n> and <codename n>, any other id
+// (an event's) <id>.
+func (h *Hub) Mask(s string) string {
+	for i, st := range h.declared {
+		s = strings.ReplaceAll(s, st.ID, fmt.Sprintf("<incident %d>", i+1))
+		if st.Codename != "" {
+			s = strings.ReplaceAll(s, st.Codename, fmt.Sprintf("<codename %d>", i+1))
+		}
+	}
+	return uuid.ReplaceAllString(s, "<id>")
+}
+
+// logTypes is how many events of each type the incident log holds: the
+// lives' own and those the projector appended (a link, a fact), which a
+// restart must not append twice.
+func (h *Hub) logTypes(t testing.TB) []string {
+	t.Helper()
+	n := map[string]int{}
+	for _, e := range Stream(t, h.Bus.JS, events.IncidentStream) {
+		n[e.Type]++
+	}
+	var out []string
+	for typ, k := range n {
+		out = append(out, fmt.Sprintf("log: %d × %s", k, typ))
+	}
+	slices.Sort(out)
+	return out
+}
 
 // SameEffects fails t when got is not want, showing both around the first
 // difference.
@@ -321,12 +355,13 @@ func SameEffects(t testing.TB, what string, got, want []string) {
 		i++
 	}
 	t.Errorf("%s: %d effects, live %d; first difference at %d:\n%s\nlive:\n%s", what, len(got), len(want), i,
-		listFrom(got, i), listFrom(want, i))
+		listFrom(got, i-2, i+8), listFrom(want, i-2, i+8))
 }
 
-func listFrom(list []string, i int) string {
+// listFrom shows list[from:to], as far as it goes, with indexes.
+func listFrom(list []string, from, to int) string {
 	var b strings.Builder
-	for j := max(0, i-2); j < len(list) && j < i+8; j++ {
+	for j := max(0, from); j < len(list) && j < to; j++ {
 		fmt.Fprintf(&b, "  %3d %q\n", j, list[j])
 	}
 	if b.Len() == 0 {
