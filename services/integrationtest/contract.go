@@ -310,12 +310,15 @@ func SubjectMatches(filter, subject string) bool {
 	return len(f) == len(s)
 }
 
-var uuid = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+var (
+	uuid      = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	clockTime = regexp.MustCompile(`(\d{4}-\d{2}-\d{2}[ T])?\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z| UTC)?`)
+)
 
 // Mask makes s comparable with its like from another world, where the
-// same incidents have other ids: the id and codename of the n-th incident
-// Declare declared become <incident n> and <codename n>, any other id
-// (an event's) <id>.
+// same incidents have other ids and happen at another time: the id and
+// codename of the n-th incident Declare declared become <incident n> and
+// <codename n>, any other id (an event's) <id>, times of day <time>.
 func (h *Hub) Mask(s string) string {
 	for i, st := range h.declared {
 		s = strings.ReplaceAll(s, st.ID, fmt.Sprintf("<incident %d>", i+1))
@@ -323,7 +326,7 @@ func (h *Hub) Mask(s string) string {
 			s = strings.ReplaceAll(s, st.Codename, fmt.Sprintf("<codename %d>", i+1))
 		}
 	}
-	return uuid.ReplaceAllString(s, "<id>")
+	return clockTime.ReplaceAllString(uuid.ReplaceAllString(s, "<id>"), "<time>")
 }
 
 // logTypes is how many events of each type the incident log holds: the

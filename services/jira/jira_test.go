@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -164,10 +163,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// commentFooter is the end of every comment: the event's type, its actor,
-// its time and its id.
-var commentFooter = regexp.MustCompile(`\{color:#707070\}(\S+ by \S+) at .*\{color\}$`)
-
 // caseEffects is what the fake JIRA holds, comparable across hubs.
 func caseEffects(h *integrationtest.Hub, fake *jiratest.Server) []string {
 	issues, _ := fake.Snapshot()
@@ -176,7 +171,7 @@ func caseEffects(h *integrationtest.Hub, fake *jiratest.Server) []string {
 		out = append(out, h.Mask(fmt.Sprintf("case %s %q priority %s, %s/%s after %d transitions, labels %v:\n%s",
 			is.Key, is.Summary, is.Priority, is.Status, is.Category, is.Transitions, is.Labels, is.Description)))
 		for _, c := range is.Comments {
-			out = append(out, h.Mask("comment on "+is.Key+": "+commentFooter.ReplaceAllString(c.Body, "($1)")))
+			out = append(out, h.Mask("comment on "+is.Key+": "+c.Body))
 		}
 		for _, a := range is.Attachments {
 			out = append(out, "attachment on "+is.Key+": "+a.Name)
