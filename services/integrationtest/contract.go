@@ -63,6 +63,11 @@ type Features struct {
 	// notification on the incident): the refusal subtest then wants no
 	// dead letter, and still wants the projector to go on.
 	RecordsRefusals string
+	// Departs names the subtests whose comparison with live is known to
+	// fail, each with the reason (a defect not fixed yet): the difference
+	// is logged instead of failing, and the subtest fails once it no
+	// longer departs, so that the entry is removed with the fix.
+	Departs map[string]string
 }
 
 // Life is one incident's life: its declaration, then commands.
@@ -145,7 +150,7 @@ func (c ProjectorCase) replayFromTheStart(t *testing.T, live []string) {
 	stop := w.Hub.Run(t, []projection.Projector{p})
 	defer stop()
 	w.Hub.WaitIdle(t, p)
-	SameEffects(t, "replayed from the start", w.outcome(t), live)
+	c.judge(t, "replayed from the start", w.outcome(t), live)
 }
 
 // restartEveryEvent: after every event, a new projector instance is handed
@@ -165,7 +170,7 @@ func (c ProjectorCase) restartEveryEvent(t *testing.T, live []string, wipe bool)
 	if wipe {
 		what += ", its ledger wiped each time"
 	}
-	SameEffects(t, what, w.outcome(t), live)
+	c.judge(t, what, w.outcome(t), live)
 }
 
 // permanentRefusal: the remote refuses one call for good. The event goes
@@ -346,18 +351,32 @@ func (h *Hub) logTypes(t testing.TB) []string {
 	return out
 }
 
-// SameEffects fails t when got is not want, showing both around the first
-// difference.
-func SameEffects(t testing.TB, what string, got, want []string) {
+// judge compares a run's outcome with the live one, unless the subtest
+// departs from it (Features.Departs).
+func (c ProjectorCase) judge(t *testing.T, what string, got, live []string) {
 	t.Helper()
+	reason, departs := c.Features.Departs[t.Name()[strings.LastIndex(t.Name(), "/")+1:]]
+	switch diff := difference(what, got, live); {
+	case !departs && diff != "":
+		t.Error(diff)
+	case departs && diff == "":
+		t.Errorf("%s: equal to live, though Features.Departs says %q: remove the entry", what, reason)
+	case departs:
+		t.Logf("departs from live as Features.Departs says (%s): %s", reason, diff)
+	}
+}
+
+// difference shows got and want around their first difference; "" when
+// they are equal.
+func difference(what string, got, want []string) string {
 	if slices.Equal(got, want) {
-		return
+		return ""
 	}
 	i := 0
 	for i < len(got) && i < len(want) && got[i] == want[i] {
 		i++
 	}
-	t.Errorf("%s: %d effects, live %d; first difference at %d:\n%s\nlive:\n%s", what, len(got), len(want), i,
+	return fmt.Sprintf("%s: %d effects, live %d; first difference at %d:\n%s\nlive:\n%s", what, len(got), len(want), i,
 		listFrom(got, i-2, i+8), listFrom(want, i-2, i+8))
 }
 

@@ -87,31 +87,49 @@ func TestContractPassesACarefulProjector(t *testing.T) {
 	integrationtest.TestProjector(t, toyCase(true))
 }
 
-// TestContractFailsACarelessProjector runs the suite on the careless toy
-// in a test process of its own, so that its failures are reported, not
-// suffered: restarts and a wiped ledger must catch its second posts.
-func TestContractFailsACarelessProjector(t *testing.T) {
-	if os.Getenv("HIKESHI_CONTRACT_CARELESS") == "1" {
-		integrationtest.TestProjector(t, toyCase(false))
+// TestContractFailsWhatBreaksIt runs the suite, in a test process of its
+// own so that its failures are reported, not suffered, on cases it must
+// fail: a careless projector (restarts and a wiped ledger catch its second
+// posts), and a careful one said to depart from live where it does not.
+func TestContractFailsWhatBreaksIt(t *testing.T) {
+	cases := map[string]struct {
+		c    integrationtest.ProjectorCase
+		want map[string]string // subtest → PASS or FAIL
+	}{
+		"careless": {toyCase(false), map[string]string{
+			"Live": "PASS", "ReplayFromTheStartEqualsLive": "PASS", "PermanentRefusalDeadLetters": "PASS",
+			"RestartAfterEveryEventRepeatsNoEffect": "FAIL", "WipedLedgerRepeatsNoEffect": "FAIL",
+		}},
+		"careful, said to depart": {departing(toyCase(true)), map[string]string{
+			"Live": "PASS", "ReplayFromTheStartEqualsLive": "FAIL", "RestartAfterEveryEventRepeatsNoEffect": "PASS",
+		}},
+	}
+	if name := os.Getenv("HIKESHI_CONTRACT_CASE"); name != "" {
+		integrationtest.TestProjector(t, cases[name].c)
 		return
 	}
-	args := []string{"-test.run=^TestContractFailsACarelessProjector$", "-test.v", "-test.count=1"}
-	if testing.Short() {
-		args = append(args, "-test.short")
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"-test.run=^TestContractFailsWhatBreaksIt$", "-test.v", "-test.count=1"}
+			if testing.Short() {
+				args = append(args, "-test.short")
+			}
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Env = append(os.Environ(), "HIKESHI_CONTRACT_CASE="+name)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed:\n%s", out)
+			}
+			for sub, want := range tc.want {
+				if !strings.Contains(string(out), "--- "+want+": TestContractFailsWhatBreaksIt/"+sub+" ") {
+					t.Errorf("subtest %s did not %s:\n%s", sub, strings.ToLower(want), out)
+				}
+			}
+		})
 	}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "HIKESHI_CONTRACT_CARELESS=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the suite passed a projector that posts again on every redelivery:\n%s", out)
-	}
-	const name = "TestContractFailsACarelessProjector/"
-	for sub, want := range map[string]string{
-		"Live": "PASS", "ReplayFromTheStartEqualsLive": "PASS", "PermanentRefusalDeadLetters": "PASS",
-		"RestartAfterEveryEventRepeatsNoEffect": "FAIL", "WipedLedgerRepeatsNoEffect": "FAIL",
-	} {
-		if !strings.Contains(string(out), "--- "+want+": "+name+sub+" ") {
-			t.Errorf("subtest %s did not %s:\n%s", sub, strings.ToLower(want), out)
-		}
-	}
+}
+
+func departing(c integrationtest.ProjectorCase) integrationtest.ProjectorCase {
+	c.Features.Departs = map[string]string{"ReplayFromTheStartEqualsLive": "said to, though it does not"}
+	return c
 }
