@@ -76,9 +76,13 @@ type Life struct {
 	Commands []incident.Command
 }
 
-// Ordinary is the declaration of the default life.
-var Ordinary = incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2",
-	Summary: "12% of authorisations fail", DeclaredBy: "alice"}
+// Declarations for the lives of a case: Ordinary is the default life's.
+var (
+	Ordinary = incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2",
+		Summary: "12% of authorisations fail", DeclaredBy: "alice"}
+	Confidential = incident.Declare{Title: "Token leak", Service: "identity", Severity: "SEV2", Confidential: true}
+	Drill        = incident.Declare{Title: "Game day: zone loss", Service: "search", Severity: "SEV3", Drill: true}
+)
 
 // LifeOf is the usual life of the incident d declares: escalated,
 // commanded, identified, noted, resolved and closed.

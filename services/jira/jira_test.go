@@ -138,8 +138,8 @@ func TestContract(t *testing.T) {
 	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
 		Lives: []integrationtest.Life{
 			integrationtest.LifeOf(integrationtest.Ordinary),
-			integrationtest.LifeOf(incident.Declare{Title: "Token leak", Service: "identity", Severity: "SEV2", Confidential: true}),
-			integrationtest.LifeOf(incident.Declare{Title: "Game day: zone loss", Service: "search", Severity: "SEV3", Drill: true}),
+			integrationtest.LifeOf(integrationtest.Confidential),
+			integrationtest.LifeOf(integrationtest.Drill),
 		},
 		World: func(t *testing.T) *integrationtest.World {
 			h, fake, _ := setup(t, "")

@@ -103,7 +103,7 @@ func TestContract(t *testing.T) {
 	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
 		Lives: []integrationtest.Life{
 			integrationtest.LifeOf(integrationtest.Ordinary),
-			integrationtest.LifeOf(incident.Declare{Title: "Token leak", Service: "identity", Severity: "SEV2", Confidential: true}),
+			integrationtest.LifeOf(integrationtest.Confidential),
 		},
 		Features: integrationtest.Features{RecordsRefusals: "a mailbox or webhook that refuses for good is recorded " +
 			"as a notify.sent fact with outcome refused, and the event's other recipients are still told (TestRefusalsAreRecordedNotRetried)"},

@@ -56,7 +56,7 @@ func slackCase(closed bool, departs map[string]string) integrationtest.Projector
 	return integrationtest.ProjectorCase{
 		Lives: []integrationtest.Life{
 			life(integrationtest.Ordinary),
-			life(incident.Declare{Title: "Token leak", Service: "identity", Severity: "SEV2", Confidential: true}),
+			life(integrationtest.Confidential),
 		},
 		Features: integrationtest.Features{Departs: departs},
 		World: func(t *testing.T) *integrationtest.World {

@@ -302,7 +302,7 @@ func TestContract(t *testing.T) {
 	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
 		Lives: []integrationtest.Life{
 			integrationtest.LifeOf(integrationtest.Ordinary),
-			integrationtest.LifeOf(incident.Declare{Title: "Token leak", Service: "identity", Severity: "SEV2", Confidential: true}),
+			integrationtest.LifeOf(integrationtest.Confidential),
 		},
 		Features: integrationtest.Features{NoRemote: "the timeline writes a store of its own and calls no remote " +
 			"that could refuse it; an event it cannot apply is dead-lettered by the runner (projection.TestBatchProjectorDeadLettersOnlyTheBadEvent)"},
