@@ -97,11 +97,19 @@ func LifeOf(d incident.Declare) Life {
 	}}
 }
 
+// comparedWithLive are the subtests whose runs must end as the live one.
+var comparedWithLive = []string{"ReplayFromTheStartEqualsLive", "RestartAfterEveryEventRepeatsNoEffect", "WipedLedgerRepeatsNoEffect"}
+
 // TestProjector runs the contract's subtests on c.
 func TestProjector(t *testing.T, c ProjectorCase) {
 	t.Helper()
 	if len(c.Lives) == 0 {
 		c.Lives = []Life{LifeOf(Ordinary)}
+	}
+	for name := range c.Features.Departs {
+		if !slices.Contains(comparedWithLive, name) {
+			t.Fatalf("Features.Departs names %q, not one of the subtests compared with live %v", name, comparedWithLive)
+		}
 	}
 	var live []string // the remote's effects, then the log's event types
 	t.Run("Live", func(t *testing.T) { live = c.live(t) })
@@ -114,7 +122,8 @@ func TestProjector(t *testing.T, c ProjectorCase) {
 	t.Run("PermanentRefusalDeadLetters", c.permanentRefusal)
 }
 
-// play drives every life on w's hub, calling after after each event.
+// play drives every life on w's hub, calling after once each event is
+// stored.
 func (c ProjectorCase) play(t *testing.T, w *World, after func()) {
 	t.Helper()
 	for _, l := range c.Lives {
