@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,59 +99,78 @@ func TestPostmortemPullRequest(t *testing.T) {
 	}
 }
 
-// TestRestartedAtEveryStep: the projector is replaced after every command
-// and the effects ledger is lost every other time; GitHub still ends with
-// one branch, one file, one pull request, and the link is recorded once.
-func TestRestartedAtEveryStep(t *testing.T) {
-	h, fake, _ := setup(t, "  record_issue: true\n")
+// TestContract runs the contract every projector keeps on the GitHub
+// projector with its recording issue: one branch, file and pull request
+// per closed incident, one recording issue with a comment per event,
+// however often it is replayed or restarted, with or without its ledger; a
+// 404 from GitHub dead-letters the event.
+func TestContract(t *testing.T) {
+	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
+		Lives: []integrationtest.Life{
+			integrationtest.LifeOf(integrationtest.Ordinary),
+			integrationtest.LifeOf(integrationtest.Confidential),
+			integrationtest.LifeOf(integrationtest.Drill),
+		},
+		World: func(t *testing.T) *integrationtest.World {
+			h, fake, _ := setup(t, "  record_issue: true\n  confidential_repo: acme/security\n")
+			return &integrationtest.World{
+				Hub: h,
+				Projector: func(t testing.TB) projection.Projector {
+					p, err := github.New(h.Env)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return projection.Projector{Durable: github.Name, Handle: p.Handle}
+				},
+				Effects: func(testing.TB) []string {
+					return append(repoEffects(h, fake, "acme/postmortems"), repoEffects(h, fake, "acme/security")...)
+				},
+				Refuse: func(testing.TB) { fake.Add("", http.StatusNotFound, "") },
+			}
+		},
+	})
+}
+
+// repoEffects is what repository name of the fake GitHub holds, comparable
+// across hubs.
+func repoEffects(h *integrationtest.Hub, fake *githubtest.Server, name string) []string {
+	repo := fake.Repo(name)
+	out := []string{fmt.Sprintf("%s: branches %v", name, slices.Sorted(maps.Keys(repo.Refs)))}
+	for _, path := range slices.Sorted(maps.Keys(repo.Files)) {
+		out = append(out, h.Mask(fmt.Sprintf("%s: file %s:\n%s", name, path, repo.Files[path])))
+	}
+	for _, p := range repo.Pulls {
+		out = append(out, h.Mask(fmt.Sprintf("%s: pull %d %q %s→%s labels %v reviewers %v:\n%s", name, p.Number, p.Title, p.Head, p.Base, p.Labels, p.Reviewers, p.Body)))
+	}
+	for _, is := range repo.Issues {
+		out = append(out, h.Mask(fmt.Sprintf("%s: issue %d %q %s labels %v:\n%s", name, is.Number, is.Title, is.State, is.Labels, is.Body)))
+	}
+	for _, n := range slices.Sorted(maps.Keys(repo.Comments)) {
+		for _, c := range repo.Comments[n] {
+			out = append(out, h.Mask(fmt.Sprintf("%s: comment on %d: %s", name, n, c)))
+		}
+	}
+	return out
+}
+
+// TestRateLimitsDelayButLoseNothing: GitHub's secondary limit, its primary
+// limit exhausted until the reset, a 502 and a 429 on the way; the
+// projector waits them out and still opens one pull request and one
+// recording issue.
+func TestRateLimitsDelayButLoseNothing(t *testing.T) {
+	h, fake, p := setup(t, "  record_issue: true\n")
 	fake.Add("/git/refs", http.StatusForbidden, "1")                                      // secondary limit
 	fake.LimitUntil("PUT /repos/acme/postmortems/contents/", time.Now().Add(time.Second)) // primary limit exhausted until the reset
 	fake.Add("/pulls", http.StatusBadGateway, "")
 	fake.Add("/issues", http.StatusTooManyRequests, "1")
-	round := 0
-	var st incident.State
-	replay := func() {
-		round++
-		p, err := github.New(h.Env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Replay(t, st.ID, p.Handle)
-		if round%2 == 0 {
-			h.ForgetEffects(t)
-		}
-	}
-	st = h.Declare(t, incident.Declare{Title: "Search latency", Service: "search", Severity: "SEV3"})
-	replay()
-	for _, c := range []incident.Command{
-		incident.AssignCommander{User: "bob"},
-		incident.AddNote{Text: "shard 3 hot"},
-		incident.UpdateStatus{Status: "resolved"},
-		incident.Close{Resolution: "rebalanced"},
-	} {
-		h.Do(t, st.ID, c)
-		replay()
-	}
-	h.ForgetEffects(t)
-	replay()
+	st := run(t, h, incident.Declare{Title: "Search latency", Service: "search", Severity: "SEV3"})
+	h.Replay(t, st.ID, p.Handle)
 	repo := fake.Repo("acme/postmortems")
-	if len(repo.Pulls) != 1 || len(repo.Files) != 1 || len(repo.Refs) != 2 {
-		t.Fatalf("pulls %d files %d refs %v", len(repo.Pulls), len(repo.Files), repo.Refs)
+	if len(repo.Pulls) != 1 || len(repo.Files) != 1 || len(repo.Refs) != 2 || fake.Count(http.MethodPost, "/pulls") != 1 {
+		t.Fatalf("pulls %d (%d creations) files %d refs %v", len(repo.Pulls), fake.Count(http.MethodPost, "/pulls"), len(repo.Files), repo.Refs)
 	}
-	if n := h.Count(t, st.ID, events.TypeGitHubPostmortemOpened); n != 1 {
-		t.Fatalf("%d postmortem_opened events", n)
-	}
-	if fake.Count(http.MethodPost, "/pulls") != 1 {
-		t.Errorf("%d pull creations", fake.Count(http.MethodPost, "/pulls"))
-	}
-	// The recording issue: one issue, one comment per event after the
-	// declaration (commander, note, status, close, and the PR link is not
-	// described), closed.
-	if len(repo.Issues) != 1 || repo.Issues[0].State != "closed" {
-		t.Fatalf("recording issues %+v", repo.Issues)
-	}
-	if got := repo.Comments[repo.Issues[0].Number]; len(got) != 4 {
-		t.Fatalf("recording comments %d: %q", len(got), got)
+	if len(repo.Issues) != 1 || repo.Issues[0].State != "closed" || len(repo.Comments[repo.Issues[0].Number]) != 5 {
+		t.Fatalf("recording issues %+v, comments %v", repo.Issues, repo.Comments)
 	}
 }
 

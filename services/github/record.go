@@ -24,7 +24,7 @@ func (p *Projector) record(ctx context.Context, e events.Stored) error {
 	if err != nil {
 		return err
 	}
-	st, err := p.env.Commands.Get(ctx, e.Envelope.Subject)
+	st, err := p.stateAt(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -61,6 +61,26 @@ func (p *Projector) record(ctx context.Context, e events.Stored) error {
 		return nil
 	}
 	return integration.Refused(p.gh.SetOpen(ctx, repo, number, false))
+}
+
+// stateAt is the incident as it stood right after e: the issue a replay
+// creates long after says what the live one said (the severity declared,
+// not the one reached since).
+func (p *Projector) stateAt(ctx context.Context, e events.Stored) (incident.State, error) {
+	var st incident.State
+	stored, err := p.env.Events.Load(ctx, e.Envelope.Subject, 0)
+	if err != nil {
+		return st, err
+	}
+	for _, s := range stored {
+		if err := st.Apply(s.Envelope, s.Seq); err != nil {
+			return st, err
+		}
+		if s.ID == e.ID {
+			return st, nil
+		}
+	}
+	return st, fmt.Errorf("github: event %s not found on incident %s", e.ID, e.Envelope.Subject)
 }
 
 func (p *Projector) findRecordIssue(ctx context.Context, repo repoName, st incident.State) (int, bool, error) {

@@ -34,6 +34,8 @@ type Hub struct {
 	Env *module.Deps
 	// Timeline is the store WithTimeline opened (nil before).
 	Timeline *sqlite.Store
+	// declared are the incidents Declare declared, in order (Mask).
+	declared []incident.State
 }
 
 // New starts a bus and builds the Deps of a module whose configuration is
@@ -123,6 +125,7 @@ func (h *Hub) Declare(t testing.TB, c incident.Declare) incident.State {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.declared = append(h.declared, st)
 	return st
 }
 

@@ -130,42 +130,54 @@ func TestCaseFollowsTheIncident(t *testing.T) {
 	}
 }
 
-// TestRestartedAtEveryStep: after every command, a new projector replays
-// the incident from the start, and every other time the effects ledger is
-// lost as well (a crash after the remote call, before the record). The
-// remote still ends with one case, one comment per event, one transition.
-func TestRestartedAtEveryStep(t *testing.T) {
-	h, fake, _ := setup(t, "")
-	cfg, auth, _ := jira.Load(h.Env.Config)
-	var st incident.State
-	round := 0
-	step := func() {
-		round++
-		p, err := jira.New(cfg, auth, h.Env)
-		if err != nil {
-			t.Fatal(err)
+// TestContract runs the contract every projector keeps on the JIRA
+// projector: one case per incident, one comment per event, one transition
+// to done, however often it is replayed or restarted, with or without its
+// ledger; a 400 from JIRA dead-letters the event.
+func TestContract(t *testing.T) {
+	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
+		Lives: []integrationtest.Life{
+			integrationtest.LifeOf(integrationtest.Ordinary),
+			integrationtest.LifeOf(integrationtest.Confidential),
+			integrationtest.LifeOf(integrationtest.Drill),
+		},
+		World: func(t *testing.T) *integrationtest.World {
+			h, fake, _ := setup(t, "")
+			cfg, auth, err := jira.Load(h.Env.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &integrationtest.World{
+				Hub: h,
+				Projector: func(t testing.TB) projection.Projector {
+					p, err := jira.New(cfg, auth, h.Env)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return projection.Projector{Durable: jira.Name, Handle: p.Handle}
+				},
+				Effects: func(testing.TB) []string { return caseEffects(h, fake) },
+				Refuse:  func(testing.TB) { fake.Add("", http.StatusBadRequest, "") },
+			}
+		},
+	})
+}
+
+// caseEffects is what the fake JIRA holds, comparable across hubs.
+func caseEffects(h *integrationtest.Hub, fake *jiratest.Server) []string {
+	issues, _ := fake.Snapshot()
+	var out []string
+	for _, is := range issues {
+		out = append(out, h.Mask(fmt.Sprintf("case %s %q priority %s, %s/%s after %d transitions, labels %v:\n%s",
+			is.Key, is.Summary, is.Priority, is.Status, is.Category, is.Transitions, is.Labels, is.Description)))
+		for _, c := range is.Comments {
+			out = append(out, h.Mask("comment on "+is.Key+": "+c.Body))
 		}
-		h.Replay(t, st.ID, p.Handle)
-		if round%2 == 0 {
-			h.ForgetEffects(t)
+		for _, a := range is.Attachments {
+			out = append(out, "attachment on "+is.Key+": "+a.Name)
 		}
 	}
-	st = h.Declare(t, incident.Declare{Title: "Search latency", Service: "search", Severity: "SEV3"})
-	h.Do(t, st.ID, incident.AssignCommander{User: "carol"})
-	step()
-	for _, c := range []incident.Command{
-		incident.ChangeSeverity{Severity: "SEV2"},
-		incident.AddNote{Text: "shard 3 hot"},
-		incident.UpdateStatus{Status: "resolved"},
-		incident.Close{Resolution: "rebalanced"},
-	} {
-		h.Do(t, st.ID, c)
-		step()
-	}
-	step()
-	h.ForgetEffects(t)
-	step()
-	checkOneCase(t, h, fake, st, 5)
+	return out
 }
 
 func TestRateLimitsAndOutagesDelayButLoseNothing(t *testing.T) {

@@ -133,7 +133,7 @@ type mpMessage struct {
 	Raw       string      `json:"-"`
 }
 
-func (mp *mailpit) get(t *testing.T, path string, v any) []byte {
+func (mp *mailpit) get(t testing.TB, path string, v any) []byte {
 	t.Helper()
 	resp, err := http.Get(mp.api + path)
 	if err != nil {
@@ -154,7 +154,7 @@ func (mp *mailpit) get(t *testing.T, path string, v any) []byte {
 
 // messages reads every message back, in the order received, with its
 // parts and its raw source.
-func (mp *mailpit) messages(t *testing.T) []mpMessage {
+func (mp *mailpit) messages(t testing.TB) []mpMessage {
 	t.Helper()
 	var list struct {
 		Total    int `json:"total"`
@@ -176,7 +176,7 @@ func (mp *mailpit) messages(t *testing.T) []mpMessage {
 	return out
 }
 
-func (mp *mailpit) count(t *testing.T) int {
+func (mp *mailpit) count(t testing.TB) int {
 	t.Helper()
 	var list struct {
 		Total int `json:"total"`

@@ -50,6 +50,14 @@ func newRig(t testing.TB, extra string) *rig {
 
 func newRigWith(t testing.TB, extra string, sleep func(context.Context, time.Duration) error) *rig {
 	t.Helper()
+	r := newStoppedRig(t, extra, sleep)
+	r.start()
+	return r
+}
+
+// newStoppedRig is a rig whose bot does not run yet.
+func newStoppedRig(t testing.TB, extra string, sleep func(context.Context, time.Duration) error) *rig {
+	t.Helper()
 	fake := slacktest.New()
 	t.Cleanup(fake.Close)
 	fake.UserGroup("SPAYTEAM1", "UPAY00001", "UPAY00002")
@@ -74,7 +82,6 @@ func newRigWith(t testing.TB, extra string, sleep func(context.Context, time.Dur
 	}
 	r := &rig{t: t, h: h, slack: fake, cfg: cfg, clock: &clock{now: time.Now()}, sleep: sleep}
 	r.ensureChannels("CANNOUNCE1", "CSECURITY1")
-	r.start()
 	return r
 }
 
@@ -85,13 +92,18 @@ func (r *rig) ensureChannels(ids ...string) {
 	}
 }
 
-func (r *rig) start() {
-	b, err := New(context.Background(), r.cfg, Deps{
+// deps are what the rig's bots get.
+func (r *rig) deps() Deps {
+	return Deps{
 		JS: r.h.Bus.JS, Commands: r.h.Env.Commands, Effects: r.h.Env.Effects,
 		Token: "xoxb-test", SigningSecret: secret, AppToken: "xapp-1-test", PublicURL: "https://hikeshi.example.test",
 		Logger: r.h.Env.Logger, Now: r.clock.Now,
 		Sleep: r.sleep,
-	})
+	}
+}
+
+func (r *rig) start() {
+	b, err := New(context.Background(), r.cfg, r.deps())
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -249,61 +261,6 @@ func TestIncidentLifeMakesExactlyTheExpectedCalls(t *testing.T) {
 	}
 	if !strings.Contains(string(obj), "renewed the certificate") {
 		t.Errorf("archive lacks the closing summary")
-	}
-}
-
-func TestRestartAtEveryStepRepeatsNothing(t *testing.T) {
-	r := newRig(t, "")
-	r.life(incident.Declare{Title: "Card payments failing", Service: "payments", Severity: "SEV2", DeclaredBy: "UALICE001"},
-		func(string) { r.restart() })
-	if got := r.counts(); !maps.Equal(got, expectedLife) {
-		t.Fatalf("calls = %v\nwant    %v", got, expectedLife)
-	}
-	// A projector that starts over from the first event finds every
-	// effect recorded and calls Slack for nothing.
-	before := len(r.slack.Calls())
-	for _, st := range r.incidents() {
-		r.h.Replay(t, st, r.bot.Handle)
-	}
-	if after := len(r.slack.Calls()); after != before {
-		t.Fatalf("replay made %d calls: %v", after-before, r.slack.Calls()[before:])
-	}
-}
-
-func (r *rig) incidents() []string {
-	var ids []string
-	for _, c := range r.slack.Channels() {
-		if c.Purpose != "" {
-			_, id, _ := strings.Cut(c.Purpose, "(hikeshi:")
-			ids = append(ids, strings.TrimSuffix(id, ")"))
-		}
-	}
-	return ids
-}
-
-// A crash after conversations.create and before the ledger recorded it:
-// the retry meets name_taken and finds the channel instead of making a
-// second one.
-func TestLostLedgerFindsTheChannel(t *testing.T) {
-	r := newRig(t, "")
-	st := r.h.Declare(t, incident.Declare{Title: "Search down", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
-	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
-	r.stop()
-	r.h.ForgetEffects(t)
-	evs := r.h.Events(t, st.ID)
-	if _, err := r.bot.ensureChannelFor(context.Background(), evs[0]); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(r.slack.Channels()); n != 3 { // announce, security, the incident's
-		t.Fatalf("%d channels, want 3", n)
-	}
-	// Another incident whose name collides gets a suffix, not the channel.
-	r.start()
-	st2 := r.h.Declare(t, incident.Declare{Title: "Search down", Service: "search", Severity: "SEV3", DeclaredBy: "UALICE001"})
-	r.waitFor(st2.ID, events.TypeSlackChannelLinked, 1)
-	l1, l2 := linkOf(t, r, st.ID), linkOf(t, r, st2.ID)
-	if l1.Ref == l2.Ref || !strings.HasSuffix(l2.Name, "-2") {
-		t.Fatalf("links %v and %v", l1, l2)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
 )
@@ -294,8 +295,49 @@ func matchesStream(t *testing.T, ctx context.Context, es *natsjs.Store, c sqlite
 	}
 }
 
-// TestRebuildEqualsLiveProjection projects a few hundred events live
-// through the runner, rebuilds the store from the stream, and compares.
+// TestContract runs the contract every projector keeps on the timeline:
+// its store replayed from the start into a fresh store, or fed from the
+// start again after every event, holds the rows the live one holds.
+func TestContract(t *testing.T) {
+	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
+		Lives: []integrationtest.Life{
+			integrationtest.LifeOf(integrationtest.Ordinary),
+			integrationtest.LifeOf(integrationtest.Confidential),
+		},
+		Features: integrationtest.Features{NoRemote: "the timeline writes a store of its own and calls no remote " +
+			"that could refuse it; an event it cannot apply is dead-lettered by the runner (projection.TestBatchProjectorDeadLettersOnlyTheBadEvent)"},
+		World: func(t *testing.T) *integrationtest.World {
+			h := integrationtest.New(t, "")
+			store := openStore(t, filepath.Join(t.TempDir(), "timeline.db"))
+			return &integrationtest.World{
+				Hub:       h,
+				Projector: func(testing.TB) projection.Projector { return timeline.New(store).Projection() },
+				Effects:   func(t testing.TB) []string { return rows(t, h, store) },
+			}
+		},
+	})
+}
+
+// rows is what the store holds, comparable across hubs.
+func rows(t testing.TB, h *integrationtest.Hub, store *sqlite.Store) []string {
+	c, err := store.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{fmt.Sprintf("checkpoints %v", c.Checkpoints)}
+	for _, e := range c.Events {
+		e.ID, e.Time = "", ""
+		out = append(out, h.Mask(fmt.Sprintf("event %+v", e)))
+	}
+	for _, r := range c.Incidents {
+		out = append(out, h.Mask(fmt.Sprintf("incident %+v", r)))
+	}
+	return out
+}
+
+// TestRebuildEqualsLiveProjection projects a few hundred events from
+// concurrent writers live through the runner, rebuilds the store from the
+// stream offline (hikeshi rebuild), and compares.
 func TestRebuildEqualsLiveProjection(t *testing.T) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
