@@ -120,8 +120,21 @@ func (b *Bot) Handle(ctx context.Context, e events.Stored) error {
 }
 
 func (b *Bot) declared(ctx context.Context, e events.Stored, id string) error {
-	st, err := b.commands.Get(ctx, id)
+	cur, err := b.commands.Get(ctx, id)
 	if err != nil {
+		return err
+	}
+	if l, ok := cur.Links["slack"]; ok && l.Ref != "" {
+		// The channel link is the last step below: the declaration was
+		// carried out in full, maybe before a lost effects ledger. Its
+		// channel may be archived by now, where a search by name passes
+		// it by and would make a second one.
+		return b.index(ctx, l.Ref, id)
+	}
+	// The declaration's posts say what the incident was when declared, so
+	// a replay after an escalation posts what the live run posted.
+	var st incident.State
+	if err := st.Apply(e.Envelope, e.Seq); err != nil {
 		return err
 	}
 	ch, err := natsjs.Once(ctx, b.effects, key(e, "channel"), func(ctx context.Context) (channelRef, error) {
@@ -366,6 +379,12 @@ func (b *Bot) changed(ctx context.Context, e events.Stored, id string, d events.
 	if !ok || r.Channel == "" {
 		return nil // declared before this integration ran: no channel to talk to
 	}
+	if r.Archived {
+		// Archived on close, and a closed incident takes no change: this
+		// one was carried out before (a replay, a lost ledger), and Slack
+		// refuses anything more in the channel.
+		return nil
+	}
 	st, err := b.commands.Get(ctx, id)
 	if err != nil {
 		return err
@@ -438,8 +457,8 @@ func (b *Bot) closed(ctx context.Context, e events.Stored, id string, d *events.
 	if err != nil {
 		return err
 	}
-	if !ok || r.Channel == "" {
-		return nil
+	if !ok || r.Channel == "" || r.Archived {
+		return nil // archiving is the close's last step: all of it was done
 	}
 	st, err := b.commands.Get(ctx, id)
 	if err != nil {
