@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hikeshi/hikeshi/services/access"
 )
@@ -84,5 +85,39 @@ func TestParseRole(t *testing.T) {
 		if _, err := access.ParseRole(s); err == nil {
 			t.Errorf("ParseRole(%q) accepted", s)
 		}
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "12h": 12 * time.Hour, "never": 0, "": 0} {
+		if got, err := access.ParseExpiry(in); err != nil || got != want {
+			t.Errorf("ParseExpiry(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0d", "-1d", "soon", "-5m", "1.5d"} {
+		if _, err := access.ParseExpiry(in); err == nil {
+			t.Errorf("ParseExpiry(%q) accepted", in)
+		}
+	}
+}
+
+func TestRoleFor(t *testing.T) {
+	m := map[string]string{"*": "viewer", "sre": "responder", "csirt": "security", "Boss@Example.com": "admin"}
+	for _, c := range []struct {
+		email  string
+		groups []string
+		want   access.Role
+	}{
+		{"a@example.com", nil, access.Viewer},
+		{"a@example.com", []string{"sre"}, access.Responder},
+		{"a@example.com", []string{"sre", "csirt"}, access.Security},
+		{"boss@example.com", []string{"sre"}, access.Admin},
+	} {
+		if got := access.RoleFor(m, c.email, c.groups); got != c.want {
+			t.Errorf("RoleFor(%s, %v) = %s, want %s", c.email, c.groups, got, c.want)
+		}
+	}
+	if got := access.RoleFor(map[string]string{"sre": "responder"}, "x@example.com", []string{"web"}); got != access.None {
+		t.Errorf("unmapped person got %s", got)
 	}
 }

@@ -31,6 +31,8 @@ const maxAttempts = 64
 // Meta says who asks and how to make the request repeatable.
 type Meta struct {
 	Actor         string
+	ActorName     string // display name of Actor
+	Via           string // the identity that acted for Actor, if any
 	CorrelationID string
 	// Key, when set, makes the command idempotent: the event id (and a
 	// declared incident's id) derive from it, so a retry appends nothing.
@@ -388,7 +390,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 			}
 			return incident.State{}, err
 		}
-		env, err := events.New(id, data, events.Meta{ID: eventID, Source: h.source, Actor: m.Actor, CorrelationID: m.CorrelationID})
+		env, err := events.New(id, data, events.Meta{ID: eventID, Source: h.source, Actor: m.Actor, ActorName: m.ActorName, Via: m.Via, CorrelationID: m.CorrelationID})
 		if err != nil {
 			return incident.State{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
@@ -19,12 +20,10 @@ var (
 	writeError = httpapi.WriteError
 )
 
-func (a *api) authorised(w http.ResponseWriter, r *http.Request) bool {
-	if a.p.env.Token == "" || httpapi.Bearer(r, a.p.env.Token) {
-		return true
-	}
-	writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
-	return false
+// authorised authenticates the caller, who must hold role need; the
+// request returned carries it.
+func (a *api) authorised(w http.ResponseWriter, r *http.Request, need access.Role) (*http.Request, bool) {
+	return httpapi.Authorise(a.p.env.Access.Authn(a.p.env.Token), w, r, need)
 }
 
 // incidentID resolves an incident id or a case number (INC-42).
@@ -35,10 +34,14 @@ func (a *api) incidentID(r *http.Request) (string, error) {
 // postmortem opens (or finds) the postmortem pull request now, whatever
 // the incident's status: POST /api/v1/incidents/{id}/postmortem.
 func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
-	if !a.authorised(w, r) {
+	r, ok := a.authorised(w, r, access.Responder)
+	if !ok {
 		return
 	}
 	id, err := a.incidentID(r)
+	if err == nil {
+		err = a.allowed(r, id, access.Act)
+	}
 	if err == nil {
 		var pr PR
 		if pr, err = a.p.Postmortem(r.Context(), id); err == nil {
@@ -49,6 +52,8 @@ func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, incident.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "incident not found")
+	case errors.Is(err, errForbidden):
+		writeError(w, http.StatusForbidden, "forbidden", err.Error())
 	case errors.Is(err, ErrSkipped):
 		writeError(w, http.StatusConflict, "confidential_skipped", err.Error())
 	case errors.Is(err, natsjs.ErrUnavailable):
@@ -63,7 +68,8 @@ func (a *api) postmortem(w http.ResponseWriter, r *http.Request) {
 
 // followups lists what the CSIRT should chase: GET /api/v1/followups.
 func (a *api) followups(w http.ResponseWriter, r *http.Request) {
-	if !a.authorised(w, r) {
+	r, ok := a.authorised(w, r, access.Viewer)
+	if !ok {
 		return
 	}
 	if a.p.env.Timeline == nil {
@@ -76,5 +82,38 @@ func (a *api) followups(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "followups_failed", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"followups": list})
+	writeJSON(w, http.StatusOK, map[string]any{"followups": a.visible(r, list)})
+}
+
+// allowed checks the caller may take action on the incident: an incident
+// it may not read is not found.
+func (a *api) allowed(r *http.Request, id string, action access.Action) error {
+	st, err := a.p.env.Commands.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := httpapi.Allowed(r.Context(), st, action); err != nil && !errors.Is(err, incident.ErrNotFound) {
+		return errForbidden
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+var errForbidden = errors.New("you may read this incident but not act on it")
+
+// visible leaves out the follow-ups of confidential incidents the caller
+// may not read (they are named by codename only; listed at all only when
+// the hub shows codenames).
+func (a *api) visible(r *http.Request, list []Followup) []Followup {
+	if a.p.env.Access != nil && a.p.env.Access.ShowCodenames {
+		return list
+	}
+	out := make([]Followup, 0, len(list))
+	for _, f := range list {
+		if httpapi.MayRead(r.Context(), a.p.env.Commands, f.ID) {
+			out = append(out, f)
+		}
+	}
+	return out
 }

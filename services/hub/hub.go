@@ -19,6 +19,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -103,11 +104,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
 	}
-	if err := c.File.CheckSections(moduleNames()); err != nil {
+	if err := c.File.CheckSections(append(moduleNames(), access.Section)); err != nil {
 		return err
 	}
-	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
-		return fmt.Errorf("refusing to listen on %s without an API token: set --token or HIKESHI_TOKEN, or listen on a loopback address", c.Listen)
+	if _, _, err := access.LoadConfig(c.File); err != nil {
+		return err
+	}
+	if c.runs(TargetAPI) && !c.authConfigured() && !loopback(c.Listen) {
+		return fmt.Errorf("refusing to listen on %s without authentication: add an auth section to hikeshi.yaml "+
+			"(auth.oidc for people signing in; API tokens from `hikeshi token create`), or set --token or HIKESHI_TOKEN, "+
+			"or listen on a loopback address", c.Listen)
 	}
 	if err := c.validateNATSListen(); err != nil {
 		return err
@@ -158,6 +164,10 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// authConfigured: callers must authenticate (a token or an auth section);
+// otherwise a loopback hub serves its one local operator.
+func (c *Config) authConfigured() bool { return c.Token != "" || c.File.Has(access.Section) }
 
 func (c *Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
@@ -325,6 +335,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if h.lock != nil {
 		env.DataDirID = h.lock.ID
 	}
+	if env.Access, err = h.access(ctx); err != nil {
+		return err
+	}
 	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {
@@ -381,6 +394,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 			return h.timeline.Ping(ctx)
 		},
 		Standby: h.standby.Waiting,
+
+		// Who may call, and what they see of confidential incidents.
+		Auth: env.Access.Auth, Tokens: env.Access.Auth.Tokens, ShowCodenames: env.Access.ShowCodenames,
 	})
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
@@ -391,6 +407,25 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	}
 	h.http = api.HTTPServer()
 	return nil
+}
+
+// access sets up who may call: API tokens, the --token service token, and
+// the local operator when no auth is configured.
+func (h *Hub) access(ctx context.Context) (*access.Guard, error) {
+	cfg, _, err := access.LoadConfig(h.cfg.File)
+	if err != nil {
+		return nil, err
+	}
+	store, err := natsjs.NewAccess(ctx, h.bus.JS)
+	if err != nil {
+		return nil, err
+	}
+	g := &access.Guard{Auth: &access.Authenticator{Legacy: h.cfg.Token, Tokens: access.NewTokens(store)}, ShowCodenames: cfg.ShowCodenames}
+	if !h.cfg.authConfigured() {
+		local := access.LocalOperator()
+		g.Auth.Local = &local
+	}
+	return g, nil
 }
 
 // Addr is where the API listens ("" when the api target does not run).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/projection"
@@ -33,6 +34,10 @@ type Env struct {
 	// Token is the API's bearer token ("" when none is required), for
 	// module routes that serve API clients rather than webhooks.
 	Token string
+	// Access authenticates the callers of module routes that serve API
+	// clients, and says how confidential incidents are listed to those
+	// outside them (see httpapi.Authorise and httpapi.Allowed).
+	Access *access.Guard
 }
 
 // Parts is what a module adds to the hub.

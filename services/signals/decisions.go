@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
@@ -178,8 +179,8 @@ const (
 // decisions, filtered by source, fingerprint, route, rule and flagged,
 // paged back with before=SEQ. It takes the API's bearer token.
 func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
-	if m.env.Token != "" && !httpapi.Bearer(r, m.env.Token) {
-		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+	r, ok := httpapi.Authorise(m.env.Access.Authn(m.env.Token), w, r, access.Viewer)
+	if !ok {
 		return
 	}
 	f, err := signalFilter(r.URL.Query())
@@ -209,6 +210,9 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 		var d SignalDecision
 		if err := json.Unmarshal(row.Data, &d); err != nil {
 			continue // written by this code; never expected
+		}
+		if d.Incident != "" && !httpapi.MayRead(r.Context(), m.env.Commands, d.Incident) {
+			continue // need-to-know: a confidential incident's signals stay with its people
 		}
 		d.CaseNumber = m.caseNumber(r.Context(), d.Incident, cases)
 		out.Signals = append(out.Signals, d)
