@@ -12,8 +12,13 @@ import (
 )
 
 // TokensBucket holds API tokens by the SHA-256 of their secret; the
-// secret itself is never stored.
-const TokensBucket = "hikeshi_tokens"
+// secret itself is never stored. SessionsBucket holds browser sessions by
+// the SHA-256 of their cookie, for at most MaxSession.
+const (
+	TokensBucket   = "hikeshi_tokens"
+	SessionsBucket = "hikeshi_sessions"
+	MaxSession     = 30 * 24 * time.Hour
+)
 
 // TokenRecord is one API token as stored.
 type TokenRecord struct {
@@ -53,6 +58,66 @@ func ensureAccess(ctx context.Context, js jetstream.JetStream, replicas int) err
 		Replicas:    replicas,
 	}); err != nil {
 		return fmt.Errorf("bucket %s: %w", TokensBucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      SessionsBucket,
+		Description: "Browser sessions by the SHA-256 of their cookie",
+		History:     1,
+		TTL:         MaxSession,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}); err != nil {
+		return fmt.Errorf("bucket %s: %w", SessionsBucket, err)
+	}
+	return nil
+}
+
+// Sessions keeps browser sessions, shared by every API replica.
+type Sessions struct{ kv jetstream.KeyValue }
+
+// NewSessions binds the sessions bucket.
+func NewSessions(ctx context.Context, js jetstream.JetStream) (*Sessions, error) {
+	kv, err := js.KeyValue(ctx, SessionsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("sessions bucket: %w", err)
+	}
+	return &Sessions{kv: kv}, nil
+}
+
+// Put stores a session under key (a hash of its cookie).
+func (s *Sessions) Put(ctx context.Context, key string, v any) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("%w: store session: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Get loads a session into v; false when there is none.
+func (s *Sessions) Get(ctx context.Context, key string, v any) (bool, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: session: %v", ErrUnavailable, err)
+	}
+	return true, json.Unmarshal(e.Value(), v)
+}
+
+// Delete ends a session.
+func (s *Sessions) Delete(ctx context.Context, key string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("%w: end session: %v", ErrUnavailable, err)
 	}
 	return nil
 }

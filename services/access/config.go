@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/config"
 )
 
@@ -89,6 +90,9 @@ func (o *OIDCConfig) validate() error {
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 12 * time.Hour
+	}
+	if o.SessionTTL > natsjs.MaxSession {
+		return fmt.Errorf("auth.oidc.session_ttl %s: at most %s", o.SessionTTL, natsjs.MaxSession)
 	}
 	return nil
 }

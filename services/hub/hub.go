@@ -5,9 +5,11 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +21,9 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/access"
+	"github.com/hikeshi/hikeshi/services/access/signin"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -335,11 +339,11 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if h.lock != nil {
 		env.DataDirID = h.lock.ID
 	}
-	if env.Access, err = h.access(ctx); err != nil {
+	routes := map[string]http.Handler{}
+	if env.Access, err = h.access(ctx, routes); err != nil {
 		return err
 	}
 	var projectors []projection.Projector
-	routes := map[string]http.Handler{}
 	if cfg.runs(TargetTimeline) {
 		projectors = append(projectors, timeline.New(h.timeline).Projection())
 	}
@@ -409,9 +413,10 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	return nil
 }
 
-// access sets up who may call: API tokens, the --token service token, and
-// the local operator when no auth is configured.
-func (h *Hub) access(ctx context.Context) (*access.Guard, error) {
+// access sets up who may call: API tokens, the --token service token,
+// people signing in with OIDC (whose routes it adds), and the local
+// operator when no auth is configured.
+func (h *Hub) access(ctx context.Context, routes map[string]http.Handler) (*access.Guard, error) {
 	cfg, _, err := access.LoadConfig(h.cfg.File)
 	if err != nil {
 		return nil, err
@@ -425,7 +430,47 @@ func (h *Hub) access(ctx context.Context) (*access.Guard, error) {
 		local := access.LocalOperator()
 		g.Auth.Local = &local
 	}
+	if cfg.OIDC == nil || !h.cfg.runs(TargetAPI) {
+		return g, nil
+	}
+	if err := recordRoleMapping(ctx, store, cfg.OIDC.Roles); err != nil {
+		return nil, err
+	}
+	secret, err := config.Secret("auth.oidc", "client_secret_env", cfg.OIDC.ClientSecretEnv)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := natsjs.NewSessions(ctx, h.bus.JS)
+	if err != nil {
+		return nil, err
+	}
+	si, err := signin.New(ctx, *cfg.OIDC, secret, h.cfg.PublicURL, sessions, h.cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	g.Auth.Sessions = si
+	maps.Copy(routes, si.Routes())
 	return g, nil
+}
+
+// recordRoleMapping records the configured group → role mapping on the
+// access stream when it differs from the last one recorded.
+func recordRoleMapping(ctx context.Context, store *natsjs.Access, mapping map[string]string) error {
+	var last events.RoleMappingChanged
+	env, ok, err := store.LastAccess(ctx, events.RoleMappingID, "role_mapping_changed")
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := json.Unmarshal(env.Data, &last); err != nil {
+			return fmt.Errorf("last role mapping: %w", err)
+		}
+		if maps.Equal(last.Mapping, mapping) {
+			return nil
+		}
+	}
+	hub := access.Identity{ID: "hub", Name: "hub configuration"}
+	return access.Record(ctx, store, hub, events.RoleMappingID, &events.RoleMappingChanged{Mapping: mapping, Previous: last.Mapping})
 }
 
 // Addr is where the API listens ("" when the api target does not run).
