@@ -69,6 +69,22 @@ func ensureAccess(ctx context.Context, js jetstream.JetStream, replicas int) err
 	}); err != nil {
 		return fmt.Errorf("bucket %s: %w", SessionsBucket, err)
 	}
+	return ensurePublic(ctx, js, replicas)
+}
+
+// ensurePublic creates the redacted stream outside consumers may read.
+// It is derived (the public projector can rebuild it), so it may be purged.
+func ensurePublic(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        events.PublicStream,
+		Description: "Hikeshi incident events with confidential incidents redacted, for outside consumers",
+		Subjects:    []string{events.PublicSubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  2 * time.Minute,
+	}); err != nil {
+		return fmt.Errorf("stream %s: %w", events.PublicStream, err)
+	}
 	return nil
 }
 

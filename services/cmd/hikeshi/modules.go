@@ -6,6 +6,7 @@ import (
 	_ "github.com/hikeshi/hikeshi/services/github"
 	_ "github.com/hikeshi/hikeshi/services/jira"
 	_ "github.com/hikeshi/hikeshi/services/notify"
+	_ "github.com/hikeshi/hikeshi/services/public"
 	_ "github.com/hikeshi/hikeshi/services/signals"
 	_ "github.com/hikeshi/hikeshi/services/slackbot"
 )
