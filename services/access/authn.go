@@ -11,7 +11,7 @@ import (
 
 // ErrUnauthenticated: the request carries no credentials this hub accepts.
 // Its message never repeats what the caller sent.
-var ErrUnauthenticated = errors.New("missing or wrong credentials: send Authorization: Bearer <token>, or sign in")
+var ErrUnauthenticated = errors.New("missing or wrong bearer token (send Authorization: Bearer <token>), and no signed-in session")
 
 // ServiceToken is the identity of the token configured with --token
 // (HIKESHI_TOKEN): an admin that may act for others, as every holder of
