@@ -95,9 +95,10 @@ func newBroadcaster(store *natsjs.Store) *broadcaster {
 // the cache starts again (and looks incidents up anew).
 const maxAccessCache = 10_000
 
-// access returns who may read e's incident, from the events seen
-// (declarations, commander changes) or else looked up once.
-func (b *broadcaster) access(ctx context.Context, e events.Stored) (*access.Incident, error) {
+// access returns who may read e's incident now, from the live events
+// seen (declarations, commander changes) or else looked up once. Events
+// read to catch a client up (live false) are history: they change nothing.
+func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*access.Incident, error) {
 	id, ok := events.IncidentID(e.Subject)
 	if !ok {
 		return nil, nil
@@ -107,8 +108,9 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored) (*access.Inci
 	if len(b.acc) >= maxAccessCache {
 		clear(b.acc)
 	}
-	switch e.Type {
-	case events.TypeDeclared:
+	switch {
+	case !live:
+	case e.Type == events.TypeDeclared:
 		var d events.Declared
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return nil, err
@@ -116,7 +118,7 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored) (*access.Inci
 		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy}
 		b.acc[id] = acc
 		return visibleAcc(acc), nil
-	case events.TypeCommanderAssigned:
+	case e.Type == events.TypeCommanderAssigned:
 		if acc, ok := b.acc[id]; ok {
 			var d events.CommanderAssigned
 			if err := json.Unmarshal(e.Data, &d); err != nil {
@@ -190,7 +192,7 @@ func (b *broadcaster) position() uint64 {
 
 // publish puts one event in the ring and wakes the clients waiting for it.
 func (b *broadcaster) publish(e events.Stored) error {
-	f, err := b.frame(context.Background(), e)
+	f, err := b.frame(context.Background(), e, true)
 	if err != nil {
 		return err
 	}
@@ -334,13 +336,14 @@ func (b *broadcaster) subscribers() int {
 	return len(b.subs)
 }
 
-// frame encodes e with its incident's need-to-know.
-func (b *broadcaster) frame(ctx context.Context, e events.Stored) (*frame, error) {
+// frame encodes e with its incident's need-to-know; live: e is new on the
+// stream (not read to catch a client up).
+func (b *broadcaster) frame(ctx context.Context, e events.Stored, live bool) (*frame, error) {
 	f, err := encodeFrame(e)
 	if err != nil {
 		return nil, err
 	}
-	if f.acc, err = b.access(ctx, e); err != nil {
+	if f.acc, err = b.access(ctx, e, live); err != nil {
 		return nil, fmt.Errorf("need-to-know of incident %s: %w", f.incident, err)
 	}
 	return f, nil
@@ -422,7 +425,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			return nil // the hub is stopping
 		}
 		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: sent, Until: until}, func(e events.Stored) error {
-			f, err := s.live.frame(ctx, e)
+			f, err := s.live.frame(ctx, e, false)
 			if err == nil && !sub.sees(f) {
 				sent = e.Seq
 				return nil
