@@ -231,8 +231,10 @@ func (s *Server) post(w *statusRecorder, r *http.Request, h handler) {
 }
 
 func (s *Server) idempotent(w *statusRecorder, r *http.Request, key string, body []byte, h handler) {
-	tokenHash := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-	kvKey := natsjs.Key(string(tokenHash[:]), r.Method, r.URL.Path, key)
+	// Keys are the caller's own: two callers (two tokens, or two people
+	// signed in with cookies) never see each other's answers.
+	caller, _ := access.From(r.Context())
+	kvKey := natsjs.Key(caller.ID, r.Method, r.URL.Path, key)
 	reqHash := fmt.Sprintf("%x", sha256.Sum256(body))
 	replay := func(a natsjs.Answer) {
 		if a.RequestHash != reqHash {

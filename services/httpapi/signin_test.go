@@ -297,3 +297,38 @@ func TestOIDCTokenChecks(t *testing.T) {
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
+
+// TestIdempotencyKeysArePerPerson: two people signed in with cookies (no
+// Authorization header) who happen to send the same Idempotency-Key each
+// get their own answer, never the other's.
+func TestIdempotencyKeysArePerPerson(t *testing.T) {
+	m := provider(t)
+	h, _ := oidcHub(t, m)
+	base := "http://" + h.Addr()
+	declareAs := func(email, title string) (int, string) {
+		b := newBrowser(t, base)
+		b.signIn(m, person(email, "sre"))
+		_, csrf, ok := b.session()
+		if !ok {
+			t.Fatalf("%s: no session", email)
+		}
+		r, _ := http.NewRequest("POST", base+"/api/v1/incidents", strings.NewReader(`{"title":"`+title+`","service":"web","severity":"SEV3"}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Idempotency-Key", "retry-1")
+		r.Header.Set(signin.CSRFHeader, csrf)
+		res, err := b.hc.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var inc Incident
+		_ = jsonDecode(res, &inc)
+		return res.StatusCode, inc.Title
+	}
+	if code, title := declareAs("alice@example.com", "Alice's outage"); code != http.StatusCreated || title != "Alice's outage" {
+		t.Fatalf("alice: %d %q", code, title)
+	}
+	if code, title := declareAs("bob@example.com", "Bob's outage"); code != http.StatusCreated || title != "Bob's outage" {
+		t.Fatalf("bob with the same key as alice: %d %q, want his own incident", code, title)
+	}
+}
