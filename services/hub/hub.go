@@ -469,8 +469,15 @@ func recordRoleMapping(ctx context.Context, store *natsjs.Access, mapping map[st
 			return nil
 		}
 	}
+	// The id derives from the change, so replicas starting together with
+	// the same configuration record it once.
+	change := &events.RoleMappingChanged{Mapping: mapping, Previous: last.Mapping}
+	key, err := json.Marshal(change) // maps marshal with sorted keys
+	if err != nil {
+		return err
+	}
 	hub := access.Identity{ID: "hub", Name: "hub configuration"}
-	return access.Record(ctx, store, hub, events.RoleMappingID, &events.RoleMappingChanged{Mapping: mapping, Previous: last.Mapping})
+	return access.Record(ctx, store, hub, events.RoleMappingID, change, string(key))
 }
 
 // Addr is where the API listens ("" when the api target does not run).
