@@ -116,11 +116,15 @@ func (t *Tokens) Create(ctx context.Context, by Identity, q TokenRequest) (natsj
 		exp := now.Add(q.Expires)
 		rec.ExpiresAt = &exp
 	}
+	// Recorded before it is stored: no token ever works without its
+	// creation in the audit.
+	if err := t.record(ctx, by, rec.ID, &events.TokenCreated{TokenID: rec.ID, Name: rec.Name, Role: rec.Role, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt}); err != nil {
+		return natsjs.TokenRecord{}, "", err
+	}
 	if err := t.store.PutToken(ctx, rec); err != nil {
 		return natsjs.TokenRecord{}, "", err
 	}
-	err := t.record(ctx, by, rec.ID, &events.TokenCreated{TokenID: rec.ID, Name: rec.Name, Role: rec.Role, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
-	return rec, secret, err
+	return rec, secret, nil
 }
 
 // Revoke stops a token working.
