@@ -23,7 +23,9 @@ const SpecVersion = "1.0"
 const ContentType = "application/json"
 
 // Envelope is a CloudEvents 1.0 structured-mode JSON event. Extensions carry
-// who did it (actor), what caused it (causationid), which request or chain it
+// who did it (actor: the stable id of the authenticated identity, actorname:
+// its display name, via: the identity that acted for the actor, when a
+// trusted integration acts for a person), what caused it (causationid), which request or chain it
 // belongs to (correlationid) and the schema version of data (dataversion).
 type Envelope struct {
 	SpecVersion     string          `json:"specversion"`
@@ -35,6 +37,8 @@ type Envelope struct {
 	DataContentType string          `json:"datacontenttype"`
 	DataVersion     int             `json:"dataversion"`
 	Actor           string          `json:"actor,omitempty"`
+	ActorName       string          `json:"actorname,omitempty"`
+	Via             string          `json:"via,omitempty"`
 	CausationID     string          `json:"causationid,omitempty"`
 	CorrelationID   string          `json:"correlationid,omitempty"`
 	Data            json.RawMessage `json:"data"`
@@ -45,6 +49,8 @@ type Meta struct {
 	ID            string // empty: a new random id
 	Source        string // empty: DefaultSource
 	Actor         string
+	ActorName     string // display name of Actor
+	Via           string // who acted for Actor, if anyone
 	CausationID   string
 	CorrelationID string
 	Time          time.Time // zero: now
@@ -87,6 +93,8 @@ func New(subject string, data Data, m Meta) (Envelope, error) {
 		DataContentType: ContentType,
 		DataVersion:     spec.Version,
 		Actor:           m.Actor,
+		ActorName:       m.ActorName,
+		Via:             m.Via,
 		CausationID:     m.CausationID,
 		CorrelationID:   m.CorrelationID,
 		Data:            raw,
@@ -114,7 +122,7 @@ func (e Envelope) Marshal() ([]byte, error) {
 	b = appendField(b, `,"datacontenttype":`, e.DataContentType)
 	b = append(b, `,"dataversion":`...)
 	b = strconv.AppendInt(b, int64(e.DataVersion), 10)
-	for _, f := range [...]struct{ name, v string }{{`,"actor":`, e.Actor}, {`,"causationid":`, e.CausationID}, {`,"correlationid":`, e.CorrelationID}} {
+	for _, f := range [...]struct{ name, v string }{{`,"actor":`, e.Actor}, {`,"actorname":`, e.ActorName}, {`,"via":`, e.Via}, {`,"causationid":`, e.CausationID}, {`,"correlationid":`, e.CorrelationID}} {
 		if f.v != "" {
 			b = appendField(b, f.name, f.v)
 		}
@@ -128,7 +136,7 @@ func (e Envelope) Marshal() ([]byte, error) {
 // output: strings that need no escaping beyond quotes, a time json would
 // format the same way, and data that is already compact JSON.
 func (e Envelope) plain() bool {
-	for _, v := range [...]string{e.SpecVersion, e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.Actor, e.CausationID, e.CorrelationID} {
+	for _, v := range [...]string{e.SpecVersion, e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.Actor, e.ActorName, e.Via, e.CausationID, e.CorrelationID} {
 		if !plainString(v) {
 			return false
 		}

@@ -275,6 +275,9 @@ func TestSubjectName(t *testing.T) {
 func TestSpecs(t *testing.T) {
 	specs := events.Specs()
 	want := []string{
+		events.TypeRoleMappingChanged,
+		events.TypeTokenCreated,
+		events.TypeTokenRevoked,
 		events.TypeGitHubPostmortemOpened,
 		events.TypeGitHubPostmortemRequested,
 		events.TypeClosed,

@@ -30,6 +30,7 @@ const (
 
 type golden struct {
 	id, subject, time, actor, causation, correlation string
+	actorName, via                                   string // added later, optional: older files have neither
 	data                                             events.Data
 }
 
@@ -92,6 +93,13 @@ var goldens = map[string]golden{
 	"io.hikeshi.incident.note_added.v1.json": {
 		id: "01959426-8dbe-7de4-88af-f8b4c17124bf", subject: inc42, time: "2025-03-14T10:15:09.502Z", actor: "erin",
 		data: &events.NoteAdded{Text: "Support has 230 tickets tagged checkout-502; macro with the status page link sent."},
+	},
+	// An authenticated actor: its stable id and display name, and the
+	// integration token that acted for it (additive, so still version 1).
+	"io.hikeshi.incident.note_added.v1.actor.json": {
+		id: "01959431-2c7a-7b10-9d4e-5f6a7b8c9d0e", subject: inc42, time: "2025-03-14T10:27:41.003Z",
+		actor: "person:erin@example.com", actorName: "Erin Park", via: "token:0195941f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+		data: &events.NoteAdded{Text: "Status page updated from the support console."},
 	},
 	"io.hikeshi.incident.closed.v1.json": {
 		id: closedEvt, subject: inc42, time: "2025-03-17T14:05:31.776Z", actor: "bob", correlation: closeCorr,
@@ -171,6 +179,8 @@ func TestGoldenFilesDecode(t *testing.T) {
 				{"datacontenttype", env.DataContentType, events.ContentType},
 				{"dataversion", strconv.Itoa(env.DataVersion), version},
 				{"actor", env.Actor, want.actor},
+				{"actorname", env.ActorName, want.actorName},
+				{"via", env.Via, want.via},
 				{"causationid", env.CausationID, want.causation},
 				{"correlationid", env.CorrelationID, want.correlation},
 			} {

@@ -43,6 +43,8 @@ func TestMarshalMatchesStandardEncoder(t *testing.T) {
 		func(e *events.Envelope) { e.Actor = "line sep \u2028" },
 		func(e *events.Envelope) { e.Actor = "日本語の名前" },
 		func(e *events.Envelope) { e.CorrelationID, e.CausationID = "c-1", "e-0" },
+		func(e *events.Envelope) { e.ActorName, e.Via = "Alice Liddell", "token:ci" },
+		func(e *events.Envelope) { e.ActorName = "Zoë <admin>" },
 		func(e *events.Envelope) { e.Data = json.RawMessage(`{ "text" : "spaced" }`) },
 		func(e *events.Envelope) { e.Data = json.RawMessage(`{"text":"a < b"}`) },
 		func(e *events.Envelope) { e.Data = json.RawMessage(`{"text":"esc \" \\ \n"}`) },

@@ -61,6 +61,9 @@ type Auth struct {
 	// process in split mode, an operator's tools). Otherwise they are
 	// readers: they consume INCIDENTS and publish nowhere else.
 	Full bool
+	// Public makes readers consume only INCIDENTS_PUBLIC, the redacted
+	// stream, and not INCIDENTS.
+	Public bool
 	// TLSCert and TLSKey are PEM files; with them clients must use TLS.
 	TLSCert, TLSKey string
 }
@@ -81,6 +84,8 @@ func (a Auth) Validate() error {
 		return errors.New("--nats-nkey is a seed, which must stay with the client: give its public key (U…; `nk -inkey seed.nk -pubout`)")
 	case a.NKey != "" && !nkeys.IsValidPublicUserKey(a.NKey):
 		return fmt.Errorf("--nats-nkey %q is not a public user nkey (U…)", a.NKey)
+	case a.Full && a.Public:
+		return errors.New("--nats-access is one of read, public or full")
 	case (a.TLSCert == "") != (a.TLSKey == ""):
 		return errors.New("nats TLS needs both --nats-tls-cert and --nats-tls-key")
 	}
@@ -91,7 +96,12 @@ func (a Auth) Validate() error {
 // or through consumers of its own) and nothing else: it cannot publish an
 // event, touch another stream or bucket, or the hub's own consumers.
 func readerPermissions(protected []string) *server.Permissions {
-	s := events.IncidentStream
+	return streamReader(events.IncidentStream, events.IncidentSubjectPrefix, protected)
+}
+
+// streamReader lets a client consume stream s (live on prefix.>), and
+// nothing else.
+func streamReader(s, prefix string, protected []string) *server.Permissions {
 	allow := []string{
 		"$JS.API.INFO", "$JS.API.STREAM.NAMES",
 		"$JS.API.STREAM.INFO." + s, "$JS.API.STREAM.MSG.GET." + s, "$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
@@ -111,7 +121,7 @@ func readerPermissions(protected []string) *server.Permissions {
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: allow, Deny: deny},
-		Subscribe: &server.SubjectPermission{Allow: []string{events.IncidentSubjectPrefix + ".>", "_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{prefix + ".>", "_INBOX.>"}},
 	}
 }
 
@@ -136,7 +146,10 @@ func authOptions(opts *server.Options, cfg EmbeddedConfig) error {
 		return errors.New("embedded nats: auth configured without the hub's own password")
 	}
 	var perms *server.Permissions // nil: everything
-	if !a.Full {
+	switch {
+	case a.Public:
+		perms = streamReader(events.PublicStream, events.PublicSubjectPrefix, nil)
+	case !a.Full:
 		perms = readerPermissions(cfg.Protected)
 	}
 	opts.Users = []*server.User{{

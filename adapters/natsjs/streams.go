@@ -168,5 +168,5 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 	}); err != nil {
 		return fmt.Errorf("object store %s: %w", ArchivesBucket, err)
 	}
-	return nil
+	return ensureAccess(ctx, js, t.Replicas)
 }

@@ -87,6 +87,7 @@ type Server struct {
 	calls    []Call
 	channels map[string]*Channel
 	groups   map[string][]string
+	users    map[string]User
 	faults   map[string][]Fault
 	tiers    map[string]Tier
 	windows  map[string]*window
@@ -103,7 +104,7 @@ type window struct {
 
 // New starts a server; close it with Close (registered on t by the caller).
 func New() *Server {
-	s := &Server{BotUser: "UBOT00001", channels: map[string]*Channel{}, groups: map[string][]string{},
+	s := &Server{BotUser: "UBOT00001", channels: map[string]*Channel{}, groups: map[string][]string{}, users: map[string]User{},
 		faults: map[string][]Fault{}, tiers: map[string]Tier{}, windows: map[string]*window{}, clock: time.Now}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -140,6 +141,18 @@ func (s *Server) Limit(method string, t Tier) {
 func (s *Server) UserGroup(id string, users ...string) {
 	s.mu.Lock()
 	s.groups[id] = users
+	s.mu.Unlock()
+}
+
+// User is a workspace member, as users.info describes them.
+type User struct {
+	ID, Name, RealName, Email string
+}
+
+// AddUser makes a member known to users.info.
+func (s *Server) AddUser(u User) {
+	s.mu.Lock()
+	s.users[u.ID] = u
 	s.mu.Unlock()
 }
 
@@ -579,6 +592,13 @@ func (s *Server) handle(method string, p url.Values) (map[string]any, string) {
 			return nil, "no_such_subteam"
 		}
 		return map[string]any{"users": users}, ""
+	case "users.info":
+		u, ok := s.users[p.Get("user")]
+		if !ok {
+			return nil, "user_not_found"
+		}
+		return map[string]any{"user": map[string]any{"id": u.ID, "name": u.Name, "real_name": u.RealName,
+			"profile": map[string]any{"real_name": u.RealName, "display_name": u.Name, "email": u.Email}}}, ""
 	case "views.open":
 		if p.Get("trigger_id") == "" {
 			return nil, "invalid_trigger_id"

@@ -382,7 +382,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 			}
 			return incident.State{}, err
 		}
-		env, err := events.New(id, data, events.Meta{ID: eventID, Source: h.source, Actor: m.Actor, CorrelationID: m.CorrelationID})
+		env, err := events.New(id, data, events.Meta{ID: eventID, Source: h.source, Actor: m.Actor, ActorName: m.ActorName, Via: m.Via, CorrelationID: m.CorrelationID})
 		if err != nil {
 			return incident.State{}, err
 		}

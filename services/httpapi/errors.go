@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
@@ -37,6 +38,10 @@ func toAPIError(err error) *apiError {
 		return newErr(http.StatusConflict, "invalid_transition", ce.Reason)
 	case errors.Is(err, command.ErrVersionConflict):
 		return newErr(http.StatusConflict, "version_conflict", err.Error()+"; GET the incident and retry with its version")
+	case errors.Is(err, access.ErrUnauthenticated):
+		return newErr(http.StatusUnauthorized, "unauthorized", err.Error())
+	case access.IsForbidden(err):
+		return newErr(http.StatusForbidden, "forbidden", err.Error())
 	case errors.Is(err, natsjs.ErrUnavailable):
 		return newErr(http.StatusServiceUnavailable, "bus_unavailable", "the event bus did not store the event; nothing was recorded, retry later")
 	}

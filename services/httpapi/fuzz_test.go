@@ -55,6 +55,7 @@ func FuzzDeclareBody(f *testing.F) {
 	post := func(path string, body []byte) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = "127.0.0.1:40000" // the local operator of a hub without auth
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, r)
 		return w

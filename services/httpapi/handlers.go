@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
@@ -56,6 +57,11 @@ func (s *Server) declare(w http.ResponseWriter, r *http.Request) error {
 func execute[T any](s *Server, w http.ResponseWriter, r *http.Request, build func(T) incident.Command) error {
 	id, err := s.incidentID(r)
 	if err != nil {
+		return err
+	}
+	// Before the body: a caller outside a confidential incident learns
+	// nothing of it, not even that its body would have been wrong.
+	if _, err := s.visible(r, id, access.Act); err != nil {
 		return err
 	}
 	var req T
@@ -122,7 +128,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Commands.Get(r.Context(), id)
+	st, err := s.visible(r, id, access.Read)
 	if err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"incidents": rows}
+	body := map[string]any{"incidents": s.listed(r.Context(), rows)}
 	if next := nextBefore(rows, limit); next != "" {
 		body["next_before"] = next
 		q := r.URL.Query()
@@ -196,7 +202,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Commands.Get(r.Context(), id)
+	st, err := s.visible(r, id, access.Read)
 	if err != nil {
 		return err
 	}

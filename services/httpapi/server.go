@@ -18,6 +18,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
@@ -36,8 +37,17 @@ type Deps struct {
 	Events   *natsjs.Store
 	Answers  *natsjs.Answers
 	Metrics  *telemetry.Metrics
-	// Token, when set, is required as a bearer token on /api/v1.
+	// Token, when set, is required as a bearer token on /api/v1. Auth,
+	// when set, replaces it (it knows Token too).
 	Token string
+	// Auth finds out who calls; nil: Token, or without one the local
+	// operator (see access.Authenticator).
+	Auth *access.Authenticator
+	// Tokens manages API tokens (/api/v1/tokens); nil: not offered.
+	Tokens *access.Tokens
+	// ShowCodenames lists a confidential incident to those who may not
+	// read it, under its codename and nothing else; default: hidden.
+	ShowCodenames bool
 	// Ready checks the bus and the store.
 	Ready func(context.Context) error
 	// Timeouts of the HTTP server; unset ones take DefaultTimeouts.
@@ -57,17 +67,28 @@ type Server struct {
 
 // New builds the routes.
 func New(d Deps) *Server {
+	if d.Auth == nil {
+		d.Auth = access.ForToken(d.Token)
+	}
 	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults(), live: newBroadcaster(d.Events)}
-	s.route("POST /api/v1/incidents", s.declare)
-	s.route("GET /api/v1/incidents", s.list)
-	s.route("GET /api/v1/incidents/{id}", s.get)
-	s.route("POST /api/v1/incidents/{id}/severity", s.severity)
-	s.route("POST /api/v1/incidents/{id}/status", s.status)
-	s.route("POST /api/v1/incidents/{id}/commander", s.commander)
-	s.route("POST /api/v1/incidents/{id}/notes", s.note)
-	s.route("POST /api/v1/incidents/{id}/close", s.close)
-	s.route("GET /api/v1/incidents/{id}/timeline", s.timeline)
-	s.route("GET /api/v1/events", s.tail)
+	s.live.lookup = s.incidentAccess
+	s.route("POST /api/v1/incidents", access.Responder, s.declare)
+	s.route("GET /api/v1/incidents", access.Viewer, s.list)
+	s.route("GET /api/v1/incidents/{id}", access.Viewer, s.get)
+	s.route("POST /api/v1/incidents/{id}/severity", access.Responder, s.severity)
+	s.route("POST /api/v1/incidents/{id}/status", access.Responder, s.status)
+	s.route("POST /api/v1/incidents/{id}/commander", access.Responder, s.commander)
+	s.route("POST /api/v1/incidents/{id}/notes", access.Responder, s.note)
+	s.route("POST /api/v1/incidents/{id}/close", access.Responder, s.close)
+	s.route("GET /api/v1/incidents/{id}/timeline", access.Viewer, s.timeline)
+	s.route("GET /api/v1/events", access.Viewer, s.tail)
+	s.route("GET /api/v1/whoami", access.None, s.whoami)
+	if d.Tokens != nil {
+		s.route("POST /api/v1/tokens", access.Admin, s.createToken)
+		s.route("GET /api/v1/tokens", access.Admin, s.listTokens)
+		s.route("DELETE /api/v1/tokens/{id}", access.Admin, s.revokeToken)
+		s.route("GET /api/v1/access/events", access.Admin, s.accessEvents)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -76,8 +97,8 @@ func New(d Deps) *Server {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorised(r) {
-			writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
+		if _, err := s.d.Auth.Authenticate(r); err != nil {
+			writeError(w, r, err)
 			return
 		}
 		if allow := s.allowed(r); len(allow) > 0 {
@@ -138,11 +159,14 @@ func (s *Server) measured(pattern string, h func(*statusRecorder, *http.Request)
 
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// route wraps a handler with auth, metrics, body limits and idempotency.
-func (s *Server) route(pattern string, h handler) {
+// route wraps a handler with authentication, the least role the route
+// needs, metrics, body limits and idempotency. The caller's identity is in
+// the request's context (access.From). Need-to-know of one incident is the
+// handler's to check (see visible).
+func (s *Server) route(pattern string, need access.Role, h handler) {
 	s.measured(pattern, func(rec *statusRecorder, r *http.Request) {
-		if !s.authorised(r) {
-			writeError(rec, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
+		r, ok := authorise(s.d.Auth, rec, r, need)
+		if !ok {
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -153,27 +177,6 @@ func (s *Server) route(pattern string, h handler) {
 			writeError(rec, r, err)
 		}
 	})
-}
-
-func (s *Server) authorised(r *http.Request) bool { return tokenAccepted(r, s.d.Token) }
-
-func tokenAccepted(r *http.Request, token string) bool {
-	return token == "" || httpjson.Bearer(r, token)
-}
-
-// RequireToken is the API's check of its caller for routes mounted outside
-// it that serve API clients (a module's own endpoints): a request without
-// the bearer token gets the API's 401.
-func RequireToken(token string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !tokenAccepted(r, token) {
-				writeError(w, r, newErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
 }
 
 type ctxKey int
@@ -213,8 +216,10 @@ func (s *Server) post(w *statusRecorder, r *http.Request, h handler) {
 }
 
 func (s *Server) idempotent(w *statusRecorder, r *http.Request, key string, body []byte, h handler) {
-	tokenHash := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-	kvKey := natsjs.Key(string(tokenHash[:]), r.Method, r.URL.Path, key)
+	// Keys are the caller's own: two callers (two tokens, or two people
+	// signed in with cookies) never see each other's answers.
+	caller, _ := access.From(r.Context())
+	kvKey := natsjs.Key(caller.ID, r.Method, r.URL.Path, key)
 	reqHash := fmt.Sprintf("%x", sha256.Sum256(body))
 	replay := func(a natsjs.Answer) {
 		if a.RequestHash != reqHash {
@@ -305,7 +310,8 @@ func decode(r *http.Request, v any) error {
 
 // meta collects who asks and how: actor, idempotency and If-Match.
 func meta(r *http.Request) (command.Meta, error) {
-	m := command.Meta{Actor: actor(r), CorrelationID: r.Header.Get("X-Correlation-Id")}
+	m := command.Meta{CorrelationID: r.Header.Get("X-Correlation-Id")}
+	m.Actor, m.ActorName, m.Via = actor(r)
 	m.Key, _ = r.Context().Value(idemKey).(string)
 	if im := strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`); im != "" {
 		v, err := strconv.ParseUint(im, 10, 64)
@@ -317,12 +323,18 @@ func meta(r *http.Request) (command.Meta, error) {
 	return m, nil
 }
 
-// actor is who the request speaks for: X-Hikeshi-Actor, else "api".
-func actor(r *http.Request) string {
-	if a := strings.TrimSpace(r.Header.Get("X-Hikeshi-Actor")); a != "" && len(a) <= incident.MaxName {
-		return a
+// actor is who the request speaks for: the authenticated identity, or,
+// for an identity allowed to act for others (act-as), the person named by
+// X-Hikeshi-Actor, recorded with the identity it came through (via).
+func actor(r *http.Request) (id, name, via string) {
+	caller, ok := access.From(r.Context())
+	if !ok {
+		return "api", "", "" // not reached: every route authenticates
 	}
-	return "api"
+	if a := strings.TrimSpace(r.Header.Get("X-Hikeshi-Actor")); a != "" && len(a) <= incident.MaxName && caller.Has(access.ScopeActAs) {
+		return a, a, caller.ID
+	}
+	return caller.ID, caller.Name, ""
 }
 
 // incidentID accepts an incident id or a case number such as INC-42.

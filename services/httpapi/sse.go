@@ -12,6 +12,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
 )
 
 // Live fan-out of GET /api/v1/events: the process follows the incident
@@ -36,6 +37,9 @@ type frame struct {
 	seq      uint64
 	incident string
 	data     []byte
+	// acc is who may read a confidential incident's events; nil: the
+	// incident is not confidential.
+	acc *access.Incident
 }
 
 // subscriber is one client's place in the ring.
@@ -48,6 +52,13 @@ type subscriber struct {
 	// kick unblocks a write stuck on a client that stopped reading.
 	kick    func()
 	dropped string
+	// who is the client; nil: unrestricted (tests of the ring only).
+	who *access.Identity
+}
+
+// sees reports whether the client may read f (need-to-know).
+func (s *subscriber) sees(f *frame) bool {
+	return s.who == nil || f.acc == nil || access.Can(*s.who, access.Read, f.acc)
 }
 
 // broadcaster hands the events of its one stream subscription to every
@@ -67,11 +78,78 @@ type broadcaster struct {
 	byIncident map[string]map[*subscriber]struct{}
 	wakeOne    map[string]chan struct{}
 	done       bool
+
+	// lookup finds who may read an incident the broadcaster has not seen
+	// declared; nil: none is confidential (tests of the ring only).
+	lookup func(ctx context.Context, incident string) (*access.Incident, error)
+	accMu  sync.Mutex
+	acc    map[string]*access.Incident // incident → its need-to-know
 }
 
 func newBroadcaster(store *natsjs.Store) *broadcaster {
 	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{},
-		byIncident: map[string]map[*subscriber]struct{}{}, wakeOne: map[string]chan struct{}{}}
+		byIncident: map[string]map[*subscriber]struct{}{}, wakeOne: map[string]chan struct{}{}, acc: map[string]*access.Incident{}}
+}
+
+// maxAccessCache bounds the need-to-know remembered per incident; past it
+// the cache starts again (and looks incidents up anew).
+const maxAccessCache = 10_000
+
+// access returns who may read e's incident now, from the live events
+// seen (declarations, commander changes) or else looked up once. Events
+// read to catch a client up (live false) are history: they change nothing.
+func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*access.Incident, error) {
+	id, ok := events.IncidentID(e.Subject)
+	if !ok {
+		return nil, nil
+	}
+	b.accMu.Lock()
+	defer b.accMu.Unlock()
+	if len(b.acc) >= maxAccessCache {
+		clear(b.acc)
+	}
+	switch {
+	case !live:
+	case e.Type == events.TypeDeclared:
+		var d events.Declared
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, err
+		}
+		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy}
+		b.acc[id] = acc
+		return visibleAcc(acc), nil
+	case e.Type == events.TypeCommanderAssigned:
+		if acc, ok := b.acc[id]; ok {
+			var d events.CommanderAssigned
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, err
+			}
+			next := *acc // frames already out keep the old one
+			next.Commander = d.User
+			b.acc[id] = &next
+			return visibleAcc(&next), nil
+		}
+	}
+	if acc, ok := b.acc[id]; ok {
+		return visibleAcc(acc), nil
+	}
+	if b.lookup == nil {
+		return nil, nil
+	}
+	acc, err := b.lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b.acc[id] = acc
+	return visibleAcc(acc), nil
+}
+
+// visibleAcc is nil for an incident any viewer may read.
+func visibleAcc(acc *access.Incident) *access.Incident {
+	if acc == nil || !acc.Confidential {
+		return nil
+	}
+	return acc
 }
 
 // run follows the stream from its end until ctx ends, resuming after a
@@ -114,7 +192,7 @@ func (b *broadcaster) position() uint64 {
 
 // publish puts one event in the ring and wakes the clients waiting for it.
 func (b *broadcaster) publish(e events.Stored) error {
-	f, err := encodeFrame(e)
+	f, err := b.frame(context.Background(), e, true)
 	if err != nil {
 		return err
 	}
@@ -165,7 +243,7 @@ func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <
 		return buf, nil, s.dropped
 	}
 	for ; s.next < b.head; s.next++ {
-		if f := b.ring[s.next%liveRing]; s.incident == "" || f.incident == s.incident {
+		if f := b.ring[s.next%liveRing]; (s.incident == "" || f.incident == s.incident) && s.sees(f) {
 			buf = append(buf, f)
 		}
 	}
@@ -258,6 +336,19 @@ func (b *broadcaster) subscribers() int {
 	return len(b.subs)
 }
 
+// frame encodes e with its incident's need-to-know; live: e is new on the
+// stream (not read to catch a client up).
+func (b *broadcaster) frame(ctx context.Context, e events.Stored, live bool) (*frame, error) {
+	f, err := encodeFrame(e)
+	if err != nil {
+		return nil, err
+	}
+	if f.acc, err = b.access(ctx, e, live); err != nil {
+		return nil, fmt.Errorf("need-to-know of incident %s: %w", f.incident, err)
+	}
+	return f, nil
+}
+
 func encodeFrame(e events.Stored) (*frame, error) {
 	body, err := json.Marshal(e.Envelope)
 	if err != nil {
@@ -286,8 +377,12 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		if incident, err = s.d.Commands.Resolve(r.Context(), ref); err != nil {
 			return err
 		}
+		if _, err := s.visible(r, incident, access.Read); err != nil {
+			return err
+		}
 		filter = events.IncidentFilter(incident)
 	}
+	who, _ := access.From(r.Context())
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		return fmt.Errorf("streaming unsupported")
@@ -313,7 +408,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 	if err := hold(); err != nil {
 		return err
 	}
-	sub := &subscriber{incident: incident, kick: kicker(w)}
+	sub := &subscriber{incident: incident, kick: kicker(w), who: &who}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -330,7 +425,11 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 			return nil // the hub is stopping
 		}
 		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: sent, Until: until}, func(e events.Stored) error {
-			f, err := encodeFrame(e)
+			f, err := s.live.frame(ctx, e, false)
+			if err == nil && !sub.sees(f) {
+				sent = e.Seq
+				return nil
+			}
 			if err == nil {
 				err = hold()
 			}

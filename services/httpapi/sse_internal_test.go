@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
 )
 
 func storedNote(t *testing.T, seq uint64) events.Stored {
@@ -117,5 +118,42 @@ func TestIncidentWakeGoesWithLastClient(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.wakeOne) != 0 || len(b.byIncident) != 0 {
 		t.Errorf("after every client left: %d wake channels, %d incidents", len(b.wakeOne), len(b.byIncident))
+	}
+}
+
+// TestCatchUpDoesNotRewindNeedToKnow: events read to catch a client up
+// are history; an old commander assignment among them must not make the
+// live stream follow the old commander instead of the current one.
+func TestCatchUpDoesNotRewindNeedToKnow(t *testing.T) {
+	const id = "inc-1"
+	ev := func(seq uint64, d events.Data) events.Stored {
+		env, err := events.New(id, d, events.Meta{Actor: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := events.SubjectName(env.Type)
+		return events.Stored{Seq: seq, Subject: "incidents." + id + "." + name, Envelope: env}
+	}
+	b := newBroadcaster(nil)
+	declared := ev(1, &events.Declared{Title: "t", Service: "s", Severity: events.SEV1, DeclaredBy: "x", Confidential: true, Codename: "c"})
+	toFirst := ev(2, &events.CommanderAssigned{User: "first"})
+	toSecond := ev(3, &events.CommanderAssigned{User: "second"})
+	for _, e := range []events.Stored{declared, toFirst, toSecond} {
+		if err := b.publish(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A client resuming after seq 1 reads the first assignment again.
+	if _, err := b.frame(t.Context(), toFirst, false); err != nil {
+		t.Fatal(err)
+	}
+	note, err := b.frame(t.Context(), ev(4, &events.NoteAdded{Text: "n"}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &subscriber{who: &access.Identity{ID: "second", Kind: access.Local, Role: access.Responder}}
+	first := &subscriber{who: &access.Identity{ID: "first", Kind: access.Local, Role: access.Responder}}
+	if !second.sees(note) || first.sees(note) {
+		t.Fatalf("after a catch-up, the current commander sees the note: %v, the former one: %v", second.sees(note), first.sees(note))
 	}
 }

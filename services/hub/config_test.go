@@ -35,6 +35,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "public address without token", cfg: Config{Listen: "192.0.2.10:8080"}, wantErr: "token"},
 		{name: "hostname without token", cfg: Config{Listen: "hikeshi.example:8080"}, wantErr: "token"},
 		{name: "all interfaces with token", cfg: Config{Listen: "0.0.0.0:8080", Token: "t"}},
+		{name: "all interfaces with an auth section", cfg: Config{Listen: "0.0.0.0:8080", File: authFile("auth: {show_codenames: false}")}},
+		{name: "the error says what to configure", cfg: Config{Listen: "0.0.0.0:8080"}, wantErr: "add an auth section to hikeshi.yaml"},
+		{name: "auth.oidc incomplete", cfg: Config{File: authFile("auth: {oidc: {issuer: https://idp.example}}")}, wantErr: "auth.oidc: set client_id, client_secret_env"},
+		{name: "auth.oidc unknown role", cfg: Config{File: authFile("auth: {oidc: {issuer: https://idp.example, client_id: c, client_secret_env: S, roles: {sre: root}}}")}, wantErr: "auth.oidc.roles[sre]"},
+		{name: "auth unknown key", cfg: Config{File: authFile("auth: {tokens: true}")}, wantErr: "tokens"},
 		{name: "no API, no token needed", cfg: Config{Listen: "0.0.0.0:8080", Targets: []string{TargetTimeline}}},
 		{name: "unknown target", cfg: Config{Targets: []string{"api", "slack"}}, wantErr: "unknown target"},
 		{name: "bad case prefix", cfg: Config{CasePrefix: "1NC"}, wantErr: "case prefix"},
@@ -64,6 +69,14 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func authFile(yaml string) *config.File {
+	f, err := config.Parse("hikeshi.yaml", []byte(yaml))
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 func TestStartRefusesUnsafeListen(t *testing.T) {

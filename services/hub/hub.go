@@ -5,9 +5,11 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +21,9 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
+	"github.com/hikeshi/hikeshi/services/access/signin"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/module"
@@ -112,11 +117,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
 	}
-	if err := c.File.CheckSections(c.moduleNames()); err != nil {
+	if err := c.File.CheckSections(append(c.moduleNames(), access.Section)); err != nil {
 		return err
 	}
-	if c.runs(TargetAPI) && c.Token == "" && !loopback(c.Listen) {
-		return fmt.Errorf("refusing to listen on %s without an API token: set --token or HIKESHI_TOKEN, or listen on a loopback address", c.Listen)
+	if _, _, err := access.LoadConfig(c.File); err != nil {
+		return err
+	}
+	if c.runs(TargetAPI) && !c.authConfigured() && !loopback(c.Listen) {
+		return fmt.Errorf("refusing to listen on %s without authentication: add an auth section to hikeshi.yaml "+
+			"(auth.oidc for people signing in; API tokens from `hikeshi token create`), or set --token or HIKESHI_TOKEN, "+
+			"or listen on a loopback address", c.Listen)
 	}
 	if err := c.validateNATSListen(); err != nil {
 		return err
@@ -167,6 +177,10 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// authConfigured: callers must authenticate (a token or an auth section);
+// otherwise a loopback hub serves its one local operator.
+func (c *Config) authConfigured() bool { return c.Token != "" || c.File.Has(access.Section) }
 
 func (c *Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
@@ -339,8 +353,13 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if err != nil {
 		return err
 	}
-	var projectors []projection.Projector
 	routes := map[string]http.Handler{}
+	guard, err := h.access(ctx, routes)
+	if err != nil {
+		return err
+	}
+	deps.APIAuth, deps.ShowCodenames = httpapi.RequireCaller(guard.Auth), guard.ShowCodenames
+	var projectors []projection.Projector
 	if cfg.runs(TargetTimeline) {
 		projectors = append(projectors, timeline.New(h.timeline).Projection())
 	}
@@ -396,6 +415,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 			return h.timeline.Ping(ctx)
 		},
 		Standby: h.standby.Waiting,
+
+		// Who may call, and what they see of confidential incidents.
+		Auth: guard.Auth, Tokens: guard.Auth.Tokens, ShowCodenames: guard.ShowCodenames,
 	})
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
@@ -406,6 +428,73 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	}
 	h.http = api.HTTPServer()
 	return nil
+}
+
+// access sets up who may call: API tokens, the --token service token,
+// people signing in with OIDC (whose routes it adds), and the local
+// operator when no auth is configured.
+func (h *Hub) access(ctx context.Context, routes map[string]http.Handler) (*access.Guard, error) {
+	cfg, _, err := access.LoadConfig(h.cfg.File)
+	if err != nil {
+		return nil, err
+	}
+	store, err := natsjs.NewAccess(ctx, h.bus.JS)
+	if err != nil {
+		return nil, err
+	}
+	g := &access.Guard{Auth: &access.Authenticator{Legacy: h.cfg.Token, Tokens: access.NewTokens(store)}, ShowCodenames: cfg.ShowCodenames}
+	if !h.cfg.authConfigured() {
+		local := access.LocalOperator()
+		g.Auth.Local = &local
+	}
+	if cfg.OIDC == nil || !h.cfg.runs(TargetAPI) {
+		return g, nil
+	}
+	if err := recordRoleMapping(ctx, store, cfg.OIDC.Roles); err != nil {
+		return nil, err
+	}
+	secret, err := config.Secret("auth.oidc", "client_secret_env", cfg.OIDC.ClientSecretEnv)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := natsjs.NewSessions(ctx, h.bus.JS)
+	if err != nil {
+		return nil, err
+	}
+	si, err := signin.New(ctx, *cfg.OIDC, secret, h.cfg.PublicURL, sessions, h.cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	g.Auth.Sessions = si
+	maps.Copy(routes, si.Routes())
+	return g, nil
+}
+
+// recordRoleMapping records the configured group → role mapping on the
+// access stream when it differs from the last one recorded.
+func recordRoleMapping(ctx context.Context, store *natsjs.Access, mapping map[string]string) error {
+	var last events.RoleMappingChanged
+	env, ok, err := store.LastAccess(ctx, events.RoleMappingID, "role_mapping_changed")
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := json.Unmarshal(env.Data, &last); err != nil {
+			return fmt.Errorf("last role mapping: %w", err)
+		}
+		if maps.Equal(last.Mapping, mapping) {
+			return nil
+		}
+	}
+	// The id derives from the change, so replicas starting together with
+	// the same configuration record it once.
+	change := &events.RoleMappingChanged{Mapping: mapping, Previous: last.Mapping}
+	key, err := json.Marshal(change) // maps marshal with sorted keys
+	if err != nil {
+		return err
+	}
+	hub := access.Identity{ID: "hub", Name: "hub configuration"}
+	return access.Record(ctx, store, hub, events.RoleMappingID, change, string(key))
 }
 
 // Addr is where the API listens ("" when the api target does not run).

@@ -3,11 +3,11 @@ package hub
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/command"
-	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/hikeshi/hikeshi/services/timeline"
@@ -67,7 +67,10 @@ func (h *Hub) deps(commands *command.Handler, effects *natsjs.Effects, metrics *
 	d := module.Deps{
 		Config: cfg.File, Commands: commands, Effects: effects, Events: h.bus.Events,
 		Incidents: timeline.Incidents{Store: h.timeline}, JS: h.bus.JS, Dial: h.bus.Dial,
-		Metrics: metrics.Registry, APIAuth: httpapi.RequireToken(cfg.Token),
+		Metrics: metrics.Registry,
+		// start sets the API's check of callers; a process serving no API
+		// (a replay) builds routes it never mounts.
+		APIAuth:   func(http.Handler) http.Handler { return http.NotFoundHandler() },
 		PublicURL: cfg.PublicURL, DataDir: cfg.DataDir, Standby: &h.standby,
 	}
 	if h.lock != nil {

@@ -3,6 +3,8 @@ package incident
 // Meta says who asks for a command and how to make the request repeatable.
 type Meta struct {
 	Actor         string
+	ActorName     string // display name of Actor
+	Via           string // the identity that acted for Actor, if any
 	CorrelationID string
 	// Key, when set, makes the command idempotent: the event id (and a
 	// declared incident's id) derive from it, so a retry appends nothing.

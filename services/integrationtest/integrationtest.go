@@ -17,6 +17,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -68,15 +69,17 @@ func New(t testing.TB, yamlText string) *Hub {
 		JS:        b.JS,
 		Dial:      b.Dial,
 		Logger:    logger,
-		APIAuth:   httpapi.RequireToken(""),
+		APIAuth:   httpapi.RequireCaller(access.ForToken("")),
 		PublicURL: "https://hikeshi.example.test",
 		DataDir:   t.TempDir(),
 	}}
 }
 
 // RequireToken makes the module's routes for API clients take token, as
-// the hub's API does.
-func (h *Hub) RequireToken(token string) { h.Env.APIAuth = httpapi.RequireToken(token) }
+// the hub's API does with --token and no other auth.
+func (h *Hub) RequireToken(token string) {
+	h.Env.APIAuth = httpapi.RequireCaller(access.ForToken(token))
+}
 
 // Start starts module m and returns its parts.
 func (h *Hub) Start(t testing.TB, m module.Module) module.Parts {

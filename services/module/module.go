@@ -74,8 +74,14 @@ type Deps struct {
 	// Metrics registers the module's own collectors on /metrics.
 	Metrics prometheus.Registerer
 	// APIAuth wraps a route that serves API clients (not a webhook) with
-	// the API's check of its caller.
+	// the API's check of its caller: an authenticated identity with at
+	// least the viewer role, in the request's context (access.From). The
+	// handler checks more itself: a higher role (access.Require) and
+	// need-to-know for each incident (access.Allowed, access.MayRead).
 	APIAuth func(http.Handler) http.Handler
+	// ShowCodenames: a confidential incident the caller may not read is
+	// listed under its codename (auth.show_codenames), not left out.
+	ShowCodenames bool
 	// PublicURL is where people reach the hub, for links in messages.
 	PublicURL string
 	// DataDir is where a module keeps files of its own (WritesDataDir).

@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/projection"
 )
@@ -206,6 +207,9 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 		var d SignalDecision
 		if err := json.Unmarshal(row.Data, &d); err != nil {
 			continue // written by this code; never expected
+		}
+		if d.Incident != "" && !access.MayRead(r.Context(), m.env.Commands, d.Incident) {
+			continue // need-to-know: a confidential incident's signals stay with its people
 		}
 		d.CaseNumber = m.caseNumber(r.Context(), d.Incident, cases)
 		out.Signals = append(out.Signals, d)

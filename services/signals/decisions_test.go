@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 )
 
@@ -86,7 +87,7 @@ signals:
       route: ticket
   default: {route: none}
 `, gh.URL)})
-	r.env.APIAuth = httpapi.RequireToken(apiToken)
+	r.env.APIAuth = httpapi.RequireCaller(access.ForToken(apiToken))
 	now := time.Now().UTC().Format(time.RFC3339)
 	send := func(fp, extra string) {
 		t.Helper()

@@ -42,6 +42,7 @@ type Bot struct {
 	publicURL string
 	log       *slog.Logger
 	now       func() time.Time
+	people    *people
 }
 
 // Deps is what New needs besides the configuration.
@@ -132,6 +133,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Bot, error) {
 		cfg: cfg, api: api, js: d.JS, commands: d.Commands, effects: d.Effects, state: kv, archives: archives,
 		pacer: &httpx.Pacer{Interval: cfg.PostInterval}, verifier: &slacksign.Verifier{Secret: d.SigningSecret, Now: d.Now},
 		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Logger, now: d.Now,
+		people: &people{api: api, now: d.Now, known: map[string]slackPerson{}},
 	}, nil
 }
 

@@ -58,6 +58,10 @@ type Config struct {
 	// EscalateShortcut is the callback id of the message shortcut that
 	// escalates a message to the security team for triage; "-" turns it off.
 	EscalateShortcut string `yaml:"escalate_shortcut"`
+	// MapUsersByEmail records a Slack user's actions as the person of their
+	// e-mail address (users.info, scope users:read.email), the identity
+	// they have when they sign in to the hub.
+	MapUsersByEmail bool `yaml:"map_users_by_email"`
 
 	Timekeeper Timekeeper `yaml:"timekeeper"`
 

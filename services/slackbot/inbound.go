@@ -13,7 +13,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/slacksign"
-	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/slack-go/slack"
 )
@@ -197,7 +196,7 @@ func (b *Bot) pinNote(ctx context.Context, ev *reactionEvent) error {
 	}
 	text := fmt.Sprintf("%s: %s", mention(m.User), m.Text)
 	_, err = b.commands.Execute(ctx, id, incident.AddNote{Text: truncate(text, incident.MaxText)},
-		command.Meta{Actor: ev.User, Key: "slack-pin:" + ev.Item.Channel + ":" + ev.Item.TS})
+		b.keyed(ctx, ev.User, "slack-pin:"+ev.Item.Channel+":"+ev.Item.TS))
 	if isRefusal(err) {
 		return nil // closed incident: nothing to add, and a retry would not help
 	}
@@ -280,7 +279,7 @@ func (b *Bot) command(ctx context.Context, form url.Values) (string, error) {
 		return fmt.Sprintf("Unknown subcommand %q.\n%s", sub, b.helpText()), nil
 	}
 	// trigger_id is unique per invocation: the key makes a repeat harmless.
-	_, err = b.commands.Execute(ctx, id, c, command.Meta{Actor: user, Key: "slack-trigger:" + trigger})
+	_, err = b.commands.Execute(ctx, id, c, b.keyed(ctx, user, "slack-trigger:"+trigger))
 	if isRefusal(err) {
 		return "Not done: " + err.Error(), nil
 	}

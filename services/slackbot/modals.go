@@ -208,7 +208,7 @@ func (b *Bot) submit(ctx context.Context, cb *slack.InteractionCallback) (any, e
 	if cb.View.State == nil || cb.View.ID == "" {
 		return nil, badRequest("view_submission without state")
 	}
-	meta := command.Meta{Actor: cb.User.ID, Key: "slack-view:" + cb.View.ID}
+	meta := b.keyed(ctx, cb.User.ID, "slack-view:"+cb.View.ID)
 	id := cb.View.PrivateMetadata
 	var err error
 	switch cb.View.CallbackID {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/slack-go/slack"
 )
@@ -15,7 +14,7 @@ import (
 // retried slash command asks once.
 func (b *Bot) requestPostmortem(ctx context.Context, id, user, trigger string) (string, error) {
 	st, err := b.commands.Execute(ctx, id, incident.RecordFact{Data: &events.PostmortemRequested{RequestedBy: user, Via: "slack"}},
-		command.Meta{Actor: user, Key: "slack-trigger:" + trigger})
+		b.keyed(ctx, user, "slack-trigger:"+trigger))
 	if err != nil {
 		return "", err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/sanitize"
@@ -236,7 +235,7 @@ func (b *Bot) triageOpen(ctx context.Context, k, viewID string) (bool, error) {
 func (b *Bot) acceptTriage(ctx context.Context, st incident.State, k, viewID, user string) error {
 	acc := &events.TriageAccepted{Key: k, IncidentID: st.ID, CaseNumber: st.CaseNumber, AcceptedBy: user}
 	if _, err := b.commands.Execute(ctx, st.ID, incident.RecordFact{Data: acc},
-		command.Meta{Actor: user, Key: "slack-view:" + viewID + ":triage"}); err != nil {
+		b.keyed(ctx, user, "slack-view:"+viewID+":triage")); err != nil {
 		return err
 	}
 	err := b.decide(ctx, k, events.DeriveID("triage-decided", k, viewID), user, acc)

@@ -5,6 +5,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/jira"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/notify"
+	"github.com/hikeshi/hikeshi/services/public"
 	"github.com/hikeshi/hikeshi/services/signals"
 	"github.com/hikeshi/hikeshi/services/slackbot"
 )
@@ -18,6 +19,7 @@ var modules = []module.Module{
 	github.Module,
 	jira.Module,
 	notify.Module,
+	public.Module,
 	signals.Module,
 	slackbot.Module,
 }

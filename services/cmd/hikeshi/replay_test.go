@@ -224,7 +224,7 @@ func TestReplayJiraMakesNoSecondCaseOrComment(t *testing.T) {
 	}
 	cases, comments := jiraWrites(fake)
 	code, _, stderr = hikeshiRun(t, ctx, "replay", "jria", "--data-dir", dataDir, "--config", conf)
-	if want := `unknown consumer "jria"; the consumers are jira, timeline (modules not configured in hikeshi.yaml: github, notify, signals, slack)`; code != 2 || !strings.Contains(stderr, want) {
+	if want := `unknown consumer "jria"; the consumers are jira, timeline (modules not configured in hikeshi.yaml: github, notify, public, signals, slack)`; code != 2 || !strings.Contains(stderr, want) {
 		t.Errorf("replay of an unknown consumer: exit %d, stderr %q; want 2 and %q", code, stderr, want)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
@@ -48,7 +49,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server to other processes on host:port (e.g. 127.0.0.1:4222); beyond loopback only with a NATS login")
 	f.StringVar(&cfg.NATSAuth.User, "nats-user", "", "user outside clients of --nats-listen log in as; its password comes from HIKESHI_NATS_PASSWORD")
 	f.StringVar(&cfg.NATSAuth.NKey, "nats-nkey", "", "public user nkey (U…) outside clients of --nats-listen may log in with, signing with its seed")
-	natsAccess := f.String("nats-access", "read", "what outside clients of --nats-listen may do: read (consume INCIDENTS) or full (another hikeshi process, operator tools)")
+	natsAccess := f.String("nats-access", "read", "what outside clients of --nats-listen may do: read (consume INCIDENTS), public (consume only INCIDENTS_PUBLIC, confidential incidents redacted; needs the public module) or full (another hikeshi process, operator tools)")
 	f.StringVar(&cfg.NATSAuth.TLSCert, "nats-tls-cert", "", "PEM certificate: clients of --nats-listen must use TLS")
 	f.StringVar(&cfg.NATSAuth.TLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
@@ -69,10 +70,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: --log-level %q", errUsage, *level)
 	}
 	switch *natsAccess {
-	case "read", "full":
-		cfg.NATSAuth.Full = *natsAccess == "full"
+	case "read", "full", "public":
+		cfg.NATSAuth.Full, cfg.NATSAuth.Public = *natsAccess == "full", *natsAccess == "public"
 	default:
-		return fmt.Errorf("%w: --nats-access %q: read or full", errUsage, *natsAccess)
+		return fmt.Errorf("%w: --nats-access %q: read, public or full", errUsage, *natsAccess)
 	}
 	// A password is not a flag: flags show in the process list.
 	cfg.NATSAuth.Password = os.Getenv("HIKESHI_NATS_PASSWORD")
@@ -119,6 +120,8 @@ func natsLogin(a natsjs.Auth) string {
 	access := "read only"
 	if a.Full {
 		access = "full access"
+	} else if a.Public {
+		access = "read only, " + events.PublicStream + " only"
 	}
 	how := []string{}
 	if a.User != "" {
