@@ -21,6 +21,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/console"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
@@ -389,12 +390,26 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
+	api.Mount("/", h.console(commands))
 	h.loops = append(h.loops, api.Live)
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	h.http = api.HTTPServer()
 	return nil
+}
+
+// console is the web console at /. A hub without an API token listens on
+// loopback only (Validate), and its console is the local operator's; a hub
+// with a token has no way yet to tell who a browser is, and serves the
+// console to nobody.
+func (h *Hub) console(commands *command.Handler) *console.Console {
+	caller := console.Nobody
+	if h.cfg.Token == "" {
+		caller = console.Loopback(console.LocalOperator())
+	}
+	return console.New(console.Deps{Commands: commands, Timeline: h.timeline, Caller: caller,
+		Secure: strings.HasPrefix(h.cfg.PublicURL, "https://"), Logger: h.cfg.Logger})
 }
 
 // Addr is where the API listens ("" when the api target does not run).

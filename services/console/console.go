@@ -1,0 +1,183 @@
+// Package console is the web console: server-rendered pages for the
+// incidents list, an incident with its live timeline and forms for every
+// command, and the declare form. Pages work without JavaScript; a small
+// script of our own (static/console.js) follows the timeline over
+// Server-Sent Events and sends forms with fetch. Commands go through the
+// same command handler as the API, recorded as the signed-in caller.
+package console
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os/user"
+	"strings"
+
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/module"
+)
+
+//go:embed templates/*.html static/*
+var files embed.FS
+
+// Action is what a caller wants to do with an incident.
+type Action int
+
+const (
+	Read    Action = iota // see an incident and its timeline
+	Act                   // run a command on an incident
+	Declare               // declare a new incident
+)
+
+// Caller is who is calling, as the hub's access rules know them.
+type Caller interface {
+	// Actor is recorded as the actor of the events the caller's commands
+	// append.
+	Actor() string
+	// Name is shown on the pages.
+	Name() string
+	// Can reports whether the caller may take action on st (nil for an
+	// action on no particular incident: Declare, and reading lists).
+	Can(a Action, st *incident.State) bool
+}
+
+// Local is the one operator of a hub without sign-in, reached on loopback:
+// allowed everything, as the API is.
+type Local string
+
+func (l Local) Actor() string                  { return string(l) }
+func (l Local) Name() string                   { return string(l) }
+func (Local) Can(Action, *incident.State) bool { return true }
+
+// Deps is what the console needs.
+type Deps struct {
+	// Commands is the hub's command handler, the API's own.
+	Commands module.Commands
+	Timeline *sqlite.Store
+	// Caller tells who sends a request; false when nobody is signed in.
+	Caller func(*http.Request) (Caller, bool)
+	// SignIn, when set, is where a request without a caller is sent, with
+	// ?next= the page it asked for.
+	SignIn string
+	// Secure marks the console's cookies Secure (the hub is reached over
+	// HTTPS).
+	Secure bool
+	Logger *slog.Logger
+}
+
+// maxForm bounds a form's body, as the API bounds its JSON.
+const maxForm = 1 << 20
+
+// Console serves the pages.
+type Console struct {
+	d     Deps
+	mux   *http.ServeMux
+	pages map[string]*template.Template
+}
+
+// New builds the console's routes.
+func New(d Deps) *Console {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	c := &Console{d: d, mux: http.NewServeMux(), pages: parsePages()}
+	static, _ := fs.Sub(files, "static")
+	c.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheable(http.FileServerFS(static))))
+	c.page("GET /{$}", c.incidents)
+	c.page("GET /incidents", c.incidents)
+	c.page("GET /incidents/{id}", c.incident)
+	c.page("POST /incidents/{id}/{command}", c.command)
+	c.page("GET /incidents/{id}/live", c.live)
+	c.page("GET /declare", c.declareForm)
+	c.page("POST /declare", c.declare)
+	c.page("/", func(w http.ResponseWriter, r *http.Request, who Caller) {
+		c.fail(w, r, who, http.StatusNotFound, "No such page: "+r.URL.Path)
+	})
+	return c
+}
+
+// ServeHTTP answers every page with headers that keep a page from running
+// any script but the console's own, being framed or sniffed.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	c.mux.ServeHTTP(w, r)
+}
+
+// page registers a handler that needs a caller, and, for a POST, a valid
+// CSRF token.
+func (c *Console) page(pattern string, h func(http.ResponseWriter, *http.Request, Caller)) {
+	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		who, ok := c.d.Caller(r)
+		if !ok {
+			c.signIn(w, r)
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		}
+		if r.Method == http.MethodPost && !c.csrfValid(r) {
+			c.fail(w, r, who, http.StatusForbidden, "This form expired or was sent from another site, so nothing was done. Reload the page and send it again.")
+			return
+		}
+		h(w, r, who)
+	})
+}
+
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	if c.d.SignIn != "" && r.Method == http.MethodGet {
+		http.Redirect(w, r, c.d.SignIn+"?next="+template.URLQueryEscaper(r.URL.RequestURI()), http.StatusSeeOther)
+		return
+	}
+	c.render(w, r, nil, http.StatusUnauthorized, "error", errorPage{Message: "Sign in to use the console. " +
+		"A hub with an API token and no sign-in configured serves the console on loopback only, without a token."})
+}
+
+type errorPage struct{ Message string }
+
+// fail answers with an error page, or a JSON error to the console's script.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, who Caller, status int, msg string) {
+	if wantsJSON(r) {
+		writeJSON(w, status, map[string]any{"error": map[string]string{"message": msg}})
+		return
+	}
+	c.render(w, r, who, status, "error", errorPage{Message: msg})
+}
+
+// wantsJSON: the request comes from the console's script.
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func cacheable(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Loopback is the caller of a hub without sign-in, listening on loopback:
+// everyone who reaches it is the one local operator.
+func Loopback(operator string) func(*http.Request) (Caller, bool) {
+	return func(*http.Request) (Caller, bool) { return Local(operator), true }
+}
+
+// Nobody is the caller of a hub that has an API token but no sign-in: the
+// console has no way to know who a browser is, so it serves nobody.
+func Nobody(*http.Request) (Caller, bool) { return nil, false }
+
+// LocalOperator names the local operator: the OS user running the hub, or
+// "local".
+func LocalOperator() string {
+	if u, err := user.Current(); err == nil && u.Username != "" && len(u.Username) <= incident.MaxName {
+		return u.Username
+	}
+	return "local"
+}
