@@ -7,6 +7,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os/user"
 	"strings"
+	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/incident"
@@ -76,6 +78,10 @@ type Console struct {
 	d     Deps
 	mux   *http.ServeMux
 	pages map[string]*template.Template
+	// stopping is closed when the hub stops: live timelines end, so that
+	// the server's shutdown does not wait for browsers to leave.
+	stopping chan struct{}
+	stop     sync.Once
 }
 
 // New builds the console's routes.
@@ -83,7 +89,7 @@ func New(d Deps) *Console {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	c := &Console{d: d, mux: http.NewServeMux(), pages: parsePages()}
+	c := &Console{d: d, mux: http.NewServeMux(), pages: parsePages(), stopping: make(chan struct{})}
 	static, _ := fs.Sub(files, "static")
 	c.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheable(http.FileServerFS(static))))
 	c.page("GET /{$}", c.incidents)
@@ -97,6 +103,14 @@ func New(d Deps) *Console {
 		c.fail(w, r, who, http.StatusNotFound, "No such page: "+r.URL.Path)
 	})
 	return c
+}
+
+// Run serves until ctx ends, then ends the live timelines (the browsers
+// reconnect to the next process). The hub runs it beside the HTTP server.
+func (c *Console) Run(ctx context.Context) error {
+	<-ctx.Done()
+	c.stop.Do(func() { close(c.stopping) })
+	return nil
 }
 
 // ServeHTTP answers every page with headers that keep a page from running

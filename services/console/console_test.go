@@ -1,8 +1,12 @@
 package console_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -329,5 +333,49 @@ func TestNeedToKnow(t *testing.T) {
 	}
 	if got := h.Count(t, open.ID, "io.hikeshi.incident.note_added"); got != 0 {
 		t.Errorf("%d notes recorded for a viewer", got)
+	}
+}
+
+// TestLiveTimelineEndsWhenTheHubStops: a browser left open on an incident
+// page does not hold the hub's shutdown: its live timeline ends first.
+func TestLiveTimelineEndsWhenTheHubStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Run(ctx) }()
+	base := "http://" + h.Addr()
+	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Checkout down", "service": "payments", "severity": "SEV2"})
+	res, err := http.Get(base + "/incidents/INC-1/live?after=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("live timeline before the declaration arrived: %v", err)
+		}
+		if strings.HasPrefix(line, "event: entries") {
+			break
+		}
+	}
+	ended := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, rd)
+		close(ended)
+	}()
+	cancel()
+	select {
+	case <-ended:
+	case err := <-stopped:
+		t.Fatalf("the hub stopped (%v) while the live timeline was still open", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

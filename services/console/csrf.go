@@ -8,7 +8,8 @@ import (
 )
 
 // CSRF protection by double submit: a random token in a cookie that only
-// this site can set or read (SameSite=Strict, HttpOnly), repeated in every
+// this site can set or read (HttpOnly; SameSite=Lax, so that a link from
+// Slack or a mail opens a page with the same token), repeated in every
 // form (and, for the console's script, in a header). Another site can make
 // a browser send the cookie, but cannot know its value to put in the form.
 
@@ -28,7 +29,7 @@ func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	_, _ = rand.Read(b)
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/", HttpOnly: true,
-		Secure: c.d.Secure, SameSite: http.SameSiteStrictMode})
+		Secure: c.d.Secure, SameSite: http.SameSiteLaxMode})
 	// The same request may render a page that needs it.
 	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: tok})
 	return tok

@@ -96,6 +96,8 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, who Caller) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-c.stopping:
+			return
 		case <-changed:
 		case <-poll.C:
 		}

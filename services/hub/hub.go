@@ -390,7 +390,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
-	api.Mount("/", h.console(commands))
+	con := h.console(commands)
+	api.Mount("/", con)
+	h.loops = append(h.loops, con.Run)
 	h.loops = append(h.loops, api.Live)
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
