@@ -117,7 +117,9 @@ func TestBrowserIncidentWalkthrough(t *testing.T) {
 
 	// Find it in the list, by searching its title.
 	do(t, ctx, "open the list", chromedp.Navigate(base+"/incidents"), chromedp.WaitVisible(chromedp.ID("q")))
-	do(t, ctx, "search", chromedp.SendKeys(chromedp.ID("q"), "checkout"), chromedp.Submit(chromedp.ID("q")))
+	do(t, ctx, "search", chromedp.SendKeys(chromedp.ID("q"), "checkout"), chromedp.Submit(chromedp.ID("q")),
+		// The page the search answers with shows the query it ran.
+		chromedp.WaitVisible(chromedp.CSS(`input#q[value="checkout"]`)))
 	waitFor(t, ctx, "the incident in the list", `[...document.querySelectorAll("table.list a")].some(a => a.textContent.includes("Checkout DB outage"))`)
 	screenshot(t, ctx, "incidents")
 	do(t, ctx, "open the incident from the list", chromedp.Click(chromedp.CSS(`table.list td a[href="/incidents/INC-1"]`)), chromedp.WaitVisible(chromedp.ID("entries")))
