@@ -154,6 +154,8 @@ func TestBrowserIncidentWalkthrough(t *testing.T) {
 	waitFor(t, ctx, "the commander on the timeline", `document.getElementById("entries").textContent.includes("Commander: alice")`)
 	waitFor(t, ctx, "the commander's error cleared", `document.getElementById("err-user").textContent === ""`)
 	screenshot(t, ctx, "incident")
+	do(t, ctx, "open the dashboard", chromedp.Navigate(base+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("table.matrix")))
+	screenshot(t, ctx, "dashboard")
 
 	// The same page on a phone.
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/incidents/INC-1"), chromedp.WaitVisible(chromedp.ID("entries")))

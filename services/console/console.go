@@ -97,6 +97,7 @@ func New(d Deps) *Console {
 	c.page("GET /incidents/{id}", c.incident)
 	c.page("POST /incidents/{id}/{command}", c.command)
 	c.page("GET /incidents/{id}/live", c.live)
+	c.page("GET /dashboard", c.dashboard)
 	c.page("GET /declare", c.declareForm)
 	c.page("POST /declare", c.declare)
 	c.page("/", func(w http.ResponseWriter, r *http.Request, who Caller) {

@@ -49,7 +49,7 @@ func TestPagesRunOnlyTheConsolesScript(t *testing.T) {
 	base := startHub(t, hub.Config{})
 	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Checkout down", "service": "payments", "severity": "SEV2"})
 	b := newBrowser(t, base)
-	for _, path := range []string{"/", "/incidents", "/incidents/INC-1", "/declare", "/no-such-page"} {
+	for _, path := range []string{"/", "/incidents", "/incidents/INC-1", "/declare", "/dashboard", "/no-such-page"} {
 		p := b.get(path)
 		csp := p.Header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
@@ -377,5 +377,48 @@ func TestLiveTimelineEndsWhenTheHubStops(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDashboardCountsOpenIncidentsBySeverity: open incidents are counted
+// by severity and age, drills and closed ones left out, and the longest
+// open listed first.
+func TestDashboardCountsOpenIncidentsBySeverity(t *testing.T) {
+	base := startHub(t, hub.Config{})
+	declare := func(title, sev string, drill bool) {
+		api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": title, "service": "svc", "severity": sev, "drill": drill})
+	}
+	declare("First SEV2", "SEV2", false)
+	declare("Second SEV2", "SEV2", false)
+	declare("A SEV1", "SEV1", false)
+	declare("A drill", "SEV1", true)
+	declare("Closed one", "SEV3", false)
+	api(t, base, "POST", "/api/v1/incidents/INC-5/status", map[string]string{"status": "resolved"})
+	api(t, base, "POST", "/api/v1/incidents/INC-5/close", map[string]string{"resolution": "done"})
+	b := newBrowser(t, base)
+	var p page
+	eventually(t, "the closed incident left out", func() bool {
+		p = b.get("/dashboard")
+		return strings.Contains(p.Body, "(3 open, drills left out)")
+	})
+	row := func(sev string) string {
+		m := regexp.MustCompile(`(?s)sev-` + strings.ToLower(sev) + `">` + sev + `</span></th>(.*?)</tr>`).FindStringSubmatch(p.Body)
+		if m == nil {
+			t.Fatalf("no row for %s", sev)
+		}
+		return regexp.MustCompile(`\s+`).ReplaceAllString(m[1], " ")
+	}
+	if got := row("SEV2"); !strings.Contains(got, `data-label="under 1 hour"><strong>2</strong>`) || !strings.Contains(got, `>2</a>`) {
+		t.Errorf("SEV2 row: %s", got)
+	}
+	if got := row("SEV1"); !strings.Contains(got, `data-label="under 1 hour"><strong>1</strong>`) {
+		t.Errorf("SEV1 row (the drill counted?): %s", got)
+	}
+	if got := row("SEV3"); strings.Contains(got, "<strong>") {
+		t.Errorf("SEV3 row (the closed incident counted?): %s", got)
+	}
+	oldest := regexp.MustCompile(`<li><a href="/incidents/(INC-\d+)">`).FindAllStringSubmatch(p.Body, -1)
+	if len(oldest) != 3 || oldest[0][1] != "INC-1" || oldest[2][1] != "INC-3" {
+		t.Errorf("open longest: %v", oldest)
 	}
 }

@@ -1,0 +1,87 @@
+package console
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
+)
+
+// ageBuckets are the columns of the dashboard's open incidents: how long
+// they have been open.
+var ageBuckets = []ageBucket{
+	{"under 1 hour", time.Hour}, {"1 hour to 1 day", 24 * time.Hour}, {"1 to 7 days", 7 * 24 * time.Hour}, {"over 7 days", 1 << 62},
+}
+
+type ageBucket struct {
+	Label string
+	Below time.Duration
+}
+
+// oldestShown is how many of the longest-open incidents the dashboard lists.
+const oldestShown = 10
+
+type dashboardPage struct {
+	Buckets []string
+	Rows    []severityRow
+	Total   int
+	Oldest  []view
+}
+
+type severityRow struct {
+	Severity events.Severity
+	Counts   []int
+	Total    int
+	URL      string
+}
+
+func (dashboardPage) title() string { return "Dashboard" }
+
+// dashboard shows the open incidents (drills left out) by severity and
+// age, and the longest open.
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, who Caller) {
+	rows, err := c.d.Timeline.SearchIncidents(r.Context(), sqlite.Search{Status: "open", Drill: "no"})
+	if err != nil {
+		c.d.Logger.Error("console: listing incidents failed", "err", err)
+		c.fail(w, r, who, http.StatusInternalServerError, "The incidents could not be read from the timeline store; try again, and check the hub's log if it persists.")
+		return
+	}
+	p := dashboardPage{}
+	for _, b := range ageBuckets {
+		p.Buckets = append(p.Buckets, b.Label)
+	}
+	bySeverity := map[events.Severity]*severityRow{}
+	for _, s := range events.Severities {
+		row := &severityRow{Severity: s, Counts: make([]int, len(ageBuckets)),
+			URL: listURL(sqlite.Search{Severity: string(s), Drill: "no"}, "open", "")}
+		bySeverity[s] = row
+	}
+	var open []view
+	now := time.Now()
+	for _, raw := range rows {
+		var st incident.State
+		if json.Unmarshal(raw, &st) != nil || !who.Can(Read, &st) {
+			continue
+		}
+		row, ok := bySeverity[st.Severity]
+		if !ok {
+			continue
+		}
+		age := now.Sub(st.DeclaredAt)
+		i := slices.IndexFunc(ageBuckets, func(b ageBucket) bool { return age < b.Below })
+		row.Counts[i]++
+		row.Total++
+		p.Total++
+		open = append(open, newView(st))
+	}
+	for _, s := range events.Severities {
+		p.Rows = append(p.Rows, *bySeverity[s])
+	}
+	slices.SortFunc(open, func(a, b view) int { return a.DeclaredAt.Compare(b.DeclaredAt) })
+	p.Oldest = open[:min(len(open), oldestShown)]
+	c.render(w, r, who, http.StatusOK, "dashboard", p)
+}
