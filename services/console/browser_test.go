@@ -154,8 +154,6 @@ func TestBrowserIncidentWalkthrough(t *testing.T) {
 	waitFor(t, ctx, "the commander on the timeline", `document.getElementById("entries").textContent.includes("Commander: alice")`)
 	waitFor(t, ctx, "the commander's error cleared", `document.getElementById("err-user").textContent === ""`)
 	screenshot(t, ctx, "incident")
-	do(t, ctx, "open the dashboard", chromedp.Navigate(base+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("table.matrix")))
-	screenshot(t, ctx, "dashboard")
 
 	// The same page on a phone.
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/incidents/INC-1"), chromedp.WaitVisible(chromedp.ID("entries")))
@@ -184,4 +182,28 @@ func TestBrowserVersionConflictKeepsInput(t *testing.T) {
 	// Sent again, against the incident as it is now, it goes through.
 	do(t, ctx, "send again", chromedp.Click(chromedp.CSS(`form[action$="/severity"] button[type=submit]`)))
 	waitFor(t, ctx, "the severity change on the timeline", `document.getElementById("entries").textContent.includes("SEV2 → SEV1")`)
+}
+
+// TestBrowserAcceptTriageFromTheDashboard: a person accepts an escalation
+// from the dashboard's triage queue: the declare form opens filled from
+// it, and once declared the item leaves the queue.
+func TestBrowserAcceptTriageFromTheDashboard(t *testing.T) {
+	base, h := startHubBus(t, hub.Config{})
+	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Checkout latency", "service": "payments", "severity": "SEV3"})
+	leak := openTriage(t, h, "T-200", "Invoices of other customers shown")
+	openTriage(t, h, "T-201", "Phishing mail reported by finance")
+	ctx := newTab(t, 1280, 900)
+	do(t, ctx, "open the dashboard", chromedp.Navigate(base+"/dashboard"), chromedp.WaitVisible(chromedp.ID("triage-"+leak)))
+	screenshot(t, ctx, "dashboard")
+	do(t, ctx, "accept", chromedp.Click(chromedp.CSS(`#triage-`+leak+` a.button`)), chromedp.WaitVisible(chromedp.ID("title")))
+	if title := run(t, ctx, "read the title", chromedp.Value(chromedp.ID("title"))); title != "Invoices of other customers shown" {
+		t.Fatalf("the declare form starts with the title %q, not the escalation's", title)
+	}
+	do(t, ctx, "declare", chromedp.Click(chromedp.ID("sev-SEV1")), chromedp.Click(chromedp.ID("confidential")),
+		chromedp.Click(chromedp.CSS(`form.declare button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("incident-head")))
+	waitFor(t, ctx, "the acceptance on the timeline", `document.getElementById("entries").textContent.includes("Declared from an escalation in the triage queue")`)
+	do(t, ctx, "back to the dashboard", chromedp.Navigate(base+"/dashboard"), chromedp.WaitVisible(chromedp.ID("triage")))
+	if left := run(t, ctx, "count the queue", chromedp.Evaluate[int](`document.querySelectorAll(".triage-item").length`)); left != 1 {
+		t.Fatalf("%d items in the queue after accepting one of two", left)
+	}
 }

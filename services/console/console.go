@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 //go:embed templates/*.html static/*
@@ -59,6 +60,8 @@ type Deps struct {
 	// Commands is the hub's command handler, the API's own.
 	Commands module.Commands
 	Timeline *sqlite.Store
+	// JS reaches the triage queue (TRIAGE); nil: the dashboard shows none.
+	JS jetstream.JetStream
 	// Caller tells who sends a request; false when nobody is signed in.
 	Caller func(*http.Request) (Caller, bool)
 	// SignIn, when set, is where a request without a caller is sent, with
@@ -98,6 +101,7 @@ func New(d Deps) *Console {
 	c.page("POST /incidents/{id}/{command}", c.command)
 	c.page("GET /incidents/{id}/live", c.live)
 	c.page("GET /dashboard", c.dashboard)
+	c.page("POST /triage/{key}/dismiss", c.dismiss)
 	c.page("GET /declare", c.declareForm)
 	c.page("POST /declare", c.declare)
 	c.page("/", func(w http.ResponseWriter, r *http.Request, who Caller) {

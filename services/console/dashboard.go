@@ -30,6 +30,12 @@ type dashboardPage struct {
 	Rows    []severityRow
 	Total   int
 	Oldest  []view
+	// Triage is the open escalations; TriageOn: the queue is shown (the
+	// hub has a bus); TriageProblem: it could not be read.
+	Triage        []triageItem
+	TriageOn      bool
+	TriageProblem string
+	CanDecide     bool
 }
 
 type severityRow struct {
@@ -42,15 +48,34 @@ type severityRow struct {
 func (dashboardPage) title() string { return "Dashboard" }
 
 // dashboard shows the open incidents (drills left out) by severity and
-// age, and the longest open.
+// age, the longest open, and the triage queue.
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, who Caller) {
+	c.showDashboard(w, r, who, http.StatusOK, nil)
+}
+
+// showDashboard renders the dashboard with the dismiss forms given (by
+// item key) shown as sent.
+func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Caller, status int, forms map[string]form) {
 	rows, err := c.d.Timeline.SearchIncidents(r.Context(), sqlite.Search{Status: "open", Drill: "no"})
 	if err != nil {
 		c.d.Logger.Error("console: listing incidents failed", "err", err)
 		c.fail(w, r, who, http.StatusInternalServerError, "The incidents could not be read from the timeline store; try again, and check the hub's log if it persists.")
 		return
 	}
-	p := dashboardPage{}
+	p := dashboardPage{TriageOn: c.d.JS != nil, CanDecide: who.Can(Declare, nil)}
+	if p.Triage, err = c.openTriage(r.Context()); err != nil {
+		c.d.Logger.Error("console: reading the triage queue failed", "err", err)
+		p.TriageProblem = "The triage queue could not be read from the event bus; reload in a moment."
+	}
+	for k, f := range forms {
+		i := slices.IndexFunc(p.Triage, func(it triageItem) bool { return it.Key == k })
+		if i < 0 {
+			// Decided meanwhile: its form is gone, the answer is not.
+			p.TriageProblem = f.E["reason"]
+			continue
+		}
+		p.Triage[i].Form, p.Triage[i].FormKey = f, f.V["key"]
+	}
 	for _, b := range ageBuckets {
 		p.Buckets = append(p.Buckets, b.Label)
 	}
@@ -83,5 +108,5 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, who Caller) 
 	}
 	slices.SortFunc(open, func(a, b view) int { return a.DeclaredAt.Compare(b.DeclaredAt) })
 	p.Oldest = open[:min(len(open), oldestShown)]
-	c.render(w, r, who, http.StatusOK, "dashboard", p)
+	c.render(w, r, who, status, "dashboard", p)
 }

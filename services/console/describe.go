@@ -50,6 +50,11 @@ func describe(e sqlite.Entry) entry {
 		if err = json.Unmarshal(e.Data, &d); err == nil {
 			out.Title, out.Text = "Closed: "+d.Resolution, d.LessonsLearned
 		}
+	case events.TypeTriageAccepted:
+		var d events.TriageAccepted
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			out.Title = "Declared from an escalation in the triage queue, accepted by " + d.AcceptedBy
+		}
 	default:
 		var d events.Linked
 		if json.Unmarshal(e.Data, &d) == nil && d.System != "" && d.Ref != "" {

@@ -22,6 +22,13 @@ import (
 // URL.
 func startHub(t *testing.T, cfg hub.Config) string {
 	t.Helper()
+	base, _ := startHubBus(t, cfg)
+	return base
+}
+
+// startHubBus is startHub, with the hub (and its bus) too.
+func startHubBus(t *testing.T, cfg hub.Config) (string, *hub.Hub) {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -41,7 +48,7 @@ func startHub(t *testing.T, cfg hub.Config) string {
 			t.Error("hub did not stop within 30s")
 		}
 	})
-	return "http://" + h.Addr()
+	return "http://" + h.Addr(), h
 }
 
 // browser is a plain HTTP client with cookies, as a browser without

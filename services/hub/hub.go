@@ -410,7 +410,7 @@ func (h *Hub) console(commands *command.Handler) *console.Console {
 	if h.cfg.Token == "" {
 		caller = console.Loopback(console.LocalOperator())
 	}
-	return console.New(console.Deps{Commands: commands, Timeline: h.timeline, Caller: caller,
+	return console.New(console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS, Caller: caller,
 		Secure: strings.HasPrefix(h.cfg.PublicURL, "https://"), Logger: h.cfg.Logger})
 }
 
