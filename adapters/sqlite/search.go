@@ -14,8 +14,9 @@ type Search struct {
 	Status   string
 	Severity string
 	Service  string
-	// Drill is "yes", "no" or "" for both.
-	Drill string
+	// Drill and Confidential are "yes", "no" or "" for both.
+	Drill        string
+	Confidential string
 	// Text is matched, case-insensitively, in the title, summary and notes.
 	Text string
 	// Before is the keyset cursor: incidents whose last activity (their
@@ -39,12 +40,8 @@ func (s Search) where() (conds []string, args []any) {
 		conds = append(conds, `json_extract(snapshot, '$.service') = ? COLLATE NOCASE`)
 		args = append(args, s.Service)
 	}
-	switch s.Drill {
-	case "yes":
-		conds = append(conds, `json_extract(snapshot, '$.drill') = 1`)
-	case "no":
-		conds = append(conds, `coalesce(json_extract(snapshot, '$.drill'), 0) = 0`)
-	}
+	conds = append(conds, flag("drill", s.Drill)...)
+	conds = append(conds, flag("confidential", s.Confidential)...)
 	if t := strings.TrimSpace(s.Text); t != "" {
 		like := "%" + escapeLike(t) + "%"
 		conds = append(conds, `(json_extract(snapshot, '$.title') LIKE ? ESCAPE '\'
@@ -55,6 +52,18 @@ func (s Search) where() (conds []string, args []any) {
 		args = append(args, like, like, like, noteType, like)
 	}
 	return conds, args
+}
+
+// flag is the condition on a boolean of the snapshot: "yes", "no", or
+// none for "".
+func flag(field, want string) []string {
+	switch want {
+	case "yes":
+		return []string{`json_extract(snapshot, '$.` + field + `') = 1`}
+	case "no":
+		return []string{`coalesce(json_extract(snapshot, '$.` + field + `'), 0) = 0`}
+	}
+	return nil
 }
 
 func escapeLike(s string) string {

@@ -23,13 +23,13 @@ func searchFixture(t *testing.T) *Store {
 	t.Cleanup(func() { s.Close() })
 	type inc struct {
 		id, status, severity, service, title string
-		drill                                bool
+		drill, confidential                  bool
 	}
 	incs := []inc{
-		{"a", "investigating", "SEV1", "payments", "Checkout down", false},
-		{"b", "closed", "SEV2", "search", "Slow search", false},
-		{"c", "monitoring", "SEV2", "payments", "Card 100% declined", true},
-		{"d", "investigating", "SEV3", "auth", "Login errors", false},
+		{"a", "investigating", "SEV1", "payments", "Checkout down", false, false},
+		{"b", "closed", "SEV2", "search", "Slow search", false, false},
+		{"c", "monitoring", "SEV2", "payments", "Card 100% declined", true, false},
+		{"d", "investigating", "SEV3", "auth", "Login errors", false, true},
 	}
 	var changes []Change
 	seq := uint64(0)
@@ -48,7 +48,7 @@ func searchFixture(t *testing.T) *Store {
 			changes = append(changes, c)
 			c = event(i.id, events.TypeNoteAdded, map[string]any{"text": "the index was rebuilt"})
 		}
-		snap, _ := json.Marshal(map[string]any{"id": i.id, "title": i.title, "severity": i.severity, "service": i.service, "drill": i.drill, "status": i.status})
+		snap, _ := json.Marshal(map[string]any{"id": i.id, "title": i.title, "severity": i.severity, "service": i.service, "drill": i.drill, "confidential": i.confidential, "status": i.status})
 		c.Incident = &Row{ID: i.id, CaseNumber: "INC-" + i.id, Status: i.status, Open: i.status != "closed", DeclaredAt: time.Now(), Version: seq, Snapshot: snap, DeclaredSeq: seq}
 		changes = append(changes, c)
 	}
@@ -87,6 +87,8 @@ func TestSearchIncidents(t *testing.T) {
 		{"service, any case", Search{Service: "PAYMENTS"}, []string{"c", "a"}},
 		{"drills", Search{Drill: "yes"}, []string{"c"}},
 		{"no drills", Search{Drill: "no"}, []string{"d", "b", "a"}},
+		{"confidential", Search{Confidential: "yes"}, []string{"d"}},
+		{"not confidential drills", Search{Confidential: "no", Drill: "yes"}, []string{"c"}},
 		{"text in a title", Search{Text: "checkout"}, []string{"a"}},
 		{"text in a note", Search{Text: "INDEX WAS"}, []string{"b"}},
 		{"percent is literal", Search{Text: "100%"}, []string{"c"}},

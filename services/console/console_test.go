@@ -261,6 +261,9 @@ func TestListFiltersSearchesAndPages(t *testing.T) {
 	if got := cases(b.get("/incidents?status=closed")); len(got) != 1 || got[0] != "INC-2" {
 		t.Errorf("closed: %v", got)
 	}
+	if got := cases(b.get("/incidents?status=&confidential=yes")); len(got) != 0 {
+		t.Errorf("confidential: %v", got)
+	}
 	if got := cases(b.get("/incidents?status=&severity=SEV1")); len(got) != 0 {
 		t.Errorf("SEV1: %v", got)
 	}
@@ -309,6 +312,11 @@ func TestNeedToKnow(t *testing.T) {
 	list := b.get("/incidents")
 	if !strings.Contains(list.Body, "Checkout down") || strings.Contains(list.Body, "Stolen laptop") || strings.Contains(list.Body, secret.Codename) {
 		t.Errorf("list shows a confidential incident to a viewer, or not the other:\n%s", list.Body)
+	}
+	// Filtering by confidential would tell a viewer what they do not see.
+	only := b.get("/incidents?confidential=yes")
+	if strings.Contains(list.Body, `name="confidential"`) || !strings.Contains(only.Body, "Checkout down") {
+		t.Error("a viewer filters by confidential")
 	}
 	for _, path := range []string{"/incidents/" + secret.CaseNumber, "/incidents/" + secret.ID, "/incidents/" + secret.CaseNumber + "/live"} {
 		if p := b.get(path); p.Status != http.StatusNotFound || strings.Contains(p.Body, "Stolen laptop") {

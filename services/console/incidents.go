@@ -30,6 +30,9 @@ type incidentsPage struct {
 	Tabs []tab
 	// Problem explains a filter that could not be read.
 	Problem string
+	// CanConfidential: the caller may read confidential incidents, and
+	// filter by it.
+	CanConfidential bool
 }
 
 type tab struct {
@@ -47,11 +50,16 @@ func (incidentsPage) title() string { return "Incidents" }
 func (c *Console) incidents(w http.ResponseWriter, r *http.Request, who Caller) {
 	q := r.URL.Query()
 	f := sqlite.Search{Status: q.Get("status"), Severity: q.Get("severity"), Service: strings.TrimSpace(q.Get("service")),
-		Drill: q.Get("drill"), Text: q.Get("q"), Limit: pageSize}
+		Drill: q.Get("drill"), Confidential: q.Get("confidential"), Text: q.Get("q"), Limit: pageSize}
 	if _, present := q["status"]; !present {
 		f.Status = "open"
 	}
-	p := incidentsPage{Filter: f}
+	// Only those who may read confidential incidents filter by it: to the
+	// others, the filter would tell which incidents they do not see.
+	p := incidentsPage{Filter: f, CanConfidential: who.Can(Read, &incident.State{Confidential: true})}
+	if !p.CanConfidential {
+		f.Confidential, p.Filter.Confidential = "", ""
+	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -109,7 +117,8 @@ func (p *incidentsPage) tabs(f sqlite.Search) {
 func listURL(f sqlite.Search, status, before string) string {
 	v := url.Values{}
 	v.Set("status", status)
-	for k, s := range map[string]string{"severity": f.Severity, "service": f.Service, "drill": f.Drill, "q": f.Text, "before": before} {
+	for k, s := range map[string]string{"severity": f.Severity, "service": f.Service, "drill": f.Drill,
+		"confidential": f.Confidential, "q": f.Text, "before": before} {
 		if s != "" {
 			v.Set(k, s)
 		}
