@@ -62,6 +62,9 @@ type Deps struct {
 	Timeline *sqlite.Store
 	// JS reaches the triage queue (TRIAGE); nil: the dashboard shows none.
 	JS jetstream.JetStream
+	// Signals is the signals module's GET /api/v1/signals, when it runs in
+	// this process; the Signals page lists through it.
+	Signals http.Handler
 	// Caller tells who sends a request; false when nobody is signed in.
 	Caller func(*http.Request) (Caller, bool)
 	// SignIn, when set, is where a request without a caller is sent, with
@@ -101,6 +104,7 @@ func New(d Deps) *Console {
 	c.page("POST /incidents/{id}/{command}", c.command)
 	c.page("GET /incidents/{id}/live", c.live)
 	c.page("GET /dashboard", c.dashboard)
+	c.page("GET /signals", c.signals)
 	c.page("POST /triage/{key}/dismiss", c.dismiss)
 	c.page("GET /declare", c.declareForm)
 	c.page("POST /declare", c.declare)

@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed with layout.html and parts.html.
-var pageNames = []string{"incidents", "incident", "declare", "dashboard", "error"}
+var pageNames = []string{"incidents", "incident", "declare", "dashboard", "signals", "error"}
 
 var funcs = template.FuncMap{
 	"age":        age,

@@ -1,0 +1,102 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// The signals list is the signals module's: its decisions log, served by
+// its GET /api/v1/signals. The console asks that route in-process with the
+// caller's own request (headers, cookies, address), so the module decides
+// what this caller may list, as it does for the API.
+
+// signalFilters are the query parameters the list passes on.
+var signalFilters = []string{"source", "fingerprint", "route", "rule", "flagged"}
+
+// signalRow is one signal and its decision, as the module answers.
+type signalRow struct {
+	Seq         uint64    `json:"seq"`
+	Time        time.Time `json:"time"`
+	Source      string    `json:"source"`
+	Kind        string    `json:"kind"`
+	Fingerprint string    `json:"fingerprint"`
+	Status      string    `json:"status"`
+	Title       string    `json:"title"`
+	Severity    string    `json:"severity"`
+	Rule        string    `json:"rule"`
+	Route       string    `json:"route"`
+	Incident    string    `json:"incident"`
+	CaseNumber  string    `json:"case_number"`
+	Ticket      string    `json:"ticket"`
+	Note        string    `json:"note"`
+	Flagged     string    `json:"flagged"`
+}
+
+type signalsPage struct {
+	Filter  map[string]string
+	Rows    []signalRow
+	Next    string
+	Problem string
+	// On: the signals module runs in this process.
+	On bool
+}
+
+func (signalsPage) title() string { return "Signals" }
+
+// recorder holds the module's answer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }
+func (r *recorder) WriteHeader(code int)        { r.status = code }
+
+func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
+	p := signalsPage{Filter: map[string]string{}, On: c.d.Signals != nil}
+	q := url.Values{}
+	for _, k := range signalFilters {
+		if v := r.URL.Query().Get(k); v != "" {
+			p.Filter[k] = v
+			q.Set(k, v)
+		}
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		q.Set("before", v)
+	}
+	if !p.On {
+		c.render(w, r, who, http.StatusOK, "signals", p)
+		return
+	}
+	inner := r.Clone(r.Context())
+	inner.Method, inner.URL, inner.RequestURI = http.MethodGet, &url.URL{Path: "/api/v1/signals", RawQuery: q.Encode()}, ""
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	c.d.Signals.ServeHTTP(rec, inner)
+	var answer struct {
+		Signals []signalRow `json:"signals"`
+		Before  uint64      `json:"before"`
+		Error   struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), &answer); err != nil {
+		answer.Error.Message = "the signals module's answer could not be read"
+	}
+	status := http.StatusOK
+	if rec.status != http.StatusOK || answer.Error.Message != "" {
+		status = rec.status
+		p.Problem = "The signals could not be listed: " + answer.Error.Message
+	}
+	p.Rows = answer.Signals
+	if answer.Before != 0 {
+		q.Set("before", strconv.FormatUint(answer.Before, 10))
+		p.Next = "/signals?" + q.Encode()
+	}
+	c.render(w, r, who, status, "signals", p)
+}
