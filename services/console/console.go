@@ -65,6 +65,9 @@ type Deps struct {
 	// Signals is the signals module's GET /api/v1/signals, when it runs in
 	// this process; the Signals page lists through it.
 	Signals http.Handler
+	// Followups is the GitHub module's GET /api/v1/followups, when it runs
+	// in this process; the dashboard lists the overdue follow-ups through it.
+	Followups http.Handler
 	// Caller tells who sends a request; false when nobody is signed in.
 	Caller func(*http.Request) (Caller, bool)
 	// SignIn, when set, is where a request without a caller is sent, with

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -36,6 +37,42 @@ type dashboardPage struct {
 	TriageOn      bool
 	TriageProblem string
 	CanDecide     bool
+	// Followups are the incidents overdue for follow-up (open too long,
+	// postmortem missing or unmerged); FollowupsOn: the GitHub module runs
+	// here.
+	Followups        []followup
+	FollowupsOn      bool
+	FollowupsProblem string
+}
+
+// followup is one overdue follow-up, as the GitHub module answers.
+type followup struct {
+	CaseNumber  string `json:"case_number"`
+	Title       string `json:"title"`
+	Severity    string `json:"severity"`
+	Days        int    `json:"days"`
+	Reason      string `json:"reason"`
+	Postmortem  string `json:"postmortem"`
+	Explanation string `json:"explanation"`
+}
+
+// followups asks the GitHub module for the overdue follow-ups.
+func (c *Console) followups(r *http.Request, p *dashboardPage) {
+	if p.FollowupsOn = c.d.Followups != nil; !p.FollowupsOn {
+		return
+	}
+	code, body := ask(r, c.d.Followups, "/api/v1/followups", nil)
+	var answer struct {
+		Followups []followup `json:"followups"`
+		Error     struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil || code != http.StatusOK {
+		p.FollowupsProblem = "The follow-ups could not be listed: " + cmp.Or(answer.Error.Message, "the GitHub module's answer could not be read")
+		return
+	}
+	p.Followups = answer.Followups
 }
 
 type severityRow struct {
@@ -67,6 +104,7 @@ func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Call
 		c.d.Logger.Error("console: reading the triage queue failed", "err", err)
 		p.TriageProblem = "The triage queue could not be read from the event bus; reload in a moment."
 	}
+	c.followups(r, &p)
 	for k, f := range forms {
 		i := slices.IndexFunc(p.Triage, func(it triageItem) bool { return it.Key == k })
 		if i < 0 {

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,9 +9,7 @@ import (
 )
 
 // The signals list is the signals module's: its decisions log, served by
-// its GET /api/v1/signals. The console asks that route in-process with the
-// caller's own request (headers, cookies, address), so the module decides
-// what this caller may list, as it does for the API.
+// its GET /api/v1/signals (see ask).
 
 // signalFilters are the query parameters the list passes on.
 var signalFilters = []string{"source", "fingerprint", "route", "rule", "flagged"}
@@ -47,17 +44,6 @@ type signalsPage struct {
 
 func (signalsPage) title() string { return "Signals" }
 
-// recorder holds the module's answer.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }
-func (r *recorder) WriteHeader(code int)        { r.status = code }
-
 func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
 	p := signalsPage{Filter: map[string]string{}, On: c.d.Signals != nil}
 	q := url.Values{}
@@ -74,10 +60,7 @@ func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
 		c.render(w, r, who, http.StatusOK, "signals", p)
 		return
 	}
-	inner := r.Clone(r.Context())
-	inner.Method, inner.URL, inner.RequestURI = http.MethodGet, &url.URL{Path: "/api/v1/signals", RawQuery: q.Encode()}, ""
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	c.d.Signals.ServeHTTP(rec, inner)
+	code, body := ask(r, c.d.Signals, "/api/v1/signals", q)
 	var answer struct {
 		Signals []signalRow `json:"signals"`
 		Before  uint64      `json:"before"`
@@ -85,12 +68,14 @@ func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(rec.body.Bytes(), &answer); err != nil {
+	if err := json.Unmarshal(body, &answer); err != nil {
 		answer.Error.Message = "the signals module's answer could not be read"
 	}
 	status := http.StatusOK
-	if rec.status != http.StatusOK || answer.Error.Message != "" {
-		status = rec.status
+	if code != http.StatusOK || answer.Error.Message != "" {
+		if status = code; status == http.StatusOK {
+			status = http.StatusBadGateway // an answer that could not be read
+		}
 		p.Problem = "The signals could not be listed: " + answer.Error.Message
 	}
 	p.Rows = answer.Signals

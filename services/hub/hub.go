@@ -390,7 +390,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
-	con := h.console(commands, routes["GET /api/v1/signals"])
+	con := h.console(commands, routes)
 	api.Mount("/", con)
 	h.loops = append(h.loops, con.Run)
 	h.loops = append(h.loops, api.Live)
@@ -401,17 +401,18 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	return nil
 }
 
-// console is the web console at /, with the signals module's list when it
-// runs here. A hub without an API token listens on
+// console is the web console at /, with the signals module's list and the
+// GitHub module's follow-ups when they run here. A hub without an API token listens on
 // loopback only (Validate), and its console is the local operator's; a hub
 // with a token has no way yet to tell who a browser is, and serves the
 // console to nobody.
-func (h *Hub) console(commands *command.Handler, signals http.Handler) *console.Console {
+func (h *Hub) console(commands *command.Handler, routes map[string]http.Handler) *console.Console {
 	caller := console.Nobody
 	if h.cfg.Token == "" {
 		caller = console.Loopback(console.LocalOperator())
 	}
-	return console.New(console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS, Signals: signals, Caller: caller,
+	return console.New(console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS, Caller: caller,
+		Signals: routes["GET /api/v1/signals"], Followups: routes["GET /api/v1/followups"],
 		Secure: strings.HasPrefix(h.cfg.PublicURL, "https://"), Logger: h.cfg.Logger})
 }
 
