@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
@@ -43,6 +45,24 @@ type dashboardPage struct {
 	Followups        []followup
 	FollowupsOn      bool
 	FollowupsProblem string
+	// Flagged are the latest flagged signal decisions (a rule that could
+	// not be evaluated, a route that could not be carried out);
+	// FlaggedOn: the signals module runs here.
+	Flagged        []signalRow
+	FlaggedOn      bool
+	FlaggedProblem string
+}
+
+// flaggedShown is how many flagged decisions the dashboard lists.
+const flaggedShown = 10
+
+// flagged asks the signals module for its latest flagged decisions.
+func (c *Console) flagged(r *http.Request, p *dashboardPage) {
+	if p.FlaggedOn = c.d.Signals != nil; !p.FlaggedOn {
+		return
+	}
+	rows, problem := c.listSignals(r, url.Values{"flagged": {"true"}, "limit": {strconv.Itoa(flaggedShown)}})
+	p.Flagged, p.FlaggedProblem = rows.Signals, problem
 }
 
 // followup is one overdue follow-up, as the GitHub module answers.
@@ -105,6 +125,7 @@ func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Call
 		p.TriageProblem = "The triage queue could not be read from the event bus; reload in a moment."
 	}
 	c.followups(r, &p)
+	c.flagged(r, &p)
 	for k, f := range forms {
 		i := slices.IndexFunc(p.Triage, func(it triageItem) bool { return it.Key == k })
 		if i < 0 {

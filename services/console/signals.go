@@ -44,6 +44,30 @@ type signalsPage struct {
 
 func (signalsPage) title() string { return "Signals" }
 
+// signalsAnswer is the signals module's answer.
+type signalsAnswer struct {
+	Signals []signalRow `json:"signals"`
+	Before  uint64      `json:"before"`
+	Error   struct {
+		Message string `json:"message"`
+	} `json:"error"`
+	status int
+}
+
+// listSignals asks the signals module for the decisions q selects;
+// problem says why there are none to show, when it could not answer.
+func (c *Console) listSignals(r *http.Request, q url.Values) (a signalsAnswer, problem string) {
+	code, body := ask(r, c.d.Signals, "/api/v1/signals", q)
+	a.status = code
+	if err := json.Unmarshal(body, &a); err != nil && code == http.StatusOK {
+		a.status, a.Error.Message = http.StatusBadGateway, "the signals module's answer could not be read"
+	}
+	if a.status != http.StatusOK || a.Error.Message != "" {
+		return a, "The signals could not be listed: " + a.Error.Message
+	}
+	return a, ""
+}
+
 func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
 	p := signalsPage{Filter: map[string]string{}, On: c.d.Signals != nil}
 	q := url.Values{}
@@ -60,23 +84,10 @@ func (c *Console) signals(w http.ResponseWriter, r *http.Request, who Caller) {
 		c.render(w, r, who, http.StatusOK, "signals", p)
 		return
 	}
-	code, body := ask(r, c.d.Signals, "/api/v1/signals", q)
-	var answer struct {
-		Signals []signalRow `json:"signals"`
-		Before  uint64      `json:"before"`
-		Error   struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &answer); err != nil {
-		answer.Error.Message = "the signals module's answer could not be read"
-	}
+	answer, problem := c.listSignals(r, q)
 	status := http.StatusOK
-	if code != http.StatusOK || answer.Error.Message != "" {
-		if status = code; status == http.StatusOK {
-			status = http.StatusBadGateway // an answer that could not be read
-		}
-		p.Problem = "The signals could not be listed: " + answer.Error.Message
+	if problem != "" {
+		status, p.Problem = answer.status, problem
 	}
 	p.Rows = answer.Signals
 	if answer.Before != 0 {

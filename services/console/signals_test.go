@@ -24,6 +24,9 @@ signals:
     - name: page
       when: 'signal.severity == "critical"'
       route: incident
+    - name: broken
+      when: 'int(signal.title) > 0'
+      route: triage
   default: {route: none}
 `))
 	if err != nil {
@@ -63,6 +66,12 @@ signals:
 	if bad := b.get("/signals?route=nowhere"); bad.Status != http.StatusBadRequest || !strings.Contains(bad.Body, "must be incident, ticket, triage, none or drop") {
 		t.Errorf("a bad filter: %d", bad.Status)
 	}
+	// A rule that cannot be evaluated flags the decision: on the dashboard.
+	dash := b.get("/dashboard")
+	if !strings.Contains(dash.Body, "<code>cpu-web3</code> CPU high on web3 → none") || strings.Contains(dash.Body, "<code>disk-full-db1</code>") {
+		t.Errorf("flagged decisions on the dashboard:\n%s", dash.Body)
+	}
+
 	// In a browser too (and its screenshot).
 	ctx := newTab(t, 1280, 700)
 	do(t, ctx, "open the signals", chromedp.Navigate(base+"/signals"), chromedp.WaitVisible(chromedp.CSS("table.list")))
