@@ -155,6 +155,9 @@ func TestBrowserIncidentWalkthrough(t *testing.T) {
 	waitFor(t, ctx, "the commander's error cleared", `document.getElementById("err-user").textContent === ""`)
 	screenshot(t, ctx, "incident")
 
+	do(t, ctx, "open the insights", chromedp.Navigate(base+"/insights?metric=commander"), chromedp.WaitVisible(chromedp.CSS("figure.chart")))
+	screenshot(t, ctx, "insights")
+
 	// The same page on a phone.
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/incidents/INC-1"), chromedp.WaitVisible(chromedp.ID("entries")))
 	screenshot(t, ctx, "incident-phone")

@@ -108,6 +108,8 @@ func New(d Deps) *Console {
 	c.page("GET /incidents/{id}/live", c.live)
 	c.page("GET /dashboard", c.dashboard)
 	c.page("GET /signals", c.signals)
+	c.page("GET /insights", c.insights)
+	c.page("GET /insights.csv", c.insightsCSV)
 	c.page("POST /triage/{key}/dismiss", c.dismiss)
 	c.page("GET /declare", c.declareForm)
 	c.page("POST /declare", c.declare)

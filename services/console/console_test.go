@@ -49,7 +49,7 @@ func TestPagesRunOnlyTheConsolesScript(t *testing.T) {
 	base := startHub(t, hub.Config{})
 	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Checkout down", "service": "payments", "severity": "SEV2"})
 	b := newBrowser(t, base)
-	for _, path := range []string{"/", "/incidents", "/incidents/INC-1", "/declare", "/dashboard", "/signals", "/no-such-page"} {
+	for _, path := range []string{"/", "/incidents", "/incidents/INC-1", "/declare", "/dashboard", "/signals", "/insights", "/no-such-page"} {
 		p := b.get(path)
 		csp := p.Header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {

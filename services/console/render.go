@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed with layout.html and parts.html.
-var pageNames = []string{"incidents", "incident", "declare", "dashboard", "signals", "error"}
+var pageNames = []string{"incidents", "incident", "declare", "dashboard", "signals", "insights", "error"}
 
 var funcs = template.FuncMap{
 	"age":        age,
@@ -24,6 +24,7 @@ var funcs = template.FuncMap{
 	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"lower":      strings.ToLower,
 	"split":      strings.Split,
+	"add":        func(a, b int) int { return a + b },
 	"severities": func() []events.Severity { return events.Severities },
 	"statuses":   func() []events.Status { return events.Statuses[:len(events.Statuses)-1] },
 	"definition": func(s events.Severity) string { return severityDefinitions[s] },
