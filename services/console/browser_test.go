@@ -17,7 +17,7 @@ import (
 
 // chromiumPath is where Debian's chromium package puts the browser;
 // HIKESHI_CHROMIUM names another.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	path := os.Getenv("HIKESHI_CHROMIUM")
 	if path == "" {
@@ -32,7 +32,7 @@ func chromiumPath(t *testing.T) string {
 
 // newTab starts a headless Chromium with a window of width × height and
 // returns a tab; everything ends with the test.
-func newTab(t *testing.T, width, height int) context.Context {
+func newTab(t testing.TB, width, height int) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),

@@ -20,14 +20,14 @@ import (
 // startHub runs a whole hub (embedded NATS, timeline projector, API and
 // console) in a temporary data dir on a loopback port; it returns its base
 // URL.
-func startHub(t *testing.T, cfg hub.Config) string {
+func startHub(t testing.TB, cfg hub.Config) string {
 	t.Helper()
 	base, _ := startHubBus(t, cfg)
 	return base
 }
 
 // startHubBus is startHub, with the hub (and its bus) too.
-func startHubBus(t *testing.T, cfg hub.Config) (string, *hub.Hub) {
+func startHubBus(t testing.TB, cfg hub.Config) (string, *hub.Hub) {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
