@@ -1,6 +1,8 @@
 // Package console is the web console: server-rendered pages for the
 // incidents list, an incident with its live timeline and forms for every
-// command, and the declare form. Pages work without JavaScript; a small
+// command, the declare form, the dashboard (open incidents, triage queue,
+// follow-ups, flagged signals), insights and the signals list. Pages work
+// without JavaScript; a small
 // script of our own (static/console.js) follows the timeline over
 // Server-Sent Events and sends forms with fetch. Commands go through the
 // same command handler as the API, recorded as the signed-in caller.
