@@ -75,6 +75,11 @@ type Deps struct {
 	// SignIn, when set, is where a request without a caller is sent, with
 	// ?next= the page it asked for.
 	SignIn string
+	// SessionCSRF, when set, returns the CSRF token of the caller's
+	// sign-in session (false: no session). Forms then carry that token and
+	// every POST is checked against it, so the session's own check passes
+	// too; without a session, the console's double-submit cookie serves.
+	SessionCSRF func(*http.Request) (string, bool)
 	// Secure marks the console's cookies Secure (the hub is reached over
 	// HTTPS).
 	Secure bool

@@ -430,3 +430,32 @@ func TestDashboardCountsOpenIncidentsBySeverity(t *testing.T) {
 		t.Errorf("open longest: %v", oldest)
 	}
 }
+
+// TestFormsCarryTheSessionsCSRFToken: with a sign-in session, pages carry
+// the session's CSRF token and posts are checked against it (so the
+// session's own check passes too), not the console's cookie.
+func TestFormsCarryTheSessionsCSRFToken(t *testing.T) {
+	h := integrationtest.New(t, "")
+	h.Run(t, []projection.Projector{h.WithTimeline(t)})
+	h.Declare(t, incident.Declare{Title: "Checkout down", Service: "payments", Severity: "SEV2"})
+	const sessionToken = "session-csrf-token"
+	srv := httptest.NewServer(console.New(console.Deps{Commands: h.Env.Commands, Timeline: h.Timeline,
+		Caller:      console.Loopback("alice"),
+		SessionCSRF: func(*http.Request) (string, bool) { return sessionToken, true }}))
+	t.Cleanup(srv.Close)
+	b := newBrowser(t, srv.URL)
+	p := b.get("/incidents/INC-1")
+	if got := csrfOf(t, p); got != sessionToken {
+		t.Fatalf("page token %q, want the session's", got)
+	}
+	if r := b.submit(p, "/incidents/INC-1/note", url.Values{"text": {"with the session's token"}}); r.Status != 200 {
+		t.Errorf("note with the session's token: %d", r.Status)
+	}
+	v := url.Values{"text": {"with a cookie's token"}, "csrf": {strings.Repeat("A", 43)}}
+	r, _ := http.NewRequest(http.MethodPost, srv.URL+"/incidents/INC-1/note", strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: "hikeshi_csrf", Value: strings.Repeat("A", 43)})
+	if got := b.do(r); got.Status != http.StatusForbidden {
+		t.Errorf("a post with the cookie's token but not the session's: %d", got.Status)
+	}
+}

@@ -22,6 +22,9 @@ const (
 // csrfToken returns the caller's token, setting the cookie when it has
 // none yet.
 func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if tok, ok := c.sessionCSRF(r); ok {
+		return tok
+	}
 	if ck, err := r.Cookie(csrfCookie); err == nil && validToken(ck.Value) {
 		return ck.Value
 	}
@@ -40,15 +43,28 @@ func validToken(s string) bool {
 	return err == nil && len(b) == 32
 }
 
-// csrfValid checks a POST's token against its cookie.
+func (c *Console) sessionCSRF(r *http.Request) (string, bool) {
+	if c.d.SessionCSRF == nil {
+		return "", false
+	}
+	tok, ok := c.d.SessionCSRF(r)
+	return tok, ok && tok != ""
+}
+
+// csrfValid checks a POST's token against the session's, or else its
+// cookie.
 func (c *Console) csrfValid(r *http.Request) bool {
-	ck, err := r.Cookie(csrfCookie)
-	if err != nil || !validToken(ck.Value) {
-		return false
+	want, ok := c.sessionCSRF(r)
+	if !ok {
+		ck, err := r.Cookie(csrfCookie)
+		if err != nil || !validToken(ck.Value) {
+			return false
+		}
+		want = ck.Value
 	}
 	sent := r.Header.Get(csrfHeader)
 	if sent == "" {
 		sent = r.PostFormValue(csrfField)
 	}
-	return subtle.ConstantTimeCompare([]byte(sent), []byte(ck.Value)) == 1
+	return subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
 }
