@@ -406,7 +406,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 // loopback only (Validate), and its console is the local operator's; a hub
 // with a token has no way yet to tell who a browser is, and serves the
 // console to nobody.
-func (h *Hub) console(commands *command.Handler, routes map[string]http.Handler) *console.Console {
+func (h *Hub) console(commands module.Commands, routes map[string]http.Handler) *console.Console {
 	caller := console.Nobody
 	if h.cfg.Token == "" {
 		caller = console.Loopback(console.LocalOperator())
