@@ -25,6 +25,7 @@ test-short:
 bench:
 	$(GO) run ./tools/cmd/hikeshi-bench $(BENCHFLAGS)
 	cd services && $(GO) test -run '^$$' -bench Slack -benchtime 1x ./slackbot/
+	cd services && $(GO) test -run '^$$' -bench Console -benchtime 1x ./console/
 
 # The scale scenario builds its store (1M events over 20,000 incidents) once,
 # in $TMPDIR/hikeshi-bench-scale, and measures the hub on it beside a fresh

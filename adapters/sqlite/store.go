@@ -520,6 +520,11 @@ func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int
 	if err != nil {
 		return nil, err
 	}
+	return scanEntries(rows)
+}
+
+// scanEntries reads timeline rows (seq, id, type, time, actor, data).
+func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	defer rows.Close()
 	out := []Entry{}
 	for rows.Next() {
@@ -528,6 +533,7 @@ func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int
 		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &t, &e.Actor, &data); err != nil {
 			return nil, err
 		}
+		var err error
 		if e.Time, err = time.Parse(time.RFC3339Nano, t); err != nil {
 			return nil, fmt.Errorf("timeline seq %d: time: %w", e.Seq, err)
 		}

@@ -25,7 +25,9 @@ import (
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/access/signin"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/console"
 	"github.com/hikeshi/hikeshi/services/httpapi"
+	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/telemetry"
@@ -422,6 +424,9 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
+	con := h.console(commands, routes, guard)
+	api.Mount("/", con)
+	h.loops = append(h.loops, con.Run)
 	h.loops = append(h.loops, api.Live)
 	if h.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -495,6 +500,43 @@ func recordRoleMapping(ctx context.Context, store *natsjs.Access, mapping map[st
 	}
 	hub := access.Identity{ID: "hub", Name: "hub configuration"}
 	return access.Record(ctx, store, hub, events.RoleMappingID, change, string(key))
+}
+
+// console is the web console at /, with the signals module's list and the
+// GitHub module's follow-ups when they run here. Its callers are the API's:
+// signed-in people, token holders, and the local operator of a hub without
+// auth on loopback.
+func (h *Hub) console(commands module.Commands, routes map[string]http.Handler, guard *access.Guard) *console.Console {
+	d := console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS,
+		Caller: func(r *http.Request) (console.Caller, bool) {
+			id, err := guard.Auth.Authenticate(r)
+			if err != nil || id.Role == access.None {
+				return nil, false
+			}
+			return consoleCaller{id}, true
+		},
+		Signals: routes["GET /api/v1/signals"], Followups: routes["GET /api/v1/followups"],
+		Secure: strings.HasPrefix(h.cfg.PublicURL, "https://"), Logger: h.cfg.Logger}
+	if si, ok := guard.Auth.Sessions.(*signin.SignIn); ok {
+		d.SignIn, d.SessionCSRF = signin.PathLogin, si.CSRF
+	}
+	return console.New(d)
+}
+
+// consoleCaller is an identity as the console asks about it.
+type consoleCaller struct{ id access.Identity }
+
+func (c consoleCaller) Actor() string { return c.id.ID }
+func (c consoleCaller) Name() string  { return c.id.Name }
+
+func (c consoleCaller) Can(a console.Action, st *incident.State) bool {
+	var inc *access.Incident
+	if st != nil {
+		acc := access.IncidentOf(*st)
+		inc = &acc
+	}
+	return access.Can(c.id, map[console.Action]access.Action{
+		console.Read: access.Read, console.Act: access.Act, console.Declare: access.Declare}[a], inc)
 }
 
 // Addr is where the API listens ("" when the api target does not run).

@@ -54,9 +54,10 @@ func Service(st incident.State) string {
 	return st.Service
 }
 
-// TimelineURL links to the incident's timeline on the hub.
+// TimelineURL links to the incident's page in the hub's web console: its
+// header and live timeline.
 func TimelineURL(publicURL, id string) string {
-	return strings.TrimRight(publicURL, "/") + "/api/v1/incidents/" + id + "/timeline"
+	return strings.TrimRight(publicURL, "/") + "/incidents/" + id
 }
 
 // Marker is the prefix of a title outside the hub: [DRILL] for drills.

@@ -45,7 +45,7 @@ func TestWhatMayBeSaid(t *testing.T) {
 	if integration.Marker(open) != "" || integration.Marker(secret) != "[DRILL] " {
 		t.Error("Marker")
 	}
-	if got := integration.TimelineURL("https://hub.test/", "x"); got != "https://hub.test/api/v1/incidents/x/timeline" {
+	if got := integration.TimelineURL("https://hub.test/", "x"); got != "https://hub.test/incidents/x" {
 		t.Errorf("TimelineURL %q", got)
 	}
 }

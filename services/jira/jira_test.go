@@ -102,7 +102,7 @@ func TestCaseFollowsTheIncident(t *testing.T) {
 	if is.Priority != "Highest" {
 		t.Errorf("priority %q after SEV1, want Highest", is.Priority)
 	}
-	for _, want := range []string{"INC-1", "12% of authorisations fail", "https://hikeshi.example.test/api/v1/incidents/" + st.ID + "/timeline"} {
+	for _, want := range []string{"INC-1", "12% of authorisations fail", "https://hikeshi.example.test/incidents/" + st.ID} {
 		if !strings.Contains(is.Description, want) {
 			t.Errorf("description lacks %q:\n%s", want, is.Description)
 		}
@@ -466,7 +466,7 @@ func TestCaseRefusedThenCreatedByALaterEvent(t *testing.T) {
 		return len(issues) == 1 && len(issues[0].Comments) == 1
 	})
 	issues, _ := fake.Snapshot()
-	for _, want := range []string{"INC-1", "declared by alice", "payments", "5% of orders fail", "/timeline"} {
+	for _, want := range []string{"INC-1", "declared by alice", "payments", "5% of orders fail", "/incidents/" + st.ID} {
 		if !strings.Contains(issues[0].Description, want) {
 			t.Errorf("description lacks %q:\n%s", want, issues[0].Description)
 		}

@@ -219,12 +219,12 @@ func TestWhatEachRecipientIsTold(t *testing.T) {
 		t.Fatalf("second mail to %v", staff.To)
 	}
 	for _, want := range []string{"Severity:  SEV1", "Service:   payments", "12% of authorisations fail", "Reason: every region now",
-		"https://hikeshi.example.test/api/v1/incidents/" + st.ID + "/timeline"} {
+		"https://hikeshi.example.test/incidents/" + st.ID} {
 		if !strings.Contains(staff.Text, want) {
 			t.Errorf("internal report lacks %q:\n%s", want, staff.Text)
 		}
 	}
-	if !strings.Contains(staff.HTML, `<a href="https://hikeshi.example.test/api/v1/incidents/`+st.ID+`/timeline">`) {
+	if !strings.Contains(staff.HTML, `<a href="https://hikeshi.example.test/incidents/`+st.ID+`">`) {
 		t.Errorf("internal HTML lacks the timeline link:\n%s", staff.HTML)
 	}
 	closing := msgs[4]

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/slack-go/slack"
 )
@@ -74,7 +75,7 @@ func kickoffMessage(st *incident.State, publicURL string) []slack.MsgOption {
 		md("*Declared by*\n" + mention(st.DeclaredBy)),
 		md("*Service*\n" + st.Service),
 	}
-	links := []string{fmt.Sprintf("<%s/api/v1/incidents/%s/timeline|Timeline>", publicURL, st.ID)}
+	links := []string{fmt.Sprintf("<%s|Timeline>", integration.TimelineURL(publicURL, st.ID))}
 	if j, ok := st.Links["jira"]; ok && j.URL != "" {
 		links = append(links, fmt.Sprintf("<%s|%s>", j.URL, j.Name))
 	}

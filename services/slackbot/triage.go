@@ -11,7 +11,6 @@ import (
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/sanitize"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/slack-go/slack"
 )
@@ -27,7 +26,6 @@ const (
 	actionTriageDismiss = "hikeshi_triage_dismiss"
 	viewDismiss         = "hikeshi_triage_dismiss"
 	triageMeta          = "triage:"
-	errWrongLastSeq     = 10071
 )
 
 // TriageProjector posts new items and marks decided ones.
@@ -165,55 +163,16 @@ func (b *Bot) triageAction(ctx context.Context, cb *slack.InteractionCallback, a
 }
 
 // errDecided: someone decided the item first.
-var errDecided = errors.New("this escalation was already decided")
+var errDecided = natsjs.ErrTriageDecided
 
 // decide publishes a decision on the item's subject unless another one
 // is there; a retry of the same decision (same event id) is done already.
 func (b *Bot) decide(ctx context.Context, k, id, actor string, d events.Data) error {
-	subject := events.TriageSubject(k)
-	last, err := b.lastTriage(ctx, k)
-	if err != nil {
-		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, k, err)
-	}
-	env, err := events.Unmarshal(last.Data)
-	if err != nil {
-		return err
-	}
-	switch {
-	case env.ID == id:
-		return nil
-	case env.Type != events.TypeTriageOpened:
-		return errDecided
-	}
-	next, err := events.New(k, d, events.Meta{ID: id, Actor: actor, Time: b.now()})
-	if err != nil {
-		return err
-	}
-	data, err := next.Marshal()
-	if err != nil {
-		return err
-	}
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(nats.MsgIdHdr, id)
-	m.Header.Set("Content-Type", "application/cloudevents+json")
-	_, err = b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last.Sequence))
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == errWrongLastSeq {
-		return errDecided
-	}
-	if err != nil {
-		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, k, err)
-	}
-	return nil
+	return natsjs.DecideTriage(ctx, b.js, k, id, actor, b.now(), d)
 }
 
 func (b *Bot) lastTriage(ctx context.Context, k string) (*jetstream.RawStreamMsg, error) {
-	s, err := b.js.Stream(ctx, events.TriageStream)
-	if err != nil {
-		return nil, err
-	}
-	return s.GetLastMsgForSubject(ctx, events.TriageSubject(k))
+	return natsjs.LastTriage(ctx, b.js, k)
 }
 
 // triageOpen reports whether item k may still be decided by view viewID:

@@ -352,3 +352,10 @@ func fail(w http.ResponseWriter, status int, msg string) {
 	}
 	httpjson.WriteError(w, status, code, msg)
 }
+
+// CSRF is the CSRF token of r's session, for a page's forms; false when r
+// has no session.
+func (s *SignIn) CSRF(r *http.Request) (string, bool) {
+	sess, ok := s.load(r)
+	return sess.CSRF, ok
+}

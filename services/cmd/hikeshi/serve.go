@@ -106,7 +106,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		durability = "every event is fsynced before it is acknowledged"
 	}
 	if h.Addr() != "" {
-		fmt.Fprintf(stdout, "hikeshi listening on http://%s\n", h.Addr())
+		fmt.Fprintf(stdout, "hikeshi listening on http://%s (web console: open http://%s/)\n", h.Addr(), h.Addr())
 	}
 	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", strings.Join(h.Targets(), ","), durability)
 	return h.Run(ctx)

@@ -1,0 +1,65 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Milestones are when an incident reached each step of its response; a
+// zero time: not (yet) reached.
+type Milestones struct {
+	ID, CaseNumber, Service, Severity string
+	// Confidential, DeclaredBy and CommanderNow (the current commander)
+	// are what need-to-know depends on.
+	Confidential                    bool
+	DeclaredBy, CommanderNow        string
+	Declared                        time.Time
+	Commander, Identified, Resolved time.Time
+	Closed                          time.Time
+}
+
+// qMilestones reads, per incident that is not a drill, the first time of
+// each milestone from its events: a commander assigned, a status at or
+// past identified (a forward move may skip steps), resolved, closed.
+const qMilestones = `SELECT i.id, i.case_number, coalesce(json_extract(i.snapshot, '$.service'), ''),
+	coalesce(json_extract(i.snapshot, '$.severity'), ''), coalesce(json_extract(i.snapshot, '$.confidential'), 0),
+	coalesce(json_extract(i.snapshot, '$.declared_by'), ''), coalesce(json_extract(i.snapshot, '$.commander'), ''), i.declared_at,
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.commander_assigned'),
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
+		AND json_extract(e.data, '$.to') IN ('identified', 'monitoring', 'resolved')),
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
+		AND json_extract(e.data, '$.to') = 'resolved'),
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.closed')
+	FROM incidents i WHERE coalesce(json_extract(i.snapshot, '$.drill'), 0) = 0 AND i.declared_at >= ?
+	ORDER BY i.declared_seq`
+
+// Milestones lists the milestones of the incidents declared since since,
+// drills left out, in the order they were declared.
+func (s *Store) Milestones(ctx context.Context, since time.Time) ([]Milestones, error) {
+	rows, err := s.db.QueryContext(ctx, qMilestones, since.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Milestones
+	for rows.Next() {
+		var m Milestones
+		var declared string
+		var commander, identified, resolved, closed sql.NullString
+		if err := rows.Scan(&m.ID, &m.CaseNumber, &m.Service, &m.Severity, &m.Confidential, &m.DeclaredBy, &m.CommanderNow, &declared, &commander, &identified, &resolved, &closed); err != nil {
+			return nil, err
+		}
+		m.Declared, _ = time.Parse(time.RFC3339Nano, declared)
+		for _, f := range []struct {
+			to *time.Time
+			v  sql.NullString
+		}{{&m.Commander, commander}, {&m.Identified, identified}, {&m.Resolved, resolved}, {&m.Closed, closed}} {
+			if f.v.Valid {
+				*f.to, _ = time.Parse(time.RFC3339Nano, f.v.String)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
