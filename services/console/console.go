@@ -202,4 +202,3 @@ func cacheable(h http.Handler) http.Handler {
 func Loopback(operator string) func(*http.Request) (Caller, bool) {
 	return func(*http.Request) (Caller, bool) { return Local(operator), true }
 }
-
