@@ -22,6 +22,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // DecisionsConfig bounds the decisions log (signals.decisions).
@@ -84,18 +85,18 @@ func (p *projector) tally() tally { return tally{p.repeated.Load(), p.limited.Lo
 // record logs the decision d carried out for sig, once handle returned
 // err: read back from the states it left, where the signal went. A
 // signal that will be handled again (any other error) is not logged now.
-func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, before tally, err error) {
+func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, before tally, err error) {
 	failed := err != nil && (errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent))
 	if err != nil && !failed {
 		return
 	}
 	r := SignalDecision{Seq: e.Seq, Time: e.Time.UTC(), Source: sig.Source, Kind: sig.Kind, Fingerprint: sig.Fingerprint,
 		Status: sig.Status, Title: sig.Title, Severity: sig.Severity, GroupKey: d.GroupKey, Rules: d.Rules,
-		Rule: p.m.rules.def.Name, Route: d.Route, Priority: d.Priority, Flagged: d.Flagged}
+		Rule: p.m.rules.DefaultName(), Route: d.Route, Priority: d.Priority, Flagged: d.Flagged}
 	if d.Drop {
 		r.Route = RouteDrop
 	}
-	if n := len(d.Rules); n > 0 && d.Flagged == "" && (d.Drop || p.m.rules.routedBy(d.Rules[n-1])) {
+	if n := len(d.Rules); n > 0 && d.Flagged == "" && (d.Drop || p.m.rules.RoutedBy(d.Rules[n-1])) {
 		r.Rule = d.Rules[n-1]
 	}
 	switch now := p.tally(); {
@@ -105,7 +106,7 @@ func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Sig
 		r.Note = "over its rate limit: counted, not notified"
 	}
 	if failed {
-		d.flag("not carried out, dead-lettered: " + err.Error())
+		d.Flag("not carried out, dead-lettered: " + err.Error())
 		r.Flagged = d.Flagged
 	} else if where := p.outcome(ctx, sig, d); where != nil {
 		r.Incident, r.Ticket = where.Incident, where.Ticket
@@ -114,16 +115,16 @@ func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Sig
 }
 
 // outcome reads where the signal went from the states handling left.
-func (p *projector) outcome(ctx context.Context, sig *events.Signal, d *Decision) *SignalDecision {
+func (p *projector) outcome(ctx context.Context, sig *events.Signal, d *rules.Decision) *SignalDecision {
 	var out SignalDecision
 	switch {
 	case d.Drop:
-	case d.Route == RouteIncident:
+	case d.Route == rules.RouteIncident:
 		var g groupState
 		if p.st.get(ctx, "group."+natsjs.EffectKey(d.GroupKey), &g) == nil {
 			out.Incident = g.Incident
 		}
-	case d.Route == RouteTicket && p.tickets != nil:
+	case d.Route == rules.RouteTicket && p.tickets != nil:
 		var fp fpState
 		if p.st.get(ctx, "fp."+natsjs.EffectKey(sig.Source, sig.Fingerprint), &fp) == nil && fp.ref() != "" {
 			out.Ticket = fp.ref()
@@ -133,16 +134,6 @@ func (p *projector) outcome(ctx context.Context, sig *events.Signal, d *Decision
 		}
 	}
 	return &out
-}
-
-// routedBy reports whether the rule named name drops or routes.
-func (rs *Rules) routedBy(name string) bool {
-	for _, r := range rs.rules {
-		if r.Name == name {
-			return r.Drop || r.Route != ""
-		}
-	}
-	return false
 }
 
 // logDecision keeps r until the batch is flushed (or discarded).
@@ -249,7 +240,7 @@ func signalFilter(q url.Values) (sqlite.DecisionFilter, error) {
 			f.Fingerprint = v
 		case "route":
 			switch v {
-			case RouteIncident, RouteTicket, RouteTriage, RouteNone, RouteDrop:
+			case rules.RouteIncident, rules.RouteTicket, rules.RouteTriage, rules.RouteNone, RouteDrop:
 				f.Route = v
 			default:
 				return f, fmt.Errorf("route %q must be incident, ticket, triage, none or drop", v)

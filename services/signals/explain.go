@@ -11,6 +11,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // Sources `hikeshi rules test --source` reads, each parsed as its endpoint
@@ -29,8 +30,8 @@ func TestSources() []string { return slices.Sorted(maps.Keys(testParsers)) }
 
 // Explained is one signal of a payload and what the rules make of it.
 type Explained struct {
-	Signal   events.Signal `json:"signal"`
-	Decision Decision      `json:"decision"`
+	Signal   events.Signal  `json:"signal"`
+	Decision rules.Decision `json:"decision"`
 }
 
 // Explain evaluates the rules of f's signals: section over what a sender
@@ -107,7 +108,7 @@ func (x Explained) Describe(w io.Writer) {
 	switch {
 	case d.Drop:
 		fmt.Fprintln(w, "action: drop (stored, nothing else)")
-	case d.Route == RouteIncident:
+	case d.Route == rules.RouteIncident:
 		decl := declaration(&x.Signal, &d)
 		fmt.Fprintf(w, "action: incident for group %q (service %q, severity %s, confidential %v)\n",
 			d.GroupKey, decl.Service, decl.Severity, decl.Confidential)

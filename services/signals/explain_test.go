@@ -11,6 +11,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 func TestExplain(t *testing.T) {
@@ -70,13 +71,13 @@ signals:
 		signals      int
 		rule, route  string
 	}{
-		{"alertmanager", "alertmanager", fixture(t, "alertmanager-v4.json"), 2, "", RouteIncident},
+		{"alertmanager", "alertmanager", fixture(t, "alertmanager-v4.json"), 2, "", rules.RouteIncident},
 		{"grafana", "grafana", fixture(t, "grafana.json"), 2, "grafana-blue", "drop"},
-		{"guardduty", "aws", gd, 1, "guardduty", RouteIncident},
-		{"guardduty via SNS", "aws", sns, 1, "guardduty", RouteIncident},
-		{"security hub", "aws", fixture(t, "securityhub-eventbridge.json"), 1, "", RouteIncident},
-		{"scc push", "gcp-scc", push, 1, "scc", RouteNone},
-		{"scc notification", "gcp-scc", scc, 1, "scc", RouteNone},
+		{"guardduty", "aws", gd, 1, "guardduty", rules.RouteIncident},
+		{"guardduty via SNS", "aws", sns, 1, "guardduty", rules.RouteIncident},
+		{"security hub", "aws", fixture(t, "securityhub-eventbridge.json"), 1, "", rules.RouteIncident},
+		{"scc push", "gcp-scc", push, 1, "scc", rules.RouteNone},
+		{"scc notification", "gcp-scc", scc, 1, "scc", rules.RouteNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			xs, err := Explain(f, tc.source, tc.payload)

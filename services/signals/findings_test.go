@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 func awsSecret() map[string]string { return map[string]string{"X-Hikeshi-Secret": "aws-secret"} }
@@ -76,7 +77,7 @@ func TestDeployExampleGuardDuty(t *testing.T) {
 	var c Config
 	_, err = f.Section(Name, &c)
 	must(t, err == nil, "%v", err)
-	rs, err := Compile(c.Rules, c.Default)
+	rs, err := rules.Compile(c.Rules, c.Default)
 	must(t, err == nil, "%v", err)
 
 	sample, err := parseEventBridge(fixture(t, "guardduty-sample.json"))

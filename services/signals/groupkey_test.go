@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 const groupYAML = `
@@ -93,7 +94,7 @@ func TestDefaultGroupKeys(t *testing.T) {
 
 // A rule's group_by replaces the default key, still under the source.
 func TestGroupByKeepsSourcesApart(t *testing.T) {
-	rs, err := Compile([]RuleConfig{{Name: "by-service", GroupBy: `signal.service`, Route: RouteIncident}}, RuleConfig{})
+	rs, err := rules.Compile([]rules.Rule{{Name: "by-service", GroupBy: `signal.service`, Route: rules.RouteIncident}}, rules.Rule{})
 	must(t, err == nil, "%v", err)
 	am := rs.Evaluate(&events.Signal{Source: "alertmanager", Service: "payments"})
 	gf := rs.Evaluate(&events.Signal{Source: "grafana", Service: "payments"})

@@ -18,6 +18,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // diskFull is one instance of an Alertmanager alert of the group
@@ -409,7 +410,7 @@ func TestRouteFallsBackToDefault(t *testing.T) {
 		must(t, len(integrationtest.Stream(t, r.bus.JS, "DEADLETTER")) == 0, "signal dead-lettered")
 		// The decision as carried out is listed, flagged.
 		_, got, raw := r.listSignals("flagged=true", "")
-		must(t, len(got.Signals) == 1 && got.Signals[0].Route == RouteIncident && got.Signals[0].Rule == "default" &&
+		must(t, len(got.Signals) == 1 && got.Signals[0].Route == rules.RouteIncident && got.Signals[0].Rule == "default" &&
 			got.Signals[0].CaseNumber == "INC-1" && strings.Contains(got.Signals[0].Flagged, why), "flagged decisions: %s", raw)
 	}
 	const rules = `

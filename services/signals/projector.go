@@ -16,6 +16,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // projector evaluates the rules over each stored signal and carries out
@@ -101,7 +102,7 @@ func (o occurrence) change(sig *events.Signal) string {
 }
 
 // carryOut updates the fingerprint's state and carries out d.
-func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision) error {
+func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
 	if d.Drop {
 		p.dropped.Add(1)
 		return nil
@@ -110,7 +111,7 @@ func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.S
 	// alert ticket, a triage item, a rate window, and the incident route,
 	// which reads its status to count the group's firing fingerprints. A
 	// signal routed nowhere costs no read and no write.
-	if d.Route == RouteNone && d.RateLimit == nil {
+	if d.Route == rules.RouteNone && d.RateLimit == nil {
 		return nil
 	}
 	fpKey := "fp." + natsjs.EffectKey(sig.Source, sig.Fingerprint)
@@ -123,7 +124,7 @@ func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.S
 		// An alert that keeps firing is sent again (repeat_interval, an
 		// updated finding): it counts nothing, but its group may need a
 		// new incident (the last one was closed) or a worse severity.
-		if d.Route != RouteIncident || !stillFiring(&fp, sig) {
+		if d.Route != rules.RouteIncident || !stillFiring(&fp, sig) {
 			return nil
 		}
 		changed, err := p.carry(ctx, e, sig, d, &fp, occurrence{prev: fp.Status, repeat: true})
@@ -143,7 +144,7 @@ func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.S
 		o.notify = p.window(&fp, d)
 	}
 	changed := o.fresh
-	if d.Route == RouteIncident && d.RateLimit == nil {
+	if d.Route == rules.RouteIncident && d.RateLimit == nil {
 		// Only the status and its start are read here: an occurrence that
 		// leaves them as they were is counted by the group alone, not
 		// written per fingerprint.
@@ -167,36 +168,28 @@ func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.S
 // the default route, and d says so, flagged: the signal still ends where a
 // person sees it. When the default is that same route, or fails too, the
 // error stands and the signal is dead-lettered, flagged.
-func (p *projector) carry(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, fp *fpState, o occurrence) (bool, error) {
+func (p *projector) carry(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (bool, error) {
 	changed, err := p.route(ctx, e, sig, d, fp, o)
 	if !errors.Is(err, projection.ErrPermanent) {
 		return changed, err
 	}
-	route, inc := p.m.rules.defaultRoute(sig)
+	route, inc := p.m.rules.Default(sig)
 	if route == d.Route {
-		d.flag(fmt.Sprintf("route %s failed (%v), and it is the default route", d.Route, err))
+		d.Flag(fmt.Sprintf("route %s failed (%v), and it is the default route", d.Route, err))
 		return changed, err
 	}
-	d.flag(fmt.Sprintf("route %s failed (%v); default route %s used", d.Route, err, route))
+	d.Flag(fmt.Sprintf("route %s failed (%v); default route %s used", d.Route, err, route))
 	d.Route, d.Incident = route, inc
 	more, err := p.route(ctx, e, sig, d, fp, o)
 	return changed || more, err
 }
 
-// flag adds why to the reasons the decision is flagged.
-func (d *Decision) flag(why string) {
-	if d.Flagged != "" {
-		why = d.Flagged + "; " + why
-	}
-	d.Flagged = why
-}
-
 // route carries out d.Route; changed reports a change of fp.
-func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, fp *fpState, o occurrence) (changed bool, err error) {
+func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (changed bool, err error) {
 	switch d.Route {
-	case RouteIncident:
+	case rules.RouteIncident:
 		return false, p.incident(ctx, e, sig, d, o)
-	case RouteTicket:
+	case rules.RouteTicket:
 		if p.tickets == nil {
 			return false, errNoTracker
 		}
@@ -204,7 +197,7 @@ func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Sign
 			return false, nil
 		}
 		return p.tickets.apply(ctx, e, sig, fp, d, o.notify)
-	case RouteTriage:
+	case rules.RouteTriage:
 		if fp.Triage != "" {
 			return false, nil
 		}
@@ -263,7 +256,7 @@ func sortedKeys(m map[string]string) []string {
 
 // window counts the fingerprint in its rate window and reports whether
 // this occurrence may notify.
-func (p *projector) window(fp *fpState, d *Decision) bool {
+func (p *projector) window(fp *fpState, d *rules.Decision) bool {
 	if d.RateLimit == nil {
 		return true
 	}
@@ -288,7 +281,7 @@ func (p *projector) window(fp *fpState, d *Decision) bool {
 // the incident's first signal and every CountEvery-th signal go into the
 // batch's occurrences record (see records); a firing signal that asks for
 // a worse severity than the group's signals so far raises the incident's.
-func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, o occurrence) error {
+func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, o occurrence) error {
 	gKey := "group." + natsjs.EffectKey(d.GroupKey)
 	var g groupState
 	if err := p.st.get(ctx, gKey, &g); err != nil {
@@ -383,7 +376,7 @@ func endOf(st incident.State, err error) incidentEnd {
 
 // declare opens the group's next incident (its key is the group and its
 // generation, so a redelivery declares nothing twice).
-func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, g *groupState) error {
+func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
 	c := declaration(sig, d)
 	// A generation's key may already name an incident that ended before
 	// this signal was stored: the state file was rebuilt from a stream
@@ -416,7 +409,7 @@ func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Si
 // severity than the group's signals did so far (an updated finding, a
 // critical alert joining) and than the incident has now. It never lowers
 // one: a severity a person chose stands until a signal asks for worse.
-func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision, g *groupState) error {
+func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
 	sev := events.Severity(incidentSeverity(sig, d))
 	if !worse(sev, events.Severity(g.Severity)) {
 		return nil
@@ -483,7 +476,7 @@ type record struct {
 }
 
 // note adds the signal to the batch's record for the group's incident.
-func (p *projector) note(e events.Stored, sig *events.Signal, d *Decision, g *groupState, change string, first bool) {
+func (p *projector) note(e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState, change string, first bool) {
 	r := p.cur.last[g.Incident]
 	if r == nil || r.gen != g.Gen || len(r.fact.Changes) >= events.MaxSignalChanges {
 		r = &record{incident: g.Incident, group: d.GroupKey, gen: g.Gen, from: g.Count}
@@ -539,7 +532,7 @@ var sevOf = map[string]string{"critical": "SEV1", "high": "SEV2", "medium": "SEV
 
 // incidentSeverity is the severity of the incident a signal asks for: the
 // rule's, or the signal's own mapped by sevOf.
-func incidentSeverity(sig *events.Signal, d *Decision) string {
+func incidentSeverity(sig *events.Signal, d *rules.Decision) string {
 	if d.Incident.Severity != "" {
 		return d.Incident.Severity
 	}
@@ -550,7 +543,7 @@ func incidentSeverity(sig *events.Signal, d *Decision) string {
 }
 
 // declaration is the incident a routed signal opens.
-func declaration(sig *events.Signal, d *Decision) incident.Declare {
+func declaration(sig *events.Signal, d *rules.Decision) incident.Declare {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Declared from %s signal %s (group %s).", sig.Source, sig.Fingerprint, d.GroupKey)
 	if d.Flagged != "" {

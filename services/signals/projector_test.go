@@ -9,6 +9,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 func sigFor(i, groups int, status string) events.Signal {
@@ -19,19 +20,19 @@ func sigFor(i, groups int, status string) events.Signal {
 }
 
 func TestRulesEvaluateInOrder(t *testing.T) {
-	rs, err := Compile([]RuleConfig{
+	rs, err := rules.Compile([]rules.Rule{
 		{Name: "noise", When: `signal.labels["env"] == "test"`, Drop: true},
 		{Name: "owner", When: `signal.source == "aws"`, Annotate: map[string]string{"owner": "cloud-sec", "playbook": "https://wiki/gd"}, Priority: "P2"},
-		{Name: "critical", When: `signal.severity in ["critical", "high"] && signal.kind == "finding"`, Route: RouteIncident,
-			Incident: IncidentAction{Service: "cloud", Severity: "2", Confidential: true}, GroupBy: `signal.account + "/" + signal.labels["finding_type"]`},
-		{Name: "broken", When: `int(signal.title) > 0`, Route: RouteIncident},
-	}, RuleConfig{Route: RouteTicket})
+		{Name: "critical", When: `signal.severity in ["critical", "high"] && signal.kind == "finding"`, Route: rules.RouteIncident,
+			Incident: rules.IncidentAction{Service: "cloud", Severity: "2", Confidential: true}, GroupBy: `signal.account + "/" + signal.labels["finding_type"]`},
+		{Name: "broken", When: `int(signal.title) > 0`, Route: rules.RouteIncident},
+	}, rules.Rule{Route: rules.RouteTicket})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gd := events.Signal{Source: "aws", Kind: "finding", Severity: "high", Account: "111", Labels: map[string]string{"finding_type": "Recon"}, GroupKey: "x"}
 	d := rs.Evaluate(&gd)
-	if d.Route != RouteIncident || d.Priority != "P2" || d.Annotations["owner"] != "cloud-sec" || d.GroupKey != "aws/111/Recon" ||
+	if d.Route != rules.RouteIncident || d.Priority != "P2" || d.Annotations["owner"] != "cloud-sec" || d.GroupKey != "aws/111/Recon" ||
 		d.Incident.Severity != "SEV2" || !d.Incident.Confidential || strings.Join(d.Rules, ",") != "owner,critical" {
 		t.Errorf("GuardDuty high: %+v", d)
 	}
@@ -41,11 +42,11 @@ func TestRulesEvaluateInOrder(t *testing.T) {
 	// A rule that fails to evaluate (no such label) never loses the signal:
 	// the default routes it, flagged.
 	d = rs.Evaluate(&events.Signal{Source: "grafana", Kind: "alert", Severity: "low", Title: "not a number"})
-	if d.Route != RouteTicket || d.Flagged == "" || !strings.Contains(d.Flagged, "broken") {
+	if d.Route != rules.RouteTicket || d.Flagged == "" || !strings.Contains(d.Flagged, "broken") {
 		t.Errorf("failing rule: %+v", d)
 	}
-	for _, bad := range []RuleConfig{{When: `signal.source +`}, {When: `"x"`}, {Route: "page"}, {Drop: true, Route: RouteTicket}, {Incident: IncidentAction{Severity: "SEV9"}}} {
-		if _, err := Compile([]RuleConfig{bad}, RuleConfig{}); err == nil {
+	for _, bad := range []rules.Rule{{When: `signal.source +`}, {When: `"x"`}, {Route: "page"}, {Drop: true, Route: rules.RouteTicket}, {Incident: rules.IncidentAction{Severity: "SEV9"}}} {
+		if _, err := rules.Compile([]rules.Rule{bad}, rules.Rule{}); err == nil {
 			t.Errorf("Compile(%+v) accepted", bad)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // Name is the module and its hikeshi.yaml section.
@@ -42,10 +43,10 @@ type Config struct {
 	// signals of its group (default 100), besides the first and status
 	// changes.
 	CountEvery int          `yaml:"count_every"`
-	Rules      []RuleConfig `yaml:"rules"`
+	Rules      []rules.Rule `yaml:"rules"`
 	// Default applies when no rule routes or drops a signal, and when a
 	// rule fails to evaluate.
-	Default RuleConfig `yaml:"default"`
+	Default rules.Rule `yaml:"default"`
 	// Alert tickets go to GitHub issues or to JIRA, not both.
 	GitHub *GitHubConfig `yaml:"github"`
 	JIRA   *JiraConfig   `yaml:"jira"`
@@ -123,15 +124,15 @@ func Load(f *config.File) (Config, secrets, error) {
 // compileRules compiles the rules and refuses a configuration whose
 // routes cannot be carried out. The hub and `hikeshi rules test` both
 // check through it, so they report the same errors.
-func (c *Config) compileRules() (*Rules, error) {
+func (c *Config) compileRules() (*rules.Set, error) {
 	if c.GitHub != nil && c.JIRA != nil {
 		return nil, fmt.Errorf("signals: alert tickets go to github or jira, not both")
 	}
-	rs, err := Compile(c.Rules, c.Default)
+	rs, err := rules.Compile(c.Rules, c.Default)
 	if err != nil {
 		return nil, err
 	}
-	if where := rs.uses(RouteTicket); where != "" && c.GitHub == nil && c.JIRA == nil {
+	if where := rs.Uses(rules.RouteTicket); where != "" && c.GitHub == nil && c.JIRA == nil {
 		return nil, fmt.Errorf("%s: route ticket needs signals.github or signals.jira to keep the tickets in; configure one, or route elsewhere", where)
 	}
 	return rs, nil
@@ -177,7 +178,7 @@ type module struct {
 	pub   *Publisher
 	sns   *snsVerifier
 	oidc  *oidcVerifier
-	rules *Rules
+	rules *rules.Set
 	proj  *projector
 	now   func() time.Time
 
@@ -201,12 +202,12 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	if d.confirm == nil {
 		d.confirm = visit(d.client)
 	}
-	rules, err := cfg.compileRules()
+	rs, err := cfg.compileRules()
 	if err != nil {
 		return nil, err
 	}
 	m := &module{
-		cfg: cfg, sec: sec, env: env, now: d.now, rules: rules,
+		cfg: cfg, sec: sec, env: env, now: d.now, rules: rs,
 		pub: NewPublisher(env.Bus.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,

@@ -16,6 +16,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/sanitize"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // GitHubConfig: alert tickets as GitHub issues, one per fingerprint.
@@ -31,7 +32,7 @@ type GitHubConfig struct {
 type tracker interface {
 	// find returns the ticket carrying label, if any (look up before create).
 	find(ctx context.Context, label string) (ref string, ok bool, err error)
-	create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (ref string, err error)
+	create(ctx context.Context, sig *events.Signal, d *rules.Decision, label, body string) (ref string, err error)
 	comment(ctx context.Context, ref, text string) error
 	// move closes (open false) or reopens the ticket.
 	move(ctx context.Context, ref string, open bool) error
@@ -85,7 +86,7 @@ func fpLabel(sig *events.Signal) string {
 // it with a comment when resolved, reopen it with a comment when it fires
 // again. Each step is an effect keyed by the signal, so a redelivery does
 // nothing twice.
-func (t *tickets) apply(ctx context.Context, e events.Stored, sig *events.Signal, fp *fpState, d *Decision, notify bool) (bool, error) {
+func (t *tickets) apply(ctx context.Context, e events.Stored, sig *events.Signal, fp *fpState, d *rules.Decision, notify bool) (bool, error) {
 	ref := fp.ref()
 	switch {
 	case ref == "" && sig.Status == events.SignalFiring:
@@ -123,7 +124,7 @@ func (fp *fpState) ref() string {
 }
 
 // openOnce finds or opens the fingerprint's ticket once.
-func (t *tickets) openOnce(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) error {
+func (t *tickets) openOnce(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) error {
 	if _, ok := t.tr.(*githubTracker); ok {
 		n, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", sig.Source, sig.Fingerprint), func(ctx context.Context) (int, error) {
 			ref, err := t.open(ctx, sig, fp, d)
@@ -168,7 +169,7 @@ func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move in
 // adds the enrichment comment. The label is searched before every create
 // (integration.Finder), so an answer lost after the tracker created the
 // ticket does not make a second one.
-func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) (string, error) {
+func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) (string, error) {
 	label := fpLabel(sig)
 	ref, created, err := integration.Finder[string]{
 		Effects: t.effects, Key: natsjs.EffectKey("signals", "ticket-create", t.tr.kind(), sig.Source, sig.Fingerprint),
@@ -201,7 +202,7 @@ func (g *githubTracker) find(ctx context.Context, label string) (string, bool, e
 	return strconv.Itoa(found[0].GetNumber()), true, nil
 }
 
-func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (string, error) {
+func (g *githubTracker) create(ctx context.Context, sig *events.Signal, d *rules.Decision, label, body string) (string, error) {
 	labels := append([]string{label, "source:" + sig.Source, "severity:" + sig.Severity}, g.labels...)
 	if d.Priority != "" {
 		labels = append(labels, "priority:"+d.Priority)
@@ -251,7 +252,7 @@ func ticketTitle(sig *events.Signal) string {
 	return strings.ToValidUTF8(truncate(sanitize.Line("["+sig.Source+"] "+sig.Title), 250), "")
 }
 
-func ticketBody(sig *events.Signal, d *Decision) string {
+func ticketBody(sig *events.Signal, d *rules.Decision) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** %s from `%s` (severity %s)\n\n", sig.Kind, sig.Status, sig.Source, sig.Severity)
 	if sig.Summary != "" {
@@ -274,7 +275,7 @@ func ticketBody(sig *events.Signal, d *Decision) string {
 
 // enrichment is the investigation comment: the source's links, the open
 // incident of the same group, and previous occurrences.
-func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpState, d *Decision) string {
+func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) string {
 	var b strings.Builder
 	b.WriteString("### Investigation\n\n**Source links**\n")
 	if len(sig.Links) == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 // JiraConfig: alert tickets as JIRA issues, one per fingerprint. The
@@ -82,7 +83,7 @@ func (j *jiraTracker) find(ctx context.Context, label string) (string, bool, err
 	return issues[0].Key, true, nil
 }
 
-func (j *jiraTracker) create(ctx context.Context, sig *events.Signal, d *Decision, label, body string) (string, error) {
+func (j *jiraTracker) create(ctx context.Context, sig *events.Signal, d *rules.Decision, label, body string) (string, error) {
 	// JIRA labels hold no spaces: the source is a subject token already.
 	labels := append([]string{label, "hikeshi-alert", "source-" + sig.Source, "severity-" + sig.Severity}, j.labels...)
 	created, resp, err := j.c.Issue.CreateWithContext(ctx, &gojira.Issue{Fields: &gojira.IssueFields{

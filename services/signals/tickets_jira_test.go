@@ -10,6 +10,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 func jiraYAML(url string) string {
@@ -82,7 +83,7 @@ func TestJiraAlertTickets(t *testing.T) {
 	// crash, found by its label): no second issue.
 	other := base
 	other.Fingerprint = "arn:aws:guardduty:finding/2"
-	if _, err := r.m.proj.tickets.tr.(*jiraTracker).create(context.Background(), &other, &Decision{}, fpLabel(&other), "made earlier"); err != nil {
+	if _, err := r.m.proj.tickets.tr.(*jiraTracker).create(context.Background(), &other, &rules.Decision{}, fpLabel(&other), "made earlier"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.m.pub.Put(context.Background(), []events.Signal{other}); err != nil {
@@ -104,7 +105,7 @@ func TestJiraMissingTransitionNamesOffered(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: jiraYAML(fake.Srv.URL)})
 	tr := r.m.proj.tickets.tr.(*jiraTracker)
 	sig := events.Signal{Source: "aws", Fingerprint: "f", Title: "t", Severity: "low"}
-	ref, err := tr.create(context.Background(), &sig, &Decision{}, "l", "b")
+	ref, err := tr.create(context.Background(), &sig, &rules.Decision{}, "l", "b")
 	must(t, err == nil, "create: %v", err)
 	err = tr.move(context.Background(), ref, false)
 	must(t, err != nil && strings.Contains(err.Error(), `"resolve"`) && strings.Contains(err.Error(), "Close Alert"), "error %v", err)

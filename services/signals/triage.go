@@ -7,6 +7,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,7 +20,7 @@ const errWrongLastSeq = 10071
 // module picks it up. The publish expects the item's subject to be empty,
 // so a redelivered signal never opens it twice, even after the item was
 // decided.
-func (p *projector) publishTriage(ctx context.Context, e events.Stored, sig *events.Signal, d *Decision) error {
+func (p *projector) publishTriage(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
 	key := events.TriageKey(sig.Source, sig.Fingerprint)
 	id := events.DeriveID("triage-opened", key)
 	env, err := events.New(key, &events.TriageOpened{

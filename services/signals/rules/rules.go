@@ -1,4 +1,6 @@
-package signals
+// Package rules evaluates the signals: rules (CEL expressions over a
+// signal) into a Decision: drop, annotate, rate-limit, group and route.
+package rules
 
 import (
 	"errors"
@@ -15,8 +17,8 @@ import (
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
-// RuleConfig is one rule of signals.rules, or signals.default.
-type RuleConfig struct {
+// Rule is one rule of signals.rules, or signals.default.
+type Rule struct {
 	Name string `yaml:"name"`
 	// When is a boolean CEL expression over `signal` (the fields of
 	// signalFields); empty matches every signal. It is type-checked at
@@ -72,17 +74,17 @@ type Decision struct {
 	Flagged string `json:"flagged,omitempty"`
 }
 
-type rule struct {
-	RuleConfig
+type compiled struct {
+	Rule
 	// where names the rule in errors: signals.rules[2] (page).
 	where         string
 	when, groupBy cel.Program
 }
 
-// Rules are compiled rules.
-type Rules struct {
-	rules []rule
-	def   rule
+// Set is a compiled rule set: signals.rules and signals.default.
+type Set struct {
+	rules []compiled
+	def   compiled
 }
 
 // signalFields are the fields of `signal` as rules see it (see
@@ -143,8 +145,8 @@ var celEnv = func() *cel.Env {
 }()
 
 // Compile checks and compiles rules; an error names the rule.
-func Compile(cfgs []RuleConfig, def RuleConfig) (*Rules, error) {
-	rs := &Rules{}
+func Compile(cfgs []Rule, def Rule) (*Set, error) {
+	rs := &Set{}
 	for i, c := range cfgs {
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("rule %d", i+1)
@@ -169,9 +171,9 @@ func Compile(cfgs []RuleConfig, def RuleConfig) (*Rules, error) {
 	return rs, nil
 }
 
-// uses names the first rule (or the default) that routes to route, "" if
+// Uses names the first rule (or the default) that routes to route, "" if
 // none does.
-func (rs *Rules) uses(route string) string {
+func (rs *Set) Uses(route string) string {
 	for _, r := range append(rs.rules, rs.def) {
 		if r.Route == route {
 			return r.where
@@ -180,7 +182,7 @@ func (rs *Rules) uses(route string) string {
 	return ""
 }
 
-func compileRule(c RuleConfig, where string) (rule, error) {
+func compileRule(c Rule, where string) (compiled, error) {
 	r, err := checkRule(c)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", where, err)
@@ -189,8 +191,8 @@ func compileRule(c RuleConfig, where string) (rule, error) {
 	return r, nil
 }
 
-func checkRule(c RuleConfig) (rule, error) {
-	r := rule{RuleConfig: c}
+func checkRule(c Rule) (compiled, error) {
+	r := compiled{Rule: c}
 	switch c.Route {
 	case "", RouteIncident, RouteTicket, RouteTriage, RouteNone:
 	default:
@@ -233,7 +235,7 @@ func checkIncident(a IncidentAction) (IncidentAction, error) {
 		a.Severity = string(sev)
 	}
 	if a.Service != "" {
-		err := incident.Declare{Title: "check", Service: a.Service, Severity: "SEV5", DeclaredBy: actor}.Validate()
+		err := incident.Declare{Title: "check", Service: a.Service, Severity: "SEV5", DeclaredBy: "signals"}.Validate()
 		var ve *incident.ValidationError
 		if errors.As(err, &ve) {
 			return a, fmt.Errorf("incident.%s: %s", ve.Field, ve.Message)
@@ -298,7 +300,7 @@ var activations = sync.Pool{New: func() any {
 // matching rule that drops or routes decides, and evaluation stops there.
 // Without such a rule the default routes. An evaluation error stops at
 // once and routes by the default, flagged.
-func (rs *Rules) Evaluate(s *events.Signal) Decision {
+func (rs *Set) Evaluate(s *events.Signal) Decision {
 	d := Decision{GroupKey: s.GroupKey, Annotations: map[string]string{}}
 	act := activation(s)
 	defer activations.Put(act)
@@ -334,13 +336,13 @@ func (rs *Rules) Evaluate(s *events.Signal) Decision {
 	if err := d.merge(&rs.def, act); err != nil && d.Flagged == "" {
 		d.Flagged = fmt.Sprintf("default: %v", err)
 	}
-	d.Route, d.Incident = rs.defaultRoute(s)
+	d.Route, d.Incident = rs.Default(s)
 	return d
 }
 
-// defaultRoute is where signals.default sends s: its route, or none
+// Default is where signals.default sends s: its route, or none
 // (triage for an escalation) when it names none.
-func (rs *Rules) defaultRoute(s *events.Signal) (string, IncidentAction) {
+func (rs *Set) Default(s *events.Signal) (string, IncidentAction) {
 	switch {
 	case rs.def.Route != "":
 		return rs.def.Route, rs.def.Incident
@@ -350,7 +352,7 @@ func (rs *Rules) defaultRoute(s *events.Signal) (string, IncidentAction) {
 	return RouteNone, rs.def.Incident
 }
 
-func (d *Decision) merge(r *rule, act map[string]any) error {
+func (d *Decision) merge(r *compiled, act map[string]any) error {
 	if d.Priority == "" {
 		d.Priority = r.Priority
 	}
@@ -388,3 +390,24 @@ func keyspace(sig map[string]any) string {
 // missingKey: CEL fails signal.labels["env"] when the label is absent;
 // that is a rule that does not apply, not a broken rule.
 func missingKey(err error) bool { return strings.HasPrefix(err.Error(), "no such key") }
+
+// RoutedBy reports whether the rule named name drops or routes.
+func (rs *Set) RoutedBy(name string) bool {
+	for _, r := range rs.rules {
+		if r.Name == name {
+			return r.Drop || r.Route != ""
+		}
+	}
+	return false
+}
+
+// DefaultName names the default rule in decisions.
+func (rs *Set) DefaultName() string { return rs.def.Name }
+
+// Flag adds why to the reasons the decision is flagged.
+func (d *Decision) Flag(why string) {
+	if d.Flagged != "" {
+		why = d.Flagged + "; " + why
+	}
+	d.Flagged = why
+}
