@@ -87,53 +87,14 @@ func parseGeneric(b []byte) ([]events.Signal, error) {
 	return out, nil
 }
 
-// Escalation is what customer support sends to POST /api/v1/escalations;
-// the Slack message shortcut builds one too and stores its Signal.
-type Escalation struct {
-	// ID is the support ticket or conversation id: with ReportedAt it makes
-	// a retried delivery the same escalation.
-	ID             string              `json:"id"`
-	Title          string              `json:"title"`
-	ReportedBy     string              `json:"reported_by"`
-	ReportedAt     time.Time           `json:"reported_at"`
-	CustomerImpact string              `json:"customer_impact"`
-	Service        string              `json:"service"`
-	Severity       string              `json:"severity"`
-	Details        string              `json:"details"`
-	Links          []events.SignalLink `json:"links"`
-}
-
 func parseEscalation(b []byte) ([]events.Signal, error) {
-	var e Escalation
+	var e events.Escalation
 	if err := decode(b, &e, true); err != nil {
 		return nil, err
 	}
 	s, err := e.Signal()
 	if err != nil {
-		return nil, err
+		return nil, bad("%v", err)
 	}
 	return []events.Signal{s}, nil
-}
-
-// Signal checks the escalation and normalises it.
-func (e Escalation) Signal() (events.Signal, error) {
-	for _, f := range []struct{ name, v string }{
-		{"id", e.ID}, {"title", e.Title}, {"reported_by", e.ReportedBy}, {"customer_impact", e.CustomerImpact},
-	} {
-		if f.v == "" {
-			return events.Signal{}, bad("%s: is required", f.name)
-		}
-	}
-	if e.ReportedAt.IsZero() {
-		return events.Signal{}, bad("reported_at: is required")
-	}
-	if e.Severity == "" {
-		e.Severity = "high"
-	}
-	return events.Signal{
-		Source: "escalation", Kind: "escalation", Fingerprint: e.ID, Status: events.SignalFiring,
-		Title: e.Title, Summary: e.Details, Severity: e.Severity, Service: e.Service, Links: e.Links,
-		StartsAt: e.ReportedAt.UTC(), GroupKey: "escalation/" + e.ID,
-		ReportedBy: e.ReportedBy, CustomerImpact: e.CustomerImpact,
-	}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -23,9 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/nats-io/nats.go"
 )
 
 const baseYAML = `
@@ -339,48 +336,4 @@ func TestGenericAndEscalation(t *testing.T) {
 	}
 	sigs := r.stored()
 	must(t, len(sigs) == 2 && sigs[1].Kind == "escalation" && sigs[1].ReportedBy == "yuki.tanaka" && sigs[1].Severity == "high", "stored %+v", sigs)
-}
-
-// JetStream's answer is read by hand on the single-signal path: a stored
-// signal, a copy inside the window, and a refusal (here, the wrong
-// expected stream) are told apart; a refusal is never reported stored.
-func TestPublishReadsJetStreamAnswers(t *testing.T) {
-	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: baseYAML})
-	sig := sigFor(0, 1, "firing")
-	key := events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
-	msg := func() *nats.Msg {
-		m := nats.NewMsg(events.SignalSubject(sig.Source, sig.Kind))
-		var err error
-		if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		m.Header.Set(nats.MsgIdHdr, key)
-		return m
-	}
-	ctx := context.Background()
-	dup, err := r.m.pub.publish(ctx, msg())
-	must(t, err == nil && !dup, "first: dup=%v err=%v", dup, err)
-	dup, err = r.m.pub.publish(ctx, msg())
-	must(t, err == nil && dup, "copy: dup=%v err=%v", dup, err)
-	m := msg()
-	m.Header.Set(nats.MsgIdHdr, key+"-other")
-	m.Header.Set("Nats-Expected-Stream", "NOT-SIGNALS")
-	_, err = r.m.pub.publish(ctx, m)
-	must(t, errors.Is(err, natsjs.ErrUnavailable) && strings.Contains(err.Error(), "JetStream:"), "refused: %v", err)
-	must(t, r.count() == 1, "stream holds %d", r.count())
-	// A request given up on drops its inbox: its answer, arriving late,
-	// is not the next request's.
-	gone, cancel := context.WithCancel(ctx)
-	cancel()
-	sig.Fingerprint = "late"
-	key = events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
-	_, err = r.m.pub.publish(gone, msg())
-	must(t, errors.Is(err, natsjs.ErrUnavailable), "given up: %v", err)
-	sig.Fingerprint = "next"
-	key = events.SignalKey(sig.Source, sig.Fingerprint, sig.Status, sig.StartsAt)
-	for i, want := range []bool{false, true} { // stored, then a copy: answers in step
-		dup, err = r.m.pub.publish(ctx, msg())
-		must(t, err == nil && dup == want, "next #%d: dup=%v err=%v", i+1, dup, err)
-	}
 }

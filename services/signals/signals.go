@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
@@ -175,7 +176,7 @@ type module struct {
 	cfg   Config
 	sec   secrets
 	env   *hub.Env
-	pub   *Publisher
+	pub   *natsjs.SignalPublisher
 	sns   *snsVerifier
 	oidc  *oidcVerifier
 	rules *rules.Set
@@ -208,7 +209,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	}
 	m := &module{
 		cfg: cfg, sec: sec, env: env, now: d.now, rules: rs,
-		pub: NewPublisher(env.Bus.JS),
+		pub: natsjs.NewSignalPublisher(env.Bus.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,
 			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now, log: log}, now: d.now},
