@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,7 +255,8 @@ func TestSNS(t *testing.T) {
 // jwksServer serves a key set and mints tokens with its key.
 type jwksServer struct {
 	*httptest.Server
-	key *rsa.PrivateKey
+	key     *rsa.PrivateKey
+	fetches atomic.Int32
 }
 
 func newJWKS(t *testing.T) *jwksServer {
@@ -264,6 +266,7 @@ func newJWKS(t *testing.T) *jwksServer {
 	}
 	j := &jwksServer{key: k}
 	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		j.fetches.Add(1)
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
 			"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
 			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
@@ -275,11 +278,26 @@ func newJWKS(t *testing.T) *jwksServer {
 }
 
 func (j *jwksServer) token(t *testing.T, claims map[string]any) string {
+	return j.tokenWith(t, map[string]string{"alg": "RS256", "kid": "k1", "typ": "JWT"}, claims)
+}
+
+// tokenWith signs claims under header: RS256 with the server's key, HS256
+// with its public modulus as the secret (the classic confusion), none
+// with no signature.
+func (j *jwksServer) tokenWith(t *testing.T, header map[string]string, claims map[string]any) string {
 	seg := func(v any) string {
 		b, _ := json.Marshal(v)
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	head := seg(map[string]string{"alg": "RS256", "kid": "k1", "typ": "JWT"}) + "." + seg(claims)
+	head := seg(header) + "." + seg(claims)
+	switch header["alg"] {
+	case "none":
+		return head + "."
+	case "HS256":
+		mac := hmac.New(sha256.New, j.key.N.Bytes())
+		mac.Write([]byte(head))
+		return head + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	}
 	sum := sha256.Sum256([]byte(head))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, j.key, crypto.SHA256, sum[:])
 	if err != nil {
@@ -303,6 +321,10 @@ func TestGCPSCCPush(t *testing.T) {
 		return map[string]any{"iss": "https://accounts.google.com", "aud": aud, "email": email, "email_verified": true,
 			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "sub": "1234567890"}
 	}
+	unverified, foreign, expired := claims(aud, sa), claims(aud, sa), claims(aud, sa)
+	unverified["email_verified"] = false
+	foreign["iss"] = "https://evil.example"
+	expired["iat"], expired["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
 	resp, out := r.post(PathGCPSCC, push, auth(j.token(t, claims(aud, sa))))
 	must(t, resp.StatusCode == 202, "push: %d %s", resp.StatusCode, out)
 	sigs := r.stored()
@@ -313,13 +335,21 @@ func TestGCPSCCPush(t *testing.T) {
 	}{
 		{"wrong audience", j.token(t, claims("https://elsewhere.example/", sa))},
 		{"wrong account", j.token(t, claims(aud, "someone@evil.example"))},
+		{"unverified email", j.token(t, unverified)},
+		{"wrong issuer", j.token(t, foreign)},
+		{"expired", j.token(t, expired)},
+		{"alg none", j.tokenWith(t, map[string]string{"alg": "none", "kid": "k1", "typ": "JWT"}, claims(aud, sa))},
+		{"HS256", j.tokenWith(t, map[string]string{"alg": "HS256", "kid": "k1", "typ": "JWT"}, claims(aud, sa))},
+		{"unknown key id", j.tokenWith(t, map[string]string{"alg": "RS256", "kid": "k9", "typ": "JWT"}, claims(aud, sa))},
 		{"not a JWT", "abc"},
 	} {
-		resp, _ := r.post(PathGCPSCC, push, auth(c.tok))
+		resp, out := r.post(PathGCPSCC, push, auth(c.tok))
 		if resp.StatusCode != 401 {
-			t.Errorf("%s: %d", c.name, resp.StatusCode)
+			t.Errorf("%s: %d %s", c.name, resp.StatusCode, out)
 		}
 	}
+	// Made-up key ids do not make the hub fetch the key set again and again.
+	must(t, j.fetches.Load() == 1, "key set fetched %d times, want once", j.fetches.Load())
 }
 
 func TestGenericAndEscalation(t *testing.T) {

@@ -211,8 +211,7 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 		cfg: cfg, sec: sec, env: env, now: d.now, rules: rs,
 		pub: natsjs.NewSignalPublisher(env.Bus.JS),
 		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
-		oidc: &oidcVerifier{audience: cfg.GCPSCC.Audience, serviceAccount: cfg.GCPSCC.ServiceAccount, issuers: cfg.GCPSCC.Issuers,
-			keys: &jwks{url: cfg.GCPSCC.JWKSURL, client: d.client, now: d.now, log: log}, now: d.now},
+		oidc: newOIDCVerifier(cfg.GCPSCC, d.client, d.now, log),
 	}
 	if m.proj, err = newProjector(m, d); err != nil {
 		return nil, err
