@@ -126,11 +126,8 @@ func (p *projector) outcome(ctx context.Context, sig *events.Signal, d *rules.De
 		}
 	case d.Route == rules.RouteTicket && p.tickets != nil:
 		var fp fpState
-		if p.st.get(ctx, "fp."+natsjs.EffectKey(sig.Source, sig.Fingerprint), &fp) == nil && fp.ref() != "" {
-			out.Ticket = fp.ref()
-			if gh := p.m.cfg.GitHub; gh != nil {
-				out.Ticket = gh.Repo + "#" + out.Ticket
-			}
+		if p.st.get(ctx, "fp."+natsjs.EffectKey(sig.Source, sig.Fingerprint), &fp) == nil && fp.Ref() != "" {
+			out.Ticket = p.tickets.Name(fp.Ref())
 		}
 	}
 	return &out

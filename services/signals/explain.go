@@ -118,7 +118,7 @@ func (x Explained) Describe(w io.Writer) {
 	if d.Priority != "" {
 		fmt.Fprintf(w, "priority: %s\n", d.Priority)
 	}
-	for _, k := range sortedKeys(d.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(d.Annotations)) {
 		fmt.Fprintf(w, "%s: %s\n", k, d.Annotations[k])
 	}
 	if d.RateLimit != nil {

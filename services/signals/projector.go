@@ -1,15 +1,18 @@
 package signals
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/sanitize"
+	"github.com/hikeshi/hikeshi/services/signals/tickets"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
@@ -26,7 +29,7 @@ import (
 type projector struct {
 	m       *module
 	st      *states
-	tickets *tickets // nil without signals.github or signals.jira
+	tickets *tickets.Tracker // nil without signals.github or signals.jira
 	now     func() time.Time
 	// ackWait is how long the server waits for a batch's ack before it
 	// delivers the batch again; handling retries well inside it.
@@ -43,23 +46,24 @@ func newProjector(m *module, d deps) (*projector, error) {
 		return nil, err
 	}
 	p := &projector{m: m, st: st, now: d.now, ackWait: 5 * time.Minute}
-	var tr tracker
-	switch {
-	case m.cfg.GitHub != nil:
-		tr, err = newGitHub(*m.cfg.GitHub, m.sec.github, d.client)
-	case m.cfg.JIRA != nil:
-		tr, err = newJira(*m.cfg.JIRA, m.sec.jira, d.client)
-	}
+	p.tickets, err = tickets.New(m.cfg.GitHub, m.cfg.JIRA, cmp.Or(m.sec.github, m.sec.jira), d.client, m.env.Effects, p.related)
 	if err != nil {
 		return nil, err
-	}
-	if tr != nil {
-		p.tickets = &tickets{tr: tr, effects: m.env.Effects, env: m.env, st: st}
 	}
 	return p, nil
 }
 
 const actor = "signals"
+
+// related is the open incident of the group, if any.
+func (p *projector) related(ctx context.Context, groupKey string) (incident.State, bool) {
+	var g groupState
+	if err := p.st.get(ctx, "group."+natsjs.EffectKey(groupKey), &g); err != nil || g.Incident == "" {
+		return incident.State{}, false
+	}
+	st, err := p.m.env.Commands.Get(ctx, g.Incident)
+	return st, err == nil && st.Open()
+}
 
 // errNoTracker: a ticket route without a tracker to carry it out.
 var errNoTracker = fmt.Errorf("%w: neither signals.github nor signals.jira is configured", projection.ErrPermanent)
@@ -196,7 +200,7 @@ func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Sign
 		if o.repeat {
 			return false, nil
 		}
-		return p.tickets.apply(ctx, e, sig, fp, d, o.notify)
+		return p.tickets.Apply(ctx, e, sig, &fp.State, tickets.Occurrence{Count: fp.Occurrences, FirstSeen: fp.FirstSeen}, d, o.notify)
 	case rules.RouteTriage:
 		if fp.Triage != "" {
 			return false, nil
@@ -243,15 +247,6 @@ func repeated(fp *fpState, sig *events.Signal) bool {
 // stillFiring: the signal repeats the firing episode the fingerprint is in.
 func stillFiring(fp *fpState, sig *events.Signal) bool {
 	return sig.Status == events.SignalFiring && fp.Status == events.SignalFiring && sig.StartsAt.Equal(fp.Start)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // window counts the fingerprint in its rate window and reports whether
@@ -489,7 +484,7 @@ func (p *projector) note(e events.Stored, sig *events.Signal, d *rules.Decision,
 	r.to, r.first, r.cause = g.Count, r.first || first, e.ID
 	if change != "" {
 		r.fact.Changes = append(r.fact.Changes, events.SignalChange{Fingerprint: sig.Fingerprint, Change: change,
-			Status: sig.Status, Title: truncate(sig.Title, 120)})
+			Status: sig.Status, Title: sanitize.Truncate(sig.Title, 120)})
 	}
 	r.fact.GroupKey, r.fact.Occurrences, r.fact.Firing = d.GroupKey, g.Count, g.Firing
 	r.fact.Fingerprint, r.fact.Status, r.fact.Title = sig.Fingerprint, sig.Status, sig.Title
@@ -555,16 +550,16 @@ func declaration(sig *events.Signal, d *rules.Decision) incident.Declare {
 	if d.Priority != "" {
 		b.WriteString("\nPriority: " + d.Priority)
 	}
-	for _, k := range sortedKeys(d.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(d.Annotations)) {
 		fmt.Fprintf(&b, "\n%s: %s", k, d.Annotations[k])
 	}
 	for _, l := range sig.Links {
 		fmt.Fprintf(&b, "\n%s: %s", first(l.Title, "link"), l.URL)
 	}
 	return incident.Declare{
-		Title:    truncate(first(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
+		Title:    sanitize.Truncate(first(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
 		Service:  first(serviceName(d.Incident.Service), serviceName(sig.Service), serviceName(sig.Source)),
-		Severity: incidentSeverity(sig, d), Summary: truncate(b.String(), incident.MaxText), DeclaredBy: actor,
+		Severity: incidentSeverity(sig, d), Summary: sanitize.Truncate(b.String(), incident.MaxText), DeclaredBy: actor,
 		Confidential: d.Incident.Confidential,
 	}
 }
@@ -578,17 +573,5 @@ func serviceName(s string) string {
 		}
 		return r
 	}, strings.TrimSpace(s))
-	return truncate(s, incident.MaxName)
-}
-
-// truncate cuts s to at most n bytes, never inside a character: a title
-// cut in the middle of one is not valid UTF-8, and no declaration takes it.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return sanitize.Truncate(s, incident.MaxName)
 }

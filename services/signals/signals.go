@@ -22,6 +22,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
+	"github.com/hikeshi/hikeshi/services/signals/tickets"
 )
 
 // Name is the module and its hikeshi.yaml section.
@@ -49,8 +50,8 @@ type Config struct {
 	// rule fails to evaluate.
 	Default rules.Rule `yaml:"default"`
 	// Alert tickets go to GitHub issues or to JIRA, not both.
-	GitHub *GitHubConfig `yaml:"github"`
-	JIRA   *JiraConfig   `yaml:"jira"`
+	GitHub *tickets.GitHub `yaml:"github"`
+	JIRA   *tickets.Jira   `yaml:"jira"`
 	// Decisions bounds the log of every signal's decision.
 	Decisions DecisionsConfig `yaml:"decisions"`
 }
@@ -209,8 +210,8 @@ func newModule(cfg Config, sec secrets, env *hub.Env, d deps) (*module, error) {
 	}
 	m := &module{
 		cfg: cfg, sec: sec, env: env, now: d.now, rules: rs,
-		pub: natsjs.NewSignalPublisher(env.Bus.JS),
-		sns: &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
+		pub:  natsjs.NewSignalPublisher(env.Bus.JS),
+		sns:  &snsVerifier{topics: cfg.AWS.SNSTopics, fetch: d.certs, confirm: d.confirm, maxAge: time.Hour, now: d.now},
 		oidc: newOIDCVerifier(cfg.GCPSCC, d.client, d.now, log),
 	}
 	if m.proj, err = newProjector(m, d); err != nil {

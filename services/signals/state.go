@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/signals/tickets"
 	"hash/fnv"
 	"runtime"
 	"sync"
@@ -47,10 +48,8 @@ type fpState struct {
 	WindowStart int64 `json:"window_start,omitempty"`
 	WindowCount int   `json:"window_count,omitempty"`
 	Suppressed  int   `json:"suppressed,omitempty"`
-	// Alert ticket.
-	Ticket     int    `json:"ticket,omitempty"`     // GitHub issue number
-	TicketRef  string `json:"ticket_ref,omitempty"` // JIRA issue key
-	TicketOpen bool   `json:"ticket_open,omitempty"`
+	// Alert ticket (its fields are stored inline).
+	tickets.State
 	// Triage is set once the escalation's triage item exists.
 	Triage string `json:"triage,omitempty"`
 	Seq    uint64 `json:"seq"`

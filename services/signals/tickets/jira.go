@@ -1,4 +1,4 @@
-package signals
+package tickets
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
-// JiraConfig: alert tickets as JIRA issues, one per fingerprint. The
+// Jira: alert tickets as JIRA issues, one per fingerprint. The
 // connection is configured as for the jira: section (Cloud: email and API
 // token; Server/Data Center: a personal access token).
-type JiraConfig struct {
+type Jira struct {
 	BaseURL   string `yaml:"base_url"`
 	Email     string `yaml:"email"`
 	TokenEnv  string `yaml:"token_env"`
@@ -34,11 +34,11 @@ type JiraConfig struct {
 
 type jiraTracker struct {
 	c      *gojira.Client
-	cfg    JiraConfig
+	cfg    Jira
 	labels []string
 }
 
-func newJira(c JiraConfig, token string, client *http.Client) (*jiraTracker, error) {
+func newJira(c Jira, token string, client *http.Client) (*jiraTracker, error) {
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("signals.jira.base_url: want an http(s) URL, got %q", c.BaseURL)
 	}

@@ -1,10 +1,16 @@
-package signals
+// Package tickets keeps one alert ticket per signal fingerprint in GitHub
+// issues or JIRA: opened on the first firing, commented on, closed when
+// resolved and reopened when it fires again, each step once.
+package tickets
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,14 +19,14 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/httpx"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
-// GitHubConfig: alert tickets as GitHub issues, one per fingerprint.
-type GitHubConfig struct {
+// GitHub: alert tickets as GitHub issues, one per fingerprint.
+type GitHub struct {
 	BaseURL  string   `yaml:"base_url"` // default https://api.github.com/
 	Repo     string   `yaml:"repo"`     // owner/name
 	TokenEnv string   `yaml:"token_env"`
@@ -41,11 +47,58 @@ type tracker interface {
 	kind() string
 }
 
-type tickets struct {
+// Tracker carries signals to their tickets.
+type Tracker struct {
 	tr      tracker
 	effects *natsjs.Effects
-	env     *hub.Env
-	st      *states // the projector's, for the group's incident
+	// related is the open incident of a group, if any, for the
+	// investigation comment.
+	related func(ctx context.Context, groupKey string) (incident.State, bool)
+	// repo prefixes GitHub issue numbers in Name.
+	repo string
+}
+
+// State is a fingerprint's ticket, kept with the fingerprint's state.
+type State struct {
+	Ticket     int    `json:"ticket,omitempty"`     // GitHub issue number
+	TicketRef  string `json:"ticket_ref,omitempty"` // JIRA issue key
+	TicketOpen bool   `json:"ticket_open,omitempty"`
+}
+
+// Occurrence is the fingerprint's history the ticket's comments tell.
+type Occurrence struct {
+	Count     int    // occurrences so far
+	FirstSeen string // RFC 3339
+}
+
+// New is the tracker configured by gh or jira (at most one), nil when
+// neither is; related finds the open incident of a group.
+func New(gh *GitHub, jira *Jira, token string, client *http.Client, effects *natsjs.Effects,
+	related func(ctx context.Context, groupKey string) (incident.State, bool)) (*Tracker, error) {
+	var tr tracker
+	var err error
+	repo := ""
+	switch {
+	case gh != nil:
+		tr, err = newGitHub(*gh, token, client)
+		repo = gh.Repo
+	case jira != nil:
+		tr, err = newJira(*jira, token, client)
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Tracker{tr: tr, effects: effects, related: related, repo: repo}, nil
+}
+
+// Name names a ticket for people: owner/repo#N or a JIRA key.
+func (t *Tracker) Name(ref string) string {
+	if t.repo != "" {
+		return t.repo + "#" + ref
+	}
+	return ref
 }
 
 type githubTracker struct {
@@ -54,7 +107,7 @@ type githubTracker struct {
 	labels      []string
 }
 
-func newGitHub(c GitHubConfig, token string, client *http.Client) (*githubTracker, error) {
+func newGitHub(c GitHub, token string, client *http.Client) (*githubTracker, error) {
 	owner, repo, ok := strings.Cut(c.Repo, "/")
 	if !ok || owner == "" || repo == "" {
 		return nil, fmt.Errorf("signals.github.repo %q must be owner/name", c.Repo)
@@ -76,21 +129,21 @@ func newGitHub(c GitHubConfig, token string, client *http.Client) (*githubTracke
 	return &githubTracker{gh: gh, owner: owner, repo: repo, labels: c.Labels}, nil
 }
 
-// fpLabel finds a fingerprint's issue again (look up before create).
-func fpLabel(sig *events.Signal) string {
+// Label finds a fingerprint's issue again (look up before create).
+func Label(sig *events.Signal) string {
 	return "hikeshi-fp-" + natsjs.EffectKey(sig.Source + "\x00" + sig.Fingerprint)[:16]
 }
 
-// apply carries one signal to its fingerprint's ticket: open it on the
+// Apply carries one signal to its fingerprint's ticket: open it on the
 // first firing, comment on a new occurrence (unless rate-limited), close
 // it with a comment when resolved, reopen it with a comment when it fires
 // again. Each step is an effect keyed by the signal, so a redelivery does
 // nothing twice.
-func (t *tickets) apply(ctx context.Context, e events.Stored, sig *events.Signal, fp *fpState, d *rules.Decision, notify bool) (bool, error) {
-	ref := fp.ref()
+func (t *Tracker) Apply(ctx context.Context, e events.Stored, sig *events.Signal, fp *State, occ Occurrence, d *rules.Decision, notify bool) (bool, error) {
+	ref := fp.Ref()
 	switch {
 	case ref == "" && sig.Status == events.SignalFiring:
-		if err := t.openOnce(ctx, sig, fp, d); err != nil {
+		if err := t.openOnce(ctx, sig, fp, occ, d); err != nil {
 			return false, err
 		}
 		fp.TicketOpen = true
@@ -102,18 +155,18 @@ func (t *tickets) apply(ctx context.Context, e events.Stored, sig *events.Signal
 		fp.TicketOpen = err != nil
 		return err == nil, err
 	case sig.Status == events.SignalFiring && !fp.TicketOpen:
-		err := t.step(ctx, e, ref, moveReopen, fmt.Sprintf("Firing again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
+		err := t.step(ctx, e, ref, moveReopen, fmt.Sprintf("Firing again (occurrence %d, started %s).", occ.Count, sig.StartsAt.Format(time.RFC3339)))
 		fp.TicketOpen = err == nil
 		return err == nil, err
 	case sig.Status == events.SignalFiring && notify:
-		return false, t.step(ctx, e, ref, moveNone, fmt.Sprintf("Fired again (occurrence %d, started %s).", fp.Occurrences, sig.StartsAt.Format(time.RFC3339)))
+		return false, t.step(ctx, e, ref, moveNone, fmt.Sprintf("Fired again (occurrence %d, started %s).", occ.Count, sig.StartsAt.Format(time.RFC3339)))
 	}
 	return false, nil
 }
 
-// ref names the fingerprint's ticket: a JIRA key, or a GitHub issue
+// Ref names the fingerprint's ticket: a JIRA key, or a GitHub issue
 // number (kept as a number, as the state and ledger first stored it).
-func (fp *fpState) ref() string {
+func (fp *State) Ref() string {
 	if fp.TicketRef != "" {
 		return fp.TicketRef
 	}
@@ -124,10 +177,10 @@ func (fp *fpState) ref() string {
 }
 
 // openOnce finds or opens the fingerprint's ticket once.
-func (t *tickets) openOnce(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) error {
+func (t *Tracker) openOnce(ctx context.Context, sig *events.Signal, fp *State, occ Occurrence, d *rules.Decision) error {
 	if _, ok := t.tr.(*githubTracker); ok {
 		n, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", sig.Source, sig.Fingerprint), func(ctx context.Context) (int, error) {
-			ref, err := t.open(ctx, sig, fp, d)
+			ref, err := t.open(ctx, sig, occ, d)
 			if err != nil {
 				return 0, err
 			}
@@ -137,7 +190,7 @@ func (t *tickets) openOnce(ctx context.Context, sig *events.Signal, fp *fpState,
 		return err
 	}
 	ref, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket", t.tr.kind(), sig.Source, sig.Fingerprint), func(ctx context.Context) (string, error) {
-		return t.open(ctx, sig, fp, d)
+		return t.open(ctx, sig, occ, d)
 	})
 	fp.TicketRef = ref
 	return err
@@ -150,7 +203,7 @@ const (
 )
 
 // step comments on a ticket and closes or reopens it, once per signal.
-func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move int, comment string) error {
+func (t *Tracker) step(ctx context.Context, e events.Stored, ref string, move int, comment string) error {
 	_, err := natsjs.Once(ctx, t.effects, natsjs.EffectKey("signals", "ticket-step", e.ID), func(ctx context.Context) (bool, error) {
 		if err := t.tr.comment(ctx, ref, sanitize.Text(comment)); err != nil {
 			return false, err
@@ -169,8 +222,8 @@ func (t *tickets) step(ctx context.Context, e events.Stored, ref string, move in
 // adds the enrichment comment. The label is searched before every create
 // (integration.Finder), so an answer lost after the tracker created the
 // ticket does not make a second one.
-func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) (string, error) {
-	label := fpLabel(sig)
+func (t *Tracker) open(ctx context.Context, sig *events.Signal, occ Occurrence, d *rules.Decision) (string, error) {
+	label := Label(sig)
 	ref, created, err := integration.Finder[string]{
 		Effects: t.effects, Key: natsjs.EffectKey("signals", "ticket-create", t.tr.kind(), sig.Source, sig.Fingerprint),
 		Find: func(ctx context.Context) (string, bool, error) { return t.tr.find(ctx, label) },
@@ -181,7 +234,7 @@ func (t *tickets) open(ctx context.Context, sig *events.Signal, fp *fpState, d *
 	if err != nil || !created {
 		return ref, err
 	}
-	if err := t.tr.comment(ctx, ref, sanitize.Text(t.enrichment(ctx, sig, fp, d))); err != nil {
+	if err := t.tr.comment(ctx, ref, sanitize.Text(t.enrichment(ctx, sig, occ, d))); err != nil {
 		return "", err
 	}
 	return ref, nil
@@ -249,7 +302,7 @@ func final(resp *github.Response, err error) error {
 // with a line break, and neither tracker shows controls. A character cut
 // by the length limit is dropped whole.
 func ticketTitle(sig *events.Signal) string {
-	return strings.ToValidUTF8(truncate(sanitize.Line("["+sig.Source+"] "+sig.Title), 250), "")
+	return strings.ToValidUTF8(sanitize.Truncate(sanitize.Line("["+sig.Source+"] "+sig.Title), 250), "")
 }
 
 func ticketBody(sig *events.Signal, d *rules.Decision) string {
@@ -264,7 +317,7 @@ func ticketBody(sig *events.Signal, d *rules.Decision) string {
 			fmt.Fprintf(&b, "- %s: `%s`\n", kv[0], kv[1])
 		}
 	}
-	for _, k := range sortedKeys(d.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(d.Annotations)) {
 		fmt.Fprintf(&b, "- %s: %s\n", k, d.Annotations[k])
 	}
 	if d.Flagged != "" {
@@ -275,27 +328,21 @@ func ticketBody(sig *events.Signal, d *rules.Decision) string {
 
 // enrichment is the investigation comment: the source's links, the open
 // incident of the same group, and previous occurrences.
-func (t *tickets) enrichment(ctx context.Context, sig *events.Signal, fp *fpState, d *rules.Decision) string {
+func (t *Tracker) enrichment(ctx context.Context, sig *events.Signal, occ Occurrence, d *rules.Decision) string {
 	var b strings.Builder
 	b.WriteString("### Investigation\n\n**Source links**\n")
 	if len(sig.Links) == 0 {
 		b.WriteString("- none given\n")
 	}
 	for _, l := range sig.Links {
-		fmt.Fprintf(&b, "- [%s](%s)\n", first(l.Title, l.URL), l.URL)
+		fmt.Fprintf(&b, "- [%s](%s)\n", cmp.Or(l.Title, l.URL), l.URL)
 	}
 	b.WriteString("\n**Related open incidents**\n")
-	var g groupState
-	related := false
-	if err := t.st.get(ctx, "group."+natsjs.EffectKey(d.GroupKey), &g); err == nil && g.Incident != "" {
-		if st, err := t.env.Commands.Get(ctx, g.Incident); err == nil && st.Open() {
-			fmt.Fprintf(&b, "- %s %s (%s)\n", st.CaseNumber, st.DisplayTitle(), st.Status)
-			related = true
-		}
-	}
-	if !related {
+	if st, ok := t.related(ctx, d.GroupKey); ok {
+		fmt.Fprintf(&b, "- %s %s (%s)\n", st.CaseNumber, st.DisplayTitle(), st.Status)
+	} else {
 		b.WriteString("- none for this group\n")
 	}
-	fmt.Fprintf(&b, "\n**Previous occurrences**\n- %d so far, first seen %s\n", fp.Occurrences, fp.FirstSeen)
+	fmt.Fprintf(&b, "\n**Previous occurrences**\n- %d so far, first seen %s\n", occ.Count, occ.FirstSeen)
 	return b.String()
 }
