@@ -24,6 +24,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -214,7 +215,7 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 		// batch yields between signals rather than holding a core for
 		// milliseconds ahead of their requests.
 		runtime.Gosched()
-		e, sig, err := decodeSignal(m.Subject(), s, m.Data())
+		e, sig, err := ingest.DecodeSignal(m.Subject(), s, m.Data())
 		if err == nil {
 			err = p.handle(ctx, e, sig)
 		}
@@ -253,31 +254,6 @@ func (p *projector) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, w
 		return fmt.Errorf("%w: dead letter: %v", natsjs.ErrUnavailable, err)
 	}
 	return nil
-}
-
-// decodeSignal reads a stored signal in one pass over its bytes (see
-// scanSignal), where the generic path decodes the envelope, then its data
-// again. Anything but a current-version signal takes the generic path.
-func decodeSignal(subject string, s uint64, b []byte) (events.Stored, *events.Signal, error) {
-	var env events.Envelope
-	sig := new(events.Signal)
-	if spec, ok := events.Lookup(events.TypeSignalReceived); ok && scanSignal(b, &env, sig) &&
-		env.Type == events.TypeSignalReceived && env.DataVersion == spec.Version && env.Validate() == nil {
-		return events.Stored{Seq: s, Subject: subject, Envelope: env}, sig, nil
-	}
-	e, err := natsjs.DecodeRaw(subject, s, b)
-	if err != nil {
-		return e, nil, err
-	}
-	data, err := e.Decode()
-	if err != nil {
-		return e, nil, err
-	}
-	sig, ok := data.(*events.Signal)
-	if !ok {
-		return e, nil, fmt.Errorf("%w: %s on the signal stream", events.ErrMalformed, e.Type)
-	}
-	return e, sig, nil
 }
 
 func seq(m jetstream.Msg) uint64 {

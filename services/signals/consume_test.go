@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -101,7 +101,7 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	}
 	// The second half handled and its occurrences recorded, never committed.
 	for _, m := range msgs[n/2:] {
-		e, sig, err := decodeSignal(m.Subject(), seq(m), m.Data())
+		e, sig, err := ingest.DecodeSignal(m.Subject(), seq(m), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,43 +131,6 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	must(t, len(after) == groups, "incidents: %d", len(after))
 	for id, evs := range after {
 		must(t, len(evs) == len(before[id]), "incident %s: %v after redelivery, %v before", id, evs, before[id])
-	}
-}
-
-// The one-pass decoding reads what the generic path reads, and leaves
-// anything else to it.
-func TestDecodeSignalMatchesGeneric(t *testing.T) {
-	s := sigFor(7, 3, "resolved")
-	s.Labels = map[string]string{"instance": "node-7"}
-	s.Links = []events.SignalLink{{Title: "graph", URL: "https://grafana.example.test/d/1"}}
-	key := events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
-	b, err := events.AppendSignal(nil, &s, key, time.Unix(1750000100, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, sig, err := decodeSignal("signals.alertmanager.alert", 9, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := natsjs.DecodeRaw("signals.alertmanager.alert", 9, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := g.Decode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Data = nil
-	must(t, reflect.DeepEqual(e, g), "envelope %+v, generic %+v", e, g)
-	must(t, reflect.DeepEqual(sig, d.(*events.Signal)), "signal %+v, generic %+v", sig, d)
-	note, err := events.New("inc-1", &events.NoteAdded{Text: "x"}, events.Meta{Actor: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nb, _ := note.Marshal()
-	for _, bad := range [][]byte{nb, []byte(`{"specversion":"1.0"}`), b[:len(b)-1]} {
-		_, _, err := decodeSignal("signals.x.y", 1, bad)
-		must(t, errors.Is(err, events.ErrMalformed), "%s: %v", bad, err)
 	}
 }
 

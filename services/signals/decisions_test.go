@@ -1,10 +1,12 @@
 package signals
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,9 +27,9 @@ type listed struct {
 // restart replaces it) over HTTP.
 func (r *rig) listSignals(query, token string) (int, listed, string) {
 	r.t.Helper()
-	srv := httptest.NewServer(r.m.routes()["GET "+PathGeneric])
+	srv := httptest.NewServer(r.m.routes()["GET "+ingest.PathGeneric])
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+PathGeneric+"?"+query, nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+ingest.PathGeneric+"?"+query, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -47,7 +49,7 @@ func (r *rig) listSignals(query, token string) (int, listed, string) {
 func summary(ds []SignalDecision) string {
 	var parts []string
 	for _, d := range ds {
-		where := first(d.CaseNumber, d.Ticket, d.Note)
+		where := cmp.Or(d.CaseNumber, d.Ticket, d.Note)
 		if d.Flagged != "" {
 			where += "!"
 		}
@@ -89,7 +91,7 @@ signals:
 	send := func(fp, extra string) {
 		t.Helper()
 		body := fmt.Sprintf(`{"source":"prom","fingerprint":%q,"title":"t %s","starts_at":%q,%s}`, fp, fp, now, extra)
-		resp, out := r.post(PathGeneric, []byte(body), auth(testToken))
+		resp, out := r.post(ingest.PathGeneric, []byte(body), auth(testToken))
 		must(t, resp.StatusCode == http.StatusAccepted, "%s: %d %s", fp, resp.StatusCode, out)
 	}
 	send("db-down", `"severity":"critical","group_key":"db"`)

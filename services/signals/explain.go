@@ -1,7 +1,6 @@
 package signals
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,22 +10,9 @@ import (
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
-
-// Sources `hikeshi rules test --source` reads, each parsed as its endpoint
-// parses it (callers are not verified: nothing is stored).
-var testParsers = map[string]func([]byte) ([]events.Signal, error){
-	"alertmanager": func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "alertmanager") },
-	"grafana":      func(b []byte) ([]events.Signal, error) { return parseAlertmanager(b, "grafana") },
-	"aws":          parseAWSTest,
-	"gcp-scc":      parseSCCTest,
-	"generic":      parseGeneric,
-	"escalation":   parseEscalation,
-}
-
-// TestSources names the sources Explain reads.
-func TestSources() []string { return slices.Sorted(maps.Keys(testParsers)) }
 
 // Explained is one signal of a payload and what the rules make of it.
 type Explained struct {
@@ -35,7 +21,7 @@ type Explained struct {
 }
 
 // Explain evaluates the rules of f's signals: section over what a sender
-// sends to the endpoint of source (see TestSources), without touching
+// sends to the endpoint of source (see ingest.Sources), without touching
 // anything: `hikeshi rules test --source alertmanager FILE < payload.json`.
 // The configuration is checked as the hub checks it when it starts.
 func Explain(f *config.File, source string, payload []byte) ([]Explained, error) {
@@ -49,47 +35,15 @@ func Explain(f *config.File, source string, payload []byte) ([]Explained, error)
 	if err != nil {
 		return nil, err
 	}
-	parse, ok := testParsers[source]
-	if !ok {
-		return nil, fmt.Errorf("source %q: want one of %s", source, strings.Join(TestSources(), ", "))
-	}
-	sigs, err := parse(payload)
+	sigs, err := ingest.Parse(source, payload)
 	if err != nil {
-		return nil, fmt.Errorf("%s payload: %w", source, err)
+		return nil, err
 	}
 	out := make([]Explained, len(sigs))
 	for i := range sigs {
-		if err := validate(&sigs[i]); err != nil {
-			return nil, fmt.Errorf("%s payload: signals[%d]: %w", source, i, err)
-		}
 		out[i] = Explained{Signal: sigs[i], Decision: rs.Evaluate(&sigs[i])}
 	}
 	return out, nil
-}
-
-// parseAWSTest reads an EventBridge event, or an SNS notification carrying
-// one, as the AWS endpoint does after verifying it.
-func parseAWSTest(b []byte) ([]events.Signal, error) {
-	var msg snsMessage
-	if json.Unmarshal(b, &msg) == nil && msg.Type != "" {
-		if msg.Type != "Notification" {
-			return nil, bad("an SNS %s carries no event", msg.Type)
-		}
-		b = []byte(msg.Message)
-	}
-	return parseEventBridge(b)
-}
-
-// parseSCCTest reads a Pub/Sub push of an SCC notification, or the bare
-// notification (as the console and gcloud show it), which it wraps.
-func parseSCCTest(b []byte) ([]events.Signal, error) {
-	var probe struct {
-		Finding json.RawMessage `json:"finding"`
-	}
-	if json.Unmarshal(b, &probe) == nil && probe.Finding != nil {
-		b, _ = json.Marshal(map[string]any{"message": map[string]string{"data": base64.StdEncoding.EncodeToString(b)}})
-	}
-	return parseSCC(b)
 }
 
 // Describe writes the signal and its decision for people.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"reflect"
 	"strings"
@@ -140,7 +141,7 @@ func TestGenericAcceptsNormalisedSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, out := r.post(PathGeneric, body, auth(testToken))
+	resp, out := r.post(ingest.PathGeneric, body, auth(testToken))
 	must(t, resp.StatusCode == http.StatusAccepted, "status %d: %s", resp.StatusCode, out)
 	// Only the group key differs: kept under the generic endpoint, it
 	// never joins the groups of the endpoint that normalised the signal.
@@ -153,6 +154,6 @@ func TestGenericAcceptsNormalisedSignals(t *testing.T) {
 		w, _ := json.MarshalIndent(want, "", " ")
 		t.Errorf("stored\n%s\nwant\n%s", g, w)
 	}
-	resp, out = r.post(PathGeneric, []byte(`{"source":"x","kind":"page","fingerprint":"f","title":"t","severity":"low","starts_at":"2025-06-01T00:00:00Z"}`), auth(testToken))
+	resp, out = r.post(ingest.PathGeneric, []byte(`{"source":"x","kind":"page","fingerprint":"f","title":"t","severity":"low","starts_at":"2025-06-01T00:00:00Z"}`), auth(testToken))
 	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "kind"), "kind page: %d %s", resp.StatusCode, out)
 }

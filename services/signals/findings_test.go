@@ -2,6 +2,7 @@ package signals
 
 import (
 	"context"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"os"
 	"slices"
@@ -27,7 +28,7 @@ func TestUpdatedFindingIsNewSignal(t *testing.T) {
 		{"guardduty-portprobe-updated.json", `"new":1`},
 		{"guardduty-portprobe-updated.json", `"new":0`},
 	} {
-		resp, out := r.post(PathAWS, fixture(t, c.file), awsSecret())
+		resp, out := r.post(ingest.PathAWS, fixture(t, c.file), awsSecret())
 		must(t, resp.StatusCode == http.StatusAccepted && strings.Contains(out, c.new), "%s: %d %s, want %s", c.file, resp.StatusCode, out, c.new)
 	}
 	sigs := r.stored()
@@ -38,33 +39,6 @@ func TestUpdatedFindingIsNewSignal(t *testing.T) {
 	must(t, first.Severity == "medium" && upd.Severity == "high" && first.Labels["count"] == "1" && upd.Labels["count"] == "14",
 		"severity %s→%s, count %s→%s", first.Severity, upd.Severity, first.Labels["count"], upd.Labels["count"])
 	must(t, upd.Revision == "2026-12-03T07:08:40.118Z count=14 severity=8", "revision %q", upd.Revision)
-}
-
-// GuardDuty's service block reaches labels and summary; a sample finding
-// is marked in both shapes GuardDuty sends the flag in.
-func TestGuardDutyDetailsAndSample(t *testing.T) {
-	sigs, err := parseEventBridge(fixture(t, "guardduty-portprobe.json"))
-	must(t, err == nil && len(sigs) == 1, "%v", err)
-	s := sigs[0]
-	for k, v := range map[string]string{
-		"action_type": "PORT_PROBE", "resource_role": "TARGET", "count": "1", "event_first_seen": "2026-12-03T01:02:11.000Z",
-		"event_last_seen": "2026-12-03T01:02:11.000Z", "remote_ip": "198.51.100.7", "remote_org": "Example Hosting",
-		"remote_country": "Netherlands", "threat_lists": "ProofPoint", "threat_names": "Scanner", "severity_score": "5",
-		"detector_id": "d4c5e8a1b2f34e6f9a0b1c2d3e4f5a6b", "resource_type": "Instance",
-	} {
-		must(t, s.Labels[k] == v, "label %s = %q, want %q (labels %v)", k, s.Labels[k], v, s.Labels)
-	}
-	_, sample := s.Labels["sample"]
-	must(t, !sample, "a real finding is marked sample")
-	for _, want := range []string{"unprotected port", "Action: PORT_PROBE", "Remote IP: 198.51.100.7", "Count: 1", "Threat lists: ProofPoint"} {
-		must(t, strings.Contains(s.Summary, want), "summary lacks %q:\n%s", want, s.Summary)
-	}
-
-	sigs, err = parseEventBridge(fixture(t, "guardduty-sample.json"))
-	must(t, err == nil && sigs[0].Labels["sample"] == "true" && strings.Contains(sigs[0].Summary, "Sample finding"), "%v %+v", err, sigs)
-	old := strings.Replace(string(fixture(t, "guardduty-portprobe.json")), `"additionalInfo": {`, `"additionalInfo": {"sample": true, `, 1)
-	sigs, err = parseEventBridge([]byte(old))
-	must(t, err == nil && sigs[0].Labels["sample"] == "true", "additionalInfo.sample: %v %+v", err, sigs)
 }
 
 // The example rules drop sample findings and group GuardDuty findings by
@@ -80,26 +54,16 @@ func TestDeployExampleGuardDuty(t *testing.T) {
 	rs, err := rules.Compile(c.Rules, c.Default)
 	must(t, err == nil, "%v", err)
 
-	sample, err := parseEventBridge(fixture(t, "guardduty-sample.json"))
+	sample, err := ingest.Parse("aws", fixture(t, "guardduty-sample.json"))
 	must(t, err == nil, "%v", err)
 	must(t, rs.Evaluate(&sample[0]).Drop, "sample finding not dropped")
 	for _, name := range []string{"guardduty-portprobe.json", "guardduty-portprobe-updated.json"} {
-		sigs, err := parseEventBridge(fixture(t, name))
+		sigs, err := ingest.Parse("aws", fixture(t, name))
 		must(t, err == nil, "%v", err)
 		d := rs.Evaluate(&sigs[0])
 		must(t, !d.Drop && d.Flagged == "", "%s: %+v", name, d)
 		must(t, d.GroupKey == "aws/111122223333/Recon:EC2/PortProbeUnprotectedPort", "%s: group %q", name, d.GroupKey)
 	}
-}
-
-// Alertmanager's description annotation is kept beside the summary.
-func TestAlertmanagerKeepsDescription(t *testing.T) {
-	sigs, err := parseAlertmanager(fixture(t, "alertmanager-v4-eu.json"), "alertmanager")
-	must(t, err == nil, "%v", err)
-	must(t, sigs[0].Summary == "Consumer group ledger-events is 950000 messages behind.\n\n"+
-		"The ledger consumers in eu-west-1 stopped committing offsets 25 minutes ago; settlement files are late.", "summary %q", sigs[0].Summary)
-	sigs, err = parseAlertmanager(fixture(t, "grafana.json"), "grafana")
-	must(t, err == nil && strings.HasSuffix(sigs[0].Summary, "\n\nThe system has high memory usage"), "%v %q", err, sigs[0].Summary)
 }
 
 // A GuardDuty finding routed to an incident, then its update with a higher
@@ -116,7 +80,7 @@ func TestUpdatedGuardDutyFindingRaisesIncident(t *testing.T) {
 `})
 	r.run()
 	for _, file := range []string{"guardduty-portprobe.json", "guardduty-portprobe.json", "guardduty-portprobe-updated.json", "guardduty-portprobe-updated.json"} {
-		resp, out := r.post(PathAWS, fixture(t, file), awsSecret())
+		resp, out := r.post(ingest.PathAWS, fixture(t, file), awsSecret())
 		must(t, resp.StatusCode == http.StatusAccepted, "%s: %d %s", file, resp.StatusCode, out)
 		r.settle()
 	}
@@ -133,7 +97,7 @@ func TestLongIdentifiersRefused(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	long := strings.Repeat("f", 1025)
 	body := `{"source":"datadog","fingerprint":"` + long + `","title":"Disk full","severity":"critical","starts_at":"2025-06-01T00:00:00Z"}`
-	resp, out := r.post(PathGeneric, []byte(body), auth(testToken))
+	resp, out := r.post(ingest.PathGeneric, []byte(body), auth(testToken))
 	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "fingerprint is longer than"), "%d %s", resp.StatusCode, out)
 	must(t, r.count() == 0, "stored %d signals", r.count())
 }
@@ -145,7 +109,7 @@ func TestBlankServiceStillDeclares(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	r.run()
 	body := `{"source":"datadog","fingerprint":"db-1","title":"Disk full","severity":"critical","service":" ","starts_at":"2025-06-01T00:00:00Z"}`
-	resp, out := r.post(PathGeneric, []byte(body), auth(testToken))
+	resp, out := r.post(ingest.PathGeneric, []byte(body), auth(testToken))
 	must(t, resp.StatusCode == http.StatusAccepted, "%d %s", resp.StatusCode, out)
 	r.settle()
 	tls := r.timelines()

@@ -3,9 +3,6 @@ package signals
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,19 +17,35 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/nats-io/nats.go"
 )
 
 const testToken = "s3cret-token"
 
+const baseYAML = `
+signals:
+  token_env: SIG_TOKEN
+  grafana:
+    hmac_secret_env: SIG_GRAFANA_HMAC
+  aws:
+    secret_env: SIG_AWS_SECRET
+    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
+`
+
+func setSecrets(t *testing.T) {
+	t.Setenv("SIG_TOKEN", testToken)
+	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
+	t.Setenv("SIG_AWS_SECRET", "aws-secret")
+}
+
 // rig is a module on a real embedded bus, its routes on a loopback server.
 type rig struct {
-	t    testing.TB
-	bus  *natstest.Bus
-	env  *hub.Env
-	m    *module
-	srv  *httptest.Server
-	snsK *rsa.PrivateKey
+	t   testing.TB
+	bus *natstest.Bus
+	env *hub.Env
+	m   *module
+	srv *httptest.Server
 }
 
 type rigOpts struct {
@@ -49,15 +62,6 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, bus: b, env: env}
-	if o.deps.certs == nil {
-		r.snsK, err = rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.deps.certs = func(_ context.Context, u string) (*x509.Certificate, error) {
-			return &x509.Certificate{PublicKey: &r.snsK.PublicKey}, nil
-		}
-	}
 	if r.m, err = newModule(cfg, sec, env, o.deps); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +187,7 @@ func (r *rig) escalateTwice(id string) {
 	esc := []byte(`{"id":"` + id + `","title":"Customers charged twice","reported_by":"yuki.tanaka",` +
 		`"reported_at":"2025-06-05T07:48:12Z","customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
 	for range 2 {
-		resp, out := r.post(PathEscalations, esc, auth(testToken))
+		resp, out := r.post(ingest.PathEscalations, esc, auth(testToken))
 		must(r.t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
 	}
 	r.run()
@@ -210,7 +214,7 @@ func (r *rig) waitHandled(n uint64, within time.Duration) {
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("ingest", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ func diskFull(instance, status string, start int64) stormAlert {
 // what was stored.
 func (r *rig) notify(alerts ...stormAlert) {
 	r.t.Helper()
-	resp, out := r.post(PathAlertmanager, webhookV4(`{}:{alertname="DiskFull"}`, alerts), auth(testToken))
+	resp, out := r.post(ingest.PathAlertmanager, webhookV4(`{}:{alertname="DiskFull"}`, alerts), auth(testToken))
 	must(r.t, resp.StatusCode == http.StatusAccepted, "%d %s", resp.StatusCode, out)
 	r.settle()
 }
@@ -356,7 +357,7 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 	must(t, err == nil && len(msgs) == 2, "fetched %d: %v", len(msgs), err)
 	r.m.proj.cur.reset()
 	for _, m := range msgs {
-		e, sig, err := decodeSignal(m.Subject(), seq(m), m.Data())
+		e, sig, err := ingest.DecodeSignal(m.Subject(), seq(m), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}

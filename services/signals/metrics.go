@@ -17,10 +17,10 @@ func (m *module) register(metrics *telemetry.Metrics) error {
 			func() float64 { return float64(v()) })
 	}
 	for _, c := range []prometheus.Collector{
-		counter("received_total", "Signals in accepted deliveries.", m.received.Load),
-		counter("stored_total", "Signals stored on the SIGNALS stream for the first time.", m.stored.Load),
+		counter("received_total", "Signals in accepted deliveries.", func() int64 { r, _ := m.ingest.Counts(); return r }),
+		counter("stored_total", "Signals stored on the SIGNALS stream for the first time.", func() int64 { _, n := m.ingest.Counts(); return n }),
 		counter("duplicate_total", "Accepted signals the stream already held (HA peers, retries within its dedup window).",
-			func() int64 { return m.received.Load() - m.stored.Load() }),
+			func() int64 { r, n := m.ingest.Counts(); return r - n }),
 		counter("handled_total", "Stored signals the rules were evaluated over.", m.proj.handled.Load),
 		counter("dropped_total", "Signals dropped by a rule.", m.proj.dropped.Load),
 		counter("flagged_total", "Signals routed by the default because a rule failed or a route was not configured.", m.proj.flagged.Load),

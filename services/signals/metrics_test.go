@@ -2,6 +2,7 @@ package signals
 
 import (
 	"context"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,7 +35,7 @@ func TestMetricsInTheHub(t *testing.T) {
 	base := "http://" + h.Addr()
 	body := fixture(t, "alertmanager-v4.json")
 	for range 2 {
-		req, _ := http.NewRequest(http.MethodPost, base+PathAlertmanager, strings.NewReader(string(body)))
+		req, _ := http.NewRequest(http.MethodPost, base+ingest.PathAlertmanager, strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)

@@ -554,11 +554,11 @@ func declaration(sig *events.Signal, d *rules.Decision) incident.Declare {
 		fmt.Fprintf(&b, "\n%s: %s", k, d.Annotations[k])
 	}
 	for _, l := range sig.Links {
-		fmt.Fprintf(&b, "\n%s: %s", first(l.Title, "link"), l.URL)
+		fmt.Fprintf(&b, "\n%s: %s", cmp.Or(l.Title, "link"), l.URL)
 	}
 	return incident.Declare{
-		Title:    sanitize.Truncate(first(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
-		Service:  first(serviceName(d.Incident.Service), serviceName(sig.Service), serviceName(sig.Source)),
+		Title:    sanitize.Truncate(cmp.Or(strings.TrimSpace(sig.Title), sig.Source+" "+sig.Fingerprint), incident.MaxTitle),
+		Service:  cmp.Or(serviceName(d.Incident.Service), serviceName(sig.Service), serviceName(sig.Source)),
 		Severity: incidentSeverity(sig, d), Summary: sanitize.Truncate(b.String(), incident.MaxText), DeclaredBy: actor,
 		Confidential: d.Incident.Confidential,
 	}

@@ -153,3 +153,27 @@ func TestEscalationOpensTriageItem(t *testing.T) {
 	must(t, n == 1, "%d triage items, want 1", n)
 	must(t, len(r.incidents()) == 0, "an escalation declared an incident by itself")
 }
+
+// Within the Msg-Id window a copy is not stored again; later (Alertmanager
+// repeats hours later, SNS retries for days) it is stored and the
+// projector counts it once: no second occurrence, no second incident.
+func TestRepeatStoredOnceOrIgnored(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	sig := sigFor(0, 1, "firing")
+	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 1, "first put: %d %v", n, err)
+	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 0, "second put: %d %v", n, err)
+	must(t, r.count() == 1, "stream holds %d", r.count())
+	r.publishLate(sig)
+	r.run()
+	r.waitHandled(2, 20*time.Second)
+	g := r.group("group-0")
+	must(t, g.Count == 1 && g.Firing == 1 && r.m.proj.repeated.Load() == 1, "group after a late repeat: %+v", g)
+	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
+	// A different status or start time is a different signal.
+	sig.Status = "resolved"
+	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	must(t, err == nil && n == 1, "resolved: %d %v", n, err)
+}

@@ -3,6 +3,7 @@ package signals
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"os"
 	"strconv"
@@ -52,7 +53,7 @@ func TestStorm(t *testing.T) {
 				// Alertmanager group notification of `per` alerts.
 				body := stormGroupBatch(g, groups, per)
 				for range 2 {
-					resp, _ := r.post(PathAlertmanager, body, auth(testToken))
+					resp, _ := r.post(ingest.PathAlertmanager, body, auth(testToken))
 					if resp.StatusCode != http.StatusAccepted {
 						failed.Add(1)
 					}
@@ -132,7 +133,7 @@ func TestStormTicketsBoundedByFingerprints(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for g := range jobs {
-				if resp, _ := r.post(PathAlertmanager, repeatingBatch(g, per, fps), auth(testToken)); resp.StatusCode != http.StatusAccepted {
+				if resp, _ := r.post(ingest.PathAlertmanager, repeatingBatch(g, per, fps), auth(testToken)); resp.StatusCode != http.StatusAccepted {
 					failed.Add(1)
 				}
 			}

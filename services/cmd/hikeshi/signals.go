@@ -12,6 +12,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/hikeshi/hikeshi/services/signals"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 const signalsUsage = "[--source S] [--fingerprint F] [--route R] [--rule R] [--flagged] [--limit N] [--before SEQ]"
@@ -58,7 +59,7 @@ func signalsCmd(ctx context.Context, args []string, w io.Writer) error {
 		Signals []signals.SignalDecision `json:"signals"`
 		Before  uint64                   `json:"before"`
 	}
-	if done, err := c.fetch(ctx, w, http.MethodGet, signals.PathGeneric+"?"+q.Encode(), nil, &out); done || err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, ingest.PathGeneric+"?"+q.Encode(), nil, &out); done || err != nil {
 		return err
 	}
 	if len(out.Signals) == 0 {

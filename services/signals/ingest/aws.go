@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"encoding/json"

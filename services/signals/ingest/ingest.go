@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"bytes"
@@ -106,31 +106,6 @@ func fail(w http.ResponseWriter, err error) {
 		slog.Error("signal delivery failed", "err", err)
 		reply(w, http.StatusInternalServerError, "internal", "the hub failed to take the signal; the cause is in its log")
 	}
-}
-
-// store stores sigs and answers 202, or fails.
-func (m *module) store(w http.ResponseWriter, r *http.Request, sigs []events.Signal) {
-	for i := range sigs {
-		if err := validate(&sigs[i]); err != nil {
-			fail(w, bad("signals[%d]: %v", i, err))
-			return
-		}
-	}
-	n, err := m.pub.Put(r.Context(), sigs)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	m.count(len(sigs), n)
-	w.Header()["Content-Type"] = jsonType
-	w.WriteHeader(http.StatusAccepted)
-	// The accepted shape, written without reflection: it is every answer.
-	b := make([]byte, 0, 48)
-	b = append(b, `{"accepted":`...)
-	b = strconv.AppendInt(b, int64(len(sigs)), 10)
-	b = append(b, `,"new":`...)
-	b = strconv.AppendInt(b, int64(n), 10)
-	_, _ = w.Write(append(b, "}\n"...))
 }
 
 var jsonType = []string{"application/json"}

@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Run(fmt.Sprintf("alerts=%d", per), func(b *testing.B) {
 			b.Setenv("SIG_TOKEN", testToken)
 			r := newRig(b, rigOpts{yaml: "signals:\n  token_env: SIG_TOKEN\n"})
-			h := r.m.routes()["POST "+PathAlertmanager]
+			h := r.h.Routes()["POST "+PathAlertmanager]
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {

@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"bytes"
@@ -22,25 +22,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hikeshi/hikeshi/events"
 )
-
-const baseYAML = `
-signals:
-  token_env: SIG_TOKEN
-  grafana:
-    hmac_secret_env: SIG_GRAFANA_HMAC
-  aws:
-    secret_env: SIG_AWS_SECRET
-    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
-`
-
-func setSecrets(t *testing.T) {
-	t.Setenv("SIG_TOKEN", testToken)
-	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
-	t.Setenv("SIG_AWS_SECRET", "aws-secret")
-}
 
 func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
 	setSecrets(t)
@@ -62,30 +44,6 @@ func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {
 	if sigs[1].Status != "resolved" || sigs[1].EndsAt.IsZero() {
 		t.Errorf("resolved alert = %+v", sigs[1])
 	}
-}
-
-// Within the Msg-Id window a copy is not stored again; later (Alertmanager
-// repeats hours later, SNS retries for days) it is stored and the
-// projector counts it once: no second occurrence, no second incident.
-func TestRepeatStoredOnceOrIgnored(t *testing.T) {
-	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: incidentYAML})
-	sig := sigFor(0, 1, "firing")
-	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
-	must(t, err == nil && n == 1, "first put: %d %v", n, err)
-	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
-	must(t, err == nil && n == 0, "second put: %d %v", n, err)
-	must(t, r.count() == 1, "stream holds %d", r.count())
-	r.publishLate(sig)
-	r.run()
-	r.waitHandled(2, 20*time.Second)
-	g := r.group("group-0")
-	must(t, g.Count == 1 && g.Firing == 1 && r.m.proj.repeated.Load() == 1, "group after a late repeat: %+v", g)
-	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
-	// A different status or start time is a different signal.
-	sig.Status = "resolved"
-	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
-	must(t, err == nil && n == 1, "resolved: %d %v", n, err)
 }
 
 func TestRejections(t *testing.T) {
@@ -129,7 +87,7 @@ func TestRejections(t *testing.T) {
 func TestBusDownIs503(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})
-	r.m.pub.Timeout = time.Second
+	r.pub.Timeout = time.Second
 	r.bus.Server.Shutdown()
 	r.bus.Server.WaitForShutdown()
 	resp, out := r.post(PathAlertmanager, fixture(t, "alertmanager-v4.json"), auth(testToken))
@@ -207,7 +165,7 @@ func TestSNS(t *testing.T) {
 	setSecrets(t)
 	var mu sync.Mutex
 	var confirmed []string
-	r := newRig(t, rigOpts{yaml: baseYAML, deps: deps{confirm: func(_ context.Context, u string) error {
+	r := newRig(t, rigOpts{yaml: baseYAML, deps: Deps{Confirm: func(_ context.Context, u string) error {
 		if _, err := checkSNSURL("SubscribeURL", u); err != nil {
 			return err
 		}

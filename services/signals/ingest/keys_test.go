@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"context"
@@ -144,7 +144,7 @@ func newSCCRig(t *testing.T) *sccRig {
 		return b
 	})
 	r.rig = newRig(t, rigOpts{yaml: baseYAML + fmt.Sprintf("  gcp_scc:\n    audience: %s\n    service_account: %s\n    jwks_url: %s\n",
-		sccAudience, sccAccount, r.keys.srv.URL), deps: deps{now: r.clock.Now}})
+		sccAudience, sccAccount, r.keys.srv.URL), deps: Deps{Now: r.clock.Now}})
 	r.push, _ = json.Marshal(map[string]any{
 		"message": map[string]any{"data": base64.StdEncoding.EncodeToString(fixture(t, "scc-finding.json")),
 			"messageId": "2070443601311540", "publishTime": "2025-06-06T03:12:47.001Z", "attributes": map[string]string{}},
@@ -251,7 +251,7 @@ func snsCertRig(t *testing.T) (*rig, *keyServer) {
 		return (&net.Dialer{}).DialContext(ctx, network, ks.srv.Listener.Addr().String())
 	}
 	certs := &httpCerts{client: client, log: slog.New(slog.NewTextHandler(io.Discard, nil)), cache: map[string]*x509.Certificate{}}
-	r := newRig(t, rigOpts{yaml: baseYAML, deps: deps{certs: certs.fetch}})
+	r := newRig(t, rigOpts{yaml: baseYAML, deps: Deps{Certs: certs.fetch}})
 	r.snsK = key
 	return r, ks
 }

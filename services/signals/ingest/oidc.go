@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ type oidcVerifier struct {
 	verifier       *oidc.IDTokenVerifier
 }
 
-func newOIDCVerifier(c GCPConfig, client *http.Client, now func() time.Time, log *slog.Logger) *oidcVerifier {
+func newOIDCVerifier(c GCP, client *http.Client, now func() time.Time, log *slog.Logger) *oidcVerifier {
 	ks := &keySource{url: c.JWKSURL, base: client, now: now, log: log}
 	remote := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), &http.Client{Transport: ks, Timeout: fetchTimeout}), c.JWKSURL)
 	return &oidcVerifier{

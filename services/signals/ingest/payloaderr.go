@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 // A refused payload is answered with the JSON path of the first field that
 // does not fit and why, in the sender's terms (a string, a number, an RFC

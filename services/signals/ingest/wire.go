@@ -1,4 +1,4 @@
-package signals
+package ingest
 
 // The projector reads every stored signal, and encoding/json (a validating
 // pass, then reflection) costs it more than evaluating and counting the
@@ -11,6 +11,8 @@ package signals
 
 import (
 	"encoding/json"
+	"fmt"
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -468,4 +470,29 @@ func (s *scanner) links(dst *[]events.SignalLink) bool {
 		*dst = append(*dst, l)
 		return ok
 	})
+}
+
+// DecodeSignal reads a stored signal in one pass over its bytes (see
+// scanSignal), where the generic path decodes the envelope, then its data
+// again. Anything but a current-version signal takes the generic path.
+func DecodeSignal(subject string, s uint64, b []byte) (events.Stored, *events.Signal, error) {
+	var env events.Envelope
+	sig := new(events.Signal)
+	if spec, ok := events.Lookup(events.TypeSignalReceived); ok && scanSignal(b, &env, sig) &&
+		env.Type == events.TypeSignalReceived && env.DataVersion == spec.Version && env.Validate() == nil {
+		return events.Stored{Seq: s, Subject: subject, Envelope: env}, sig, nil
+	}
+	e, err := natsjs.DecodeRaw(subject, s, b)
+	if err != nil {
+		return e, nil, err
+	}
+	data, err := e.Decode()
+	if err != nil {
+		return e, nil, err
+	}
+	sig, ok := data.(*events.Signal)
+	if !ok {
+		return e, nil, fmt.Errorf("%w: %s on the signal stream", events.ErrMalformed, e.Type)
+	}
+	return e, sig, nil
 }

@@ -1,7 +1,9 @@
-package signals
+package ingest
 
 import (
 	"encoding/json"
+	"errors"
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"reflect"
 	"testing"
 	"time"
@@ -84,4 +86,41 @@ func FuzzScanSignal(f *testing.F) {
 			t.Fatalf("scanned %+v %+v, encoding/json %+v %+v: %q", env, sig, genv, gsig, b)
 		}
 	})
+}
+
+// The one-pass decoding reads what the generic path reads, and leaves
+// anything else to it.
+func TestDecodeSignalMatchesGeneric(t *testing.T) {
+	s := sigFor(7, 3, "resolved")
+	s.Labels = map[string]string{"instance": "node-7"}
+	s.Links = []events.SignalLink{{Title: "graph", URL: "https://grafana.example.test/d/1"}}
+	key := events.SignalKey(s.Source, s.Fingerprint, s.Status, s.StartsAt)
+	b, err := events.AppendSignal(nil, &s, key, time.Unix(1750000100, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, sig, err := DecodeSignal("signals.alertmanager.alert", 9, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := natsjs.DecodeRaw("signals.alertmanager.alert", 9, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := g.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Data = nil
+	must(t, reflect.DeepEqual(e, g), "envelope %+v, generic %+v", e, g)
+	must(t, reflect.DeepEqual(sig, d.(*events.Signal)), "signal %+v, generic %+v", sig, d)
+	note, err := events.New("inc-1", &events.NoteAdded{Text: "x"}, events.Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, _ := note.Marshal()
+	for _, bad := range [][]byte{nb, []byte(`{"specversion":"1.0"}`), b[:len(b)-1]} {
+		_, _, err := DecodeSignal("signals.x.y", 1, bad)
+		must(t, errors.Is(err, events.ErrMalformed), "%s: %v", bad, err)
+	}
 }
