@@ -11,6 +11,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
+	"github.com/hikeshi/hikeshi/services/signals/projector"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
@@ -31,7 +32,7 @@ func Explain(f *config.File, source string, payload []byte) ([]Explained, error)
 	} else if !ok {
 		return nil, fmt.Errorf("%s has no signals: section", f.Path())
 	}
-	rs, err := c.compileRules()
+	rs, err := c.Projector.Compile()
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func (x Explained) Describe(w io.Writer) {
 	case d.Drop:
 		fmt.Fprintln(w, "action: drop (stored, nothing else)")
 	case d.Route == rules.RouteIncident:
-		decl := declaration(&x.Signal, &d)
+		decl := projector.Declaration(&x.Signal, &d)
 		fmt.Fprintf(w, "action: incident for group %q (service %q, severity %s, confidential %v)\n",
 			d.GroupKey, decl.Service, decl.Severity, decl.Confidential)
 	default:

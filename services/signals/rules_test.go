@@ -89,7 +89,7 @@ func TestConfigErrorsNameTheRule(t *testing.T) {
 			if _, err := f.Section(Name, &c); err != nil {
 				t.Fatal(err)
 			}
-			_, loadErr := c.compileRules()
+			_, loadErr := c.Projector.Compile()
 			_, testErr := Explain(f, "generic", []byte(`{}`))
 			for _, err := range []error{loadErr, testErr} {
 				if err == nil {

@@ -13,9 +13,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hikeshi/hikeshi/events"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,4 +326,49 @@ func TestGenericAndEscalation(t *testing.T) {
 	}
 	sigs := r.stored()
 	must(t, len(sigs) == 2 && sigs[1].Kind == "escalation" && sigs[1].ReportedBy == "yuki.tanaka" && sigs[1].Severity == "high", "stored %+v", sigs)
+}
+
+// The normalised signal, as rules test prints it (Parse) (the data of
+// io.hikeshi.signal.received), is what POST /api/v1/signals accepts, field
+// for field: sent back, it is stored as it was, its group key under the
+// generic endpoint.
+func TestGenericAcceptsNormalisedSignals(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	var want []events.Signal
+	for _, c := range []struct{ source, file string }{
+		{"alertmanager", "alertmanager-v4.json"}, {"grafana", "grafana.json"}, {"aws", "guardduty-eventbridge.json"},
+		{"aws", "securityhub-eventbridge.json"}, {"gcp-scc", "scc-finding.json"},
+	} {
+		sigs, err := Parse(c.source, fixture(t, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, sigs...)
+	}
+	esc, err := Parse("escalation", []byte(`{"id":"ZD-1","title":"Charged twice","reported_by":"yuki","reported_at":"2025-06-05T07:48:12Z",
+		"customer_impact":"three tenants","service":"payments","links":[{"title":"ticket","url":"https://support.example/ZD-1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, esc[0])
+	body, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := r.post(PathGeneric, body, auth(testToken))
+	must(t, resp.StatusCode == http.StatusAccepted, "status %d: %s", resp.StatusCode, out)
+	// Only the group key differs: kept under the generic endpoint, it
+	// never joins the groups of the endpoint that normalised the signal.
+	for i := range want {
+		want[i].GroupKey = "generic/" + want[i].Source + "/" + want[i].GroupKey
+	}
+	got := r.stored()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("stored\n%s\nwant\n%s", g, w)
+	}
+	resp, out = r.post(PathGeneric, []byte(`{"source":"x","kind":"page","fingerprint":"f","title":"t","severity":"low","starts_at":"2025-06-01T00:00:00Z"}`), auth(testToken))
+	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "kind"), "kind page: %d %s", resp.StatusCode, out)
 }

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 // The signal projector does not run through projection's Watermill router,
 // where every message is delivered, handled, its state written and acked
@@ -72,9 +72,9 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Du
 // standbyPart names the projector in /readyz while it waits for the lease.
 const standbyPart = "signals projector"
 
-// run handles signals until ctx ends, while this process holds the lease.
-func (p *projector) run(ctx context.Context) error {
-	env := p.m.env
+// Run handles signals until ctx ends, while this process holds the lease.
+func (p *Runner) Run(ctx context.Context) error {
+	env := p.env
 	l := newLease(p.st.kv, env.DataDir, env.DataDirID)
 	how, holder, err := l.acquire(ctx, func(holder leaseOwner) {
 		env.Standby.Wait(standbyPart, "waiting for the lease held by "+holder.String())
@@ -110,18 +110,18 @@ func (p *projector) run(ctx context.Context) error {
 }
 
 // consume handles signals until ctx ends.
-func (p *projector) consume(ctx context.Context) error {
-	if p.m.env.DataDir == "" {
+func (p *Runner) consume(ctx context.Context) error {
+	if p.env.DataDir == "" {
 		return errors.New("signals: no data dir for the projector's state")
 	}
-	if err := p.st.open(ctx, filepath.Join(p.m.env.DataDir, StateFile)); err != nil {
+	if err := p.st.open(ctx, filepath.Join(p.env.DataDir, StateFile)); err != nil {
 		return err
 	}
 	defer p.st.close()
 	// Deliveries come on a connection of their own: a batch of signals
 	// read on the shared one would queue every ingest's acknowledgement
 	// behind it.
-	nc, err := p.m.env.Bus.Dial("hikeshi-signals")
+	nc, err := p.env.Dial("hikeshi-signals")
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}
@@ -138,7 +138,7 @@ func (p *projector) consume(ctx context.Context) error {
 		msgs, busy, err := next(ctx, c)
 		if err != nil {
 			if ctx.Err() == nil {
-				p.m.env.Logger.Warn("signals: fetch failed", "err", err)
+				p.env.Logger.Warn("signals: fetch failed", "err", err)
 				sleep(ctx, time.Second)
 			}
 			continue
@@ -149,7 +149,7 @@ func (p *projector) consume(ctx context.Context) error {
 				// Acks every message up to the last; if the ack is lost the
 				// batch comes again and changes nothing.
 				if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
-					p.m.env.Logger.Warn("signals: ack failed", "err", err)
+					p.env.Logger.Warn("signals: ack failed", "err", err)
 				}
 				// A storm is handled in batches, not one by one as fast as
 				// signals arrive: the state writes and the ack are shared by
@@ -162,7 +162,7 @@ func (p *projector) consume(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			p.m.env.Logger.Error("signal projector failed; retrying the batch", "first_seq", seq(msgs[0]), "signals", len(msgs), "err", err)
+			p.env.Logger.Error("signal projector failed; retrying the batch", "first_seq", seq(msgs[0]), "signals", len(msgs), "err", err)
 			for _, m := range msgs {
 				_ = m.InProgress()
 			}
@@ -201,7 +201,7 @@ func next(ctx context.Context, c jetstream.Consumer) (msgs []jetstream.Msg, busy
 
 // batch handles msgs in order and writes the states they changed. On an
 // error nothing is written that the batch's next attempt would not write.
-func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
+func (p *Runner) batch(ctx context.Context, msgs []jetstream.Msg) error {
 	p.cur.reset()
 	cp := p.st.checkpoint()
 	last := cp
@@ -220,7 +220,7 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 			err = p.handle(ctx, e, sig)
 		}
 		if errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent) {
-			p.m.env.Logger.Error("signal dead-lettered", "seq", s, "err", err)
+			p.env.Logger.Error("signal dead-lettered", "seq", s, "err", err)
 			err = p.deadLetter(ctx, m, s, err)
 		}
 		if err != nil {
@@ -243,14 +243,14 @@ func (p *projector) batch(ctx context.Context, msgs []jetstream.Msg) error {
 
 // deadLetter keeps a signal no retry can handle on DEADLETTER; the
 // message id makes a retried batch store it once.
-func (p *projector) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, why error) error {
+func (p *Runner) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, why error) error {
 	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + Durable)
 	dl.Data = m.Data()
 	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", Durable, s))
 	dl.Header.Set("reason_poisoned", why.Error())
 	dl.Header.Set("topic_poisoned", m.Subject())
 	dl.Header.Set("handler_poisoned", Durable)
-	if _, err := p.m.env.Bus.JS.PublishMsg(ctx, dl); err != nil {
+	if _, err := p.env.JS.PublishMsg(ctx, dl); err != nil {
 		return fmt.Errorf("%w: dead letter: %v", natsjs.ErrUnavailable, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func (r *rig) group(key string) groupState {
 
 func (r *rig) publish(sigs []events.Signal) {
 	r.t.Helper()
-	if _, err := r.m.pub.Put(context.Background(), sigs); err != nil {
+	if _, err := r.pub.Put(context.Background(), sigs); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -43,7 +43,7 @@ func TestStateFileRebuilt(t *testing.T) {
 	r.publish(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	r.waitHandled(10, 20*time.Second)
 	cancel()
 	if err := <-done; err != nil {
@@ -83,7 +83,7 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	}
 	r.publish(sigs)
 	ctx := context.Background()
-	if err := r.m.proj.st.open(ctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+	if err := r.p.st.open(ctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := ensureConsumer(ctx, r.bus.JS, 5*time.Minute, 0)
@@ -96,7 +96,7 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	}
 	must(t, len(msgs) == n, "fetched %d of %d", len(msgs), n)
 	// The first half committed, never acked.
-	if err := r.m.proj.batch(ctx, msgs[:n/2]); err != nil {
+	if err := r.p.batch(ctx, msgs[:n/2]); err != nil {
 		t.Fatal(err)
 	}
 	// The second half handled and its occurrences recorded, never committed.
@@ -105,15 +105,15 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.m.proj.handle(ctx, e, sig); err != nil {
+		if err := r.p.handle(ctx, e, sig); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.m.proj.records(ctx); err != nil {
+	if err := r.p.records(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.m.proj.st.discard()
-	if err := r.m.proj.st.close(); err != nil {
+	r.p.st.discard()
+	if err := r.p.st.close(); err != nil {
 		t.Fatal(err)
 	}
 	before := r.incidents()

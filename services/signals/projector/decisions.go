@@ -1,4 +1,4 @@
-package signals
+package projector
 
 // Every signal's decision is kept where the projector keeps its state
 // (signals.db), appended in the batch's transaction with its checkpoint:
@@ -80,23 +80,23 @@ type SignalDecision struct {
 // afterwards what handling it counted.
 type tally struct{ repeated, limited int64 }
 
-func (p *projector) tally() tally { return tally{p.repeated.Load(), p.limited.Load()} }
+func (p *Runner) tally() tally { return tally{p.repeated.Load(), p.limited.Load()} }
 
 // record logs the decision d carried out for sig, once handle returned
 // err: read back from the states it left, where the signal went. A
 // signal that will be handled again (any other error) is not logged now.
-func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, before tally, err error) {
+func (p *Runner) record(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, before tally, err error) {
 	failed := err != nil && (errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent))
 	if err != nil && !failed {
 		return
 	}
 	r := SignalDecision{Seq: e.Seq, Time: e.Time.UTC(), Source: sig.Source, Kind: sig.Kind, Fingerprint: sig.Fingerprint,
 		Status: sig.Status, Title: sig.Title, Severity: sig.Severity, GroupKey: d.GroupKey, Rules: d.Rules,
-		Rule: p.m.rules.DefaultName(), Route: d.Route, Priority: d.Priority, Flagged: d.Flagged}
+		Rule: p.rules.DefaultName(), Route: d.Route, Priority: d.Priority, Flagged: d.Flagged}
 	if d.Drop {
 		r.Route = RouteDrop
 	}
-	if n := len(d.Rules); n > 0 && d.Flagged == "" && (d.Drop || p.m.rules.RoutedBy(d.Rules[n-1])) {
+	if n := len(d.Rules); n > 0 && d.Flagged == "" && (d.Drop || p.rules.RoutedBy(d.Rules[n-1])) {
 		r.Rule = d.Rules[n-1]
 	}
 	switch now := p.tally(); {
@@ -115,7 +115,7 @@ func (p *projector) record(ctx context.Context, e events.Stored, sig *events.Sig
 }
 
 // outcome reads where the signal went from the states handling left.
-func (p *projector) outcome(ctx context.Context, sig *events.Signal, d *rules.Decision) *SignalDecision {
+func (p *Runner) outcome(ctx context.Context, sig *events.Signal, d *rules.Decision) *SignalDecision {
 	var out SignalDecision
 	switch {
 	case d.Drop:
@@ -162,11 +162,11 @@ const (
 	maxListed     = 1000
 )
 
-// listSignals serves GET /api/v1/signals: the latest signals and their
+// ListSignals serves GET /api/v1/signals: the latest signals and their
 // decisions, filtered by source, fingerprint, route, rule and flagged,
 // paged back with before=SEQ. It takes the API's bearer token.
-func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
-	if m.env.Token != "" && !httpapi.Bearer(r, m.env.Token) {
+func (p *Runner) ListSignals(w http.ResponseWriter, r *http.Request) {
+	if p.env.Token != "" && !httpapi.Bearer(r, p.env.Token) {
 		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 		return
 	}
@@ -175,10 +175,10 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusBadRequest, "bad_query", err.Error())
 		return
 	}
-	f.Since = m.now().Add(-m.cfg.Decisions.MaxAge)
-	rows, err := m.proj.st.decisions(r.Context(), f)
+	f.Since = p.now().Add(-p.cfg.Decisions.MaxAge)
+	rows, err := p.st.decisions(r.Context(), f)
 	if err != nil {
-		m.env.Logger.Warn("signal decisions could not be listed", "err", err)
+		p.env.Logger.Warn("signal decisions could not be listed", "err", err)
 		w.Header().Set("Retry-After", "5")
 		msg := "the decisions log could not be read; retry"
 		if errors.Is(err, errNotHere) {
@@ -198,7 +198,7 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(row.Data, &d); err != nil {
 			continue // written by this code; never expected
 		}
-		d.CaseNumber = m.caseNumber(r.Context(), d.Incident, cases)
+		d.CaseNumber = p.caseNumber(r.Context(), d.Incident, cases)
 		out.Signals = append(out.Signals, d)
 	}
 	if len(rows) == f.Limit {
@@ -209,14 +209,14 @@ func (m *module) listSignals(w http.ResponseWriter, r *http.Request) {
 
 // caseNumber names an incident by its case number, looked up once per
 // answer.
-func (m *module) caseNumber(ctx context.Context, id string, seen map[string]string) string {
+func (p *Runner) caseNumber(ctx context.Context, id string, seen map[string]string) string {
 	if id == "" {
 		return ""
 	}
 	if c, ok := seen[id]; ok {
 		return c
 	}
-	st, err := m.env.Commands.Get(ctx, id)
+	st, err := p.env.Commands.Get(ctx, id)
 	if err == nil {
 		seen[id] = st.CaseNumber
 	}

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"cmp"
@@ -27,7 +27,7 @@ type listed struct {
 // restart replaces it) over HTTP.
 func (r *rig) listSignals(query, token string) (int, listed, string) {
 	r.t.Helper()
-	srv := httptest.NewServer(r.m.routes()["GET "+ingest.PathGeneric])
+	srv := httptest.NewServer(r.routes()["GET "+ingest.PathGeneric])
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+ingest.PathGeneric+"?"+query, nil)
 	if token != "" {
@@ -86,7 +86,7 @@ signals:
       route: ticket
   default: {route: none}
 `, gh.URL)})
-	r.env.Token = apiToken
+	r.p.env.Token = apiToken
 	now := time.Now().UTC().Format(time.RFC3339)
 	send := func(fp, extra string) {
 		t.Helper()
@@ -102,7 +102,7 @@ signals:
 	send("odd", `"severity":"critical","labels":{"n":"seven"}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	r.waitHandled(6, 20*time.Second)
 
 	code, _, raw := r.listSignals("", "")

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -44,14 +44,14 @@ func TestUpdatedFindingIsNewSignal(t *testing.T) {
 // The example rules drop sample findings and group GuardDuty findings by
 // account and type, never by the instance or the remote IP.
 func TestDeployExampleGuardDuty(t *testing.T) {
-	b, err := os.ReadFile("../../deploy/hikeshi.yaml")
+	b, err := os.ReadFile("../../../deploy/hikeshi.yaml")
 	must(t, err == nil, "%v", err)
 	f, err := config.Parse("deploy/hikeshi.yaml", b)
 	must(t, err == nil, "%v", err)
-	var c Config
-	_, err = f.Section(Name, &c)
+	var c section
+	_, err = f.Section("signals", &c)
 	must(t, err == nil, "%v", err)
-	rs, err := rules.Compile(c.Rules, c.Default)
+	rs, err := rules.Compile(c.Projector.Rules, c.Projector.Default)
 	must(t, err == nil, "%v", err)
 
 	sample, err := ingest.Parse("aws", fixture(t, "guardduty-sample.json"))

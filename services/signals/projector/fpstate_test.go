@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: fpYAML})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 
 	at := func(status string, minutes int) events.Signal {
 		s := sigFor(0, 1, status)
@@ -61,7 +61,7 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 	r.waitHandled(4, 20*time.Second)
 	fp, _ = r.fpEntry("fp-0")
 	must(t, fp.Seq == 1 && fp.Occurrences == 1, "fingerprint state rewritten for a repeat: %+v", fp)
-	must(t, r.group("group-0").Count == 1 && r.m.proj.repeated.Load() == 1, "repeat counted: %+v", r.group("group-0"))
+	must(t, r.group("group-0").Count == 1 && r.p.repeated.Load() == 1, "repeat counted: %+v", r.group("group-0"))
 
 	// A new episode with the same status: the group counts it and the
 	// fingerprint records its start; a rate-limited occurrence is written.
@@ -70,7 +70,7 @@ func TestFingerprintStateOnlyWhereRead(t *testing.T) {
 	fp, _ = r.fpEntry("fp-0")
 	must(t, fp.Seq == 5 && fp.Start.Equal(at("firing", 1).StartsAt), "new episode: %+v", fp)
 	c, _ = r.fpEntry("chatty")
-	must(t, c.WindowCount == 2 && c.Suppressed == 1 && r.m.proj.limited.Load() == 1, "rate window: %+v", c)
+	must(t, c.WindowCount == 2 && c.Suppressed == 1 && r.p.limited.Load() == 1, "rate window: %+v", c)
 	g := r.group("group-0")
 	must(t, g.Count == 2 && g.Firing == 1, "group: %+v", g)
 

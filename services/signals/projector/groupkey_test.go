@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"github.com/hikeshi/hikeshi/services/signals/ingest"

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"bytes"
@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
@@ -39,39 +41,72 @@ func setSecrets(t *testing.T) {
 	t.Setenv("SIG_AWS_SECRET", "aws-secret")
 }
 
-// rig is a module on a real embedded bus, its routes on a loopback server.
+// rig is the signal endpoints and the projector on a real embedded bus,
+// the endpoints and the decisions list on a loopback server.
 type rig struct {
 	t   testing.TB
 	bus *natstest.Bus
 	env *hub.Env
-	m   *module
+	pub *natsjs.SignalPublisher
+	in  *ingest.Handler
+	p   *Runner
 	srv *httptest.Server
 }
 
 type rigOpts struct {
 	yaml string
-	deps deps
+}
+
+// section is the signals: section as the module reads it.
+type section struct {
+	Ingest    ingest.Config `yaml:",inline"`
+	Projector Config        `yaml:",inline"`
+}
+
+// load reads the signals: section of f and builds the projector on env.
+func load(f *config.File, env *hub.Env) (ingest.Config, ingest.Secrets, *Runner, error) {
+	var c section
+	if _, err := f.Section("signals", &c); err != nil {
+		return c.Ingest, ingest.Secrets{}, nil, err
+	}
+	isec, err := c.Ingest.Load("signals")
+	if err != nil {
+		return c.Ingest, isec, nil, err
+	}
+	tok, err := c.Projector.Load("signals")
+	if err != nil {
+		return c.Ingest, isec, nil, err
+	}
+	p, err := New(c.Projector, tok, Env{JS: env.Bus.JS, Dial: env.Bus.Dial, Commands: env.Commands, Effects: env.Effects,
+		Standby: env.Standby, Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID, Token: env.Token})
+	return c.Ingest, isec, p, err
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	ih := integrationtest.New(t, o.yaml)
-	b, env, file := ih.Bus, ih.Env, ih.Env.Config
-	cfg, sec, err := Load(file)
+	r := &rig{t: t, bus: ih.Bus, env: ih.Env}
+	icfg, isec, p, err := load(ih.Env.Config, ih.Env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, bus: b, env: env}
-	if r.m, err = newModule(cfg, sec, env, o.deps); err != nil {
-		t.Fatal(err)
-	}
+	r.p = p
+	r.pub = natsjs.NewSignalPublisher(ih.Env.Bus.JS)
+	r.in = ingest.New(icfg, isec, r.pub, ingest.Deps{})
 	mux := http.NewServeMux()
-	for p, h := range r.m.parts().Routes {
-		mux.Handle(p, h)
+	for path, h := range r.routes() {
+		mux.Handle(path, h)
 	}
 	r.srv = httptest.NewServer(mux)
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// routes are the module's: the endpoints and the decisions list.
+func (r *rig) routes() map[string]http.Handler {
+	routes := r.in.Routes()
+	routes["GET "+ingest.PathGeneric] = http.HandlerFunc(r.p.ListSignals)
+	return routes
 }
 
 func (r *rig) post(path string, body []byte, hdr map[string]string) (*http.Response, string) {
@@ -121,7 +156,7 @@ func (r *rig) run() {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	r.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -151,17 +186,15 @@ func (r *rig) state(key string, v any) bool {
 	return ok
 }
 
-// restart replaces the module by a fresh one on the same bus and data dir
-// (a new process: empty caches).
+// restart replaces the projector by a fresh one on the same bus and data
+// dir (a new process: empty caches).
 func (r *rig) restart() {
 	r.t.Helper()
-	cfg, sec, err := Load(r.env.Config)
+	_, _, p, err := load(r.env.Config, r.env)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if r.m, err = newModule(cfg, sec, r.env, deps{}); err != nil {
-		r.t.Fatal(err)
-	}
+	r.p = p
 }
 
 // publishLate stores sig as a copy that arrives after the stream's Msg-Id
@@ -214,7 +247,7 @@ func (r *rig) waitHandled(n uint64, within time.Duration) {
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("ingest", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "ingest", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

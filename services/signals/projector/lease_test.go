@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -14,7 +14,7 @@ func TestLeaseOneHolder(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})
 	short := func() *lease {
-		l := newLease(r.m.proj.st.kv, "", "")
+		l := newLease(r.p.st.kv, "", "")
 		l.ttl, l.renew = 2*time.Second, 100*time.Millisecond
 		return l
 	}
@@ -66,7 +66,7 @@ func TestLeaseOneHolder(t *testing.T) {
 func TestLeaseTakenAtOnceFromDeadProcessOfSameDataDir(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})
-	kv := r.m.proj.st.kv
+	kv := r.p.st.kv
 	ctx := context.Background()
 	const dir, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 
@@ -120,7 +120,7 @@ func TestLeaseTakenAtOnceFromDeadProcessOfSameDataDir(t *testing.T) {
 func TestLeaseOfAnEarlierVersionIsWaitedOut(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})
-	kv := r.m.proj.st.kv
+	kv := r.p.st.kv
 	ctx := context.Background()
 	if _, err := kv.Put(ctx, leaseKey, []byte("hub-a/4711/0197d1c2-0000-7000-8000-000000000000")); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -330,7 +330,7 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: findingsYAML})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	f := sshFinding("1", "medium")
 	r.publish([]events.Signal{f})
 	r.settle()
@@ -346,30 +346,30 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 	f.Severity = "high"
 	r.publishLate(f)
 	bctx := context.Background()
-	if err := r.m.proj.st.open(bctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+	if err := r.p.st.open(bctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ensureConsumer(bctx, r.bus.JS, 5*time.Minute, r.m.proj.st.checkpoint())
+	c, err := ensureConsumer(bctx, r.bus.JS, 5*time.Minute, r.p.st.checkpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs, _, err := next(bctx, c)
 	must(t, err == nil && len(msgs) == 2, "fetched %d: %v", len(msgs), err)
-	r.m.proj.cur.reset()
+	r.p.cur.reset()
 	for _, m := range msgs {
 		e, sig, err := ingest.DecodeSignal(m.Subject(), seq(m), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.m.proj.handle(bctx, e, sig); err != nil {
+		if err := r.p.handle(bctx, e, sig); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.m.proj.records(bctx); err != nil {
+	if err := r.p.records(bctx); err != nil {
 		t.Fatal(err)
 	}
-	r.m.proj.st.discard()
-	if err := r.m.proj.st.close(); err != nil {
+	r.p.st.discard()
+	if err := r.p.st.close(); err != nil {
 		t.Fatal(err)
 	}
 	before := r.timelines()
@@ -407,7 +407,7 @@ func TestRouteFallsBackToDefault(t *testing.T) {
 		}
 		must(t, strings.Contains(st.Summary, "Routed by the default: route ticket failed") && strings.Contains(st.Summary, why),
 			"summary does not say why: %q", st.Summary)
-		must(t, r.m.proj.flagged.Load() == 1, "flagged: %d", r.m.proj.flagged.Load())
+		must(t, r.p.flagged.Load() == 1, "flagged: %d", r.p.flagged.Load())
 		must(t, len(integrationtest.Stream(t, r.bus.JS, "DEADLETTER")) == 0, "signal dead-lettered")
 		// The decision as carried out is listed, flagged.
 		_, got, raw := r.listSignals("flagged=true", "")
@@ -430,11 +430,7 @@ func TestRouteFallsBackToDefault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, sec, err := Load(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = newModule(cfg, sec, integrationtest.New(t, "").Env, deps{})
+		_, _, _, err = load(f, integrationtest.New(t, "").Env)
 		must(t, err != nil && strings.Contains(err.Error(), "signals.rules[0] (findings-get-tickets): route ticket needs signals.github or signals.jira"),
 			"a ticket route without a tracker: %v", err)
 	})
@@ -474,7 +470,7 @@ func TestRebuildAfterCloseDeclaresNothingNew(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	r.notify(diskFull("db-1", "firing", 0))
 	r.notify(diskFull("db-1", "firing", 0), diskFull("db-2", "firing", 60))
 	tls := r.timelines()
@@ -522,7 +518,7 @@ func TestExpiredHistoryOpensNewIncident(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.m.proj.run(ctx) }()
+	go func() { done <- r.p.Run(ctx) }()
 	for i := range 2 {
 		r.notify(diskFull("db-1", "firing", int64(i*3600)))
 		tls := r.timelines()

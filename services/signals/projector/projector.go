@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"cmp"
@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -22,46 +21,15 @@ import (
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
-// projector evaluates the rules over each stored signal and carries out
-// the decision. It is idempotent: counts carry the stream sequence they
-// reached, incidents and facts are appended under keys derived from the
-// group and its count, and tickets go through the effects ledger.
-type projector struct {
-	m       *module
-	st      *states
-	tickets *tickets.Tracker // nil without signals.github or signals.jira
-	now     func() time.Time
-	// ackWait is how long the server waits for a batch's ack before it
-	// delivers the batch again; handling retries well inside it.
-	ackWait time.Duration
-	// cur is the batch being handled.
-	cur batchState
-
-	handled, dropped, flagged, limited, repeated atomic.Int64
-}
-
-func newProjector(m *module, d deps) (*projector, error) {
-	st, err := newStates(context.Background(), m.env.Bus.JS)
-	if err != nil {
-		return nil, err
-	}
-	p := &projector{m: m, st: st, now: d.now, ackWait: 5 * time.Minute}
-	p.tickets, err = tickets.New(m.cfg.GitHub, m.cfg.JIRA, cmp.Or(m.sec.github, m.sec.jira), d.client, m.env.Effects, p.related)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
 const actor = "signals"
 
 // related is the open incident of the group, if any.
-func (p *projector) related(ctx context.Context, groupKey string) (incident.State, bool) {
+func (p *Runner) related(ctx context.Context, groupKey string) (incident.State, bool) {
 	var g groupState
 	if err := p.st.get(ctx, "group."+natsjs.EffectKey(groupKey), &g); err != nil || g.Incident == "" {
 		return incident.State{}, false
 	}
-	st, err := p.m.env.Commands.Get(ctx, g.Incident)
+	st, err := p.env.Commands.Get(ctx, g.Incident)
 	return st, err == nil && st.Open()
 }
 
@@ -69,16 +37,16 @@ func (p *projector) related(ctx context.Context, groupKey string) (incident.Stat
 var errNoTracker = fmt.Errorf("%w: neither signals.github nor signals.jira is configured", projection.ErrPermanent)
 
 // handle evaluates and carries out one stored signal.
-func (p *projector) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
+func (p *Runner) handle(ctx context.Context, e events.Stored, sig *events.Signal) error {
 	p.handled.Add(1)
-	d := p.m.rules.Evaluate(sig)
+	d := p.rules.Evaluate(sig)
 	before := p.tally()
 	err := p.carryOut(ctx, e, sig, &d)
 	// d is now the decision as carried out: a rule that failed, or a route
 	// that could not be carried out and gave way to the default, is flagged.
 	if d.Flagged != "" {
 		p.flagged.Add(1)
-		p.m.env.Logger.Warn("signal flagged", "fingerprint", sig.Fingerprint, "route", d.Route, "why", d.Flagged)
+		p.env.Logger.Warn("signal flagged", "fingerprint", sig.Fingerprint, "route", d.Route, "why", d.Flagged)
 	}
 	p.record(ctx, e, sig, &d, before, err)
 	return err
@@ -106,7 +74,7 @@ func (o occurrence) change(sig *events.Signal) string {
 }
 
 // carryOut updates the fingerprint's state and carries out d.
-func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
+func (p *Runner) carryOut(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
 	if d.Drop {
 		p.dropped.Add(1)
 		return nil
@@ -172,12 +140,12 @@ func (p *projector) carryOut(ctx context.Context, e events.Stored, sig *events.S
 // the default route, and d says so, flagged: the signal still ends where a
 // person sees it. When the default is that same route, or fails too, the
 // error stands and the signal is dead-lettered, flagged.
-func (p *projector) carry(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (bool, error) {
+func (p *Runner) carry(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (bool, error) {
 	changed, err := p.route(ctx, e, sig, d, fp, o)
 	if !errors.Is(err, projection.ErrPermanent) {
 		return changed, err
 	}
-	route, inc := p.m.rules.Default(sig)
+	route, inc := p.rules.Default(sig)
 	if route == d.Route {
 		d.Flag(fmt.Sprintf("route %s failed (%v), and it is the default route", d.Route, err))
 		return changed, err
@@ -189,7 +157,7 @@ func (p *projector) carry(ctx context.Context, e events.Stored, sig *events.Sign
 }
 
 // route carries out d.Route; changed reports a change of fp.
-func (p *projector) route(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (changed bool, err error) {
+func (p *Runner) route(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, fp *fpState, o occurrence) (changed bool, err error) {
 	switch d.Route {
 	case rules.RouteIncident:
 		return false, p.incident(ctx, e, sig, d, o)
@@ -251,7 +219,7 @@ func stillFiring(fp *fpState, sig *events.Signal) bool {
 
 // window counts the fingerprint in its rate window and reports whether
 // this occurrence may notify.
-func (p *projector) window(fp *fpState, d *rules.Decision) bool {
+func (p *Runner) window(fp *fpState, d *rules.Decision) bool {
 	if d.RateLimit == nil {
 		return true
 	}
@@ -276,7 +244,7 @@ func (p *projector) window(fp *fpState, d *rules.Decision) bool {
 // the incident's first signal and every CountEvery-th signal go into the
 // batch's occurrences record (see records); a firing signal that asks for
 // a worse severity than the group's signals so far raises the incident's.
-func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, o occurrence) error {
+func (p *Runner) incident(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, o occurrence) error {
 	gKey := "group." + natsjs.EffectKey(d.GroupKey)
 	var g groupState
 	if err := p.st.get(ctx, gKey, &g); err != nil {
@@ -314,7 +282,7 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 			return err
 		}
 	}
-	if first || change != "" || (!o.repeat && g.Count%p.m.cfg.CountEvery == 0) {
+	if first || change != "" || (!o.repeat && g.Count%p.cfg.CountEvery == 0) {
 		p.note(e, sig, d, &g, change, first)
 	}
 	return p.st.put(gKey, &g)
@@ -331,13 +299,13 @@ func (p *projector) incident(ctx context.Context, e events.Stored, sig *events.S
 // close events: that consumer would race with the signals and need a
 // checkpoint of its own. The read costs one request per incident per
 // batch, not per signal.
-func (p *projector) current(ctx context.Context, g *groupState, stored time.Time) error {
+func (p *Runner) current(ctx context.Context, g *groupState, stored time.Time) error {
 	if g.Incident == "" {
 		return nil
 	}
 	end, known := p.cur.ends[g.Incident]
 	if !known {
-		st, err := p.m.env.Commands.Get(ctx, g.Incident)
+		st, err := p.env.Commands.Get(ctx, g.Incident)
 		if err != nil && !errors.Is(err, incident.ErrNotFound) {
 			return err
 		}
@@ -371,8 +339,8 @@ func endOf(st incident.State, err error) incidentEnd {
 
 // declare opens the group's next incident (its key is the group and its
 // generation, so a redelivery declares nothing twice).
-func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
-	c := declaration(sig, d)
+func (p *Runner) declare(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
+	c := Declaration(sig, d)
 	// A generation's key may already name an incident that ended before
 	// this signal was stored: the state file was rebuilt from a stream
 	// that no longer holds the signals that declared it. The signal then
@@ -380,7 +348,7 @@ func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Si
 	// incidents: each pass finds one that exists.
 	for {
 		g.Gen++
-		st, err := p.m.env.Commands.Declare(ctx, c, command.Meta{
+		st, err := p.env.Commands.Declare(ctx, c, command.Meta{
 			Actor: actor, Key: "signals/" + d.GroupKey + "/" + strconv.Itoa(g.Gen), CorrelationID: e.ID,
 		})
 		var invalid *incident.ValidationError
@@ -404,12 +372,12 @@ func (p *projector) declare(ctx context.Context, e events.Stored, sig *events.Si
 // severity than the group's signals did so far (an updated finding, a
 // critical alert joining) and than the incident has now. It never lowers
 // one: a severity a person chose stands until a signal asks for worse.
-func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
+func (p *Runner) raise(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState) error {
 	sev := events.Severity(incidentSeverity(sig, d))
 	if !worse(sev, events.Severity(g.Severity)) {
 		return nil
 	}
-	st, err := p.m.env.Commands.Get(ctx, g.Incident)
+	st, err := p.env.Commands.Get(ctx, g.Incident)
 	if err != nil && !errors.Is(err, incident.ErrNotFound) {
 		return err
 	}
@@ -417,7 +385,7 @@ func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Sign
 	if !st.Open() || !worse(sev, st.Severity) {
 		return nil
 	}
-	_, err = p.m.env.Commands.Execute(ctx, g.Incident, incident.ChangeSeverity{Severity: string(sev),
+	_, err = p.env.Commands.Execute(ctx, g.Incident, incident.ChangeSeverity{Severity: string(sev),
 		// No title: a confidential incident's reason may be shown outside.
 		Reason: fmt.Sprintf("%s signal %s is %s.", sig.Source, sig.Fingerprint, sig.Severity),
 	}, command.Meta{Actor: actor, Key: fmt.Sprintf("signals/%s/%d/severity/%s", d.GroupKey, g.Gen, sev), CorrelationID: e.ID})
@@ -429,7 +397,7 @@ func (p *projector) raise(ctx context.Context, e events.Stored, sig *events.Sign
 	case errors.As(err, &invalid):
 		// Never retried: a raise the incident refuses must not hold up
 		// every signal behind it.
-		p.m.env.Logger.Warn("severity raise refused", "incident", g.Incident, "err", err)
+		p.env.Logger.Warn("severity raise refused", "incident", g.Incident, "err", err)
 		return nil
 	case err != nil:
 		return fmt.Errorf("severity of %s: %w", g.Incident, err)
@@ -471,7 +439,7 @@ type record struct {
 }
 
 // note adds the signal to the batch's record for the group's incident.
-func (p *projector) note(e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState, change string, first bool) {
+func (p *Runner) note(e events.Stored, sig *events.Signal, d *rules.Decision, g *groupState, change string, first bool) {
 	r := p.cur.last[g.Incident]
 	if r == nil || r.gen != g.Gen || len(r.fact.Changes) >= events.MaxSignalChanges {
 		r = &record{incident: g.Incident, group: d.GroupKey, gen: g.Gen, from: g.Count}
@@ -509,11 +477,11 @@ func (r *record) reason() string {
 // after a crash appends none twice; one cut longer the second time (more
 // signals had arrived) appends its longer record too: a change may then be
 // listed twice, never lost.
-func (p *projector) records(ctx context.Context) error {
+func (p *Runner) records(ctx context.Context) error {
 	for _, r := range p.cur.records {
 		r.fact.Reason = r.reason()
 		key := fmt.Sprintf("signals/%s/%d/%d-%d", r.group, r.gen, r.from, r.to)
-		if _, err := p.m.env.Commands.Execute(ctx, r.incident, incident.RecordFact{Data: &r.fact},
+		if _, err := p.env.Commands.Execute(ctx, r.incident, incident.RecordFact{Data: &r.fact},
 			command.Meta{Actor: actor, Key: key, CorrelationID: r.cause}); err != nil {
 			return fmt.Errorf("count on %s: %w", r.incident, err)
 		}
@@ -537,8 +505,8 @@ func incidentSeverity(sig *events.Signal, d *rules.Decision) string {
 	return "SEV5"
 }
 
-// declaration is the incident a routed signal opens.
-func declaration(sig *events.Signal, d *rules.Decision) incident.Declare {
+// Declaration is the incident a routed signal opens.
+func Declaration(sig *events.Signal, d *rules.Decision) incident.Declare {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Declared from %s signal %s (group %s).", sig.Source, sig.Fingerprint, d.GroupKey)
 	if d.Flagged != "" {

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -79,7 +79,7 @@ func TestOneIncidentPerGroup(t *testing.T) {
 	}
 	sigs = append(sigs, events.Signal{Source: "grafana", Kind: "alert", Fingerprint: "c1", Status: "firing", Title: "Canary probe",
 		Severity: "critical", StartsAt: time.Unix(1, 0).UTC(), GroupKey: "canary"})
-	if _, err := r.m.pub.Put(context.Background(), sigs); err != nil {
+	if _, err := r.pub.Put(context.Background(), sigs); err != nil {
 		t.Fatal(err)
 	}
 	r.run()
@@ -96,7 +96,7 @@ func TestOneIncidentPerGroup(t *testing.T) {
 	for i := 0; i < n; i += groups {
 		res = append(res, sigFor(i, groups, "resolved"))
 	}
-	if _, err := r.m.pub.Put(context.Background(), res); err != nil {
+	if _, err := r.pub.Put(context.Background(), res); err != nil {
 		t.Fatal(err)
 	}
 	r.waitHandled(uint64(len(sigs)+len(res)), 60*time.Second)
@@ -161,19 +161,19 @@ func TestRepeatStoredOnceOrIgnored(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: incidentYAML})
 	sig := sigFor(0, 1, "firing")
-	n, err := r.m.pub.Put(context.Background(), []events.Signal{sig})
+	n, err := r.pub.Put(context.Background(), []events.Signal{sig})
 	must(t, err == nil && n == 1, "first put: %d %v", n, err)
-	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	n, err = r.pub.Put(context.Background(), []events.Signal{sig})
 	must(t, err == nil && n == 0, "second put: %d %v", n, err)
 	must(t, r.count() == 1, "stream holds %d", r.count())
 	r.publishLate(sig)
 	r.run()
 	r.waitHandled(2, 20*time.Second)
 	g := r.group("group-0")
-	must(t, g.Count == 1 && g.Firing == 1 && r.m.proj.repeated.Load() == 1, "group after a late repeat: %+v", g)
+	must(t, g.Count == 1 && g.Firing == 1 && r.p.repeated.Load() == 1, "group after a late repeat: %+v", g)
 	must(t, len(r.incidents()) == 1, "incidents: %d", len(r.incidents()))
 	// A different status or start time is a different signal.
 	sig.Status = "resolved"
-	n, err = r.m.pub.Put(context.Background(), []events.Signal{sig})
+	n, err = r.pub.Put(context.Background(), []events.Signal{sig})
 	must(t, err == nil && n == 1, "resolved: %d %v", n, err)
 }

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func hostileSignals(t *testing.T, r *rig) {
 	resolved := firing
 	resolved.Status = "resolved"
 	for _, s := range []events.Signal{firing, resolved} {
-		if _, err := r.m.pub.Put(context.Background(), []events.Signal{s}); err != nil {
+		if _, err := r.pub.Put(context.Background(), []events.Signal{s}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func TestJiraAlertTickets(t *testing.T) {
 	}
 	seq := []events.Signal{at("firing", 0), at("resolved", 0), at("firing", 100), at("firing", 200)}
 	for _, s := range seq {
-		if _, err := r.m.pub.Put(context.Background(), []events.Signal{s}); err != nil {
+		if _, err := r.pub.Put(context.Background(), []events.Signal{s}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestJiraAlertTickets(t *testing.T) {
 	other := base
 	other.Fingerprint = "arn:aws:guardduty:finding/2"
 	createJiraIssue(t, fake.Srv.URL, tickets.Label(&other))
-	if _, err := r.m.pub.Put(context.Background(), []events.Signal{other}); err != nil {
+	if _, err := r.pub.Put(context.Background(), []events.Signal{other}); err != nil {
 		t.Fatal(err)
 	}
 	r.waitHandled(uint64(len(seq)+1), 30*time.Second)

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -164,7 +164,7 @@ signals:
 	}
 	seq := []events.Signal{at("firing", 0), at("resolved", 0), at("firing", 100), at("firing", 200), at("firing", 300), at("firing", 400)}
 	for _, s := range seq {
-		if _, err := r.m.pub.Put(context.Background(), []events.Signal{s}); err != nil {
+		if _, err := r.pub.Put(context.Background(), []events.Signal{s}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,7 +217,7 @@ func (r *rig) handleOneFinding() {
 	r.t.Helper()
 	sig := events.Signal{Source: "aws", Kind: "finding", Status: "firing", Fingerprint: "arn:aws:guardduty:finding/9",
 		Title: "Recon:EC2/PortProbeUnprotectedPort", Severity: "medium", StartsAt: time.Unix(1750000000, 0).UTC()}
-	if _, err := r.m.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
+	if _, err := r.pub.Put(context.Background(), []events.Signal{sig}); err != nil {
 		r.t.Fatal(err)
 	}
 	r.run()

@@ -1,4 +1,4 @@
-package signals
+package projector
 
 import (
 	"context"
@@ -20,7 +20,7 @@ const errWrongLastSeq = 10071
 // module picks it up. The publish expects the item's subject to be empty,
 // so a redelivered signal never opens it twice, even after the item was
 // decided.
-func (p *projector) publishTriage(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
+func (p *Runner) publishTriage(ctx context.Context, e events.Stored, sig *events.Signal, d *rules.Decision) error {
 	key := events.TriageKey(sig.Source, sig.Fingerprint)
 	id := events.DeriveID("triage-opened", key)
 	env, err := events.New(key, &events.TriageOpened{
@@ -39,7 +39,7 @@ func (p *projector) publishTriage(ctx context.Context, e events.Stored, sig *eve
 	m.Data = data
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Header.Set("Content-Type", "application/cloudevents+json")
-	_, err = p.m.env.Bus.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+	_, err = p.env.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
 	var apiErr *jetstream.APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode == errWrongLastSeq) {
 		return fmt.Errorf("%w: triage %s: %v", natsjs.ErrUnavailable, key, err)
