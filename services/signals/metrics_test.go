@@ -2,7 +2,6 @@ package signals
 
 import (
 	"context"
-	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 // In a running hub, /metrics shows the signal counters (a duplicate

@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/hikeshi/hikeshi/events"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/events"
 )
 
 func TestAlertmanagerStoredOnceAndAnswered202(t *testing.T) {

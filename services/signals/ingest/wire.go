@@ -12,12 +12,12 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 )
 

@@ -3,11 +3,11 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 )
 

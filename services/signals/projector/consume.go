@@ -21,7 +21,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
@@ -221,7 +220,7 @@ func (p *Runner) batch(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		if errors.Is(err, events.ErrMalformed) || errors.Is(err, projection.ErrPermanent) {
 			p.env.Logger.Error("signal dead-lettered", "seq", s, "err", err)
-			err = p.deadLetter(ctx, m, s, err)
+			err = projection.DeadLetter(ctx, p.env.JS, Durable, m.Subject(), m.Data(), s, err)
 		}
 		if err != nil {
 			p.st.discard()
@@ -239,21 +238,6 @@ func (p *Runner) batch(ctx context.Context, msgs []jetstream.Msg) error {
 		return err
 	}
 	return p.st.flush(ctx, last)
-}
-
-// deadLetter keeps a signal no retry can handle on DEADLETTER; the
-// message id makes a retried batch store it once.
-func (p *Runner) deadLetter(ctx context.Context, m jetstream.Msg, s uint64, why error) error {
-	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + Durable)
-	dl.Data = m.Data()
-	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", Durable, s))
-	dl.Header.Set("reason_poisoned", why.Error())
-	dl.Header.Set("topic_poisoned", m.Subject())
-	dl.Header.Set("handler_poisoned", Durable)
-	if _, err := p.env.JS.PublishMsg(ctx, dl); err != nil {
-		return fmt.Errorf("%w: dead letter: %v", natsjs.ErrUnavailable, err)
-	}
-	return nil
 }
 
 func seq(m jetstream.Msg) uint64 {

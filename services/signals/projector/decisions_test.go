@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 const apiToken = "api-token"

@@ -2,7 +2,6 @@ package projector
 
 import (
 	"context"
-	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"os"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 

@@ -1,13 +1,13 @@
 package projector
 
 import (
-	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hikeshi/hikeshi/services/sanitize"
-	"github.com/hikeshi/hikeshi/services/signals/tickets"
 	"maps"
 	"slices"
 	"strconv"
@@ -18,7 +16,9 @@ import (
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/sanitize"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
+	"github.com/hikeshi/hikeshi/services/signals/tickets"
 )
 
 const actor = "signals"

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hikeshi/hikeshi/services/signals/tickets"
 	"hash/fnv"
 	"runtime"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/signals/tickets"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -3,7 +3,6 @@ package projector
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"net/http"
 	"os"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 // stormSize is 10,000 alerts in 100 groups in the normal suite;
