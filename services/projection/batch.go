@@ -21,6 +21,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -188,17 +189,23 @@ func (r *Runner) handleBatch(ctx context.Context, p Projector, ds []delivery) er
 	}
 }
 
-// deadLetter keeps an event no retry can handle on DEADLETTER, with the
-// headers Watermill's poison queue uses; the message id stores it once.
+// deadLetter keeps an event no retry can handle on DEADLETTER.
 func (r *Runner) deadLetter(ctx context.Context, p Projector, m *nats.Msg, seq uint64, why error) error {
 	r.cfg.Logger.Error("event dead-lettered", "projector", p.Durable, "seq", seq, "err", why)
-	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + p.Durable)
-	dl.Data = m.Data
-	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", p.Durable, seq))
+	return DeadLetter(ctx, r.cfg.JS, p.Durable, m.Subject, m.Data, seq, why)
+}
+
+// DeadLetter keeps the event data (stream sequence seq, on subject) that
+// durable can never handle on DEADLETTER, with the headers Watermill's
+// poison queue uses; the message id stores it once.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, durable, subject string, data []byte, seq uint64, why error) error {
+	dl := nats.NewMsg(natsjs.DeadLetterPrefix + "." + durable)
+	dl.Data = data
+	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s-%d", durable, seq))
 	dl.Header.Set("reason_poisoned", why.Error())
-	dl.Header.Set("topic_poisoned", m.Subject)
-	dl.Header.Set("handler_poisoned", p.Durable)
-	if _, err := r.cfg.JS.PublishMsg(ctx, dl); err != nil {
+	dl.Header.Set("topic_poisoned", subject)
+	dl.Header.Set("handler_poisoned", durable)
+	if _, err := js.PublishMsg(ctx, dl); err != nil {
 		return fmt.Errorf("%w: dead letter: %w", natsjs.ErrUnavailable, err)
 	}
 	return nil

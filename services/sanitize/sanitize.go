@@ -163,3 +163,15 @@ func skipEscape(rs []rune, i int) int {
 	}
 	return i
 }
+
+// Truncate cuts s to at most n bytes, never inside a character: a title
+// cut in the middle of one is not valid UTF-8, and no declaration takes it.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -22,7 +22,7 @@ func TestDeployExample(t *testing.T) {
 	if ok, err := f.Section(Name, &c); err != nil || !ok {
 		t.Fatalf("signals section: %v %v", ok, err)
 	}
-	if _, err := c.compileRules(); err != nil {
+	if _, err := c.Projector.Compile(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
 func TestExplain(t *testing.T) {
@@ -70,13 +68,13 @@ signals:
 		signals      int
 		rule, route  string
 	}{
-		{"alertmanager", "alertmanager", fixture(t, "alertmanager-v4.json"), 2, "", RouteIncident},
+		{"alertmanager", "alertmanager", fixture(t, "alertmanager-v4.json"), 2, "", rules.RouteIncident},
 		{"grafana", "grafana", fixture(t, "grafana.json"), 2, "grafana-blue", "drop"},
-		{"guardduty", "aws", gd, 1, "guardduty", RouteIncident},
-		{"guardduty via SNS", "aws", sns, 1, "guardduty", RouteIncident},
-		{"security hub", "aws", fixture(t, "securityhub-eventbridge.json"), 1, "", RouteIncident},
-		{"scc push", "gcp-scc", push, 1, "scc", RouteNone},
-		{"scc notification", "gcp-scc", scc, 1, "scc", RouteNone},
+		{"guardduty", "aws", gd, 1, "guardduty", rules.RouteIncident},
+		{"guardduty via SNS", "aws", sns, 1, "guardduty", rules.RouteIncident},
+		{"security hub", "aws", fixture(t, "securityhub-eventbridge.json"), 1, "", rules.RouteIncident},
+		{"scc push", "gcp-scc", push, 1, "scc", rules.RouteNone},
+		{"scc notification", "gcp-scc", scc, 1, "scc", rules.RouteNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			xs, err := Explain(f, tc.source, tc.payload)
@@ -103,55 +101,4 @@ signals:
 	if _, err := Explain(f, "alertmanager", []byte(`{"alerts":`)); err == nil || !strings.Contains(err.Error(), "alertmanager payload") {
 		t.Errorf("broken payload: %v", err)
 	}
-}
-
-// The normalised signal, as rules test prints it (the data of
-// io.hikeshi.signal.received), is what POST /api/v1/signals accepts, field
-// for field: sent back, it is stored as it was, its group key under the
-// generic endpoint.
-func TestGenericAcceptsNormalisedSignals(t *testing.T) {
-	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: baseYAML})
-	f, err := config.Parse("hikeshi.yaml", []byte("signals:\n  default: {route: none}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []events.Signal
-	for _, c := range []struct{ source, file string }{
-		{"alertmanager", "alertmanager-v4.json"}, {"grafana", "grafana.json"}, {"aws", "guardduty-eventbridge.json"},
-		{"aws", "securityhub-eventbridge.json"}, {"gcp-scc", "scc-finding.json"},
-	} {
-		xs, err := Explain(f, c.source, fixture(t, c.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, x := range xs {
-			want = append(want, x.Signal)
-		}
-	}
-	esc, err := Explain(f, "escalation", []byte(`{"id":"ZD-1","title":"Charged twice","reported_by":"yuki","reported_at":"2025-06-05T07:48:12Z",
-		"customer_impact":"three tenants","service":"payments","links":[{"title":"ticket","url":"https://support.example/ZD-1"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want = append(want, esc[0].Signal)
-	body, err := json.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, out := r.post(PathGeneric, body, auth(testToken))
-	must(t, resp.StatusCode == http.StatusAccepted, "status %d: %s", resp.StatusCode, out)
-	// Only the group key differs: kept under the generic endpoint, it
-	// never joins the groups of the endpoint that normalised the signal.
-	for i := range want {
-		want[i].GroupKey = "generic/" + want[i].Source + "/" + want[i].GroupKey
-	}
-	got := r.stored()
-	if !reflect.DeepEqual(got, want) {
-		g, _ := json.MarshalIndent(got, "", " ")
-		w, _ := json.MarshalIndent(want, "", " ")
-		t.Errorf("stored\n%s\nwant\n%s", g, w)
-	}
-	resp, out = r.post(PathGeneric, []byte(`{"source":"x","kind":"page","fingerprint":"f","title":"t","severity":"low","starts_at":"2025-06-01T00:00:00Z"}`), auth(testToken))
-	must(t, resp.StatusCode == http.StatusBadRequest && strings.Contains(out, "kind"), "kind page: %d %s", resp.StatusCode, out)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/hub"
 	contract "github.com/hikeshi/hikeshi/services/module"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 // In a running hub, /metrics shows the signal counters (a duplicate
@@ -35,7 +36,7 @@ func TestMetricsInTheHub(t *testing.T) {
 	base := "http://" + h.Addr()
 	body := fixture(t, "alertmanager-v4.json")
 	for range 2 {
-		req, _ := http.NewRequest(http.MethodPost, base+PathAlertmanager, strings.NewReader(string(body)))
+		req, _ := http.NewRequest(http.MethodPost, base+ingest.PathAlertmanager, strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
-	"github.com/hikeshi/hikeshi/services/signals"
 	"github.com/slack-go/slack"
 )
 
@@ -68,7 +68,7 @@ func (b *Bot) submitEscalation(ctx context.Context, cb *slack.InteractionCallbac
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &m); err != nil || m.At == 0 {
 		return nil, badRequest("escalation view without its message")
 	}
-	e := signals.Escalation{
+	e := events.Escalation{
 		ID: "slack:" + cb.View.ID, Title: strings.TrimSpace(value(cb, "title")),
 		ReportedBy: mention(cb.User.ID), ReportedAt: time.Unix(m.At, 0),
 		CustomerImpact: strings.TrimSpace(value(cb, "impact")), Service: strings.TrimSpace(value(cb, "service")),
@@ -85,7 +85,7 @@ func (b *Bot) submitEscalation(ctx context.Context, cb *slack.InteractionCallbac
 		}
 		return map[string]any{"response_action": "errors", "errors": map[string]string{block: err.Error()}}, nil
 	}
-	if _, err := signals.NewPublisher(b.js).Put(ctx, []events.Signal{s}); err != nil {
+	if _, err := natsjs.NewSignalPublisher(b.js).Put(ctx, []events.Signal{s}); err != nil {
 		return nil, err
 	}
 	done := modal(viewEscalate, "Escalate to security", "", "",

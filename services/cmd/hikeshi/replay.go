@@ -19,6 +19,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/signals"
+	"github.com/hikeshi/hikeshi/services/signals/projector"
 	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -50,7 +51,7 @@ func replay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	slog.SetDefault(cfg.Logger)
-	if (name == timeline.Name || name == signals.Durable) && *from != 0 {
+	if (name == timeline.Name || name == projector.Durable) && *from != 0 {
 		return fmt.Errorf("%w: %s keeps a store of its own, which replay rebuilds whole from the start: --from-seq does not apply to it", errUsage, name)
 	}
 	if name == timeline.Name {
@@ -67,7 +68,7 @@ func replay(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer h.Close()
-	if name == signals.Durable && cfg.File.Has(signals.Name) {
+	if name == projector.Durable && cfg.File.Has(signals.Name) {
 		return replaySignals(ctx, h, cfg, stdout)
 	}
 	p, err := projectorNamed(ctx, h, cfg.File, name)
@@ -118,7 +119,7 @@ func projectorNamed(ctx context.Context, h *hub.Hub, file *config.File, name str
 			known = append(known, p.Durable)
 		}
 		if m.Name == signals.Name {
-			known = append(known, signals.Durable)
+			known = append(known, projector.Durable)
 		}
 	}
 	if slices.Contains(unconfigured, name) {
@@ -202,15 +203,15 @@ func replaySignals(ctx context.Context, h *hub.Hub, cfg hub.Config, stdout io.Wr
 		return fmt.Errorf("stream %s: %w", events.SignalStream, err)
 	}
 	stored := stream.CachedInfo().State
-	state := filepath.Join(cfg.DataDir, signals.StateFile)
+	state := filepath.Join(cfg.DataDir, projector.StateFile)
 	kept, err := setAside(state)
 	if err != nil {
 		return err
 	}
 	// The consumer's position belongs to the state set aside: the
 	// projector makes it again after the new state's checkpoint.
-	if err := js.DeleteConsumer(ctx, events.SignalStream, signals.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("consumer %s: %w", signals.Durable, err)
+	if err := js.DeleteConsumer(ctx, events.SignalStream, projector.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s: %w", projector.Durable, err)
 	}
 	parts, err := h.ModuleParts(ctx, signals.Name)
 	if err != nil {
@@ -221,7 +222,7 @@ func replaySignals(ctx context.Context, h *hub.Hub, cfg hub.Config, stdout io.Wr
 		if w := h.Waiting(); len(w) > 0 {
 			return false, fmt.Errorf("%w: the signal projector runs in another process (%s): stop it first", projection.ErrConsumerInUse, strings.Join(slices.Sorted(maps.Values(w)), "; "))
 		}
-		c, err := js.Consumer(ctx, events.SignalStream, signals.Durable)
+		c, err := js.Consumer(ctx, events.SignalStream, projector.Durable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return false, nil // not made yet
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/signals"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
 )
 
 const rulesUsage = "test [--source S] FILE [PAYLOAD] (the payload on stdin without PAYLOAD)"
@@ -19,7 +20,7 @@ const rulesUsage = "test [--source S] FILE [PAYLOAD] (the payload on stdin witho
 // signal and what the rules of FILE make of it.
 func rulesCmd(_ context.Context, args []string, stdout io.Writer) error {
 	f := newFlags("rules", rulesUsage)
-	source := f.String("source", "generic", "the endpoint whose payload this is: "+strings.Join(signals.TestSources(), ", ")+
+	source := f.String("source", "generic", "the endpoint whose payload this is: "+strings.Join(ingest.Sources(), ", ")+
 		" (generic: the normalised signal, as this command prints it)")
 	asJSON := f.Bool("json", false, "print the signals and decisions as JSON")
 	pos, err := f.parse(args)

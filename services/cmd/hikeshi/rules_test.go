@@ -34,7 +34,7 @@ func TestRulesTestReadsVendorPayloads(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(rulesYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testdata := filepath.Join("..", "..", "signals", "testdata")
+	testdata := filepath.Join("..", "..", "signals", "ingest", "testdata")
 	cli := func(stdin string, args ...string) (string, int) {
 		t.Helper()
 		if stdin != "" {

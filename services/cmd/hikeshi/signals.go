@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/services/sanitize"
-	"github.com/hikeshi/hikeshi/services/signals"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
+	"github.com/hikeshi/hikeshi/services/signals/projector"
 )
 
 const signalsUsage = "[--source S] [--fingerprint F] [--route R] [--rule R] [--flagged] [--limit N] [--before SEQ]"
@@ -55,10 +56,10 @@ func signalsCmd(ctx context.Context, args []string, w io.Writer) error {
 		q.Set("before", strconv.FormatUint(*before, 10))
 	}
 	var out struct {
-		Signals []signals.SignalDecision `json:"signals"`
-		Before  uint64                   `json:"before"`
+		Signals []projector.SignalDecision `json:"signals"`
+		Before  uint64                     `json:"before"`
 	}
-	if done, err := c.fetch(ctx, w, http.MethodGet, signals.PathGeneric+"?"+q.Encode(), nil, &out); done || err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, ingest.PathGeneric+"?"+q.Encode(), nil, &out); done || err != nil {
 		return err
 	}
 	if len(out.Signals) == 0 {
@@ -87,7 +88,7 @@ func signalsCmd(ctx context.Context, args []string, w io.Writer) error {
 
 // wentTo says where a signal went: its incident's case number, its
 // ticket, or why nothing was done.
-func wentTo(s signals.SignalDecision) string {
+func wentTo(s projector.SignalDecision) string {
 	switch {
 	case s.CaseNumber != "":
 		return s.CaseNumber

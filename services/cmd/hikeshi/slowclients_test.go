@@ -121,7 +121,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 
 	// Meanwhile a normal client is served on each kind of route.
 	hc := &http.Client{Timeout: 10 * time.Second}
-	body, err := os.ReadFile("../../signals/testdata/alertmanager-v4.json")
+	body, err := os.ReadFile("../../signals/ingest/testdata/alertmanager-v4.json")
 	if err != nil {
 		t.Fatal(err)
 	}

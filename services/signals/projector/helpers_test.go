@@ -1,0 +1,266 @@
+package projector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/config"
+	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/module"
+	"github.com/hikeshi/hikeshi/services/signals/ingest"
+	"github.com/nats-io/nats.go"
+)
+
+const testToken = "s3cret-token"
+
+const baseYAML = `
+signals:
+  token_env: SIG_TOKEN
+  grafana:
+    hmac_secret_env: SIG_GRAFANA_HMAC
+  aws:
+    secret_env: SIG_AWS_SECRET
+    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
+`
+
+func setSecrets(t *testing.T) {
+	t.Setenv("SIG_TOKEN", testToken)
+	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
+	t.Setenv("SIG_AWS_SECRET", "aws-secret")
+}
+
+// rig is the signal endpoints and the projector on a real embedded bus,
+// the endpoints and the decisions list on a loopback server.
+type rig struct {
+	t   testing.TB
+	bus *natstest.Bus
+	env *module.Deps
+	pub *natsjs.SignalPublisher
+	in  *ingest.Handler
+	p   *Runner
+	srv *httptest.Server
+}
+
+type rigOpts struct {
+	yaml string
+}
+
+// section is the signals: section as the module reads it.
+type section struct {
+	Ingest    ingest.Config `yaml:",inline"`
+	Projector Config        `yaml:",inline"`
+}
+
+// load reads the signals: section of f and builds the projector on env.
+func load(f *config.File, env *module.Deps) (ingest.Config, ingest.Secrets, *Runner, error) {
+	var c section
+	if _, err := f.Section("signals", &c); err != nil {
+		return c.Ingest, ingest.Secrets{}, nil, err
+	}
+	isec, err := c.Ingest.Load("signals")
+	if err != nil {
+		return c.Ingest, isec, nil, err
+	}
+	tok, err := c.Projector.Load("signals")
+	if err != nil {
+		return c.Ingest, isec, nil, err
+	}
+	p, err := New(c.Projector, tok, Env{JS: env.JS, Dial: env.Dial, Commands: env.Commands, Effects: env.Effects,
+		Standby: env.Standby, Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID})
+	return c.Ingest, isec, p, err
+}
+
+func newRig(t testing.TB, o rigOpts) *rig {
+	t.Helper()
+	ih := integrationtest.New(t, o.yaml)
+	r := &rig{t: t, bus: ih.Bus, env: ih.Env}
+	icfg, isec, p, err := load(ih.Env.Config, ih.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p = p
+	r.pub = natsjs.NewSignalPublisher(ih.Env.JS)
+	r.in = ingest.New(icfg, isec, r.pub, ingest.Deps{})
+	mux := http.NewServeMux()
+	for path, h := range r.routes() {
+		mux.Handle(path, h)
+	}
+	r.srv = httptest.NewServer(mux)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// routes are the module's: the endpoints and the decisions list.
+func (r *rig) routes() map[string]http.Handler {
+	routes := r.in.Routes()
+	// Behind the rig's APIAuth as it is when the list is asked for (a
+	// test may change it after the rig starts).
+	routes["GET "+ingest.PathGeneric] = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.env.APIAuth(http.HandlerFunc(r.p.ListSignals)).ServeHTTP(w, req)
+	})
+	return routes
+}
+
+func (r *rig) post(path string, body []byte, hdr map[string]string) (*http.Response, string) {
+	r.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func auth(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+// stored reads every signal on the stream.
+func (r *rig) stored() []events.Signal {
+	r.t.Helper()
+	return integrationtest.Data[events.Signal](r.t, integrationtest.Stream(r.t, r.bus.JS, events.SignalStream))
+}
+
+func (r *rig) count() uint64 {
+	r.t.Helper()
+	s, err := r.bus.JS.Stream(context.Background(), events.SignalStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// run runs the module's projector until the test ends.
+func (r *rig) run() {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.p.Run(ctx) }()
+	r.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Errorf("projector: %v", err)
+		}
+	})
+}
+
+// state reads key from the projector's state file as committed, into v;
+// false when the key was never written.
+func (r *rig) state(key string, v any) bool {
+	r.t.Helper()
+	db, err := sqlite.OpenState(filepath.Join(r.env.DataDir, StateFile))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer db.Close()
+	b, ok, err := db.Get(context.Background(), key)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if ok {
+		if err := json.Unmarshal(b, v); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return ok
+}
+
+// restart replaces the projector by a fresh one on the same bus and data
+// dir (a new process: empty caches).
+func (r *rig) restart() {
+	r.t.Helper()
+	_, _, p, err := load(r.env.Config, r.env)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.p = p
+}
+
+// publishLate stores sig as a copy that arrives after the stream's Msg-Id
+// window would: under another Msg-Id.
+func (r *rig) publishLate(sig events.Signal) {
+	r.t.Helper()
+	key := sig.Key()
+	m := nats.NewMsg(events.SignalSubject(sig.Source, sig.Kind))
+	var err error
+	if m.Data, err = events.AppendSignal(nil, &sig, key, time.Now()); err != nil {
+		r.t.Fatal(err)
+	}
+	m.Header.Set(nats.MsgIdHdr, key+"-late-"+time.Now().Format(time.RFC3339Nano))
+	if _, err := r.bus.JS.PublishMsg(context.Background(), m); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// escalateTwice delivers the same escalation twice and waits until the
+// projector handled what was stored.
+func (r *rig) escalateTwice(id string) {
+	r.t.Helper()
+	esc := []byte(`{"id":"` + id + `","title":"Customers charged twice","reported_by":"yuki.tanaka",` +
+		`"reported_at":"2025-06-05T07:48:12Z","customer_impact":"Three tenants","service":"payments","severity":"medium"}`)
+	for range 2 {
+		resp, out := r.post(ingest.PathEscalations, esc, auth(testToken))
+		must(r.t, resp.StatusCode == 202, "%d %s", resp.StatusCode, out)
+	}
+	r.run()
+	r.waitHandled(1, 20*time.Second)
+}
+
+// waitHandled waits until the projector's consumer acknowledged n signals.
+func (r *rig) waitHandled(n uint64, within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := r.bus.JS.Consumer(context.Background(), events.SignalStream, Durable)
+		if err == nil {
+			if info, err := c.Info(context.Background()); err == nil && info.AckFloor.Stream >= n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("projector did not reach %d signals within %s", n, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "ingest", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func must(t testing.TB, cond bool, format string, a ...any) {
+	t.Helper()
+	if !cond {
+		t.Fatalf(format, a...)
+	}
+}
