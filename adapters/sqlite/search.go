@@ -97,20 +97,7 @@ func (s *Store) SearchIncidents(ctx context.Context, f Search) ([]json.RawMessag
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []json.RawMessage{}
-	for rows.Next() {
-		var snap string
-		if err := rows.Scan(&snap); err != nil {
-			return nil, err
-		}
-		out = append(out, json.RawMessage(snap))
-	}
-	return out, rows.Err()
+	return s.snapshots(ctx, q, args...)
 }
 
 // CountByStatus counts the incidents f selects per status, whatever

@@ -485,7 +485,12 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]json.RawMessage, erro
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, listQuery(f), args...)
+	return s.snapshots(ctx, listQuery(f), args...)
+}
+
+// snapshots runs a query of incident snapshots and returns them in order.
+func (s *Store) snapshots(ctx context.Context, q string, args ...any) ([]json.RawMessage, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
