@@ -66,7 +66,7 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 			return
 		}
 		r.cfg.Logger.Warn("projector restarting after its checkpoint", "projector", p.Durable, "err", err)
-		if err := r.ensureConsumer(ctx, p, true); err != nil && ctx.Err() == nil {
+		if err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
 			sleep(ctx, time.Second)
 		}

@@ -196,63 +196,15 @@ func maxAckPending(p Projector) int {
 	return 1
 }
 
-// ensureConsumer creates the durable push consumer, or recreates it when
-// the projector's store and the consumer disagree about the position (or
-// when asked to: realign). MaxAckPending 1 keeps delivery in stream order
-// even across redeliveries, which the checkpoint relies on; a batch
-// projector checks the order itself (batch.go).
-func (r *Runner) ensureConsumer(ctx context.Context, p Projector, realign bool) error {
-	var start, cp uint64 // start 0: from the beginning
-	if p.Checkpoint != nil {
-		var err error
-		if cp, err = p.Checkpoint(ctx); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		start = cp + 1
-	}
-	c, err := r.cfg.JS.PushConsumer(ctx, p.Stream, p.Durable)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-	case err != nil:
-		return fmt.Errorf("consumer info: %w", err)
-	default:
-		info := c.CachedInfo()
-		floor := info.AckFloor.Stream
-		// A delivery awaiting its ack while nobody is subscribed went to a
-		// process that died (or stopped mid-message). With MaxAckPending 1
-		// it would hold the consumer for a whole AckWait before redelivery.
-		stranded := info.NumAckPending > 0 && !info.PushBound
-		// A consumer made for the other kind of projector (one at a time
-		// or batches) cannot be changed: it is made again.
-		otherKind := info.Config.MaxAckPending != maxAckPending(p)
-		switch {
-		case realign || otherKind:
-			if p.Checkpoint == nil {
-				start = floor + 1
-			}
-		case p.Checkpoint == nil:
-			// No store of its own: everything up to the ack floor is done
-			// and, delivery being in order, the next message follows it.
-			if !stranded {
-				return nil
-			}
-			start = floor + 1
-		case floor <= cp && cp-floor < 10_000 && !stranded:
-			// Behind the store by a little is fine (the checkpoint skips);
-			// ahead of it means the store lost events and must be refilled.
-			return nil
-		}
-		r.cfg.Logger.Warn("realigning consumer", "projector", p.Durable, "ack_floor", floor, "checkpoint", cp, "unacked_without_subscriber", stranded, "restart_at", start)
-		if err := r.cfg.JS.DeleteConsumer(ctx, p.Stream, p.Durable); err != nil {
-			return fmt.Errorf("delete consumer: %w", err)
-		}
-	}
-	return r.createConsumer(ctx, p, start)
-}
+// behindCheckpoint is how far a projector's consumer may stand behind its
+// store's checkpoint at start and be kept: the checkpoint skips what it
+// delivers again.
+const behindCheckpoint = 10_000
 
-// createConsumer creates p's durable consumer, delivering from stream
-// sequence start (0 or 1: from the beginning).
-func (r *Runner) createConsumer(ctx context.Context, p Projector, start uint64) error {
+// consumer is p's durable push consumer. MaxAckPending 1 keeps delivery in
+// stream order even across redeliveries, which the checkpoint relies on; a
+// batch projector checks the order itself (batch.go).
+func (r *Runner) consumer(p Projector) Consumer {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        p.Durable,
 		Description:    "Hikeshi projector " + p.Durable,
@@ -263,17 +215,11 @@ func (r *Runner) createConsumer(ctx context.Context, p Projector, start uint64) 
 		AckWait:        r.cfg.AckWait,
 		MaxAckPending:  maxAckPending(p),
 		MaxDeliver:     -1,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
 	if p.HandleBatch != nil {
 		cfg.AckPolicy = jetstream.AckAllPolicy
 	}
-	if start > 1 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = start
-	}
-	_, err := r.cfg.JS.CreatePushConsumer(ctx, p.Stream, cfg)
-	return err
+	return Consumer{JS: r.cfg.JS, Stream: p.Stream, Config: cfg, Checkpoint: p.Checkpoint, Behind: behindCheckpoint, Logger: r.cfg.Logger}
 }
 
 // ErrPermanent marks a handler error that no retry can fix (the remote
@@ -309,7 +255,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 	if err != nil {
 		return err
 	}
-	if err := r.ensureConsumer(ctx, p, false); err != nil {
+	if err := r.consumer(p).Align(ctx, false); err != nil {
 		return err
 	}
 	if p.HandleBatch != nil {

@@ -79,7 +79,7 @@ func Replay(ctx context.Context, cfg Config, p Projector, from uint64, progress 
 	if err := r.cfg.JS.DeleteConsumer(ctx, p.Stream, p.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return stats, fmt.Errorf("consumer %s: %w", p.Durable, err)
 	}
-	if err := r.createConsumer(ctx, p, max(stats.Last, floor)+1); err != nil {
+	if err := r.consumer(p).Create(ctx, max(stats.Last, floor)+1); err != nil {
 		return stats, fmt.Errorf("consumer %s: %w", p.Durable, err)
 	}
 	return stats, nil

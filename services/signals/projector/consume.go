@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -34,38 +35,27 @@ const maxBatch = 1024
 // linger is the pause after a batch that was not full.
 const linger = 100 * time.Millisecond
 
-// ensureConsumer creates the durable pull consumer, or recreates it after
-// the committed signal cp when it stands elsewhere: a batch stranded (its
-// process died before the ack, so the server would hold it for a whole
-// AckWait), a state file lost or restored from a backup, or the push
-// consumer of an earlier version.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration, cp uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Durable: Durable, Description: "Hikeshi signal projector", FilterSubject: events.SignalSubjectPrefix + ".>",
-		AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: maxBatch, MaxDeliver: -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+// ensureConsumer creates the durable pull consumer, or recreates it right
+// after the committed signal cp when it stands anywhere else: a batch
+// stranded (its process died before the ack, so the server would hold it
+// for a whole AckWait), a state file lost or restored from a backup, or
+// the push consumer of an earlier version. Exactly after cp, because the
+// occurrences records' keys depend on where batches are cut: a batch
+// handled again after a crash must start where it started before.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, log *slog.Logger, ackWait time.Duration, cp uint64) (jetstream.Consumer, error) {
+	c := projection.Consumer{
+		JS: js, Stream: events.SignalStream,
+		Config: jetstream.ConsumerConfig{
+			Durable: Durable, Description: "Hikeshi signal projector", FilterSubject: events.SignalSubjectPrefix + ".>",
+			AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: maxBatch, MaxDeliver: -1,
+		},
+		Checkpoint: func(context.Context) (uint64, error) { return cp, nil },
+		Logger:     log,
 	}
-	c, err := js.Consumer(ctx, events.SignalStream, Durable)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-	case errors.Is(err, jetstream.ErrNotPullConsumer):
-	case err != nil:
-		return nil, fmt.Errorf("consumer info: %w", err)
-	default:
-		info := c.CachedInfo()
-		if info.NumAckPending == 0 && info.Config.AckPolicy == jetstream.AckAllPolicy && info.AckFloor.Stream == cp {
-			return c, nil
-		}
+	if err := c.Align(ctx, false); err != nil {
+		return nil, err
 	}
-	if err == nil || errors.Is(err, jetstream.ErrNotPullConsumer) {
-		if err := js.DeleteConsumer(ctx, events.SignalStream, Durable); err != nil {
-			return nil, fmt.Errorf("delete consumer: %w", err)
-		}
-	}
-	if cp > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cp+1
-	}
-	return js.CreateConsumer(ctx, events.SignalStream, cfg)
+	return js.Consumer(ctx, events.SignalStream, Durable)
 }
 
 // standbyPart names the projector in /readyz while it waits for the lease.
@@ -129,7 +119,7 @@ func (p *Runner) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}
-	c, err := ensureConsumer(ctx, js, p.ackWait, p.st.checkpoint())
+	c, err := ensureConsumer(ctx, js, p.env.Logger, p.ackWait, p.st.checkpoint())
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}

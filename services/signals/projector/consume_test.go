@@ -86,7 +86,7 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	if err := r.p.st.open(ctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ensureConsumer(ctx, r.bus.JS, 5*time.Minute, 0)
+	c, err := ensureConsumer(ctx, r.bus.JS, r.env.Logger, 5*time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

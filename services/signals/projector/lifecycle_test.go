@@ -350,7 +350,7 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 	if err := r.p.st.open(bctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ensureConsumer(bctx, r.bus.JS, 5*time.Minute, r.p.st.checkpoint())
+	c, err := ensureConsumer(bctx, r.bus.JS, r.env.Logger, 5*time.Minute, r.p.st.checkpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
