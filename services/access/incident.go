@@ -12,9 +12,19 @@ import (
 // so that neither its title nor its existence leaks. A caller who may read
 // but not act is refused with a *ForbiddenError.
 
-// IncidentOf is who may read and act on st.
+// IncidentOf is who may read and act on st. A Slack declarer, commander
+// or channel member is known by both their Slack id and the identity it
+// maps to, so a person signed in to the hub is recognised as them.
 func IncidentOf(st incident.State) Incident {
-	return Incident{Confidential: st.Confidential, DeclaredBy: st.DeclaredBy, Commander: st.Commander}
+	var members []string
+	for _, m := range st.Members {
+		members = append(members, m.User)
+		if m.Identity != "" {
+			members = append(members, m.Identity)
+		}
+	}
+	return Incident{Confidential: st.Confidential, DeclaredBy: st.DeclaredBy, Commander: st.Commander,
+		DeclaredByIdentity: st.DeclaredByIdentity, CommanderIdentity: st.CommanderIdentity, Members: members}
 }
 
 // ForbiddenError refuses a caller what its role or the incident does not

@@ -110,12 +110,16 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 	}
 	switch {
 	case !live:
+	case e.Type == events.TypeSlackMembersChanged:
+		// Who is in the channel is folded by the incident's state: look
+		// it up anew (the event is in the log, so the state has it).
+		delete(b.acc, id)
 	case e.Type == events.TypeDeclared:
 		var d events.Declared
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return nil, err
 		}
-		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy}
+		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy, DeclaredByIdentity: d.DeclaredByIdentity}
 		b.acc[id] = acc
 		return visibleAcc(acc), nil
 	case e.Type == events.TypeCommanderAssigned:
@@ -125,7 +129,7 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 				return nil, err
 			}
 			next := *acc // frames already out keep the old one
-			next.Commander = d.User
+			next.Commander, next.CommanderIdentity = d.User, d.UserIdentity
 			b.acc[id] = &next
 			return visibleAcc(&next), nil
 		}
