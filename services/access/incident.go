@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"errors"
+	"slices"
 
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
@@ -18,13 +20,34 @@ import (
 func IncidentOf(st incident.State) Incident {
 	var members []string
 	for _, m := range st.Members {
-		members = append(members, m.User)
-		if m.Identity != "" {
-			members = append(members, m.Identity)
-		}
+		members = append(members, memberNames(m)...)
 	}
 	return Incident{Confidential: st.Confidential, DeclaredBy: st.DeclaredBy, Commander: st.Commander,
 		DeclaredByIdentity: st.DeclaredByIdentity, CommanderIdentity: st.CommanderIdentity, Members: members}
+}
+
+// memberNames are the names a channel member is recorded under.
+func memberNames(m events.ChannelMember) []string {
+	if m.Identity == "" {
+		return []string{m.User}
+	}
+	return []string{m.User, m.Identity}
+}
+
+// WithMembersChanged returns inc after d, for a reader that follows an
+// incident's events as they come (the live event stream): who left is
+// removed from the members, who joined is added.
+func (inc Incident) WithMembersChanged(d *events.MembersChanged) Incident {
+	var gone []string
+	for _, m := range d.Left {
+		gone = append(gone, memberNames(m)...)
+	}
+	members := slices.DeleteFunc(slices.Clone(inc.Members), func(s string) bool { return slices.Contains(gone, s) })
+	for _, m := range d.Joined {
+		members = append(members, memberNames(m)...)
+	}
+	inc.Members = members
+	return inc
 }
 
 // ForbiddenError refuses a caller what its role or the incident does not

@@ -110,10 +110,6 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 	}
 	switch {
 	case !live:
-	case e.Type == events.TypeSlackMembersChanged:
-		// Who is in the channel is folded by the incident's state: look
-		// it up anew (the event is in the log, so the state has it).
-		delete(b.acc, id)
 	case e.Type == events.TypeDeclared:
 		var d events.Declared
 		if err := json.Unmarshal(e.Data, &d); err != nil {
@@ -130,6 +126,16 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 			}
 			next := *acc // frames already out keep the old one
 			next.Commander, next.CommanderIdentity = d.User, d.UserIdentity
+			b.acc[id] = &next
+			return visibleAcc(&next), nil
+		}
+	case e.Type == events.TypeSlackMembersChanged:
+		if acc, ok := b.acc[id]; ok {
+			var d events.MembersChanged
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, err
+			}
+			next := acc.WithMembersChanged(&d)
 			b.acc[id] = &next
 			return visibleAcc(&next), nil
 		}

@@ -1,11 +1,15 @@
 package slackbot
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/slacktest"
 	"github.com/hikeshi/hikeshi/events"
@@ -56,6 +60,55 @@ func reads(t *testing.T, api http.Handler, email, id, title string) bool {
 	return false
 }
 
+// liveStream is GET /api/v1/events as a person.
+type liveStream struct{ sc *bufio.Scanner }
+
+// openLive opens the API's live event stream as the person email, once
+// the API follows the bus.
+func openLive(t *testing.T, api *httpapi.Server, email string) *liveStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	go api.Live(ctx)
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test-Person", email)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return &liveStream{sc: sc}
+}
+
+// until reads events up to the first of incident id.
+func (s *liveStream) until(t *testing.T, id string) []events.Envelope {
+	t.Helper()
+	var out []events.Envelope
+	for s.sc.Scan() {
+		data, ok := strings.CutPrefix(s.sc.Text(), "data: ")
+		var e events.Envelope
+		if !ok || json.Unmarshal([]byte(data), &e) != nil || e.Type == "" {
+			continue
+		}
+		out = append(out, e)
+		if e.Subject == id {
+			return out
+		}
+	}
+	t.Fatalf("stream ended before an event of %s: %v", id, s.sc.Err())
+	return nil
+}
+
 func memberPayload(eventID, typ, user, ch string) []byte {
 	return []byte(`{"type":"event_callback","event_id":"` + eventID + `","event":{"type":"` + typ + `","user":"` + user +
 		`","channel":"` + ch + `","channel_type":"G","team":"T0000TEST"}}`)
@@ -71,10 +124,11 @@ func TestPrivateChannelMembersReadTheConfidentialIncident(t *testing.T) {
 	r.slack.AddUser(slacktest.User{ID: "USEC00001", Name: "sam", RealName: "Sam Sec", Email: "sam@example.com"})
 	r.slack.AddUser(slacktest.User{ID: "UMIA00001", Name: "mia", RealName: "Mia Wong", Email: "Mia@Example.com"})
 	const title = "Exfiltration from the billing export bucket"
+	api := r.api()
+	live := openLive(t, api, "mia@example.com")
 	st := r.h.Declare(t, incident.Declare{Title: title, Service: "billing", Severity: "SEV2", DeclaredBy: "UALICE001", Confidential: true})
 	r.waitFor(st.ID, events.TypeSlackChannelLinked, 1)
 	ch := mustLink(t, r, st.ID)
-	api := r.api()
 
 	if !reads(t, api, "sam@example.com", st.ID, title) {
 		t.Fatal("the security team member the bot invited does not read the incident")
@@ -82,6 +136,7 @@ func TestPrivateChannelMembersReadTheConfidentialIncident(t *testing.T) {
 	if reads(t, api, "mia@example.com", st.ID, title) {
 		t.Fatal("mia reads the incident before joining its channel")
 	}
+	r.h.Do(t, st.ID, incident.AddNote{Text: "before mia joined"})
 	for range 2 { // Slack's delivery, then its retry
 		if code, body := r.call("/slack/events", memberPayload("EvJoin1", "member_joined_channel", "UMIA00001", ch)); code != http.StatusOK {
 			t.Fatalf("member_joined_channel: %d %s", code, body)
@@ -99,9 +154,23 @@ func TestPrivateChannelMembersReadTheConfidentialIncident(t *testing.T) {
 	if reads(t, api, "erin@example.com", st.ID, title) {
 		t.Fatal("a viewer outside the channel reads the incident")
 	}
+	r.h.Do(t, st.ID, incident.AddNote{Text: "while mia is in"})
 
 	if code, body := r.call("/slack/events", memberPayload("EvLeave1", "member_left_channel", "UMIA00001", ch)); code != http.StatusOK {
 		t.Fatalf("member_left_channel: %d %s", code, body)
+	}
+	r.h.Do(t, st.ID, incident.AddNote{Text: "after mia left"})
+	marker := r.h.Declare(t, incident.Declare{Title: "Marker", Service: "search", Severity: "SEV4"})
+	// The live stream shows each event to the members after it: mia sees
+	// what happened while she was in the channel, and nothing else.
+	var seen []string
+	for _, e := range live.until(t, marker.ID) {
+		if e.Subject == st.ID {
+			seen = append(seen, e.Type)
+		}
+	}
+	if want := []string{events.TypeSlackMembersChanged, events.TypeNoteAdded}; !slices.Equal(seen, want) {
+		t.Errorf("mia's live stream showed %v of the incident, want %v (her join and the note while she was in)", seen, want)
 	}
 	if reads(t, api, "mia@example.com", st.ID, title) {
 		t.Fatal("mia still reads the incident after leaving its channel")
