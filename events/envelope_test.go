@@ -296,6 +296,7 @@ func TestSpecs(t *testing.T) {
 		events.TypeSlackAnnouncementRequested,
 		events.TypeSlackChannelLinked,
 		events.TypeSlackConversationArchived,
+		events.TypeSlackMembersChanged,
 		events.TypeSlackMessageFlagged,
 		events.TypeSlackStatusRequested,
 	}

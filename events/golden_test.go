@@ -101,6 +101,25 @@ var goldens = map[string]golden{
 		actor: "person:erin@example.com", actorName: "Erin Park", via: "token:0195941f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
 		data: &events.NoteAdded{Text: "Status page updated from the support console."},
 	},
+	"io.hikeshi.incident.declared.v1.slack.json": {
+		id: "0195f5a1-7e2c-7d40-9b13-6c8e2f0a4d55", subject: "0195f5a1-7e0b-7c3e-8a9f-1d2c3b4a5e6f",
+		time: "2025-04-02T09:40:12.118Z", actor: "person:carol@example.com", actorName: "Carol Diaz", via: "slack:U04CAROL22",
+		data: &events.Declared{
+			Title:              "Phishing wave against the finance team",
+			Service:            "mail",
+			Severity:           events.SEV2,
+			DeclaredBy:         "U04CAROL22",
+			DeclaredByIdentity: "person:carol@example.com",
+			CaseNumber:         "INC-45",
+			Confidential:       true,
+			Codename:           "amber-heron",
+		},
+	},
+	"io.hikeshi.incident.commander_assigned.v1.slack.json": {
+		id: "0195f5a4-1b3d-7e50-8c24-7d9f3a1b5e66", subject: "0195f5a1-7e0b-7c3e-8a9f-1d2c3b4a5e6f",
+		time: "2025-04-02T09:43:40.502Z", actor: "person:carol@example.com", actorName: "Carol Diaz", via: "slack:U04CAROL22",
+		data: &events.CommanderAssigned{User: "U05DAVE333", UserIdentity: "person:dave@example.com"},
+	},
 	"io.hikeshi.incident.closed.v1.json": {
 		id: closedEvt, subject: inc42, time: "2025-03-17T14:05:31.776Z", actor: "bob", correlation: closeCorr,
 		data: &events.IncidentClosed{

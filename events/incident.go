@@ -107,6 +107,9 @@ type Declared struct {
 	Severity   Severity `json:"severity"`
 	Summary    string   `json:"summary,omitempty"`
 	DeclaredBy string   `json:"declared_by"`
+	// DeclaredByIdentity is the hub identity DeclaredBy maps to, when it
+	// differs: person:<email> for a Slack user with map_users_by_email.
+	DeclaredByIdentity string `json:"declared_by_identity,omitempty"`
 	// CaseNumber is short, sequential and unique per deployment (INC-42).
 	CaseNumber string `json:"case_number"`
 	// Confidential marks a security incident: Codename replaces the title
@@ -135,6 +138,9 @@ type StatusUpdated struct {
 type CommanderAssigned struct {
 	User     string `json:"user"`
 	Previous string `json:"previous,omitempty"`
+	// UserIdentity is the hub identity User maps to, when it differs:
+	// person:<email> for a Slack user with map_users_by_email.
+	UserIdentity string `json:"user_identity,omitempty"`
 }
 
 // NoteAdded adds free text to the timeline.

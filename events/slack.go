@@ -7,6 +7,7 @@ const (
 	TypeSlackConversationArchived = "io.hikeshi.slack.conversation_archived"
 	TypeSlackStatusRequested      = "io.hikeshi.slack.status_requested"
 	TypeSlackMessageFlagged       = "io.hikeshi.slack.message_flagged"
+	TypeSlackMembersChanged       = "io.hikeshi.slack.members_changed"
 )
 
 // ConversationArchived says where the export of the incident channel is: a
@@ -45,9 +46,28 @@ type MessageFlagged struct {
 	SharedTS  string `json:"shared_ts,omitempty"` // the share in the security channel
 }
 
+// MembersChanged records who joined or left the incident's private
+// channel: its members may read and act on a confidential incident. The
+// Slack integration appends it for the people it invites when it makes the
+// channel and for Slack's member_joined_channel and member_left_channel
+// events.
+type MembersChanged struct {
+	ChannelID string          `json:"channel_id"`
+	Joined    []ChannelMember `json:"joined,omitempty"`
+	Left      []ChannelMember `json:"left,omitempty"`
+}
+
+// ChannelMember is a Slack user, and the hub identity they map to when
+// the mapping by e-mail is configured.
+type ChannelMember struct {
+	User     string `json:"user"`               // the Slack user id
+	Identity string `json:"identity,omitempty"` // person:<email>
+}
+
 func (ConversationArchived) EventType() string { return TypeSlackConversationArchived }
 func (StatusRequested) EventType() string      { return TypeSlackStatusRequested }
 func (MessageFlagged) EventType() string       { return TypeSlackMessageFlagged }
+func (MembersChanged) EventType() string       { return TypeSlackMembersChanged }
 
 func init() {
 	Register(Spec{Type: TypeSlackConversationArchived, Name: "slack_conversation_archived", Version: 1,
@@ -59,4 +79,7 @@ func init() {
 	Register(Spec{Type: TypeSlackMessageFlagged, Name: "slack_message_flagged", Version: 1,
 		Doc: "The Slack message the incident was declared from, flagged with the security reaction.",
 		New: func() Data { return &MessageFlagged{} }})
+	Register(Spec{Type: TypeSlackMembersChanged, Name: "slack_members_changed", Version: 1,
+		Doc: "People joined or left the incident's private Slack channel.",
+		New: func() Data { return &MembersChanged{} }})
 }

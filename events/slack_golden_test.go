@@ -34,4 +34,13 @@ func init() {
 			Reaction:  "sss", FlaggedBy: "U05DAVE333", SharedTS: "1743581301.002100",
 		},
 	}
+	goldens["io.hikeshi.slack.members_changed.v1.json"] = golden{
+		id: "3e9a6c1d-0b7f-8a24-9d5e-6f1c2b8a4d07", subject: "0195f58f-4d8d-701e-b267-2504cef45548",
+		time: "2025-04-02T08:14:02.771Z", actor: "slack",
+		data: &events.MembersChanged{
+			ChannelID: "C08SEC0042X",
+			Joined:    []events.ChannelMember{{User: "U04CAROL22", Identity: "person:carol@example.com"}, {User: "U06ERIN444"}},
+			Left:      []events.ChannelMember{{User: "U05DAVE333", Identity: "person:dave@example.com"}},
+		},
+	}
 }

@@ -132,7 +132,7 @@ func (s *Store) TimelineBefore(ctx context.Context, id string, before uint64, li
 	if before == 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, id, type, time, actor, data FROM events
+	rows, err := s.db.QueryContext(ctx, `SELECT `+entryCols+` FROM events
 		WHERE incident_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, id, before, limit)
 	if err != nil {
 		return nil, err

@@ -43,15 +43,15 @@ type Store struct {
 
 const (
 	qCheckpoint = `SELECT seq FROM checkpoints WHERE projector = ?`
-	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data) VALUES `
-	eventCols   = 7
+	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data, actorname, via) VALUES `
+	eventCols   = 9
 	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot, declared_seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`
 	qSaveCheckpoint = `INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
 		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`
 	qSnapshot = `SELECT snapshot FROM incidents WHERE id = ?`
-	qTimeline = `SELECT seq, id, type, time, actor, data FROM events
+	qTimeline = `SELECT ` + entryCols + ` FROM events
 		WHERE incident_id = ? AND seq > ? ORDER BY seq LIMIT ?`
 )
 
@@ -67,7 +67,10 @@ CREATE TABLE IF NOT EXISTS events (
 	type        TEXT NOT NULL,
 	time        TEXT NOT NULL,
 	actor       TEXT NOT NULL,
-	data        TEXT NOT NULL
+	data        TEXT NOT NULL,
+	-- the actor's display name and who acted for it (events' actorname, via)
+	actorname   TEXT NOT NULL DEFAULT '',
+	via         TEXT NOT NULL DEFAULT ''
 );
 ` + eventsIndex + `
 CREATE TABLE IF NOT EXISTS incidents (
@@ -97,16 +100,24 @@ CREATE INDEX IF NOT EXISTS incidents_open_declared ON incidents (open, declared_
 `
 
 // migrate brings a store written by an older version up to the schema:
-// declared_seq is filled from the events table.
+// declared_seq is filled from the events table; the events' actorname and
+// via start empty (`hikeshi replay timeline` fills them from the stream).
 func migrate(db *sql.DB) error {
-	var has int
-	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('incidents') WHERE name = 'declared_seq'`).Scan(&has); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if has == 0 {
-		if _, err := db.Exec(`ALTER TABLE incidents ADD COLUMN declared_seq INTEGER NOT NULL DEFAULT 0;
-			UPDATE incidents SET declared_seq = (SELECT min(seq) FROM events WHERE incident_id = incidents.id)`); err != nil {
-			return fmt.Errorf("migrate: add declared_seq: %w", err)
+	for _, m := range []struct{ table, column, sql string }{
+		{"incidents", "declared_seq", `ALTER TABLE incidents ADD COLUMN declared_seq INTEGER NOT NULL DEFAULT 0;
+			UPDATE incidents SET declared_seq = (SELECT min(seq) FROM events WHERE incident_id = incidents.id)`},
+		{"events", "actorname", `ALTER TABLE events ADD COLUMN actorname TEXT NOT NULL DEFAULT ''`},
+		{"events", "via", `ALTER TABLE events ADD COLUMN via TEXT NOT NULL DEFAULT ''`},
+	} {
+		var has int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, m.table, m.column).Scan(&has); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if has > 0 {
+			continue
+		}
+		if _, err := db.Exec(m.sql); err != nil {
+			return fmt.Errorf("migrate: add %s.%s: %w", m.table, m.column, err)
 		}
 	}
 	if _, err := db.Exec(indexes); err != nil {
@@ -256,7 +267,7 @@ func insertEvents(rows int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
 }
@@ -338,7 +349,7 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 		}
 		id, _ := events.IncidentID(c.Event.Subject)
 		if err := ins.add(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
-			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data)); err != nil {
+			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data), c.Event.ActorName, c.Event.Via); err != nil {
 			return 0, err
 		}
 		if r := c.Incident; r != nil {
@@ -506,15 +517,22 @@ func (s *Store) snapshots(ctx context.Context, q string, args ...any) ([]json.Ra
 	return out, rows.Err()
 }
 
-// Entry is one event on an incident's timeline.
+// Entry is one event on an incident's timeline. ActorName and Via are the
+// events' extensions of the same names: the actor's display name, and who
+// acted for it (the Slack user, the integration's token).
 type Entry struct {
-	Seq   uint64          `json:"seq"`
-	ID    string          `json:"id"`
-	Type  string          `json:"type"`
-	Time  time.Time       `json:"time"`
-	Actor string          `json:"actor,omitempty"`
-	Data  json.RawMessage `json:"data"`
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Time      time.Time       `json:"time"`
+	Actor     string          `json:"actor,omitempty"`
+	ActorName string          `json:"actorname,omitempty"`
+	Via       string          `json:"via,omitempty"`
+	Data      json.RawMessage `json:"data"`
 }
+
+// entryCols are the columns scanEntries reads.
+const entryCols = `seq, id, type, time, actor, actorname, via, data`
 
 // Timeline returns the incident's events after sequence after, in order.
 func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int) ([]Entry, error) {
@@ -528,14 +546,14 @@ func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int
 	return scanEntries(rows)
 }
 
-// scanEntries reads timeline rows (seq, id, type, time, actor, data).
+// scanEntries reads timeline rows (entryCols).
 func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	defer rows.Close()
 	out := []Entry{}
 	for rows.Next() {
 		var e Entry
 		var t, data string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &t, &e.Actor, &data); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &t, &e.Actor, &e.ActorName, &e.Via, &data); err != nil {
 			return nil, err
 		}
 		var err error
@@ -566,6 +584,8 @@ type EventRow struct {
 	Time       string
 	Actor      string
 	Data       string
+	ActorName  string
+	Via        string
 }
 
 // IncidentRow is one row of the incidents table, as stored.
@@ -614,13 +634,13 @@ func (s *Store) Dump(ctx context.Context) (Contents, error) {
 	if err := rows.Err(); err != nil {
 		return c, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT seq, id, incident_id, type, time, actor, data FROM events ORDER BY seq`)
+	rows, err = tx.QueryContext(ctx, `SELECT seq, id, incident_id, type, time, actor, data, actorname, via FROM events ORDER BY seq`)
 	if err != nil {
 		return c, err
 	}
 	for rows.Next() {
 		var e EventRow
-		if err := rows.Scan(&e.Seq, &e.ID, &e.IncidentID, &e.Type, &e.Time, &e.Actor, &e.Data); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.IncidentID, &e.Type, &e.Time, &e.Actor, &e.Data, &e.ActorName, &e.Via); err != nil {
 			rows.Close()
 			return c, err
 		}

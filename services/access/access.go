@@ -130,12 +130,15 @@ type Incident struct {
 	Commander    string
 	// Members of the incident's private channel, where events record them.
 	Members []string
+	// The identities DeclaredBy and Commander map to, when recorded (a
+	// Slack user mapped by e-mail to person:<email>).
+	DeclaredByIdentity, CommanderIdentity string
 }
 
 // Insider reports whether id is one of the incident's own people: its
 // declarer, its commander or a member of its private channel.
 func (inc Incident) Insider(id Identity) bool {
-	if id.Is(inc.DeclaredBy) || id.Is(inc.Commander) {
+	if id.Is(inc.DeclaredBy) || id.Is(inc.Commander) || id.Is(inc.DeclaredByIdentity) || id.Is(inc.CommanderIdentity) {
 		return true
 	}
 	return slices.ContainsFunc(inc.Members, id.Is)

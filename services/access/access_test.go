@@ -21,6 +21,8 @@ func TestCan(t *testing.T) {
 	open := &access.Incident{DeclaredBy: "U01DEC", Commander: "cmd@example.com"}
 	secret := &access.Incident{Confidential: true, DeclaredBy: "U01DEC", Commander: "cmd@example.com", Members: []string{"mia"}}
 	secretVC := &access.Incident{Confidential: true, DeclaredBy: "someone", Commander: "person:vc@example.com"}
+	fromSlack := &access.Incident{Confidential: true, DeclaredBy: "U01ALICE", DeclaredByIdentity: "person:vic@example.com",
+		Commander: "U01BOB", CommanderIdentity: "person:cmd@example.com"}
 
 	for _, c := range []struct {
 		name string
@@ -49,6 +51,9 @@ func TestCan(t *testing.T) {
 		{"channel member acts", member, access.Act, secret, true},
 		{"viewer commander reads", viewerCommander, access.Read, secretVC, true},
 		{"viewer commander may not act", viewerCommander, access.Act, secretVC, false},
+		{"Slack declarer signed in (mapped by e-mail) reads", viewer, access.Read, fromSlack, true},
+		{"Slack commander signed in (mapped by e-mail) acts", commander, access.Act, fromSlack, true},
+		{"someone else signed in reads nothing of a Slack incident", viewerCommander, access.Read, fromSlack, false},
 		{"security reads any confidential incident", security, access.Read, secret, true},
 		{"security acts on it", security, access.Act, secret, true},
 		{"security may not manage", security, access.Manage, nil, false},

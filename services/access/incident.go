@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"errors"
+	"slices"
 
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
@@ -12,9 +14,40 @@ import (
 // so that neither its title nor its existence leaks. A caller who may read
 // but not act is refused with a *ForbiddenError.
 
-// IncidentOf is who may read and act on st.
+// IncidentOf is who may read and act on st. A Slack declarer, commander
+// or channel member is known by both their Slack id and the identity it
+// maps to, so a person signed in to the hub is recognised as them.
 func IncidentOf(st incident.State) Incident {
-	return Incident{Confidential: st.Confidential, DeclaredBy: st.DeclaredBy, Commander: st.Commander}
+	var members []string
+	for _, m := range st.Members {
+		members = append(members, memberNames(m)...)
+	}
+	return Incident{Confidential: st.Confidential, DeclaredBy: st.DeclaredBy, Commander: st.Commander,
+		DeclaredByIdentity: st.DeclaredByIdentity, CommanderIdentity: st.CommanderIdentity, Members: members}
+}
+
+// memberNames are the names a channel member is recorded under.
+func memberNames(m events.ChannelMember) []string {
+	if m.Identity == "" {
+		return []string{m.User}
+	}
+	return []string{m.User, m.Identity}
+}
+
+// WithMembersChanged returns inc after d, for a reader that follows an
+// incident's events as they come (the live event stream): who left is
+// removed from the members, who joined is added.
+func (inc Incident) WithMembersChanged(d *events.MembersChanged) Incident {
+	var gone []string
+	for _, m := range d.Left {
+		gone = append(gone, memberNames(m)...)
+	}
+	members := slices.DeleteFunc(slices.Clone(inc.Members), func(s string) bool { return slices.Contains(gone, s) })
+	for _, m := range d.Joined {
+		members = append(members, memberNames(m)...)
+	}
+	inc.Members = members
+	return inc
 }
 
 // ForbiddenError refuses a caller what its role or the incident does not

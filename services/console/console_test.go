@@ -209,10 +209,14 @@ func TestCommandsWithoutJavaScript(t *testing.T) {
 	if p.Status != http.StatusBadRequest || fieldError(t, p, "text") != "Note is required" {
 		t.Errorf("empty note: %d %q", p.Status, fieldError(t, p, "text"))
 	}
-	// And the actor is the console's caller.
+	// And the actor is the console's caller, shown by name (the id on hover).
 	p = b.submit(page1, "/incidents/INC-1/note", url.Values{"text": {"rolling back"}})
-	if p.Status != 200 || !strings.Contains(p.Body, `<span class="actor">`+access.LocalOperator().ID+`</span>`) {
-		t.Errorf("note: %d", p.Status)
+	me := access.LocalOperator()
+	if p.Status != 200 || !strings.Contains(p.Body, `<span class="actor" title="`+me.ID+`">`+me.Name+`</span>`) {
+		t.Errorf("note: %d: the actor is not shown by name", p.Status)
+	}
+	if !strings.Contains(p.Body, `<span class="actor" title="bob via `+me.ID+`">bob</span>`) {
+		t.Error("an action taken for bob does not say whom it came through")
 	}
 }
 

@@ -137,6 +137,34 @@ func TestActorIsTheIdentity(t *testing.T) {
 	}
 }
 
+// TestTimelineShowsWhoActed: the timeline API returns each event's actor
+// with their display name, and who acted for them (via).
+func TestTimelineShowsWhoActed(t *testing.T) {
+	_, admin := authHub(t)
+	resp, rtok := mint(t, admin, "pager bridge", "responder")
+	bridge, btok := mint(t, admin, "chat bridge", "responder", "act-as")
+	inc := resp.declare(declareBody("who acted"))
+	var st Incident
+	bridge.post("/api/v1/incidents/"+inc.ID+"/notes", map[string]any{"text": "for dana"}, "X-Hikeshi-Actor", "person:dana@example.com").must(t, http.StatusOK, &st)
+	want := map[string]Entry{
+		"io.hikeshi.incident.declared":   {Actor: "token:" + rtok.ID, ActorName: "pager bridge"},
+		"io.hikeshi.incident.note_added": {Actor: "person:dana@example.com", ActorName: "person:dana@example.com", Via: "token:" + btok.ID},
+	}
+	for _, e := range admin.timeline(inc.ID, st.Version).Events {
+		w, ok := want[e.Type]
+		if !ok {
+			continue
+		}
+		delete(want, e.Type)
+		if e.Actor != w.Actor || e.ActorName != w.ActorName || e.Via != w.Via {
+			t.Errorf("%s: actor %q name %q via %q; want %q %q %q", e.Type, e.Actor, e.ActorName, e.Via, w.Actor, w.ActorName, w.Via)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("timeline misses %v", want)
+	}
+}
+
 // TestLoopbackOperator: a hub without auth on loopback serves one local
 // operator, recorded as the OS user, who may do everything (tokens too).
 func TestLoopbackOperator(t *testing.T) {

@@ -206,12 +206,14 @@ type Timeline struct {
 }
 
 type Entry struct {
-	Seq   uint64          `json:"seq"`
-	ID    string          `json:"id"`
-	Type  string          `json:"type"`
-	Time  time.Time       `json:"time"`
-	Actor string          `json:"actor"`
-	Data  json.RawMessage `json:"data"`
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Time      time.Time       `json:"time"`
+	Actor     string          `json:"actor"`
+	ActorName string          `json:"actorname"`
+	Via       string          `json:"via"`
+	Data      json.RawMessage `json:"data"`
 }
 
 func (c *client) declare(body map[string]any, hdr ...string) Incident {

@@ -115,7 +115,7 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return nil, err
 		}
-		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy}
+		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy, DeclaredByIdentity: d.DeclaredByIdentity}
 		b.acc[id] = acc
 		return visibleAcc(acc), nil
 	case e.Type == events.TypeCommanderAssigned:
@@ -125,7 +125,17 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 				return nil, err
 			}
 			next := *acc // frames already out keep the old one
-			next.Commander = d.User
+			next.Commander, next.CommanderIdentity = d.User, d.UserIdentity
+			b.acc[id] = &next
+			return visibleAcc(&next), nil
+		}
+	case e.Type == events.TypeSlackMembersChanged:
+		if acc, ok := b.acc[id]; ok {
+			var d events.MembersChanged
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, err
+			}
+			next := acc.WithMembersChanged(&d)
 			b.acc[id] = &next
 			return visibleAcc(&next), nil
 		}

@@ -71,6 +71,10 @@ type Declare struct {
 	Drill        bool
 	CaseNumber   string
 	Codename     string
+
+	// DeclaredByIdentity is the hub identity DeclaredBy maps to, when it
+	// differs (a Slack user mapped by e-mail).
+	DeclaredByIdentity string
 }
 
 // Validate checks the fields a user typed, before anything is allocated.
@@ -81,7 +85,8 @@ func (c Declare) Validate() error {
 
 func (c Declare) normalise() (*events.Declared, error) {
 	var err error
-	d := &events.Declared{Confidential: c.Confidential, Drill: c.Drill, CaseNumber: c.CaseNumber, Codename: c.Codename}
+	d := &events.Declared{Confidential: c.Confidential, Drill: c.Drill, CaseNumber: c.CaseNumber, Codename: c.Codename,
+		DeclaredByIdentity: mappedIdentity(c.DeclaredBy, c.DeclaredByIdentity)}
 	if d.Title, err = text("title", c.Title, MaxTitle, true); err != nil {
 		return nil, err
 	}
@@ -198,8 +203,9 @@ func (c UpdateStatus) Decide(s *State) (events.Data, error) {
 	return &events.StatusUpdated{From: s.Status, To: to, Message: msg}, nil
 }
 
-// AssignCommander names the incident commander.
-type AssignCommander struct{ User string }
+// AssignCommander names the incident commander. UserIdentity is the hub
+// identity User maps to, when it differs (a Slack user mapped by e-mail).
+type AssignCommander struct{ User, UserIdentity string }
 
 func (c AssignCommander) Decide(s *State) (events.Data, error) {
 	if err := mustBeOpen(s); err != nil {
@@ -212,7 +218,16 @@ func (c AssignCommander) Decide(s *State) (events.Data, error) {
 	if u == s.Commander {
 		return nil, conflict("%s is already the commander", u)
 	}
-	return &events.CommanderAssigned{User: u, Previous: s.Commander}, nil
+	return &events.CommanderAssigned{User: u, Previous: s.Commander, UserIdentity: mappedIdentity(u, c.UserIdentity)}, nil
+}
+
+// mappedIdentity is identity unless it adds nothing to who.
+func mappedIdentity(who, identity string) string {
+	identity = strings.TrimSpace(identity)
+	if identity == strings.TrimSpace(who) {
+		return ""
+	}
+	return identity
 }
 
 // AddNote adds free text to the timeline.

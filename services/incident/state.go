@@ -5,6 +5,7 @@ package incident
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
@@ -38,6 +39,13 @@ type State struct {
 	LessonsLearned string          `json:"lessons_learned,omitempty"`
 	Notes          int             `json:"notes"`
 	Links          map[string]Link `json:"links,omitempty"`
+	// DeclaredByIdentity and CommanderIdentity are the hub identities a
+	// Slack declarer and commander map to (person:<email>), when recorded.
+	DeclaredByIdentity string `json:"declared_by_identity,omitempty"`
+	CommanderIdentity  string `json:"commander_identity,omitempty"`
+	// Members of the incident's private channel, as the Slack integration
+	// recorded them: they may read and act on a confidential incident.
+	Members []events.ChannelMember `json:"channel_members,omitempty"`
 	// Version is the stream sequence of the last event applied: the value
 	// to send as If-Match, and the expectation for the next append.
 	Version uint64 `json:"version"`
@@ -112,7 +120,7 @@ func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
 		s.CaseNumber = d.CaseNumber
 		s.Title, s.Service, s.Summary = d.Title, d.Service, d.Summary
 		s.Severity, s.Status = d.Severity, events.Investigating
-		s.DeclaredBy = d.DeclaredBy
+		s.DeclaredBy, s.DeclaredByIdentity = d.DeclaredBy, d.DeclaredByIdentity
 		s.Confidential, s.Codename, s.Drill = d.Confidential, d.Codename, d.Drill
 		s.DeclaredAt = e.Time
 	case *events.SeverityChanged:
@@ -120,7 +128,9 @@ func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
 	case *events.StatusUpdated:
 		s.Status = d.To
 	case *events.CommanderAssigned:
-		s.Commander = d.User
+		s.Commander, s.CommanderIdentity = d.User, d.UserIdentity
+	case *events.MembersChanged:
+		s.Members = changeMembers(s.Members, d)
 	case *events.NoteAdded:
 		s.Notes++
 	case *events.IncidentClosed:
@@ -156,6 +166,7 @@ func (s *State) View() State {
 		t := *s.ClosedAt
 		c.ClosedAt = &t
 	}
+	c.Members = slices.Clone(s.Members)
 	if s.Links != nil {
 		c.Links = make(map[string]Link, len(s.Links))
 		for k, v := range s.Links {
@@ -173,4 +184,24 @@ func (s *State) Clone() State {
 		c.seen[k] = struct{}{}
 	}
 	return c
+}
+
+// changeMembers returns members after d: who left removed, who joined
+// added once (a join recorded both by the invitation and by Slack's event
+// counts once), in the order they joined.
+func changeMembers(members []events.ChannelMember, d *events.MembersChanged) []events.ChannelMember {
+	out := slices.DeleteFunc(slices.Clone(members), func(m events.ChannelMember) bool {
+		return slices.ContainsFunc(d.Left, func(l events.ChannelMember) bool { return l.User == m.User })
+	})
+	for _, j := range d.Joined {
+		i := slices.IndexFunc(out, func(m events.ChannelMember) bool { return m.User == j.User })
+		switch {
+		case j.User == "":
+		case i < 0:
+			out = append(out, j)
+		case j.Identity != "":
+			out[i].Identity = j.Identity
+		}
+	}
+	return out
 }

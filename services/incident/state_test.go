@@ -257,3 +257,33 @@ func TestCodename(t *testing.T) {
 		t.Fatal("empty seed gives empty codename")
 	}
 }
+
+// TestApplyChannelMembers: who joins and leaves the private channel is
+// folded into the members, each once, with the identity last recorded;
+// the declarer's and commander's mapped identities are kept.
+func TestApplyChannelMembers(t *testing.T) {
+	var s State
+	for i, d := range []events.Data{
+		&events.Declared{Title: "t", Service: "s", Severity: events.SEV2, DeclaredBy: "U1", DeclaredByIdentity: "person:a@example.com", CaseNumber: "INC-1"},
+		&events.MembersChanged{ChannelID: "C1", Joined: []events.ChannelMember{{User: "U1"}, {User: "U2", Identity: "person:b@example.com"}}},
+		&events.MembersChanged{ChannelID: "C1", Joined: []events.ChannelMember{{User: "U1", Identity: "person:a@example.com"}, {User: "U3"}}},
+		&events.MembersChanged{ChannelID: "C1", Left: []events.ChannelMember{{User: "U2"}}},
+		&events.CommanderAssigned{User: "U3", UserIdentity: "person:c@example.com"},
+	} {
+		if err := s.Apply(envelope(t, i+1, d), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []events.ChannelMember{{User: "U1", Identity: "person:a@example.com"}, {User: "U3"}}
+	if !slices.Equal(s.Members, want) {
+		t.Fatalf("members %+v, want %+v", s.Members, want)
+	}
+	if s.DeclaredByIdentity != "person:a@example.com" || s.CommanderIdentity != "person:c@example.com" {
+		t.Fatalf("identities %q %q", s.DeclaredByIdentity, s.CommanderIdentity)
+	}
+	v := s.View()
+	v.Members[0].User = "changed"
+	if s.Members[0].User != "U1" {
+		t.Fatal("View shares the members")
+	}
+}

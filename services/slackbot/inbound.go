@@ -151,7 +151,10 @@ func (b *Bot) onEvent(ctx context.Context, body []byte) (any, error) {
 	if env.Type == "url_verification" {
 		return map[string]string{"challenge": env.Challenge}, nil
 	}
-	if ev == nil || ev.Item.Type != "message" {
+	if ev == nil {
+		return nil, b.membership(ctx, env)
+	}
+	if ev.Item.Type != "message" {
 		return nil, nil
 	}
 	switch ev.Reaction {
@@ -268,7 +271,8 @@ func (b *Bot) command(ctx context.Context, form url.Values) (string, error) {
 		st, msg, _ := strings.Cut(rest, " ")
 		c = incident.UpdateStatus{Status: st, Message: msg}
 	case "commander", "ic":
-		c = incident.AssignCommander{User: userFromMention(rest)}
+		u := userFromMention(rest)
+		c = incident.AssignCommander{User: u, UserIdentity: b.identity(ctx, u)}
 	case "note":
 		c = incident.AddNote{Text: rest}
 	case "close":

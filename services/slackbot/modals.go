@@ -228,7 +228,7 @@ func (b *Bot) submit(ctx context.Context, cb *slack.InteractionCallback) (any, e
 		var st incident.State
 		st, err = b.commands.Declare(ctx, incident.Declare{
 			Title: value(cb, "title"), Service: value(cb, "service"), Severity: value(cb, "severity"),
-			Summary: value(cb, "summary"), DeclaredBy: cb.User.ID,
+			Summary: value(cb, "summary"), DeclaredBy: cb.User.ID, DeclaredByIdentity: b.identity(ctx, cb.User.ID),
 			Confidential: checked(cb, "options", "confidential"), Drill: checked(cb, "options", "drill"),
 		}, meta)
 		if k, ok := strings.CutPrefix(id, triageMeta); ok && err == nil {

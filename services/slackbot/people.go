@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/slack-go/slack"
 )
@@ -77,6 +78,28 @@ func firstOf(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// identity is the hub identity Slack user user maps to (person:<email>),
+// or "" without a mapping: what need-to-know matches a signed-in person
+// against when the user declares, commands or joins an incident channel.
+func (b *Bot) identity(ctx context.Context, user string) string {
+	if !userID.MatchString(user) {
+		return "" // a name typed by hand, not a Slack user
+	}
+	if m := b.by(ctx, user); m.Actor != user {
+		return m.Actor
+	}
+	return ""
+}
+
+// members are Slack users as recorded in the incident's member list.
+func (b *Bot) members(ctx context.Context, users []string) []events.ChannelMember {
+	out := make([]events.ChannelMember, 0, len(users))
+	for _, u := range users {
+		out = append(out, events.ChannelMember{User: u, Identity: b.identity(ctx, u)})
+	}
+	return out
 }
 
 // keyed is by with an idempotency key.

@@ -150,7 +150,7 @@ func (b *Bot) declared(ctx context.Context, e events.Stored, id string) error {
 		return err
 	}
 	if _, err := natsjs.Once(ctx, b.effects, key(e, "invite"), func(ctx context.Context) (bool, error) {
-		return true, b.invite(ctx, ch.ID, b.invitees(ctx, &st, st.Severity))
+		return true, b.inviteMembers(ctx, e, id, ch.ID, b.invitees(ctx, &st, st.Severity))
 	}); err != nil {
 		return err
 	}
@@ -330,10 +330,22 @@ func (b *Bot) executivesDue(sev events.Severity) bool {
 	return sev.Rank() > 0 && sev.Rank() <= threshold.Rank()
 }
 
-// invite expands user groups and invites everyone in one call. Slack's
-// refusals for single users (deactivated, already there) are logged, not
-// retried: they would fail the same way again.
-func (b *Bot) invite(ctx context.Context, ch string, ids []string) error {
+// inviteMembers invites ids into incident id's channel ch, the step of
+// event e, and records who joined. A retry after the invitation, whose
+// record failed, is answered already_in_channel and records them then.
+func (b *Bot) inviteMembers(ctx context.Context, e events.Stored, id, ch string, ids []string) error {
+	users, err := b.invite(ctx, ch, ids)
+	if err != nil || len(users) == 0 {
+		return err
+	}
+	return b.recordMembers(ctx, id, &events.MembersChanged{ChannelID: ch, Joined: b.members(ctx, users)}, "slack:"+e.ID+":invited")
+}
+
+// invite expands user groups and invites everyone in one call, and returns
+// who is in the channel now. Slack's refusals for single users
+// (deactivated, already there) are logged, not retried: they would fail
+// the same way again.
+func (b *Bot) invite(ctx context.Context, ch string, ids []string) ([]string, error) {
 	var users []string
 	for _, id := range ids {
 		if groupID.MatchString(id) {
@@ -343,7 +355,7 @@ func (b *Bot) invite(ctx context.Context, ch string, ids []string) error {
 					b.log.Warn("slack: user group not expanded", "group", id, "err", err)
 					continue
 				}
-				return slackError("usergroups.users.list", err)
+				return nil, slackError("usergroups.users.list", err)
 			}
 			users = append(users, members...)
 			continue
@@ -353,16 +365,17 @@ func (b *Bot) invite(ctx context.Context, ch string, ids []string) error {
 	slices.Sort(users)
 	users = slices.Compact(users)
 	if len(users) == 0 {
-		return nil
+		return nil, nil
 	}
 	_, err := b.api.InviteUsersToConversationContext(ctx, ch, users...)
-	if err != nil && isSlackErr(err, "") {
-		if !isSlackErr(err, "already_in_channel") {
-			b.log.Warn("slack: invite refused", "channel", ch, "err", err)
-		}
-		return nil
+	switch {
+	case err == nil, isSlackErr(err, "already_in_channel"):
+		return users, nil
+	case isSlackErr(err, ""):
+		b.log.Warn("slack: invite refused", "channel", ch, "err", err)
+		return nil, nil
 	}
-	return slackError("conversations.invite", err)
+	return nil, slackError("conversations.invite", err)
 }
 
 // isSlackErr reports whether err is Slack's answer code (any code for "").
@@ -417,7 +430,7 @@ func (b *Bot) changed(ctx context.Context, e events.Stored, id string, d events.
 func (b *Bot) escalated(ctx context.Context, e events.Stored, st *incident.State, r record, d *events.SeverityChanged) error {
 	if !st.Drill && b.executivesDue(d.To) && !b.executivesDue(d.From) {
 		if _, err := natsjs.Once(ctx, b.effects, key(e, "invite"), func(ctx context.Context) (bool, error) {
-			return true, b.invite(ctx, r.Channel, b.cfg.Executives)
+			return true, b.inviteMembers(ctx, e, st.ID, r.Channel, b.cfg.Executives)
 		}); err != nil {
 			return err
 		}
