@@ -87,7 +87,13 @@ func Redact(st incident.State, e events.Envelope) (events.Envelope, error) {
 	switch d := d.(type) {
 	case *events.Declared:
 		d.Title, d.Service = st.Codename, integration.Service(st)
+		d.DeclaredByIdentity = "" // an e-mail address: who is in it stays inside
 		text(&d.Summary)
+	case *events.CommanderAssigned:
+		d.UserIdentity = ""
+	case *events.MembersChanged:
+		// Who is in a confidential incident's channel is need-to-know.
+		d.Joined, d.Left = nil, nil
 	case *events.StatusUpdated:
 		text(&d.Message)
 	case *events.SeverityChanged:
