@@ -170,8 +170,20 @@ func (c *Console) page(pattern string, h func(http.ResponseWriter, *http.Request
 	})
 }
 
+// signIn answers a request without a caller. A page is sent to sign in;
+// the live timeline and the script's requests are answered 401 instead:
+// they cannot follow the provider's pages, and each retry would restart a
+// sign-in the person may be going through in the same browser.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	if c.d.SignIn != "" && r.Method == http.MethodGet {
+	const signedOut = "You are signed out: reload the page to sign in again."
+	switch {
+	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		http.Error(w, signedOut, http.StatusUnauthorized)
+		return
+	case wantsJSON(r):
+		c.fail(w, r, nil, http.StatusUnauthorized, signedOut)
+		return
+	case c.d.SignIn != "" && r.Method == http.MethodGet:
 		http.Redirect(w, r, c.d.SignIn+"?return="+template.URLQueryEscaper(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}

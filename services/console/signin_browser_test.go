@@ -169,3 +169,30 @@ func TestBrowserSignedInPeople(t *testing.T) {
 		t.Fatalf("after alice signed out, her browser still acts with %d forms", n)
 	}
 }
+
+// TestBrowserLiveTimelineEndsWithTheSession: when a person's session ends
+// (signed out in another tab) while an incident page follows its timeline,
+// the stream sends nothing more and stops, saying so, instead of retrying
+// through sign-in in the background (where each retry would restart the
+// sign-in the person may be going through).
+func TestBrowserLiveTimelineEndsWithTheSession(t *testing.T) {
+	base, m := oidcHub(t)
+	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Queue backlog", "service": "orders", "severity": "SEV3"},
+		"Authorization", "Bearer "+apiToken)
+	alice := newTab(t, 1280, 900)
+	signIn(t, alice, m, base, "/incidents/INC-1", person("alice", "sre"))
+	waitFor(t, alice, "the live timeline to connect", `document.getElementById("live-state").textContent.startsWith("Live")`)
+
+	// Signed out elsewhere: the session ends on the server.
+	status := run(t, alice, "sign out from another tab", chromedp.Evaluate[int](`fetch("/auth/logout", {method: "POST", redirect: "manual",
+		body: new URLSearchParams({csrf: document.querySelector('meta[name="csrf-token"]').content})}).then(r => r.type === "opaqueredirect" ? 303 : r.status)`,
+		chromedp.EvalAwaitPromise))
+	if status != 303 {
+		t.Fatalf("logout answered %d", status)
+	}
+	api(t, base, "POST", "/api/v1/incidents/INC-1/notes", map[string]string{"text": "after the session ended"}, "Authorization", "Bearer "+apiToken)
+	waitFor(t, alice, "the live timeline to stop", `document.getElementById("live-state").textContent.startsWith("Live updates stopped")`)
+	if text := run(t, alice, "read the timeline", chromedp.Text(chromedp.ID("entries"))); strings.Contains(text, "after the session ended") {
+		t.Fatalf("the live timeline kept streaming after the session ended:\n%s", text)
+	}
+}
