@@ -62,12 +62,14 @@ type layout struct {
 	// SignOut is where the sign-out form posts; empty: the caller has no
 	// session to end (a token, the local operator).
 	SignOut string
-	Page    any
+	// CanDeclare: the caller may declare (the Declare link shows).
+	CanDeclare bool
+	Page       any
 }
 
 // render writes a whole page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, who Caller, status int, name string, data any) {
-	l := layout{Caller: who, CSRF: c.csrfToken(w, r), Nav: name, Page: data}
+	l := layout{Caller: who, CSRF: c.csrfToken(w, r), Nav: name, Page: data, CanDeclare: who != nil && who.Can(Declare, nil)}
 	if _, ok := c.sessionCSRF(r); ok && who != nil {
 		l.SignOut = c.d.SignOut
 	}

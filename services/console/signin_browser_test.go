@@ -138,6 +138,9 @@ func TestBrowserSignedInPeople(t *testing.T) {
 	if n := run(t, victor, "count forms", chromedp.Evaluate[int](`document.querySelectorAll("main form").length`)); n != 0 {
 		t.Fatalf("the viewer sees %d forms on an incident", n)
 	}
+	if n := run(t, victor, "count links to declare", chromedp.Evaluate[int](`document.querySelectorAll('a[href^="/declare"]').length`)); n != 0 {
+		t.Fatalf("the viewer, who may not declare, is offered %d links to the declare form", n)
+	}
 
 	rita := otherBrowser(t, alice)
 	signIn(t, rita, m, base, "/incidents", person("rita", "sre"))
