@@ -72,8 +72,12 @@ type Deps struct {
 	// Caller tells who sends a request; false when nobody is signed in.
 	Caller func(*http.Request) (Caller, bool)
 	// SignIn, when set, is where a request without a caller is sent, with
-	// ?next= the page it asked for.
+	// ?return= the page it asked for (the parameter the sign-in routes
+	// send the person back to).
 	SignIn string
+	// SignOut, when set, is where the header's sign-out form posts (with
+	// the session's CSRF token) for a caller signed in with a session.
+	SignOut string
 	// SessionCSRF, when set, returns the CSRF token of the caller's
 	// sign-in session (false: no session). Forms then carry that token and
 	// every POST is checked against it, so the session's own check passes
@@ -118,6 +122,7 @@ func New(d Deps) *Console {
 	c.page("GET /insights.csv", c.insightsCSV)
 	c.page("POST /triage/{key}/dismiss", c.dismiss)
 	c.page("GET /declare", c.declareForm)
+	c.mux.HandleFunc("GET "+SignedOut, c.signedOut)
 	c.page("POST /declare", c.declare)
 	c.page("/", func(w http.ResponseWriter, r *http.Request, who Caller) {
 		c.fail(w, r, who, http.StatusNotFound, "No such page: "+r.URL.Path)
@@ -165,9 +170,21 @@ func (c *Console) page(pattern string, h func(http.ResponseWriter, *http.Request
 	})
 }
 
+// signIn answers a request without a caller. A page is sent to sign in;
+// the live timeline and the script's requests are answered 401 instead:
+// they cannot follow the provider's pages, and each retry would restart a
+// sign-in the person may be going through in the same browser.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	if c.d.SignIn != "" && r.Method == http.MethodGet {
-		http.Redirect(w, r, c.d.SignIn+"?next="+template.URLQueryEscaper(r.URL.RequestURI()), http.StatusSeeOther)
+	const signedOut = "You are signed out: reload the page to sign in again."
+	switch {
+	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		http.Error(w, signedOut, http.StatusUnauthorized)
+		return
+	case wantsJSON(r):
+		c.fail(w, r, nil, http.StatusUnauthorized, signedOut)
+		return
+	case c.d.SignIn != "" && r.Method == http.MethodGet:
+		http.Redirect(w, r, c.d.SignIn+"?return="+template.URLQueryEscaper(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
 	c.render(w, r, nil, http.StatusUnauthorized, "error", errorPage{Message: "Sign in to use the console. " +
@@ -175,6 +192,19 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 type errorPage struct{ Message string }
+
+// SignedOut is the page the sign-out form returns to: it needs no caller,
+// so that the browser is not sent straight back through sign-in (where
+// the provider, still signed in, would sign the person in again).
+const SignedOut = "/signed-out"
+
+type signedOutPage struct{ SignIn string }
+
+func (signedOutPage) title() string { return "Signed out" }
+
+func (c *Console) signedOut(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, nil, http.StatusOK, "signedout", signedOutPage{SignIn: c.d.SignIn})
+}
 
 // fail answers with an error page, or a JSON error to the console's script.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, who Caller, status int, msg string) {

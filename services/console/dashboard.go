@@ -51,6 +51,16 @@ type dashboardPage struct {
 	Flagged        []signalRow
 	FlaggedOn      bool
 	FlaggedProblem string
+	// Tickets are the open alert tickets; NoisyRules and
+	// NoisyFingerprints the last week's noisiest (shown with FlaggedOn).
+	// Capped: counted over the latest signals only.
+	Tickets           []alertTicket
+	TicketsCapped     bool
+	TicketsProblem    string
+	NoisyRules        []noisy
+	NoisyFingerprints []noisy
+	NoiseCapped       bool
+	NoiseProblem      string
 }
 
 // flaggedShown is how many flagged decisions the dashboard lists.
@@ -105,7 +115,9 @@ type severityRow struct {
 func (dashboardPage) title() string { return "Dashboard" }
 
 // dashboard shows the open incidents (drills left out) by severity and
-// age, the longest open, and the triage queue.
+// age, the longest open, the triage queue, and, from the modules running
+// here, the overdue follow-ups, the open alert tickets, the noisiest
+// signal rules and fingerprints and the flagged signal decisions.
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, who Caller) {
 	c.showDashboard(w, r, who, http.StatusOK, nil)
 }
@@ -126,6 +138,10 @@ func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Call
 	}
 	c.followups(r, &p)
 	c.flagged(r, &p)
+	if p.FlaggedOn {
+		c.openTickets(r, &p)
+		c.noisiest(r, &p)
+	}
 	for k, f := range forms {
 		i := slices.IndexFunc(p.Triage, func(it triageItem) bool { return it.Key == k })
 		if i < 0 {

@@ -26,11 +26,14 @@ func startHub(t testing.TB, cfg hub.Config) string {
 	return base
 }
 
-// startHubBus is startHub, with the hub (and its bus) too.
+// startHubBus is startHub, with the hub (and its bus) too. It listens on
+// cfg.Listen when set, else on a loopback port of its own.
 func startHubBus(t testing.TB, cfg hub.Config) (string, *hub.Hub) {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := hub.Start(ctx, cfg)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -69,7 +70,7 @@ func (c *Console) incidents(w http.ResponseWriter, r *http.Request, who Caller) 
 	}
 	rows, err := c.d.Timeline.SearchIncidents(r.Context(), f)
 	if err == nil {
-		p.Counts, err = c.d.Timeline.CountByStatus(r.Context(), f)
+		p.Counts, err = c.countReadable(r.Context(), f, who, p.CanConfidential)
 	}
 	if err != nil {
 		c.d.Logger.Error("console: listing incidents failed", "err", err)
@@ -93,6 +94,37 @@ func (c *Console) incidents(w http.ResponseWriter, r *http.Request, who Caller) 
 	}
 	p.tabs(f)
 	c.render(w, r, who, http.StatusOK, "incidents", p)
+}
+
+// countReadable counts by status the incidents f selects that who may
+// read: a count must not tell those outside a confidential incident that
+// it exists, nor, with a search, what its title or notes say. allConfidential:
+// who may read every confidential incident.
+func (c *Console) countReadable(ctx context.Context, f sqlite.Search, who Caller, allConfidential bool) (map[string]int, error) {
+	if allConfidential {
+		return c.d.Timeline.CountByStatus(ctx, f)
+	}
+	public := f
+	public.Confidential = "no"
+	counts, err := c.d.Timeline.CountByStatus(ctx, public)
+	if err != nil {
+		return nil, err
+	}
+	// The confidential incidents the caller is a member of: few, read one
+	// by one.
+	confidential := f
+	confidential.Confidential, confidential.Status, confidential.Before, confidential.Limit = "yes", "", 0, 0
+	rows, err := c.d.Timeline.SearchIncidents(ctx, confidential)
+	if err != nil {
+		return nil, err
+	}
+	for _, raw := range rows {
+		var st incident.State
+		if json.Unmarshal(raw, &st) == nil && who.Can(Read, &st) {
+			counts[string(st.Status)]++
+		}
+	}
+	return counts, nil
 }
 
 // tabs fills the counts and one link per status.

@@ -72,6 +72,11 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, who Caller) {
 			return // the browser reconnects from Last-Event-ID
 		}
 		if len(entries) > 0 {
+			// Asked again each time: the stream ends with the caller's
+			// session or token, and follows a change of role.
+			if who, ok = c.d.Caller(r); !ok {
+				return
+			}
 			if st, err = c.d.Commands.Get(r.Context(), st.ID); err != nil || !who.Can(Read, &st) {
 				return
 			}
@@ -88,7 +93,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, who Caller) {
 			continue
 		}
 		if time.Since(quiet) > liveKeepAlive {
-			if write([]byte(": still here\n\n")) != nil {
+			if _, ok := c.d.Caller(r); !ok || write([]byte(": still here\n\n")) != nil {
 				return
 			}
 			quiet = time.Now()

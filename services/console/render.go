@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed with layout.html and parts.html.
-var pageNames = []string{"incidents", "incident", "declare", "dashboard", "signals", "insights", "error"}
+var pageNames = []string{"incidents", "incident", "declare", "dashboard", "signals", "insights", "error", "signedout"}
 
 var funcs = template.FuncMap{
 	"age":        age,
@@ -59,12 +59,20 @@ type layout struct {
 	Caller Caller
 	CSRF   string
 	Nav    string
-	Page   any
+	// SignOut is where the sign-out form posts; empty: the caller has no
+	// session to end (a token, the local operator).
+	SignOut string
+	// CanDeclare: the caller may declare (the Declare link shows).
+	CanDeclare bool
+	Page       any
 }
 
 // render writes a whole page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, who Caller, status int, name string, data any) {
-	l := layout{Caller: who, CSRF: c.csrfToken(w, r), Nav: name, Page: data}
+	l := layout{Caller: who, CSRF: c.csrfToken(w, r), Nav: name, Page: data, CanDeclare: who != nil && who.Can(Declare, nil)}
+	if _, ok := c.sessionCSRF(r); ok && who != nil {
+		l.SignOut = c.d.SignOut
+	}
 	if t, ok := data.(interface{ title() string }); ok {
 		l.Title = t.title()
 	}

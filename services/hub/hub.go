@@ -518,7 +518,7 @@ func (h *Hub) console(commands module.Commands, routes map[string]http.Handler, 
 		Signals: routes["GET /api/v1/signals"], Followups: routes["GET /api/v1/followups"],
 		Secure: strings.HasPrefix(h.cfg.PublicURL, "https://"), Logger: h.cfg.Logger}
 	if si, ok := guard.Auth.Sessions.(*signin.SignIn); ok {
-		d.SignIn, d.SessionCSRF = signin.PathLogin, si.CSRF
+		d.SignIn, d.SignOut, d.SessionCSRF = signin.PathLogin, signin.PathLogout, si.CSRF
 	}
 	return console.New(d)
 }

@@ -316,12 +316,15 @@ func (s *SignIn) session(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"identity": sess.Identity, "csrf": sess.CSRF, "expires_at": sess.ExpiresAt})
 }
 
-// logout ends the session: POST /auth/logout with the CSRF token.
+// logout ends the session: POST /auth/logout with the CSRF token, and
+// sends the browser to the form's return (a page of this site that needs
+// no sign-in, else it would sign the person in again), by default /.
 func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
+	back := localPath(r.PostFormValue("return"))
 	sess, ok := s.load(r)
 	if !ok {
 		http.SetCookie(w, s.cookie(SessionCookie, "", -1))
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	if !csrfOK(r, sess.CSRF) {
@@ -334,7 +337,7 @@ func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.cookie(SessionCookie, "", -1))
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 var writeJSON = httpjson.WriteJSON

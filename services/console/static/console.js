@@ -10,7 +10,13 @@ function followTimeline(list) {
   const state = document.getElementById("live-state");
   const source = new EventSource(list.dataset.live);
   source.addEventListener("open", () => { state.textContent = "Live: new events appear as they happen."; });
-  source.addEventListener("error", () => { state.textContent = "Live updates interrupted; reconnecting…"; });
+  source.addEventListener("error", () => {
+    // Closed: the hub refused the stream (signed out, or the incident is
+    // no longer readable); otherwise the browser reconnects by itself.
+    state.textContent = source.readyState === EventSource.CLOSED
+      ? "Live updates stopped: reload the page (you may need to sign in again)."
+      : "Live updates interrupted; reconnecting…";
+  });
   source.addEventListener("entries", (e) => {
     const msg = JSON.parse(e.data);
     for (const html of msg.entries) {
