@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/user"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 )
 
@@ -267,3 +269,35 @@ func mentions(envs []events.Envelope, id string) bool {
 }
 
 var _ = fmt.Sprint
+
+// TestLiveStreamEndsWithItsToken: a live stream opened with a token ends,
+// saying why, once the token is revoked; it does not go on showing events
+// to someone who may no longer read them.
+func TestLiveStreamEndsWithItsToken(t *testing.T) {
+	defer httpapi.SetReauthEvery(httpapi.SetReauthEvery(100 * time.Millisecond))
+	_, admin := authHub(t)
+	viewer, tok := mint(t, admin, "wallboard", "viewer")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, viewer.base+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", res.StatusCode)
+	}
+	admin.req(http.MethodDelete, "/api/v1/tokens/"+tok.ID, nil).must(t, http.StatusOK, nil)
+	body, err := io.ReadAll(res.Body) // the hub ends the stream itself
+	if err != nil {
+		t.Fatalf("stream: %v (read so far: %q)", err, body)
+	}
+	if !strings.Contains(string(body), "event: end") || !strings.Contains(string(body), "no longer valid") {
+		t.Fatalf("stream after revocation: %q", body)
+	}
+}

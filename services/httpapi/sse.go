@@ -3,11 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -455,13 +457,27 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		sent = max(sent, until)
 	}
 	defer s.live.unsubscribe(sub)
-	return s.follow(ctx, w, fl, hold, sub, sent)
+	// The caller is checked again while the stream lasts: a token revoked
+	// or expired, or a session signed out, ends it.
+	still := func() error {
+		_, err := s.d.Auth.Authenticate(r)
+		return err
+	}
+	return s.follow(ctx, w, fl, hold, still, sub, sent)
 }
 
+// reauthEvery is how often a live stream checks its caller again
+// (nanoseconds; tests shorten it).
+var reauthEvery atomic.Int64
+
+func init() { reauthEvery.Store(int64(30 * time.Second)) }
+
 // follow writes the live feed to one client until it leaves or is dropped.
-func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, hold func() error, sub *subscriber, sent uint64) error {
+func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, hold, still func() error, sub *subscriber, sent uint64) error {
 	linger := time.NewTimer(0)
 	<-linger.C
+	recheck := time.NewTicker(time.Duration(reauthEvery.Load()))
+	defer recheck.Stop()
 	var buf []*frame
 	for {
 		frames, wake, reason := s.live.read(sub, buf[:0])
@@ -487,6 +503,12 @@ func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flus
 			return nil
 		case <-wake:
 		case <-lingered:
+		case <-recheck.C:
+			// Only a refusal ends the stream; a token store that did not
+			// answer is asked again at the next check.
+			if err := still(); errors.Is(err, access.ErrUnauthenticated) {
+				return sseEnd(w, fl, sent, "the token or session that opened this stream is no longer valid; sign in or use a valid token, and resume with ?after=")
+			}
 		}
 	}
 }
