@@ -36,6 +36,7 @@ func commands() []command {
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
 		{"signals", signalsUsage, "list recent signals: the rule that decided, the route, the incident or ticket it went to", signalsCmd},
 		{"token", tokenUsage, "create, list and revoke API tokens (admins)", tokenCmd},
+		{"drill", drillUsage, "replay a closed incident, or a scenario file, as a new drill on an accelerated clock", drillCmd},
 		{"rules", rulesUsage, "show what the signal rules make of a sender's payload (--source alertmanager|grafana|aws|gcp-scc|generic)", rulesCmd},
 	}
 	// The incident commands go right after declare.
