@@ -18,14 +18,19 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/sanitize"
 	"gopkg.in/yaml.v3"
 )
 
 const drillUsage = "replay ID|--from-scenario FILE [--speed 60] [--run-id R] [--from-step N]"
 
-// drillTitlePrefix marks a replayed incident's title.
-const drillTitlePrefix = "[DRILL] "
+// replayTitle is a replayed incident's title: where it comes from, then
+// its own title, within the hub's limit. (Integrations add their own
+// [DRILL] marker to every drill's title.)
+func replayTitle(caseNumber, title string) string {
+	return truncate("Replay of "+caseNumber+": "+title, incident.MaxTitle)
+}
 
 // drillStep is one command of a drill, at an offset from its declaration.
 type drillStep struct {
@@ -117,7 +122,7 @@ func (c *client) incidentPlan(ctx context.Context, ref string) (drillPlan, error
 		at := e.Time.Sub(declared.Time)
 		switch e.Type {
 		case events.TypeDeclared:
-			plan.declare = map[string]any{"title": drillTitlePrefix + str(d, "title"), "service": d["service"], "severity": d["severity"],
+			plan.declare = map[string]any{"title": replayTitle(src.CaseNumber, str(d, "title")), "service": d["service"], "severity": d["severity"],
 				"summary": d["summary"], "confidential": d["confidential"] == true, "drill": true}
 		case events.TypeSeverityChanged:
 			plan.add(at, "/severity", map[string]any{"severity": d["to"], "reason": d["reason"]})
@@ -191,7 +196,7 @@ func scenarioPlan(path string) (drillPlan, error) {
 	}
 	sum := sha256.Sum256(raw)
 	plan := drillPlan{origin: "scenario:" + hex.EncodeToString(sum[:12]), name: path,
-		declare: map[string]any{"title": drillTitlePrefix + s.Title, "service": s.Service, "severity": s.Severity,
+		declare: map[string]any{"title": s.Title, "service": s.Service, "severity": s.Severity,
 			"summary": s.Summary, "confidential": s.Confidential, "drill": true}}
 	slices.SortStableFunc(s.Steps, func(a, b scenarioStep) int { return cmp.Compare(a.At, b.At) })
 	for i, st := range s.Steps {

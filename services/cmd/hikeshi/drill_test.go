@@ -24,7 +24,7 @@ func step(e drillEntry) string {
 }
 
 // A closed incident replays as a new drill: the declaration (title
-// prefixed, confidential with a codename of its own, drill), then its
+// saying what it replays, confidential with a codename of its own, drill), then its
 // commander, status, severity and note events in order, and nothing on any
 // other incident. A retried run appends nothing; a second run is a second
 // drill.
@@ -48,7 +48,7 @@ func TestDrillReplaysAClosedIncident(t *testing.T) {
 	var drill incidentView
 	c.json(&drill, "show", "INC-2")
 	if !drill.Drill || !drill.Confidential || drill.Codename == "" || drill.Codename == src.Codename ||
-		drill.Title != "[DRILL] Card data export" || drill.Status != "resolved" || drill.Severity != "SEV1" || drill.Commander != "alice" {
+		drill.Title != "Replay of INC-1: Card data export" || drill.Status != "resolved" || drill.Severity != "SEV1" || drill.Commander != "alice" {
 		t.Fatalf("the drill: %+v (source codename %q)", drill, src.Codename)
 	}
 	got := c.timeline("INC-2", 6)
@@ -56,7 +56,7 @@ func TestDrillReplaysAClosedIncident(t *testing.T) {
 	for _, e := range srcEvents[:6] { // all but the closing
 		want = append(want, step(e))
 	}
-	want[0] = "declared [DRILL] Card data export"
+	want[0] = "declared Replay of INC-1: Card data export"
 	var have []string
 	for _, e := range got {
 		have = append(have, step(e))
@@ -156,7 +156,7 @@ steps:
 	c.must("replayed 3 steps", "drill", "replay", "--from-scenario", file, "--speed", "100000", "--run-id", "s1", "--from-step", "3")
 	var drill incidentView
 	c.json(&drill, "show", "INC-1")
-	if !drill.Drill || drill.Title != "[DRILL] Payments latency" || drill.Commander != "bob" || drill.Status != "identified" {
+	if !drill.Drill || drill.Title != "Payments latency" || drill.Commander != "bob" || drill.Status != "identified" {
 		t.Fatalf("the scenario's drill: %+v", drill)
 	}
 	if evs := c.timeline("INC-1", 4); len(evs) != 4 {
