@@ -328,7 +328,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("signals", "raw", "", "", "PublishMsg of the normalised signal, c writers")
 	col.compare("asof", "as-of p99", "get p99", "≤ 50 ms", "GET /incidents/{id}?as_of=<random time>, 10,000-event incident")
 	col.compare("asof", "as-of p50", "get p50", "", "")
-	col.compare("asof", "first", "", "", "first as-of read: loads and folds every event")
+	col.compare("asof", "first", "", "", "first as-of read: reads and folds every event")
 	for _, c := range []struct{ name, base, target, note string }{
 		{"append", "append fresh", "≥ 0.9× fresh", "POST /notes to random incidents of the big store"},
 		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart"},
