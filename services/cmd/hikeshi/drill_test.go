@@ -174,3 +174,27 @@ steps:
 		t.Fatalf("a step with two commands: exit %d, %q", code, out)
 	}
 }
+
+// The scenario the README shows is a valid scenario file.
+func TestDrillScenarioOfTheREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\ntitle: Primary database fails over")
+	if !ok {
+		t.Fatal("README has no drill scenario")
+	}
+	body, _, _ := strings.Cut(rest, "```")
+	file := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := os.WriteFile(file, []byte("title: Primary database fails over"+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := scenarioPlan(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.steps) != 5 || plan.steps[2].at != 9*time.Minute || plan.steps[2].body["severity"] != "SEV1" {
+		t.Fatalf("README scenario: %+v", plan.steps)
+	}
+}
