@@ -20,16 +20,21 @@ import (
 )
 
 // Point is a moment of an incident's life: a time (every event recorded
-// at or before it) or, when Seq is set, a stream sequence (every event
-// stored at or before it).
+// at or before it); or, when Seq is set, a stream sequence (every event
+// stored at or before it); or, when Events is set, the first Events
+// events.
 type Point struct {
-	Time time.Time
-	Seq  uint64
+	Time   time.Time
+	Seq    uint64
+	Events int
 }
 
 func (p Point) String() string {
-	if p.Seq != 0 {
+	switch {
+	case p.Seq != 0:
 		return fmt.Sprintf("stream sequence %d", p.Seq)
+	case p.Events != 0:
+		return fmt.Sprintf("event %d", p.Events)
 	}
 	return p.Time.UTC().Format(time.RFC3339Nano)
 }
@@ -49,7 +54,7 @@ func (e *BeforeDeclared) Error() string {
 // Defaults of a Cache.
 const (
 	DefaultEvery     = 64
-	DefaultMaxEvents = 200_000
+	DefaultMaxEvents = 50_000
 )
 
 // Cache folds incidents' past states. Safe for concurrent use.
@@ -131,6 +136,9 @@ func (c *Cache) Events(ctx context.Context, id string, p Point) ([]events.Stored
 
 // prefix is how many of the events are at or before p.
 func (f *folded) prefix(p Point) int {
+	if p.Events != 0 {
+		return max(min(p.Events, len(f.evs)), 0)
+	}
 	if p.Seq != 0 {
 		return sort.Search(len(f.evs), func(i int) bool { return f.evs[i].Seq > p.Seq })
 	}

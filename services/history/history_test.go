@@ -92,8 +92,11 @@ func reference(t *testing.T, log []events.Stored, p history.Point) (incident.Sta
 	t.Helper()
 	var st incident.State
 	for _, e := range log {
-		if p.Seq != 0 && e.Seq > p.Seq || p.Seq == 0 && e.Time.After(p.Time) {
-			break
+		switch {
+		case p.Events != 0 && st.Events == p.Events,
+			p.Seq != 0 && e.Seq > p.Seq,
+			p.Seq == 0 && p.Events == 0 && e.Time.After(p.Time):
+			return st.View(), st.Exists()
 		}
 		if err := st.Apply(e.Envelope, e.Seq); err != nil {
 			t.Fatal(err)
@@ -128,10 +131,13 @@ func TestAtEqualsAFoldOfThePrefix(t *testing.T) {
 		c := history.New(st, every, 0)
 		for range 200 {
 			var p history.Point
-			if rng.IntN(2) == 0 {
+			switch rng.IntN(3) {
+			case 0:
 				p.Time = start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)+2*time.Minute))) - time.Minute)
-			} else {
+			case 1:
 				p.Seq = uint64(rng.IntN(int(log[len(log)-1].Seq)+5) + 1)
+			default:
+				p.Events = rng.IntN(len(log)+5) + 1
 			}
 			want, existed := reference(t, log, p)
 			got, err := c.At(ctx, "inc", p)
