@@ -103,3 +103,7 @@ func (s *Server) timelineUntil(w http.ResponseWriter, r *http.Request, id string
 	writeJSON(w, http.StatusOK, map[string]any{"incident_id": id, "case_number": then.CaseNumber, "version": then.Version, "until": until, "events": cutTimeline(entries, then.Version)})
 	return nil
 }
+
+// History is the API's cache of past states, for the other parts of the
+// process that read them (the console), so that they share its bound.
+func (s *Server) History() *history.Cache { return s.history }
