@@ -120,20 +120,6 @@ func (c *Cache) At(ctx context.Context, id string, p Point) (incident.State, err
 	return f.fold(c.every, n)
 }
 
-// Events returns the incident's events up to p (in stream order), the
-// same prefix At folds.
-func (c *Cache) Events(ctx context.Context, id string, p Point) ([]events.Stored, error) {
-	f := c.entry(id)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	added, err := c.update(ctx, f)
-	c.account(f, added)
-	if err != nil {
-		return nil, err
-	}
-	return append([]events.Stored(nil), f.evs[:f.prefix(p)]...), nil
-}
-
 // prefix is how many of the events are at or before p.
 func (f *folded) prefix(p Point) int {
 	if p.Events != 0 {
@@ -252,4 +238,11 @@ func (c *Cache) forget(f *folded) {
 		delete(c.m, f.id)
 		c.held -= f.counted
 	}
+}
+
+// Size reports how many incidents and events the cache holds.
+func (c *Cache) Size() (incidents, events int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len(), c.held
 }

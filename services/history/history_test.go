@@ -181,12 +181,16 @@ func TestAtFollowsTheStoreWithinItsBound(t *testing.T) {
 		}
 		want, _ := reference(t, w.log[id], now)
 		same(t, id, got, want)
+		// Both are over the bound together: the other one left.
+		if n, held := c.Size(); n != 1 || held != len(w.log[id]) {
+			t.Fatalf("after reading %s the cache holds %d incidents, %d events; want 1, %d", id, n, held, len(w.log[id]))
+		}
 	}
 	if _, err := c.At(ctx, "nope", now); !errors.Is(err, incident.ErrNotFound) {
 		t.Fatalf("unknown incident: %v, want not found", err)
 	}
-	evs, err := c.Events(ctx, "a", history.Point{Seq: w.log["a"][2].Seq})
-	if err != nil || len(evs) != 3 {
-		t.Fatalf("events up to the third: %d, %v", len(evs), err)
+	third, err := c.At(ctx, "a", history.Point{Events: 3})
+	if err != nil || third.Events != 3 || third.Version != w.log["a"][2].Seq {
+		t.Fatalf("after the third event: %d events at version %d, %v", third.Events, third.Version, err)
 	}
 }
