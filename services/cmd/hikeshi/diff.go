@@ -63,18 +63,12 @@ func diff(ctx context.Context, args []string, w io.Writer) error {
 	}
 	fromVersion, _ := before["version"].(float64)
 	toVersion, _ := after["version"].(float64)
-	var tl struct {
-		Events []entryView `json:"events"`
-	}
-	if toVersion > fromVersion {
-		path := incidentPath(pos[0], "/timeline") + "?after=" + strconv.FormatUint(uint64(fromVersion), 10) + "&limit=" + strconv.FormatUint(uint64(toVersion-fromVersion), 10)
-		if err := c.do(ctx, http.MethodGet, path, nil, &tl); err != nil {
-			return err
-		}
-		tl.Events = slices.DeleteFunc(tl.Events, func(e entryView) bool { return e.Seq > uint64(toVersion) })
+	between, err := c.timelineBetween(ctx, pos[0], uint64(fromVersion), uint64(toVersion))
+	if err != nil {
+		return err
 	}
 	if c.asJSON {
-		return json.NewEncoder(w).Encode(map[string]any{"from": before, "to": after, "changed": changedFields(before, after), "events": tl.Events})
+		return json.NewEncoder(w).Encode(map[string]any{"from": before, "to": after, "changed": changedFields(before, after), "events": between})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	changed := changedFields(before, after)
@@ -84,11 +78,35 @@ func diff(ctx context.Context, args []string, w io.Writer) error {
 	for _, k := range changed {
 		fmt.Fprintf(tw, "%s\t%s\t→ %s\n", k, sanitize.Line(jsonText(before[k])), sanitize.Line(jsonText(after[k])))
 	}
-	fmt.Fprintf(tw, "\n%d event(s) between version %d and %d:\n", len(tl.Events), uint64(fromVersion), uint64(toVersion))
-	for _, e := range tl.Events {
+	fmt.Fprintf(tw, "\n%d event(s) between version %d and %d:\n", len(between), uint64(fromVersion), uint64(toVersion))
+	for _, e := range between {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format(time.DateTime), sanitize.Line(e.Actor), sanitize.Line(describe(e.Type, e.Data)))
 	}
 	return tw.Flush()
+}
+
+// timelineBetween is the incident's timeline after stream sequence after,
+// up to until, read a page at a time.
+func (c *client) timelineBetween(ctx context.Context, ref string, after, until uint64) ([]entryView, error) {
+	var out []entryView
+	for after < until {
+		var page struct {
+			Events []entryView `json:"events"`
+		}
+		if err := c.do(ctx, http.MethodGet, incidentPath(ref, "/timeline")+"?after="+strconv.FormatUint(after, 10), nil, &page); err != nil {
+			return nil, err
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+		for _, e := range page.Events {
+			if e.Seq <= until {
+				out = append(out, e)
+			}
+		}
+		after = page.Events[len(page.Events)-1].Seq
+	}
+	return out, nil
 }
 
 // stateAt is the incident at a time or sequence as a JSON object; before

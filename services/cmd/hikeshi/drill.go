@@ -103,18 +103,16 @@ func (c *client) incidentPlan(ctx context.Context, ref string) (drillPlan, error
 	if src.Status != string(events.Closed) {
 		return drillPlan{}, fmt.Errorf("%s is %s: only a closed incident is replayed as a drill (close it first, or write a scenario file)", src.CaseNumber, src.Status)
 	}
-	var tl struct {
-		Events []entryView `json:"events"`
-	}
-	if err := c.do(ctx, http.MethodGet, incidentPath(src.ID, "/timeline"), nil, &tl); err != nil {
+	tl, err := c.timelineBetween(ctx, src.ID, 0, src.Version)
+	if err != nil {
 		return drillPlan{}, err
 	}
-	if len(tl.Events) == 0 || tl.Events[0].Type != events.TypeDeclared || tl.Events[len(tl.Events)-1].Seq < src.Version {
+	if len(tl) == 0 || tl[0].Type != events.TypeDeclared || tl[len(tl)-1].Seq < src.Version {
 		return drillPlan{}, fmt.Errorf("the timeline of %s is not complete yet (the hub's projection is behind); try again in a moment", src.CaseNumber)
 	}
 	plan := drillPlan{origin: "incident:" + src.ID, name: src.CaseNumber}
-	declared := tl.Events[0]
-	for _, e := range tl.Events {
+	declared := tl[0]
+	for _, e := range tl {
 		var d map[string]any
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return drillPlan{}, fmt.Errorf("%s seq %d: %v", src.CaseNumber, e.Seq, err)
