@@ -52,7 +52,7 @@ func drillCmd(ctx context.Context, args []string, w io.Writer) error {
 	if len(args) == 0 || args[0] != "replay" {
 		return fmt.Errorf("%w: the only drill command is replay", errUsage)
 	}
-	f := newFlags("drill replay", drillUsage)
+	f := newFlags("drill", drillUsage)
 	c := clientFlags(f)
 	speed := f.Float64("speed", 60, "how many times faster than the original the drill runs (offsets are divided by it)")
 	scenario := f.String("from-scenario", "", "YAML scenario file to run instead of a past incident")
