@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,6 +64,9 @@ type Deps struct {
 	Timeline *sqlite.Store
 	// JS reaches the triage queue (TRIAGE); nil: the dashboard shows none.
 	JS jetstream.JetStream
+	// History folds an incident as it stood at a past event: the incident
+	// page's time slider. Nil: no slider.
+	History *history.Cache
 	// Signals is the signals module's GET /api/v1/signals, when it runs in
 	// this process; the Signals page lists through it.
 	Signals http.Handler

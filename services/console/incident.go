@@ -46,6 +46,10 @@ type incidentPage struct {
 	// F holds each command's form (severity, status, commander, note,
 	// close).
 	F map[string]*form
+	// Slider: the time slider is shown, over the incident's Total events;
+	// At, when set, is the event the page shows the incident after.
+	Slider    bool
+	Total, At int
 }
 
 func (p incidentPage) title() string { return p.CaseNumber + " " + p.Name }
@@ -127,6 +131,10 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, who Caller) {
 	if !ok {
 		return
 	}
+	if r.URL.Query().Has("at") && c.d.History != nil {
+		c.showPast(w, r, who, st)
+		return
+	}
 	c.catchUp(r.Context(), st)
 	c.showIncident(w, r, who, http.StatusOK, st, nil)
 }
@@ -158,7 +166,8 @@ func (c *Console) catchUp(ctx context.Context, st incident.State) {
 
 // showIncident renders the page with the forms as given (nil: empty).
 func (c *Console) showIncident(w http.ResponseWriter, r *http.Request, who Caller, status int, st incident.State, forms map[string]*form) {
-	p := incidentPage{view: newView(st), CanAct: who.Can(Act, &st), Seen: seenValues(st), F: map[string]*form{}}
+	p := incidentPage{view: newView(st), CanAct: who.Can(Act, &st), Seen: seenValues(st), F: map[string]*form{},
+		Slider: c.d.History != nil, Total: st.Events}
 	for name := range commandForms {
 		p.F[name] = &form{V: map[string]string{}, E: map[string]string{}}
 		if f, ok := forms[name]; ok {
@@ -170,22 +179,31 @@ func (c *Console) showIncident(w http.ResponseWriter, r *http.Request, who Calle
 		before, _ = strconv.ParseUint(v, 10, 64)
 		p.Paged = before != 0
 	}
-	entries, err := c.d.Timeline.TimelineBefore(r.Context(), st.ID, before, timelinePage)
-	if err != nil {
-		c.d.Logger.Error("console: reading a timeline failed", "incident", st.ID, "err", err)
-		c.fail(w, r, who, http.StatusInternalServerError, "The timeline could not be read; try again, and check the hub's log if it persists.")
+	if !c.fillTimeline(w, r, who, &p, before) {
 		return
+	}
+	c.render(w, r, who, status, "incident", p)
+}
+
+// fillTimeline puts on the page the events before sequence before (0: the
+// newest), a page of them; on failure it answers the request itself.
+func (c *Console) fillTimeline(w http.ResponseWriter, r *http.Request, who Caller, p *incidentPage, before uint64) bool {
+	entries, err := c.d.Timeline.TimelineBefore(r.Context(), p.ID, before, timelinePage)
+	if err != nil {
+		c.d.Logger.Error("console: reading a timeline failed", "incident", p.ID, "err", err)
+		c.fail(w, r, who, http.StatusInternalServerError, "The timeline could not be read; try again, and check the hub's log if it persists.")
+		return false
 	}
 	p.Entries = describeAll(entries)
 	if len(entries) > 0 {
-		if !p.Paged {
+		if !p.Paged && p.At == 0 {
 			p.After = entries[0].Seq
 		}
 		if len(entries) == timelinePage {
-			p.Older = fmt.Sprintf("/incidents/%s?before=%d#timeline", st.CaseNumber, entries[len(entries)-1].Seq)
+			p.Older = fmt.Sprintf("/incidents/%s?before=%d#timeline", p.CaseNumber, entries[len(entries)-1].Seq)
 		}
 	}
-	c.render(w, r, who, status, "incident", p)
+	return true
 }
 
 // command runs one of the incident's forms through the command handler,

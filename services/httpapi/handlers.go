@@ -132,6 +132,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p, ok, err := pointParam(r); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return s.writeAsOf(w, r, id, p)
+	}
 	writeIncident(w, http.StatusOK, st)
 	return nil
 }
@@ -213,6 +219,13 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 	limit, err := intParam(r, "limit", 10_000)
 	if err != nil {
 		return err
+	}
+	until, err := untilParam(r)
+	if err != nil {
+		return err
+	}
+	if !until.IsZero() {
+		return s.timelineUntil(w, r, id, uint64(after), limit, until)
 	}
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {

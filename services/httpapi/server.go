@@ -20,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
+	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/telemetry"
@@ -63,6 +64,7 @@ type Server struct {
 	mux      *http.ServeMux
 	timeouts Timeouts
 	live     *broadcaster // GET /api/v1/events, see sse.go
+	history  *history.Cache
 }
 
 // New builds the routes.
@@ -70,7 +72,8 @@ func New(d Deps) *Server {
 	if d.Auth == nil {
 		d.Auth = access.ForToken(d.Token)
 	}
-	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults(), live: newBroadcaster(d.Events)}
+	s := &Server{d: d, mux: http.NewServeMux(), timeouts: d.Timeouts.withDefaults(), live: newBroadcaster(d.Events),
+		history: history.New(d.Events, 0, 0)}
 	s.live.lookup = s.incidentAccess
 	s.route("POST /api/v1/incidents", access.Responder, s.declare)
 	s.route("GET /api/v1/incidents", access.Viewer, s.list)

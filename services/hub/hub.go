@@ -26,6 +26,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/access/signin"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/console"
+	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
@@ -424,7 +425,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	for pattern, handler := range routes {
 		api.Mount(pattern, handler)
 	}
-	con := h.console(commands, routes, guard)
+	con := h.console(commands, routes, guard, api.History())
 	api.Mount("/", con)
 	h.loops = append(h.loops, con.Run)
 	h.loops = append(h.loops, api.Live)
@@ -506,8 +507,8 @@ func recordRoleMapping(ctx context.Context, store *natsjs.Access, mapping map[st
 // GitHub module's follow-ups when they run here. Its callers are the API's:
 // signed-in people, token holders, and the local operator of a hub without
 // auth on loopback.
-func (h *Hub) console(commands module.Commands, routes map[string]http.Handler, guard *access.Guard) *console.Console {
-	d := console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS,
+func (h *Hub) console(commands module.Commands, routes map[string]http.Handler, guard *access.Guard, past *history.Cache) *console.Console {
+	d := console.Deps{Commands: commands, Timeline: h.timeline, JS: h.bus.JS, History: past,
 		Caller: func(r *http.Request) (console.Caller, bool) {
 			id, err := guard.Auth.Authenticate(r)
 			if err != nil || id.Role == access.None {

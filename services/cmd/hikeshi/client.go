@@ -38,7 +38,21 @@ type apiError struct {
 	} `json:"error"`
 }
 
+// answerError is the API's refusal, its code kept for callers that
+// handle one.
+type answerError struct {
+	status        int
+	code, message string
+}
+
+func (e *answerError) Error() string { return fmt.Sprintf("%s (%d %s)", e.message, e.status, e.code) }
+
 func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
+	return c.send(ctx, method, path, nil, body, out)
+}
+
+// send is do with extra request headers (name, value pairs).
+func (c *client) send(ctx context.Context, method, path string, hdr []string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -57,6 +71,9 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%v (is 'hikeshi serve' running at %s?)", err, c.server)
@@ -69,7 +86,7 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	if resp.StatusCode >= 300 {
 		var ae apiError
 		if json.Unmarshal(b, &ae) == nil && ae.Error.Message != "" {
-			return fmt.Errorf("%s (%d %s)", ae.Error.Message, resp.StatusCode, ae.Error.Code)
+			return &answerError{status: resp.StatusCode, code: ae.Error.Code, message: ae.Error.Message}
 		}
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 	}
@@ -256,14 +273,15 @@ func (c *client) fetch(ctx context.Context, w io.Writer, method, path string, bo
 }
 
 func show(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("show", "ID")
+	f := newFlags("show", showUsage)
 	c := clientFlags(f)
+	asOf := f.String("as-of", "", "show the incident as it stood at this RFC 3339 time, or stream sequence")
 	pos, err := positional(f, args, 1)
 	if err != nil {
 		return err
 	}
 	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, incidentPath(pos[0]), nil, &raw); err != nil {
+	if err := c.do(ctx, http.MethodGet, incidentPath(pos[0])+pointQuery(*asOf), nil, &raw); err != nil {
 		return err
 	}
 	return c.printIncident(w, raw)

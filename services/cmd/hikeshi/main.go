@@ -27,7 +27,8 @@ func commands() []command {
 		{"serve", "[flags]", "run the hub: API, timeline projector, embedded NATS and SQLite", serve},
 		{"declare", "--title T --service S --severity SEV2 [flags]", "declare an incident", declare},
 		{"ls", "[--status open|closed]", "list incidents", ls},
-		{"show", "ID", "show an incident's current state", show},
+		{"show", showUsage, "show an incident's current state, or as it stood at a past time", show},
+		{"diff", diffUsage, "list what changed on an incident between two times: fields and events", diff},
 		{"timeline", "ID", "print an incident's timeline", timelineCmd},
 		{"tail", "", "follow new events live", tail},
 		{"replay", replayUsage, "run one projector (timeline, slack, jira, …) again over the stream, with the hub stopped", replay},
@@ -35,6 +36,7 @@ func commands() []command {
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},
 		{"signals", signalsUsage, "list recent signals: the rule that decided, the route, the incident or ticket it went to", signalsCmd},
 		{"token", tokenUsage, "create, list and revoke API tokens (admins)", tokenCmd},
+		{"drill", drillUsage, "replay a closed incident, or a scenario file, as a new drill on an accelerated clock", drillCmd},
 		{"rules", rulesUsage, "show what the signal rules make of a sender's payload (--source alertmanager|grafana|aws|gcp-scc|generic)", rulesCmd},
 	}
 	// The incident commands go right after declare.

@@ -103,4 +103,8 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-command]").forEach((form) => {
     form.addEventListener("submit", (e) => sendForm(form, e));
   });
+  // The time slider shows the incident where it is let go.
+  document.querySelectorAll("input[data-autosubmit]").forEach((input) => {
+    input.addEventListener("change", () => input.form.submit());
+  });
 });

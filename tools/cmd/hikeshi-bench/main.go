@@ -38,12 +38,14 @@ type config struct {
 	keep       bool
 	verbose    bool
 	scale      scaleConfig
+	asOfEvents int
+	asOfReads  int
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "scale"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale"}
 
 // defaultScenarios leaves out scale, whose first run builds a large store.
-var defaultScenarios = allScenarios[:4]
+var defaultScenarios = allScenarios[:5]
 
 func main() {
 	var cfg config
@@ -54,6 +56,8 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each latency measurement")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
 	flag.IntVar(&cfg.noteSize, "note-size", 200, "bytes of note text per event")
+	flag.IntVar(&cfg.asOfEvents, "asof-events", 10_000, "asof: events of the incident read as of random times")
+	flag.IntVar(&cfg.asOfReads, "asof-reads", 500, "asof: reads measured, as of random times and of now")
 	only := flag.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
 	flag.IntVar(&cfg.scale.events, "scale-events", 1_000_000, "scale: events in the big store")
 	flag.IntVar(&cfg.scale.incidents, "scale-incidents", 20_000, "scale: incidents in the big store")
@@ -78,8 +82,8 @@ func main() {
 		}
 		return
 	}
-	if cfg.runs < 1 || cfg.n < 1 || cfg.c < 1 || cfg.rate < 1 || cfg.duration <= 0 || cfg.noteSize < 1 {
-		fmt.Fprintln(os.Stderr, "hikeshi-bench: -runs, -n, -c, -rate, -duration and -note-size must be positive")
+	if cfg.runs < 1 || cfg.n < 1 || cfg.c < 1 || cfg.rate < 1 || cfg.duration <= 0 || cfg.noteSize < 1 || cfg.asOfEvents < 1 || cfg.asOfReads < 1 {
+		fmt.Fprintln(os.Stderr, "hikeshi-bench: -runs, -n, -c, -rate, -duration, -note-size, -asof-events and -asof-reads must be positive")
 		os.Exit(2)
 	}
 	if cfg.n < cfg.c {
@@ -298,6 +302,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 				return nil, err
 			}
 		}
+		if cfg.scenarios["asof"] {
+			if err := asOf(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
 		if cfg.scenarios["scale"] {
 			if err := scaleScenario(ctx, cfg, i, &col); err != nil {
 				return nil, err
@@ -317,6 +326,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("signals", "hub 100", "am 100", "≥ 1.0× am", "webhooks of 100 alerts")
 	col.compare("signals", "hub 1 p99", "am 1 p99", "≤ 20 ms", "")
 	col.compare("signals", "raw", "", "", "PublishMsg of the normalised signal, c writers")
+	col.compare("asof", "as-of p99", "get p99", "≤ 50 ms", "GET /incidents/{id}?as_of=<random time>, 10,000-event incident")
+	col.compare("asof", "as-of p50", "get p50", "", "")
+	col.compare("asof", "first", "", "", "first as-of read: reads and folds every event")
 	for _, c := range []struct{ name, base, target, note string }{
 		{"append", "append fresh", "≥ 0.9× fresh", "POST /notes to random incidents of the big store"},
 		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart"},
@@ -376,6 +388,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "        am = the same alerts to Prometheus Alertmanager's POST /api/v2/alerts (in memory), same client,")
 	fmt.Fprintln(w, "        c connections. ratio = median over runs of hub / am. heap = the hub's process heap after the")
 	fmt.Fprintln(w, "        storm; settled = 12 s later, once the server's block caches expired.")
+	fmt.Fprintln(w, "asof:   as-of = GET /api/v1/incidents/{id}?as_of=<random time> of one long incident; get = GET of its")
+	fmt.Fprintln(w, "        current state; first = the first as-of read, which loads the events. ratio = as-of / get.")
 	if r.Scale != nil {
 		fmt.Fprintf(w, "scale:  big store %d events over %d incidents (cached in %s, grows by each run's appends); fresh hub\n", r.Scale.Events, r.Scale.Incidents, r.Scale.Dir)
 		fmt.Fprintf(w, "        with %d incidents; %d HTTP writers for %s per append measurement; %d SSE clients\n", r.Scale.Small, r.Scale.Writers, r.Scale.Duration, r.Scale.Subscribers)
