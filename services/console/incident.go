@@ -46,6 +46,11 @@ type incidentPage struct {
 	// F holds each command's form (severity, status, commander, note,
 	// close).
 	F map[string]*form
+	// Occurred: the timeline as the facts happened (a backdated note where
+	// it belongs), instead of as they were recorded.
+	Occurred bool
+	// Milestones the incident reached, recorded or derived.
+	Milestones []incident.Milestone
 }
 
 func (p incidentPage) title() string { return p.CaseNumber + " " + p.Name }
@@ -169,6 +174,11 @@ func (c *Console) showIncident(w http.ResponseWriter, r *http.Request, who Calle
 	if v := r.URL.Query().Get("before"); v != "" {
 		before, _ = strconv.ParseUint(v, 10, 64)
 		p.Paged = before != 0
+	}
+	p.Milestones = st.Milestones.Effective()
+	if r.URL.Query().Get("order") == "occurred" {
+		c.showOccurred(w, r, who, status, p)
+		return
 	}
 	entries, err := c.d.Timeline.TimelineBefore(r.Context(), st.ID, before, timelinePage)
 	if err != nil {
@@ -302,3 +312,21 @@ func describeAll(es []sqlite.Entry) []entry {
 // kindOf is the last part of an event type, "note_added" for
 // io.hikeshi.incident.note_added.
 func kindOf(typ string) string { return typ[strings.LastIndex(typ, ".")+1:] }
+
+// occurredLimit bounds the timeline shown in occurred order, which is one
+// page without live updates.
+const occurredLimit = 1000
+
+// showOccurred renders the page with the timeline as the facts happened,
+// newest first like the recorded order.
+func (c *Console) showOccurred(w http.ResponseWriter, r *http.Request, who Caller, status int, p incidentPage) {
+	entries, err := c.d.Timeline.TimelineIn(r.Context(), sqlite.Occurred, p.ID, 0, occurredLimit)
+	if err != nil {
+		c.d.Logger.Error("console: reading a timeline failed", "incident", p.ID, "err", err)
+		c.fail(w, r, who, http.StatusInternalServerError, "The timeline could not be read; try again, and check the hub's log if it persists.")
+		return
+	}
+	slices.Reverse(entries)
+	p.Entries, p.Occurred, p.Paged = describeAll(entries), true, true
+	c.render(w, r, who, status, "incident", p)
+}
