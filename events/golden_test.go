@@ -26,6 +26,7 @@ const (
 	closedEvt = "0195a46c-8b00-7e4d-a7ea-d307d86452a7"
 	corr42    = "7d1f3c9e-2b4a-4e8f-a6c1-0f9d2e3b5a47"
 	closeCorr = "c9d8e7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f"
+	incSec    = "0195f58f-4d8d-701e-b267-2504cef45548" // the confidential INC-43
 )
 
 type golden struct {
@@ -100,6 +101,34 @@ var goldens = map[string]golden{
 		id: "01959431-2c7a-7b10-9d4e-5f6a7b8c9d0e", subject: inc42, time: "2025-03-14T10:27:41.003Z",
 		actor: "person:erin@example.com", actorName: "Erin Park", via: "token:0195941f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
 		data: &events.NoteAdded{Text: "Status page updated from the support console."},
+	},
+	// A backdated fact: when it happened, apart from when it was recorded
+	// (additive, so still version 1).
+	"io.hikeshi.incident.note_added.v1.backdated.json": {
+		id: "0195f5c0-1a2b-7c3d-8e4f-5a6b7c8d9e01", subject: incSec, time: "2025-04-02T10:05:31.250Z", actor: "carol",
+		data: &events.NoteAdded{Text: "The attacker logged in to the VPN as svc-backup from 203.0.113.7.",
+			OccurredAt: time.Date(2025, 4, 2, 2, 13, 0, 0, time.UTC)},
+	},
+	"io.hikeshi.incident.evidence_added.v1.json": {
+		id: "0195f5c4-2b3c-7d4e-9f50-6b7c8d9e0f12", subject: incSec, time: "2025-04-02T10:20:44.018Z", actor: "carol",
+		data: &events.EvidenceAdded{EvidenceID: "E1", Name: "vpn-gw-01 auth log, 2025-04-01 to 2025-04-02",
+			SHA256:   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			Location: "s3://acme-forensics/INC-43/vpn-gw-01-auth.log.gz", Custodian: "carol",
+			Description: "Exported by the network team; covers the first login from 203.0.113.7."},
+	},
+	"io.hikeshi.incident.evidence_handed_over.v1.json": {
+		id: "0195f5e1-3c4d-7e5f-8061-7c8d9e0f1a23", subject: incSec, time: "2025-04-02T12:02:10.700Z", actor: "carol",
+		data: &events.EvidenceHandedOver{EvidenceID: "E1", From: "carol", To: "dan.legal", Reason: "Legal hold for the insurer.",
+			At: time.Date(2025, 4, 2, 11, 45, 0, 0, time.UTC)},
+	},
+	"io.hikeshi.incident.milestone_recorded.v1.json": {
+		id: "0195f5c8-4d5e-7f60-8172-8d9e0f1a2b34", subject: incSec, time: "2025-04-02T10:31:02.400Z", actor: "carol",
+		data: &events.MilestoneRecorded{Name: "impact_started", OccurredAt: time.Date(2025, 4, 2, 2, 13, 0, 0, time.UTC)},
+	},
+	"io.hikeshi.incident.milestone_recorded.v1.correction.json": {
+		id: "0195f601-5e6f-7071-9283-9e0f1a2b3c45", subject: incSec, time: "2025-04-02T14:12:45.900Z", actor: "carol",
+		data: &events.MilestoneRecorded{Name: "impact_started", OccurredAt: time.Date(2025, 4, 1, 23, 58, 0, 0, time.UTC),
+			Corrects: "0195f5c8-4d5e-7f60-8172-8d9e0f1a2b34", Reason: "The VPN logs show an earlier login from the same address."},
 	},
 	"io.hikeshi.incident.declared.v1.slack.json": {
 		id: "0195f5a1-7e2c-7d40-9b13-6c8e2f0a4d55", subject: "0195f5a1-7e0b-7c3e-8a9f-1d2c3b4a5e6f",

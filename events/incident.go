@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Subject prefixes on the INCIDENTS stream: incidents.<incident-id>.<name>.
@@ -146,6 +147,9 @@ type CommanderAssigned struct {
 // NoteAdded adds free text to the timeline.
 type NoteAdded struct {
 	Text string `json:"text"`
+	// OccurredAt is when what the note tells happened, when it differs
+	// from the time it was recorded (a backdated fact); absent otherwise.
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
 // IncidentClosed ends the incident; no command is accepted after it.

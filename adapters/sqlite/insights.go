@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"time"
 )
 
@@ -17,6 +18,13 @@ type Milestones struct {
 	Declared                        time.Time
 	Commander, Identified, Resolved time.Time
 	Closed                          time.Time
+	// Mitigated: the first status at or past monitoring.
+	Mitigated time.Time
+	// Recorded holds the milestones recorded on the incident
+	// (milestone_recorded, the last record of each), which win over the
+	// times above: impact_started, detected, acknowledged, mitigated,
+	// resolved.
+	Recorded map[string]time.Time
 }
 
 // qMilestones reads, per incident that is not a drill, the first time of
@@ -30,7 +38,10 @@ const qMilestones = `SELECT i.id, i.case_number, coalesce(json_extract(i.snapsho
 		AND json_extract(e.data, '$.to') IN ('identified', 'monitoring', 'resolved')),
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
 		AND json_extract(e.data, '$.to') = 'resolved'),
-	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.closed')
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.closed'),
+	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
+		AND json_extract(e.data, '$.to') IN ('monitoring', 'resolved')),
+	coalesce(json_extract(i.snapshot, '$.milestones.recorded'), '')
 	FROM incidents i WHERE coalesce(json_extract(i.snapshot, '$.drill'), 0) = 0 AND i.declared_at >= ?
 	ORDER BY i.declared_seq`
 
@@ -46,15 +57,18 @@ func (s *Store) Milestones(ctx context.Context, since time.Time) ([]Milestones, 
 	for rows.Next() {
 		var m Milestones
 		var declared string
-		var commander, identified, resolved, closed sql.NullString
-		if err := rows.Scan(&m.ID, &m.CaseNumber, &m.Service, &m.Severity, &m.Confidential, &m.DeclaredBy, &m.CommanderNow, &declared, &commander, &identified, &resolved, &closed); err != nil {
+		var commander, identified, resolved, closed, mitigated sql.NullString
+		var recorded string
+		if err := rows.Scan(&m.ID, &m.CaseNumber, &m.Service, &m.Severity, &m.Confidential, &m.DeclaredBy, &m.CommanderNow, &declared,
+			&commander, &identified, &resolved, &closed, &mitigated, &recorded); err != nil {
 			return nil, err
 		}
+		m.Recorded = recordedMilestones(recorded)
 		m.Declared, _ = time.Parse(time.RFC3339Nano, declared)
 		for _, f := range []struct {
 			to *time.Time
 			v  sql.NullString
-		}{{&m.Commander, commander}, {&m.Identified, identified}, {&m.Resolved, resolved}, {&m.Closed, closed}} {
+		}{{&m.Commander, commander}, {&m.Identified, identified}, {&m.Resolved, resolved}, {&m.Closed, closed}, {&m.Mitigated, mitigated}} {
 			if f.v.Valid {
 				*f.to, _ = time.Parse(time.RFC3339Nano, f.v.String)
 			}
@@ -62,4 +76,23 @@ func (s *Store) Milestones(ctx context.Context, since time.Time) ([]Milestones, 
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// recordedMilestones reads the recorded milestones of an incident's
+// snapshot (incident.Milestones.Recorded); none when it has none.
+func recordedMilestones(raw string) map[string]time.Time {
+	if raw == "" {
+		return nil
+	}
+	var rec map[string]struct {
+		At time.Time `json:"at"`
+	}
+	if json.Unmarshal([]byte(raw), &rec) != nil || len(rec) == 0 {
+		return nil
+	}
+	out := make(map[string]time.Time, len(rec))
+	for name, r := range rec {
+		out[name] = r.At
+	}
+	return out
 }

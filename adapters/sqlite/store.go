@@ -37,14 +37,14 @@ type Store struct {
 	// Statements prepared once: database/sql keeps them prepared on each
 	// connection, so the hot paths do not parse SQL again.
 	stmts struct {
-		checkpoint, insEvent, insEvent1, upInc, saveCheckpoint, snapshot, timeline *sql.Stmt
+		checkpoint, insEvent, insEvent1, upInc, saveCheckpoint, snapshot, timeline, timelineOccurred *sql.Stmt
 	}
 }
 
 const (
 	qCheckpoint = `SELECT seq FROM checkpoints WHERE projector = ?`
-	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data, actorname, via) VALUES `
-	eventCols   = 9
+	qInsEvent   = `INSERT INTO events (seq, id, incident_id, type, time, actor, data, actorname, via, occurred_at) VALUES `
+	eventCols   = 10
 	qUpIncident = `INSERT INTO incidents (id, case_number, status, open, declared_at, version, snapshot, declared_seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, open = excluded.open, version = excluded.version, snapshot = excluded.snapshot`
@@ -53,7 +53,13 @@ const (
 	qSnapshot = `SELECT snapshot FROM incidents WHERE id = ?`
 	qTimeline = `SELECT ` + entryCols + ` FROM events
 		WHERE incident_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qTimelineOccurred = `SELECT ` + entryCols + ` FROM events
+		WHERE incident_id = ? AND seq > ? ORDER BY occurred_at, seq LIMIT ?`
 )
+
+// occurredLayout writes occurred_at: fixed width, so that the text sorts as
+// the time does (SQLite's strftime('%Y-%m-%dT%H:%M:%fZ') gives the same).
+const occurredLayout = "2006-01-02T15:04:05.000Z"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -70,7 +76,10 @@ CREATE TABLE IF NOT EXISTS events (
 	data        TEXT NOT NULL,
 	-- the actor's display name and who acted for it (events' actorname, via)
 	actorname   TEXT NOT NULL DEFAULT '',
-	via         TEXT NOT NULL DEFAULT ''
+	via         TEXT NOT NULL DEFAULT '',
+	-- when the fact happened (occurredLayout): a backdated note's or a
+	-- milestone's own time, else the event's time
+	occurred_at TEXT NOT NULL DEFAULT ''
 );
 ` + eventsIndex + `
 CREATE TABLE IF NOT EXISTS incidents (
@@ -108,6 +117,9 @@ func migrate(db *sql.DB) error {
 			UPDATE incidents SET declared_seq = (SELECT min(seq) FROM events WHERE incident_id = incidents.id)`},
 		{"events", "actorname", `ALTER TABLE events ADD COLUMN actorname TEXT NOT NULL DEFAULT ''`},
 		{"events", "via", `ALTER TABLE events ADD COLUMN via TEXT NOT NULL DEFAULT ''`},
+		{"events", "occurred_at", `ALTER TABLE events ADD COLUMN occurred_at TEXT NOT NULL DEFAULT '';
+			UPDATE events SET occurred_at = coalesce(strftime('%Y-%m-%dT%H:%M:%fZ',
+				coalesce(CASE WHEN json_valid(data) THEN json_extract(data, '$.occurred_at') END, time)), time)`},
 	} {
 		var has int
 		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, m.table, m.column).Scan(&has); err != nil {
@@ -164,6 +176,7 @@ func open(path string, scratch bool) (*Store, error) {
 		{&s.stmts.saveCheckpoint, qSaveCheckpoint},
 		{&s.stmts.snapshot, qSnapshot},
 		{&s.stmts.timeline, qTimeline},
+		{&s.stmts.timelineOccurred, qTimelineOccurred},
 	} {
 		if *p.stmt, err = db.Prepare(p.q); err != nil {
 			s.Close()
@@ -254,6 +267,18 @@ type Change struct {
 	Event    events.Stored
 	Data     json.RawMessage
 	Incident *Row
+	// OccurredAt is when the fact happened, when the event says so apart
+	// from its time (events.OccurredAt); zero: the event's time.
+	OccurredAt time.Time
+}
+
+// occurred is the change's occurred_at column.
+func (c Change) occurred() string {
+	t := c.OccurredAt
+	if t.IsZero() {
+		t = c.Event.Time
+	}
+	return t.UTC().Format(occurredLayout)
 }
 
 // eventChunk is how many event rows one INSERT carries: one statement per
@@ -267,7 +292,7 @@ func insertEvents(rows int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
 }
@@ -349,7 +374,7 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 		}
 		id, _ := events.IncidentID(c.Event.Subject)
 		if err := ins.add(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
-			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data), c.Event.ActorName, c.Event.Via); err != nil {
+			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data), c.Event.ActorName, c.Event.Via, c.occurred()); err != nil {
 			return 0, err
 		}
 		if r := c.Incident; r != nil {
@@ -521,25 +546,48 @@ func (s *Store) snapshots(ctx context.Context, q string, args ...any) ([]json.Ra
 // events' extensions of the same names: the actor's display name, and who
 // acted for it (the Slack user, the integration's token).
 type Entry struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Time      time.Time       `json:"time"`
-	Actor     string          `json:"actor,omitempty"`
-	ActorName string          `json:"actorname,omitempty"`
-	Via       string          `json:"via,omitempty"`
-	Data      json.RawMessage `json:"data"`
+	Seq       uint64    `json:"seq"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Time      time.Time `json:"time"`
+	Actor     string    `json:"actor,omitempty"`
+	ActorName string    `json:"actorname,omitempty"`
+	Via       string    `json:"via,omitempty"`
+	// OccurredAt is when the fact happened, for an event that says so
+	// apart from its time (a backdated note, a milestone); absent otherwise.
+	OccurredAt *time.Time      `json:"occurred_at,omitempty"`
+	Data       json.RawMessage `json:"data"`
 }
 
 // entryCols are the columns scanEntries reads.
-const entryCols = `seq, id, type, time, actor, actorname, via, data`
+const entryCols = `seq, id, type, time, actor, actorname, via, data, occurred_at`
+
+// Order is the order of a timeline.
+type Order int
+
+const (
+	// Recorded: as the events were recorded (stream order).
+	Recorded Order = iota
+	// Occurred: as the facts happened, a backdated note where it belongs;
+	// events recorded in the same millisecond keep the stream order.
+	Occurred
+)
 
 // Timeline returns the incident's events after sequence after, in order.
 func (s *Store) Timeline(ctx context.Context, id string, after uint64, limit int) ([]Entry, error) {
+	return s.TimelineIn(ctx, Recorded, id, after, limit)
+}
+
+// TimelineIn is Timeline in the given order.
+func (s *Store) TimelineIn(ctx context.Context, order Order, id string, after uint64, limit int) ([]Entry, error) {
 	if limit <= 0 {
 		limit = 10_000
 	}
-	rows, err := s.stmts.timeline.QueryContext(ctx, id, after, limit)
+	st := s.stmts.timeline
+	if order == Occurred {
+		st = s.stmts.timelineOccurred
+	}
+	rows, err := st.QueryContext(ctx, id, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -552,13 +600,16 @@ func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	out := []Entry{}
 	for rows.Next() {
 		var e Entry
-		var t, data string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &t, &e.Actor, &e.ActorName, &e.Via, &data); err != nil {
+		var t, data, occurred string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &t, &e.Actor, &e.ActorName, &e.Via, &data, &occurred); err != nil {
 			return nil, err
 		}
 		var err error
 		if e.Time, err = time.Parse(time.RFC3339Nano, t); err != nil {
 			return nil, fmt.Errorf("timeline seq %d: time: %w", e.Seq, err)
+		}
+		if at, err := time.Parse(occurredLayout, occurred); err == nil && !at.Equal(e.Time.Truncate(time.Millisecond)) {
+			e.OccurredAt = &at
 		}
 		e.Data = json.RawMessage(data)
 		out = append(out, e)

@@ -50,6 +50,26 @@ func describe(e sqlite.Entry) entry {
 		if err = json.Unmarshal(e.Data, &d); err == nil {
 			out.Title, out.Text = "Closed: "+d.Resolution, d.LessonsLearned
 		}
+	case events.TypeEvidenceAdded:
+		var d events.EvidenceAdded
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			out.Title = "Evidence " + d.EvidenceID + " added: " + d.Name + ", held by " + d.Custodian
+			out.Text = "SHA-256 " + d.SHA256 + ", stored at " + d.Location + ". " + d.Description
+		}
+	case events.TypeEvidenceHandedOver:
+		var d events.EvidenceHandedOver
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			out.Title, out.Text = "Evidence "+d.EvidenceID+" handed over: "+d.From+" → "+d.To, d.Reason
+		}
+	case events.TypeMilestoneRecorded:
+		var d events.MilestoneRecorded
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			out.Title = "Milestone " + strings.ReplaceAll(d.Name, "_", " ")
+			if d.Corrects != "" {
+				out.Title += " (corrected)"
+			}
+			out.Text = d.Reason
+		}
 	case events.TypeTriageAccepted:
 		var d events.TriageAccepted
 		if err = json.Unmarshal(e.Data, &d); err == nil {

@@ -50,6 +50,11 @@ type incidentPage struct {
 	// At, when set, is the event the page shows the incident after.
 	Slider    bool
 	Total, At int
+	// Occurred: the timeline as the facts happened (a backdated note where
+	// it belongs), instead of as they were recorded.
+	Occurred bool
+	// Milestones the incident reached, recorded or derived.
+	Milestones []incident.Milestone
 }
 
 func (p incidentPage) title() string { return p.CaseNumber + " " + p.Name }
@@ -178,6 +183,11 @@ func (c *Console) showIncident(w http.ResponseWriter, r *http.Request, who Calle
 	if v := r.URL.Query().Get("before"); v != "" {
 		before, _ = strconv.ParseUint(v, 10, 64)
 		p.Paged = before != 0
+	}
+	p.Milestones = st.Milestones.Effective()
+	if r.URL.Query().Get("order") == "occurred" {
+		c.showOccurred(w, r, who, status, p)
+		return
 	}
 	if !c.fillTimeline(w, r, who, &p, before) {
 		return
@@ -320,3 +330,21 @@ func describeAll(es []sqlite.Entry) []entry {
 // kindOf is the last part of an event type, "note_added" for
 // io.hikeshi.incident.note_added.
 func kindOf(typ string) string { return typ[strings.LastIndex(typ, ".")+1:] }
+
+// occurredLimit bounds the timeline shown in occurred order, which is one
+// page without live updates.
+const occurredLimit = 1000
+
+// showOccurred renders the page with the timeline as the facts happened,
+// newest first like the recorded order.
+func (c *Console) showOccurred(w http.ResponseWriter, r *http.Request, who Caller, status int, p incidentPage) {
+	entries, err := c.d.Timeline.TimelineIn(r.Context(), sqlite.Occurred, p.ID, 0, occurredLimit)
+	if err != nil {
+		c.d.Logger.Error("console: reading a timeline failed", "incident", p.ID, "err", err)
+		c.fail(w, r, who, http.StatusInternalServerError, "The timeline could not be read; try again, and check the hub's log if it persists.")
+		return
+	}
+	slices.Reverse(entries)
+	p.Entries, p.Occurred, p.Paged = describeAll(entries), true, true
+	c.render(w, r, who, status, "incident", p)
+}

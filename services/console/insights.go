@@ -13,10 +13,14 @@ import (
 	"github.com/hikeshi/hikeshi/services/incident"
 )
 
-// Insights: how long the response took to reach each milestone (a
-// commander, identified, resolved, closed), the median per week or month
-// and per severity or service, drills left out, computed from the events
-// in the timeline store. Charts are drawn on the server (SVG, no script).
+// Insights: how long the response took to reach each milestone
+// (acknowledged, identified, mitigated, resolved, closed), the median per
+// week or month and per severity or service, drills left out, computed
+// from the events in the timeline store. A milestone recorded on the
+// incident wins over the one derived from its events, and times count
+// from the recorded start of the impact (or its detection) when there is
+// one, else from the declaration. Charts are drawn on the server (SVG, no
+// script).
 
 // milestone is one measured step.
 type milestone struct {
@@ -24,11 +28,34 @@ type milestone struct {
 	at         func(sqlite.Milestones) time.Time
 }
 
+// recordedOr is the recorded milestone name, else the derived time.
+func recordedOr(name string, derived func(sqlite.Milestones) time.Time) func(sqlite.Milestones) time.Time {
+	return func(m sqlite.Milestones) time.Time {
+		if at, ok := m.Recorded[name]; ok {
+			return at
+		}
+		return derived(m)
+	}
+}
+
 var milestones = []milestone{
-	{"commander", "Time to commander", func(m sqlite.Milestones) time.Time { return m.Commander }},
+	// Keyed "commander" as before: the CSV's columns keep their names.
+	{"commander", "Time to acknowledged", recordedOr(events.MilestoneAcknowledged, func(m sqlite.Milestones) time.Time { return m.Commander })},
 	{"identified", "Time to identified", func(m sqlite.Milestones) time.Time { return m.Identified }},
-	{"resolved", "Time to resolved", func(m sqlite.Milestones) time.Time { return m.Resolved }},
+	{"mitigated", "Time to mitigated", recordedOr(events.MilestoneMitigated, func(m sqlite.Milestones) time.Time { return m.Mitigated })},
+	{"resolved", "Time to resolved", recordedOr(events.MilestoneResolved, func(m sqlite.Milestones) time.Time { return m.Resolved })},
 	{"closed", "Time to closed", func(m sqlite.Milestones) time.Time { return m.Closed }},
+}
+
+// start is when the clock of an incident's response starts: the recorded
+// start of its impact, else its recorded detection, else its declaration.
+func start(m sqlite.Milestones) time.Time {
+	for _, name := range []string{events.MilestoneImpactStarted, events.MilestoneDetected} {
+		if at, ok := m.Recorded[name]; ok {
+			return at
+		}
+	}
+	return m.Declared
 }
 
 // periods are the time grains, with how far back each looks.
@@ -75,9 +102,10 @@ func aggregate(ms []sqlite.Milestones, period func(time.Time) string, key func(s
 			out = append(out, b)
 		}
 		b.Incidents++
+		from := start(m)
 		for i, ml := range milestones {
-			if at := ml.at(m); !at.IsZero() && !at.Before(m.Declared) {
-				b.durations[i] = append(b.durations[i], at.Sub(m.Declared))
+			if at := ml.at(m); !at.IsZero() && !at.Before(from) {
+				b.durations[i] = append(b.durations[i], at.Sub(from))
 			}
 		}
 	}
@@ -166,7 +194,8 @@ func (c *Console) insights(w http.ResponseWriter, r *http.Request, who Caller) {
 	p := insightsPage{Metric: q.Get("metric"), By: q.Get("by"), Per: q.Get("per"), Milestones: milestones}
 	mi := slices.IndexFunc(milestones, func(m milestone) bool { return m.Key == p.Metric })
 	if mi < 0 {
-		mi, p.Metric = 2, "resolved"
+		p.Metric = "resolved"
+		mi = slices.IndexFunc(milestones, func(m milestone) bool { return m.Key == p.Metric })
 	}
 	if p.By != "service" {
 		p.By = "severity"

@@ -55,6 +55,12 @@ func (s *Server) declare(w http.ResponseWriter, r *http.Request) error {
 
 // execute decodes body into req, builds the command and runs it.
 func execute[T any](s *Server, w http.ResponseWriter, r *http.Request, build func(T) incident.Command) error {
+	return executeChecked(s, w, r, func(q T) (incident.Command, error) { return build(q), nil })
+}
+
+// executeChecked is execute for a request whose fields are parsed (a
+// time) before the command is built: a parse error is the answer.
+func executeChecked[T any](s *Server, w http.ResponseWriter, r *http.Request, build func(T) (incident.Command, error)) error {
 	id, err := s.incidentID(r)
 	if err != nil {
 		return err
@@ -72,7 +78,11 @@ func execute[T any](s *Server, w http.ResponseWriter, r *http.Request, build fun
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Commands.Execute(r.Context(), id, build(req), m)
+	c, err := build(req)
+	if err != nil {
+		return err
+	}
+	st, err := s.d.Commands.Execute(r.Context(), id, c, m)
 	if err != nil {
 		return err
 	}
@@ -107,10 +117,12 @@ func (s *Server) commander(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) note(w http.ResponseWriter, r *http.Request) error {
-	return execute(s, w, r, func(q struct {
-		Text string `json:"text"`
-	}) incident.Command {
-		return incident.AddNote{Text: q.Text}
+	return executeChecked(s, w, r, func(q struct {
+		Text       string `json:"text"`
+		OccurredAt string `json:"occurred_at"`
+	}) (incident.Command, error) {
+		at, err := instant("occurred_at", q.OccurredAt)
+		return incident.AddNote{Text: q.Text, OccurredAt: at, Now: time.Now()}, err
 	})
 }
 
@@ -212,6 +224,10 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	order, err := timelineOrder(r)
+	if err != nil {
+		return err
+	}
 	after, err := intParam(r, "after", 0)
 	if err != nil {
 		return err
@@ -241,11 +257,11 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	for {
 		changed := s.d.Timeline.Changed(id)
-		entries, err := s.d.Timeline.Timeline(r.Context(), id, uint64(after), limit)
+		entries, err := s.d.Timeline.TimelineIn(r.Context(), order, id, uint64(after), limit)
 		if err != nil {
 			return err
 		}
-		if n := len(entries); n > 0 && entries[n-1].Seq > st.Version {
+		if n := len(entries); n > 0 && maxSeq(entries) > st.Version {
 			// Events landed while waiting: answer the version they made.
 			if st, err = s.d.Commands.Get(r.Context(), id); err != nil {
 				return err
@@ -283,4 +299,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// maxSeq is the last sequence among entries, whatever their order.
+func maxSeq(entries []sqlite.Entry) uint64 {
+	var m uint64
+	for _, e := range entries {
+		m = max(m, e.Seq)
+	}
+	return m
 }

@@ -84,6 +84,7 @@ func New(d Deps) *Server {
 	s.route("POST /api/v1/incidents/{id}/notes", access.Responder, s.note)
 	s.route("POST /api/v1/incidents/{id}/close", access.Responder, s.close)
 	s.route("GET /api/v1/incidents/{id}/timeline", access.Viewer, s.timeline)
+	s.factRoutes()
 	s.route("GET /api/v1/events", access.Viewer, s.tail)
 	s.route("GET /api/v1/whoami", access.None, s.whoami)
 	if d.Tokens != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hikeshi/hikeshi/events"
@@ -230,8 +231,12 @@ func mappedIdentity(who, identity string) string {
 	return identity
 }
 
-// AddNote adds free text to the timeline.
-type AddNote struct{ Text string }
+// AddNote adds free text to the timeline. OccurredAt, when set, is when
+// what it tells happened (a backdated fact), checked against Now.
+type AddNote struct {
+	Text            string
+	OccurredAt, Now time.Time
+}
 
 func (c AddNote) Decide(s *State) (events.Data, error) {
 	if err := mustBeOpen(s); err != nil {
@@ -241,7 +246,11 @@ func (c AddNote) Decide(s *State) (events.Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &events.NoteAdded{Text: t}, nil
+	at, err := occurred("occurred_at", c.OccurredAt, c.Now, s)
+	if err != nil {
+		return nil, err
+	}
+	return &events.NoteAdded{Text: t, OccurredAt: at}, nil
 }
 
 // Close ends a resolved incident.
@@ -294,7 +303,8 @@ func (c RecordFact) Decide(s *State) (events.Data, error) {
 	}
 	switch c.Data.(type) {
 	case nil, *events.Declared, *events.SeverityChanged, *events.StatusUpdated,
-		*events.CommanderAssigned, *events.NoteAdded, *events.IncidentClosed:
+		*events.CommanderAssigned, *events.NoteAdded, *events.IncidentClosed,
+		*events.EvidenceAdded, *events.EvidenceHandedOver, *events.MilestoneRecorded:
 		return nil, fmt.Errorf("record fact: %T is a command, not a fact", c.Data)
 	}
 	return c.Data, nil

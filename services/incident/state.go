@@ -46,6 +46,10 @@ type State struct {
 	// Members of the incident's private channel, as the Slack integration
 	// recorded them: they may read and act on a confidential incident.
 	Members []events.ChannelMember `json:"channel_members,omitempty"`
+	// Evidence lists the items of evidence with their chain of custody.
+	Evidence []Evidence `json:"evidence,omitempty"`
+	// Milestones are the response's milestones, recorded and derived.
+	Milestones Milestones `json:"milestones,omitzero"`
 	// Version is the stream sequence of the last event applied: the value
 	// to send as If-Match, and the expectation for the next append.
 	Version uint64 `json:"version"`
@@ -144,6 +148,8 @@ func (s *State) ApplyData(e events.Envelope, d events.Data, seq uint64) error {
 		}
 		s.Links[d.System] = Link{Ref: d.Ref, Name: d.Name, URL: d.URL}
 	}
+	s.applyEvidence(e, d)
+	s.Milestones.observe(e, d)
 	if !s.untracked {
 		if s.seen == nil {
 			s.seen = map[string]struct{}{}
@@ -167,6 +173,8 @@ func (s *State) View() State {
 		c.ClosedAt = &t
 	}
 	c.Members = slices.Clone(s.Members)
+	c.Evidence = cloneEvidence(s.Evidence)
+	c.Milestones = s.Milestones.clone()
 	if s.Links != nil {
 		c.Links = make(map[string]Link, len(s.Links))
 		for k, v := range s.Links {

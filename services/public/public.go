@@ -105,6 +105,18 @@ func Redact(st incident.State, e events.Envelope) (events.Envelope, error) {
 		text(&d.LessonsLearned)
 	case *events.MessageFlagged:
 		text(&d.Excerpt)
+	case *events.EvidenceAdded:
+		// The hash stays: it proves nothing to whoever lacks the item.
+		text(&d.Name)
+		text(&d.Location)
+		text(&d.Custodian)
+		text(&d.Description)
+	case *events.EvidenceHandedOver:
+		text(&d.From)
+		text(&d.To)
+		text(&d.Reason)
+	case *events.MilestoneRecorded:
+		text(&d.Reason)
 	}
 	raw, err := json.Marshal(d)
 	if err != nil {

@@ -40,3 +40,33 @@ func TestRedactWithholdsWhoIsInside(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactWithholdsEvidence: what an item of evidence is, where it is
+// kept and who holds it stay inside a confidential incident; its hash and
+// id pass.
+func TestRedactWithholdsEvidence(t *testing.T) {
+	secret := incident.State{ID: events.NewID(), Confidential: true, Codename: "amber-falcon"}
+	sha := strings.Repeat("ab", 32)
+	for _, d := range []events.Data{
+		&events.EvidenceAdded{EvidenceID: "E1", Name: "payroll dump", SHA256: sha, Location: "s3://forensics/payroll", Custodian: "carol", Description: "leaked file"},
+		&events.EvidenceHandedOver{EvidenceID: "E1", From: "carol", To: "dave", Reason: "insurer's counsel"},
+		&events.MilestoneRecorded{Name: "impact_started", Reason: "payroll export at 02:13"},
+	} {
+		env, err := events.New(secret.ID, d, events.Meta{Actor: "carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := public.Redact(secret, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{"payroll", "forensics", "carol", "dave", "counsel", "leaked"} {
+			if strings.Contains(string(out.Data), leak) {
+				t.Errorf("%s on the redacted stream names %q: %s", env.Type, leak, out.Data)
+			}
+		}
+		if _, ok := d.(*events.EvidenceAdded); ok && !strings.Contains(string(out.Data), sha) {
+			t.Errorf("evidence hash withheld: %s", out.Data)
+		}
+	}
+}

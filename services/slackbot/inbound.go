@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,8 +199,16 @@ func (b *Bot) pinNote(ctx context.Context, ev *reactionEvent) error {
 		return nil
 	}
 	text := fmt.Sprintf("%s: %s", mention(m.User), m.Text)
-	_, err = b.commands.Execute(ctx, id, incident.AddNote{Text: truncate(text, incident.MaxText)},
-		b.keyed(ctx, ev.User, "slack-pin:"+ev.Item.Channel+":"+ev.Item.TS))
+	// The note is the message: it happened when it was posted.
+	note := incident.AddNote{Text: truncate(text, incident.MaxText), OccurredAt: slackTime(ev.Item.TS), Now: b.now()}
+	meta := b.keyed(ctx, ev.User, "slack-pin:"+ev.Item.Channel+":"+ev.Item.TS)
+	_, err = b.commands.Execute(ctx, id, note, meta)
+	var v *incident.ValidationError
+	if errors.As(err, &v) && v.Field == "occurred_at" {
+		// A clock far off Slack's: the note still counts, at its recording.
+		note.OccurredAt = time.Time{}
+		_, err = b.commands.Execute(ctx, id, note, meta)
+	}
 	if isRefusal(err) {
 		return nil // closed incident: nothing to add, and a retry would not help
 	}
@@ -306,4 +315,20 @@ func userFromMention(s string) string {
 func (b *Bot) openView(ctx context.Context, trigger string, v slack.ModalViewRequest) error {
 	_, err := b.api.OpenViewContext(ctx, trigger, v)
 	return slackError("views.open", err)
+}
+
+// slackTime is the time of a Slack message timestamp ("1732200000.123456":
+// seconds and microseconds since the epoch); zero if ts is not one.
+func slackTime(ts string) time.Time {
+	sec, frac, _ := strings.Cut(ts, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s <= 0 {
+		return time.Time{}
+	}
+	frac = (frac + "000000")[:6]
+	us, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(s, us*1000).UTC()
 }

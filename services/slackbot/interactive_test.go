@@ -413,6 +413,18 @@ func TestPinReactionAddsTheMessageAsANoteOnce(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], "the index rebuild started at 10:02") || !strings.Contains(notes[0], "UCAROL001") {
 		t.Fatalf("notes %q, want the pinned message once", notes)
 	}
+	// The note happened when the message was posted, not when it was pinned.
+	for _, e := range r.h.Events(t, st.ID) {
+		if e.Type != events.TypeNoteAdded {
+			continue
+		}
+		d, _ := e.Decode()
+		sec, _ := strconv.ParseInt(ts[:strings.Index(ts, ".")], 10, 64)
+		us, _ := strconv.ParseInt(ts[strings.Index(ts, ".")+1:], 10, 64)
+		if want := time.Unix(sec, us*1000).UTC(); !d.(*events.NoteAdded).OccurredAt.Equal(want) {
+			t.Errorf("pinned note occurred_at = %v, want the message's time %v (ts %s)", d.(*events.NoteAdded).OccurredAt, want, ts)
+		}
+	}
 }
 
 func TestForgedOrStaleInboundRequestsAppendNothing(t *testing.T) {

@@ -139,7 +139,7 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 			return err
 		}
 		last[id] = len(changes)
-		changes = append(changes, sqlite.Change{Event: ev, Data: raw})
+		changes = append(changes, sqlite.Change{Event: ev, Data: raw, OccurredAt: events.OccurredAt(data)})
 	}
 	// One row write per incident per batch, with its state after the batch.
 	for id, i := range last {

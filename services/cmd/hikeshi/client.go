@@ -224,7 +224,10 @@ var incidentCommands = []incidentCommand{
 	{name: "status", usage: "ID STATUS [--message M]", summary: "move an incident to investigating|identified|monitoring|resolved", path: "/status", args: []string{"status"},
 		flags: []bodyFlag{{"message", "message", "what changed"}}},
 	{name: "commander", usage: "ID USER", summary: "assign the incident commander", path: "/commander", args: []string{"user"}},
-	{name: "note", usage: "ID TEXT", summary: "add a note to the timeline", path: "/notes", args: []string{"text"}},
+	{name: "note", usage: "ID TEXT [--occurred-at TIME]", summary: "add a note to the timeline", path: "/notes", args: []string{"text"},
+		flags: []bodyFlag{{"occurred-at", "occurred_at", "when what it tells happened, RFC 3339 (a backdated fact)"}}},
+	{name: "milestone", usage: "ID NAME TIME [--reason R]", summary: "record (or correct) when impact_started|detected|acknowledged|mitigated|resolved happened", path: "/milestones",
+		args: []string{"name", "occurred_at"}, flags: []bodyFlag{{"reason", "reason", "why, for a correction"}}},
 	{name: "close", usage: "ID --resolution R [--lessons L]", summary: "close a resolved incident", path: "/close",
 		flags: []bodyFlag{{"resolution", "resolution", "how it was resolved (required)"}, {"lessons", "lessons_learned", "lessons learned"}}},
 }
@@ -317,11 +320,12 @@ func ls(ctx context.Context, args []string, w io.Writer) error {
 }
 
 type entryView struct {
-	Seq   uint64          `json:"seq"`
-	Type  string          `json:"type"`
-	Time  time.Time       `json:"time"`
-	Actor string          `json:"actor"`
-	Data  json.RawMessage `json:"data"`
+	Seq        uint64          `json:"seq"`
+	Type       string          `json:"type"`
+	Time       time.Time       `json:"time"`
+	OccurredAt *time.Time      `json:"occurred_at"`
+	Actor      string          `json:"actor"`
+	Data       json.RawMessage `json:"data"`
 }
 
 // describe renders an event's data as one readable line.
@@ -343,13 +347,20 @@ func describe(typ string, data json.RawMessage) string {
 		return "note: " + s("text")
 	case "closed":
 		return fmt.Sprintf("closed: %s; lessons: %s", s("resolution"), s("lessons_learned"))
+	case "evidence_added":
+		return fmt.Sprintf("evidence %s added: %s (sha256 %s), held by %s at %s", s("evidence_id"), s("name"), s("sha256"), s("custodian"), s("location"))
+	case "evidence_handed_over":
+		return fmt.Sprintf("evidence %s handed over: %s → %s %s", s("evidence_id"), s("from"), s("to"), s("reason"))
+	case "milestone_recorded":
+		return fmt.Sprintf("milestone %s at %s %s", s("name"), s("occurred_at"), s("reason"))
 	}
 	return short + " " + string(data)
 }
 
 func timelineCmd(ctx context.Context, args []string, w io.Writer) error {
-	f := newFlags("timeline", "ID")
+	f := newFlags("timeline", "ID [--order recorded|occurred]")
 	c := clientFlags(f)
+	order := f.String("order", "recorded", "recorded (as recorded) or occurred (as the facts happened)")
 	pos, err := positional(f, args, 1)
 	if err != nil {
 		return err
@@ -357,12 +368,16 @@ func timelineCmd(ctx context.Context, args []string, w io.Writer) error {
 	var out struct {
 		Events []entryView `json:"events"`
 	}
-	if done, err := c.fetch(ctx, w, http.MethodGet, incidentPath(pos[0], "/timeline"), nil, &out); done || err != nil {
+	if done, err := c.fetch(ctx, w, http.MethodGet, incidentPath(pos[0], "/timeline?order="+url.QueryEscape(*order)), nil, &out); done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range out.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), sanitize.Line(e.Actor), sanitize.Line(describe(e.Type, e.Data)))
+		when := e.Time.Local().Format(time.DateTime)
+		if e.OccurredAt != nil { // a backdated fact: when it happened, and when it was told
+			when = e.OccurredAt.Local().Format(time.DateTime) + " (recorded " + when + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", when, sanitize.Line(e.Actor), sanitize.Line(describe(e.Type, e.Data)))
 	}
 	return tw.Flush()
 }
