@@ -31,6 +31,7 @@ const (
 type golden struct {
 	id, subject, time, actor, causation, correlation string
 	actorName, via                                   string // added later, optional: older files have neither
+	prevHash                                         string // hash chain, added later (see chain_test.go)
 	data                                             events.Data
 }
 
@@ -100,6 +101,13 @@ var goldens = map[string]golden{
 		id: "01959431-2c7a-7b10-9d4e-5f6a7b8c9d0e", subject: inc42, time: "2025-03-14T10:27:41.003Z",
 		actor: "person:erin@example.com", actorName: "Erin Park", via: "token:0195941f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
 		data: &events.NoteAdded{Text: "Status page updated from the support console."},
+	},
+	// A chained event: prevhash is the hash of the event before it
+	// (additive, so still version 1).
+	"io.hikeshi.incident.note_added.v1.chained.json": {
+		id: "01959426-8dbe-7de4-88af-f8b4c17124bf", subject: inc42, time: "2025-03-14T10:15:09.502Z", actor: "erin",
+		prevHash: "60dd84c5b213a9befafd8c3c4aa0da3702ef0d70aac36e4f4d1b664ab288de70",
+		data:     &events.NoteAdded{Text: "Support has 230 tickets tagged checkout-502; macro with the status page link sent."},
 	},
 	"io.hikeshi.incident.declared.v1.slack.json": {
 		id: "0195f5a1-7e2c-7d40-9b13-6c8e2f0a4d55", subject: "0195f5a1-7e0b-7c3e-8a9f-1d2c3b4a5e6f",
@@ -202,6 +210,7 @@ func TestGoldenFilesDecode(t *testing.T) {
 				{"via", env.Via, want.via},
 				{"causationid", env.CausationID, want.causation},
 				{"correlationid", env.CorrelationID, want.correlation},
+				{"prevhash", env.PrevHash, want.prevHash},
 			} {
 				if c.got != c.want {
 					t.Errorf("%s = %q, want %q", c.attr, c.got, c.want)
