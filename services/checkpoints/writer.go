@@ -44,6 +44,8 @@ type Writer struct {
 	Key    ed25519.PrivateKey
 	Config Config
 	Logger *slog.Logger
+	// Replicas of the checkpoint stream, as of the incident stream.
+	Replicas int
 	// Tick is how often the writer looks whether a checkpoint is due
 	// (default one second).
 	Tick time.Duration
@@ -70,6 +72,12 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// Seal what this hub saw before it stops.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), natsjs.OpTimeout)
+			defer cancel()
+			if err := w.seal(sctx, time.Now(), true); err != nil {
+				w.Logger.Warn("no checkpoint at shutdown; the next hub writes it", "err", err)
+			}
 			return nil
 		case <-t.C:
 		}
@@ -77,7 +85,11 @@ func (w *Writer) Run(ctx context.Context) error {
 }
 
 // Step writes a checkpoint when one is due at now.
-func (w *Writer) Step(ctx context.Context, now time.Time) error {
+func (w *Writer) Step(ctx context.Context, now time.Time) error { return w.seal(ctx, now, false) }
+
+// seal writes a checkpoint of the events since the last when one is due,
+// or when force says so.
+func (w *Writer) seal(ctx context.Context, now time.Time, force bool) error {
 	if w.v == nil {
 		w.Config.Defaults()
 		if w.Logger == nil {
@@ -91,7 +103,7 @@ func (w *Writer) Step(ctx context.Context, now time.Time) error {
 	if err != nil || lastSeq <= w.covered {
 		return err
 	}
-	due := lastSeq-w.covered >= uint64(w.Config.EveryEvents) || w.last == nil || now.Sub(w.last.Time) >= w.Config.Every
+	due := force || lastSeq-w.covered >= uint64(w.Config.EveryEvents) || w.last == nil || now.Sub(w.last.Time) >= w.Config.Every
 	if !due {
 		return nil
 	}
@@ -125,7 +137,7 @@ func (w *Writer) Step(ctx context.Context, now time.Time) error {
 // load rebuilds the heads from the checkpoints written so far, so a start
 // reads only the incident events after the last one.
 func (w *Writer) load(ctx context.Context) error {
-	if err := EnsureStream(ctx, w.JS, 0); err != nil {
+	if err := EnsureStream(ctx, w.JS, w.Replicas); err != nil {
 		return err
 	}
 	all, at, err := readAll(ctx, w.JS)
