@@ -327,6 +327,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
 		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
 		{"replay time", "", "≤ 20 s at 1M", ""},
+		{"verify", "read raw", "", "hikeshi verify's walk of the hash chains over the big stream"},
+		{"verify time", "", "", "the same, whole stream"},
 		{"catch-up", "", "≤ 20 s at 1M", "live timeline projector, empty store, whole stream"},
 		{"projector", "append", "≥ 1.5× append", "catch-up rate of the live projector"},
 		{"lag p99", "", "bounded", "projector lag sampled every 100 ms during the append"},
