@@ -59,14 +59,14 @@ type chain struct {
 	head    string // hash of the last event, "" before the first
 	headSeq uint64
 	events  int
-	chained bool              // an event with prevhash was seen
+	chained bool // an event with prevhash was seen
 	// seen and ids map every event's hash and id (as a short key) to its
 	// seq, to name what an event chains to: about 60 bytes an event.
-	seen    map[uint64]uint64
-	ids     map[uint64]uint64
-	wanted  map[string]int    // unknown prevhash -> index of the break it caused
-	broken  []int             // breaks of kind Broken a checkpoint may tell apart
-	moved   map[uint64]bool   // seqs of events a reordering moved
+	seen   map[uint64]uint64
+	ids    map[uint64]uint64
+	wanted map[string]int  // unknown prevhash -> index of the break it caused
+	broken []int           // breaks of kind Broken a checkpoint may tell apart
+	moved  map[uint64]bool // seqs of events a reordering moved
 }
 
 func newChain() *chain {
