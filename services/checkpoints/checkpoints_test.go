@@ -355,3 +355,34 @@ func TestHandEditedBundleFailsOfflineVerification(t *testing.T) {
 		t.Errorf("a checkpoint signed by another key passes:\n%s", breaks(r))
 	}
 }
+
+// A hub that was down writes several checkpoints to catch up, each within
+// one message's size.
+func TestCatchUpIsSplitIntoCheckpointsOfBoundedSize(t *testing.T) {
+	h := newHub(t)
+	id := events.NewID()
+	var seq uint64
+	for i := range 4100 {
+		var d events.Data = &events.NoteAdded{Text: "n"}
+		if i == 0 {
+			d = &events.Declared{Title: "t", Service: "s", Severity: events.SEV3, DeclaredBy: "a", CaseNumber: "INC-1"}
+		}
+		env, _ := events.New(id, d, events.Meta{})
+		var err error
+		if seq, _, err = h.bus.Store.Append(ctxT(t), env, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.checkpoint(t)
+	h.checkpoint(t)
+	cps, _, err := checkpoints.ReadAll(ctxT(t), h.bus.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 2 || cps[0].Seq != 4000 || cps[1].Seq != 4100 {
+		t.Fatalf("checkpoints at %v, want 4000 and 4100", cps)
+	}
+	if r := h.verify(t); !r.OK() || r.Unchained != 4100 {
+		t.Fatalf("%+v", r)
+	}
+}

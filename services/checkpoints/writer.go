@@ -34,6 +34,10 @@ func (c *Config) Defaults() {
 	}
 }
 
+// maxEvents bounds the events one checkpoint covers, and so its changed
+// heads (about 150 bytes each), below JetStream's 1 MB message limit.
+const maxEvents = 4000
+
 // Writer appends checkpoints. Any number of hubs may run one: each
 // checkpoint is appended only if the checkpoint stream is still where its
 // writer last saw it, so exactly one hub writes each, and a hub that loses
@@ -107,6 +111,9 @@ func (w *Writer) seal(ctx context.Context, now time.Time, force bool) error {
 	if !due {
 		return nil
 	}
+	// A hub that was down catches up in several checkpoints, each small
+	// enough for one message.
+	lastSeq = min(lastSeq, w.covered+maxEvents)
 	err = w.Store.Read(ctx, natsjs.ReadOptions{After: w.covered, Until: lastSeq}, func(s events.Stored) error {
 		w.v.Event(s)
 		return nil
