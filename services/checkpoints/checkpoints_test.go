@@ -121,6 +121,9 @@ func TestIntactRecordVerifies(t *testing.T) {
 	}
 	// A hub restarted later carries on from the checkpoints alone.
 	h.notes(t, b, 1)
+	if r := h.verify(t); !r.OK() || r.LastSeq != last+1 || r.LastSigned != last {
+		t.Fatalf("an event after the last checkpoint: %+v, want it verified (seq %d) but not signed", r, last+1)
+	}
 	h.w = writer(h.bus, h.key)
 	h.checkpoint(t)
 	if r := h.verify(t); !r.OK() || r.Checkpoints != 3 {

@@ -48,6 +48,7 @@ type Report struct {
 	Unchained   int     `json:"unchained"` // written before chaining, chained by this verification
 	Checkpoints int     `json:"checkpoints"`
 	LastSigned  uint64  `json:"last_signed_seq"` // the highest sequence a valid checkpoint covers
+	LastSeq     uint64  `json:"last_seq"`        // the highest sequence of an event verified
 	Breaks      []Break `json:"breaks"`
 }
 
@@ -115,6 +116,7 @@ func (v *Verifier) Event(s events.Stored) {
 		return
 	}
 	v.report.Events++
+	v.report.LastSeq = max(v.report.LastSeq, s.Seq)
 	expected := c.head
 	if c.events == 0 {
 		expected = events.Genesis(id)

@@ -157,6 +157,9 @@ func printReport(w io.Writer, r checkpoints.Report) error {
 	}
 	fmt.Fprintf(w, "%d events of %d incidents; %d checkpoints, the last valid one covering stream sequence %d\n",
 		r.Events, r.Incidents, r.Checkpoints, r.LastSigned)
+	if r.LastSeq > r.LastSigned {
+		fmt.Fprintf(w, "the events after stream sequence %d are chained but no checkpoint signs them yet\n", r.LastSigned)
+	}
 	if r.Unchained > 0 {
 		fmt.Fprintf(w, "%d events are unchained (written before chaining): chained by this verification, and sealed by the checkpoints after them\n", r.Unchained)
 	}

@@ -39,8 +39,8 @@ func TestRecordCommands(t *testing.T) {
 	}
 	for _, args := range [][]string{{"verify"}, {"verify", id}, {"verify", "INC-1"}} {
 		code, out, stderr := hikeshiRun(t, ctx, append(args, "--data-dir", dataDir)...)
-		if code != 0 || !strings.Contains(out, "the record is intact") || strings.Contains(out, " 0 checkpoints") {
-			t.Fatalf("%v: exit %d, stdout %q, stderr %q; want an intact record sealed by a checkpoint", args, code, out, stderr)
+		if code != 0 || !strings.Contains(out, "the record is intact") || strings.Contains(out, " 0 checkpoints") || strings.Contains(out, "no checkpoint signs") {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q; want an intact record sealed by a checkpoint (the hub seals its last events when it stops)", args, code, out, stderr)
 		}
 	}
 
