@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,23 @@ func TestCatchUpIsSplitIntoCheckpointsOfBoundedSize(t *testing.T) {
 	}
 	if r := h.verify(t); !r.OK() || r.Unchained != 4100 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// Hubs with different keys would make each other's checkpoints fail
+// verification: a hub that finds another key's checkpoint says so.
+func TestWriterWarnsWhenTheLastCheckpointHasAnotherKey(t *testing.T) {
+	h := newHub(t)
+	h.incident(t, "a", 0)
+	h.checkpoint(t)
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	var log strings.Builder
+	other := writer(h.bus, otherKey)
+	other.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	if err := other.Step(ctxT(t), h.now); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "signed by another key") {
+		t.Fatalf("no warning; log: %s", log.String())
 	}
 }

@@ -160,6 +160,10 @@ func (w *Writer) load(ctx context.Context) error {
 		w.last, w.covered = &all[i].Checkpoint, all[i].Seq
 	}
 	w.v, w.at, w.warned = v, at, 0
+	if own := PublicKeyString(w.Key.Public().(ed25519.PublicKey)); w.last != nil && w.last.Key != own {
+		w.Logger.Warn("the last checkpoint is signed by another key: every hub that writes checkpoints needs the same key (evidence.signing_key_file), or verify reports their checkpoints as signed by another key",
+			"last_checkpoint_key", w.last.Key, "this_hub_key", own)
+	}
 	return nil
 }
 
