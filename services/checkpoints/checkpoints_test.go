@@ -206,8 +206,8 @@ func breaks(r checkpoints.Report) string {
 }
 
 // A client with full access to the bus publishes straight to the incident
-// stream: a forged event, a copy of a real event with altered data, and a
-// forged event replaying an earlier link of the chain. Deleting is refused
+// stream: a forged event, a copy of a real event with altered data, an
+// unaltered copy, and a forged event replaying an earlier link of the chain. Deleting is refused
 // by the stream. verify names each.
 func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	h := newHub(t)
@@ -238,6 +238,14 @@ func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	altered.Data = json.RawMessage(`{"text":"nothing happened"}`)
 	alteredSeq := publish(altered)
 
+	copied, _ := evs[1].Envelope.Marshal()
+	subj, _ := events.IncidentSubject(id, evs[1].Type)
+	ack, err := js.Publish(ctxT(t), subj, copied) // no Msg-Id: no duplicate check
+	if err != nil {
+		t.Fatal(err)
+	}
+	copiedSeq := ack.Sequence
+
 	replayed, _ := events.New(id, &events.NoteAdded{Text: "inserted after the first note"}, events.Meta{Actor: "bob"})
 	replayed.PrevHash = evs[1].PrevHash
 	replayedSeq := publish(replayed)
@@ -255,12 +263,13 @@ func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	r := h.verify(t)
 	hasBreak(t, r, checkpoints.Inserted, forgedSeq)
 	hasBreak(t, r, checkpoints.Changed, alteredSeq)
+	hasBreak(t, r, checkpoints.Inserted, copiedSeq)
 	hasBreak(t, r, checkpoints.Inserted, replayedSeq)
-	if len(r.Breaks) != 3 {
-		t.Errorf("%d breaks, want 3:\n%s", len(r.Breaks), breaks(r))
+	if len(r.Breaks) != 4 {
+		t.Errorf("%d breaks, want 4:\n%s", len(r.Breaks), breaks(r))
 	}
 	ri, err := checkpoints.VerifyIncident(ctxT(t), h.bus.Store, h.bus.JS, id, h.pub())
-	if err != nil || len(ri.Breaks) != 3 {
+	if err != nil || len(ri.Breaks) != 4 {
 		t.Errorf("verify of the incident alone: %v, breaks:\n%s", err, breaks(ri))
 	}
 }

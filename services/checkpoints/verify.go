@@ -126,6 +126,8 @@ func (v *Verifier) Event(s events.Stored) {
 		brk = &Break{Kind: kind, Seq: s.Seq, Incident: id, EventID: env.ID, Detail: fmt.Sprintf(format, a...)}
 	}
 	switch first, dup := c.ids[short(env.ID)]; {
+	case dup && c.seen[short(hash)] != 0:
+		flag(Inserted, "a copy of seq %d, published again", first)
 	case dup:
 		flag(Changed, "a second, different event with the id of seq %d (an altered copy)", first)
 	case env.PrevHash == "" && !c.chained:
