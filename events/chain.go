@@ -28,6 +28,13 @@ import (
 // chained all the same (their hashes are computed like any other), and the
 // first chained event after them carries the hash of the last of them.
 
+// The stream of signed checkpoints of the incident stream's chains (see
+// docs/events.md, Checkpoints and bundles).
+const (
+	CheckpointStream  = "CHECKPOINTS"
+	CheckpointSubject = "checkpoints"
+)
+
 // Genesis is the hash the first event of an incident chains to.
 func Genesis(incidentID string) string {
 	sum := sha256.Sum256([]byte("hikeshi:" + incidentID))

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
+	"github.com/hikeshi/hikeshi/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,8 +18,8 @@ import (
 // The stream checkpoints are appended to: one subject, file storage, no
 // deletes or purges, like the incident stream it vouches for.
 const (
-	Stream  = "CHECKPOINTS"
-	Subject = "checkpoints"
+	Stream  = events.CheckpointStream
+	Subject = events.CheckpointSubject
 )
 
 // EnsureStream creates the checkpoint stream when it does not exist.

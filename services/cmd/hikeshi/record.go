@@ -13,6 +13,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/services/checkpoints"
 	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The record: verify, export and keys read the incident stream and its
@@ -32,36 +33,55 @@ func recordFlags(f *flags, cfg *hub.Config) *string {
 	return f.String("config", "", "hikeshi.yaml, for its evidence section (default: ./hikeshi.yaml when it exists)")
 }
 
-// openRecord connects to the bus; with the embedded server it holds the
-// data dir's lock, which the hub holds while it runs.
-func openRecord(ctx context.Context, cfg *hub.Config) (*hub.Bus, func(), error) {
+// record is the incident stream and its checkpoints, for reading.
+type record struct {
+	js     jetstream.JetStream
+	events *natsjs.Store
+	close  func()
+}
+
+// openRecord reads the embedded server's store, holding the data dir's
+// lock (which the hub holds while it runs), or connects to --nats, where
+// a reader's login (serve --nats-access read) is enough.
+func openRecord(ctx context.Context, cfg *hub.Config) (*record, error) {
 	cfg.Defaults()
-	release := func() {}
-	if cfg.NATSURL == "" {
-		lock, err := hub.LockDataDir(cfg.DataDir)
+	if cfg.NATSURL != "" {
+		nc, err := natsjs.Connect(nil, cfg.NATSURL, "hikeshi-record")
 		if err != nil {
-			return nil, nil, fmt.Errorf("%v: stop the hub first, or reach its bus with --nats (serve --nats-listen)", err)
+			return nil, err
 		}
-		release = lock.Release
+		js, err := jetstream.New(nc)
+		if err == nil {
+			var st *natsjs.Store
+			if st, err = natsjs.NewReader(ctx, js); err == nil {
+				return &record{js: js, events: st, close: nc.Close}, nil
+			}
+		}
+		nc.Close()
+		return nil, err
+	}
+	lock, err := hub.LockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%v: stop the hub first, or reach its bus with --nats (serve --nats-listen)", err)
 	}
 	bus, err := hub.OpenBus(ctx, cfg)
 	if err != nil {
-		release()
-		return nil, nil, err
+		lock.Release()
+		return nil, err
 	}
-	return bus, func() { bus.Close(); release() }, nil
+	return &record{js: bus.JS, events: bus.Events, close: func() { bus.Close(); lock.Release() }}, nil
 }
 
 var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
 
 // incidentRef resolves an incident id or a case number.
-func incidentRef(ctx context.Context, bus *hub.Bus, prefix, ref string) (string, error) {
+func incidentRef(ctx context.Context, rec *record, prefix, ref string) (string, error) {
 	if !caseNumber.MatchString(ref) {
 		return ref, nil
 	}
-	cases, err := natsjs.NewCases(ctx, bus.JS, prefix)
+	cases, err := natsjs.NewCases(ctx, rec.js, prefix)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%v: give the incident's id instead of its case number", err)
 	}
 	id, ok, err := cases.Lookup(ctx, ref)
 	if err == nil && !ok {
@@ -116,21 +136,21 @@ func verifyBundleFile(path string, key ed25519.PublicKey) (checkpoints.Report, e
 }
 
 func verifyBus(ctx context.Context, cfg *hub.Config, pos []string, key ed25519.PublicKey) (checkpoints.Report, error) {
-	bus, closeBus, err := openRecord(ctx, cfg)
+	rec, err := openRecord(ctx, cfg)
 	if err != nil {
 		return checkpoints.Report{}, err
 	}
-	defer closeBus()
+	defer rec.close()
 	if len(pos) == 1 {
-		id, err := incidentRef(ctx, bus, cfg.CasePrefix, pos[0])
+		id, err := incidentRef(ctx, rec, cfg.CasePrefix, pos[0])
 		if err != nil {
 			return checkpoints.Report{}, err
 		}
-		return checkpoints.VerifyIncident(ctx, bus.Events, bus.JS, id, key)
+		return checkpoints.VerifyIncident(ctx, rec.events, rec.js, id, key)
 	}
 	bar := newProgress(os.Stderr)
 	defer bar.done()
-	return checkpoints.VerifyStream(ctx, bus.Events, bus.JS, key, bar.update)
+	return checkpoints.VerifyStream(ctx, rec.events, rec.js, key, bar.update)
 }
 
 // publicKey is the key given, or the public half of the hub's signing key.
@@ -181,16 +201,16 @@ func exportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: name one incident", errUsage)
 	}
-	bus, closeBus, err := openRecord(ctx, &cfg)
+	rec, err := openRecord(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	defer closeBus()
-	id, err := incidentRef(ctx, bus, cfg.CasePrefix, pos[0])
+	defer rec.close()
+	id, err := incidentRef(ctx, rec, cfg.CasePrefix, pos[0])
 	if err != nil {
 		return err
 	}
-	b, err := checkpoints.Export(ctx, bus.Events, bus.JS, id, time.Now())
+	b, err := checkpoints.Export(ctx, rec.events, rec.js, id, time.Now())
 	if err != nil {
 		return err
 	}
