@@ -72,7 +72,6 @@ func (w *Writer) Run(ctx context.Context) error {
 	for {
 		if err := w.Step(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			w.Logger.Warn("checkpoint not written; retrying", "err", err)
-			w.v = nil // reload: the state may be behind
 		}
 		select {
 		case <-ctx.Done():
@@ -92,8 +91,14 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) Step(ctx context.Context, now time.Time) error { return w.seal(ctx, now, false) }
 
 // seal writes a checkpoint of the events since the last when one is due,
-// or when force says so.
-func (w *Writer) seal(ctx context.Context, now time.Time, force bool) error {
+// or when force says so. After a failure it starts again from the
+// checkpoint stream, as the events it folded may not be sealed.
+func (w *Writer) seal(ctx context.Context, now time.Time, force bool) (err error) {
+	defer func() {
+		if err != nil {
+			w.v = nil
+		}
+	}()
 	if w.v == nil {
 		w.Config.Defaults()
 		if w.Logger == nil {
@@ -137,7 +142,7 @@ func (w *Writer) seal(ctx context.Context, now time.Time, force bool) error {
 		return err
 	}
 	w.last, w.at = &cp, at
-	clear(w.v.changed)
+	w.v.sealed()
 	return nil
 }
 
@@ -173,6 +178,20 @@ func (w *Writer) logBreaks() {
 		w.Logger.Warn("incident record broken; run 'hikeshi verify'", "break", b.String())
 	}
 	w.warned = len(w.v.report.Breaks)
+}
+
+// sealed forgets what the verifier kept to name breaks in the events a
+// checkpoint now covers, so that a hub's memory does not grow with them.
+func (v *Verifier) sealed() {
+	for id := range v.changed {
+		c := v.chains[id]
+		clear(c.seen)
+		clear(c.ids)
+		clear(c.wanted)
+		clear(c.moved)
+		c.broken = nil
+	}
+	clear(v.changed)
 }
 
 // seed starts an incident's chain at a signed head.
