@@ -142,7 +142,7 @@ func (v *Verifier) Event(s events.Stored) {
 	case env.PrevHash == events.Genesis(id):
 		flag(Inserted, "chains to the incident's start although %d events come before it", c.events)
 	default:
-		flag(Broken, "its prevhash is not the hash of any event before it: the event before it (seq %d) was changed, or events before it were removed", c.headSeq)
+		flag(Broken, "its prevhash is not the hash of any event before it: the event before it (seq %d) was changed, events before it were removed, or this one was forged", c.headSeq)
 	}
 	if idx, ok := c.wanted[hash]; ok {
 		b := &v.report.Breaks[idx]
@@ -271,7 +271,7 @@ func (c *chain) settle(breaks []Break, h Head) {
 			breaks[i].Detail += fmt.Sprintf("; a checkpoint signs %d events of the incident, the record has %d: events were removed", h.Events, c.events)
 		case c.events == h.Events:
 			breaks[i].Kind = Changed
-			breaks[i].Detail += "; a checkpoint signs as many events as the record has: an event was changed"
+			breaks[i].Detail += "; a checkpoint signs as many events as the record has: an event was changed (or this one forged before the checkpoint)"
 		}
 	}
 	c.broken = nil
