@@ -207,7 +207,8 @@ func breaks(r checkpoints.Report) string {
 
 // A client with full access to the bus publishes straight to the incident
 // stream: a forged event, a copy of a real event with altered data, an
-// unaltered copy, and a forged event replaying an earlier link of the chain. Deleting is refused
+// unaltered copy, a forged event replaying an earlier link of the chain,
+// and one with a made-up link. Deleting is refused
 // by the stream. verify names each.
 func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	h := newHub(t)
@@ -250,6 +251,10 @@ func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	replayed.PrevHash = evs[1].PrevHash
 	replayedSeq := publish(replayed)
 
+	madeUp, _ := events.New(id, &events.NoteAdded{Text: "chained to nothing"}, events.Meta{Actor: "bob"})
+	madeUp.PrevHash = strings.Repeat("ab", 32)
+	madeUpSeq := publish(madeUp)
+
 	st, err := js.Stream(ctxT(t), events.IncidentStream)
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +270,14 @@ func TestVerifyNamesEventsForgedOnTheStream(t *testing.T) {
 	hasBreak(t, r, checkpoints.Changed, alteredSeq)
 	hasBreak(t, r, checkpoints.Inserted, copiedSeq)
 	hasBreak(t, r, checkpoints.Inserted, replayedSeq)
-	if len(r.Breaks) != 4 {
-		t.Errorf("%d breaks, want 4:\n%s", len(r.Breaks), breaks(r))
+	// A link to an unknown hash cannot be told from an edit of the event
+	// before it: the break is at the forged event, named changed.
+	hasBreak(t, r, checkpoints.Changed, madeUpSeq)
+	if len(r.Breaks) != 5 {
+		t.Errorf("%d breaks, want 5:\n%s", len(r.Breaks), breaks(r))
 	}
 	ri, err := checkpoints.VerifyIncident(ctxT(t), h.bus.Store, h.bus.JS, id, h.pub())
-	if err != nil || len(ri.Breaks) != 4 {
+	if err != nil || len(ri.Breaks) != 5 {
 		t.Errorf("verify of the incident alone: %v, breaks:\n%s", err, breaks(ri))
 	}
 }
