@@ -26,7 +26,9 @@ const ContentType = "application/json"
 // who did it (actor: the stable id of the authenticated identity, actorname:
 // its display name, via: the identity that acted for the actor, when a
 // trusted integration acts for a person), what caused it (causationid), which request or chain it
-// belongs to (correlationid) and the schema version of data (dataversion).
+// belongs to (correlationid), the schema version of data (dataversion) and,
+// on incident events, the hash of the incident's previous event (prevhash,
+// see Hash).
 type Envelope struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
@@ -41,6 +43,7 @@ type Envelope struct {
 	Via             string          `json:"via,omitempty"`
 	CausationID     string          `json:"causationid,omitempty"`
 	CorrelationID   string          `json:"correlationid,omitempty"`
+	PrevHash        string          `json:"prevhash,omitempty"`
 	Data            json.RawMessage `json:"data"`
 }
 
@@ -122,7 +125,7 @@ func (e Envelope) Marshal() ([]byte, error) {
 	b = appendField(b, `,"datacontenttype":`, e.DataContentType)
 	b = append(b, `,"dataversion":`...)
 	b = strconv.AppendInt(b, int64(e.DataVersion), 10)
-	for _, f := range [...]struct{ name, v string }{{`,"actor":`, e.Actor}, {`,"actorname":`, e.ActorName}, {`,"via":`, e.Via}, {`,"causationid":`, e.CausationID}, {`,"correlationid":`, e.CorrelationID}} {
+	for _, f := range [...]struct{ name, v string }{{`,"actor":`, e.Actor}, {`,"actorname":`, e.ActorName}, {`,"via":`, e.Via}, {`,"causationid":`, e.CausationID}, {`,"correlationid":`, e.CorrelationID}, {`,"prevhash":`, e.PrevHash}} {
 		if f.v != "" {
 			b = appendField(b, f.name, f.v)
 		}
@@ -136,7 +139,7 @@ func (e Envelope) Marshal() ([]byte, error) {
 // output: strings that need no escaping beyond quotes, a time json would
 // format the same way, and data that is already compact JSON.
 func (e Envelope) plain() bool {
-	for _, v := range [...]string{e.SpecVersion, e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.Actor, e.ActorName, e.Via, e.CausationID, e.CorrelationID} {
+	for _, v := range [...]string{e.SpecVersion, e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.Actor, e.ActorName, e.Via, e.CausationID, e.CorrelationID, e.PrevHash} {
 		if !plainString(v) {
 			return false
 		}

@@ -32,6 +32,7 @@ const (
 type golden struct {
 	id, subject, time, actor, causation, correlation string
 	actorName, via                                   string // added later, optional: older files have neither
+	prevHash                                         string // hash chain, added later (see chain_test.go)
 	data                                             events.Data
 }
 
@@ -129,6 +130,13 @@ var goldens = map[string]golden{
 		id: "0195f601-5e6f-7071-9283-9e0f1a2b3c45", subject: incSec, time: "2025-04-02T14:12:45.900Z", actor: "carol",
 		data: &events.MilestoneRecorded{Name: "impact_started", OccurredAt: time.Date(2025, 4, 1, 23, 58, 0, 0, time.UTC),
 			Corrects: "0195f5c8-4d5e-7f60-8172-8d9e0f1a2b34", Reason: "The VPN logs show an earlier login from the same address."},
+	},
+	// A chained event: prevhash is the hash of the event before it
+	// (additive, so still version 1).
+	"io.hikeshi.incident.note_added.v1.chained.json": {
+		id: "01959426-8dbe-7de4-88af-f8b4c17124bf", subject: inc42, time: "2025-03-14T10:15:09.502Z", actor: "erin",
+		prevHash: "60dd84c5b213a9befafd8c3c4aa0da3702ef0d70aac36e4f4d1b664ab288de70",
+		data:     &events.NoteAdded{Text: "Support has 230 tickets tagged checkout-502; macro with the status page link sent."},
 	},
 	"io.hikeshi.incident.declared.v1.slack.json": {
 		id: "0195f5a1-7e2c-7d40-9b13-6c8e2f0a4d55", subject: "0195f5a1-7e0b-7c3e-8a9f-1d2c3b4a5e6f",
@@ -231,6 +239,7 @@ func TestGoldenFilesDecode(t *testing.T) {
 				{"via", env.Via, want.via},
 				{"causationid", env.CausationID, want.causation},
 				{"correlationid", env.CorrelationID, want.correlation},
+				{"prevhash", env.PrevHash, want.prevHash},
 			} {
 				if c.got != c.want {
 					t.Errorf("%s = %q, want %q", c.attr, c.got, c.want)

@@ -93,10 +93,15 @@ func (a Auth) Validate() error {
 }
 
 // readerPermissions let a client consume INCIDENTS (live on incidents.>,
-// or through consumers of its own) and nothing else: it cannot publish an
-// event, touch another stream or bucket, or the hub's own consumers.
+// or through consumers of its own) and the CHECKPOINTS that sign it, and
+// nothing else: it cannot publish an event, touch another stream or
+// bucket, or the hub's own consumers.
 func readerPermissions(protected []string) *server.Permissions {
-	return streamReader(events.IncidentStream, events.IncidentSubjectPrefix, protected)
+	p := streamReader(events.IncidentStream, events.IncidentSubjectPrefix, protected)
+	cp := streamReader(events.CheckpointStream, events.CheckpointSubject, nil)
+	p.Publish.Allow = append(p.Publish.Allow, cp.Publish.Allow...)
+	p.Subscribe.Allow = append(p.Subscribe.Allow, events.CheckpointSubject)
+	return p
 }
 
 // streamReader lets a client consume stream s (live on prefix.>), and

@@ -46,6 +46,7 @@ type Handler struct {
 	onAppend  func(typ string)
 	findCase  func(ctx context.Context, number string) (string, error)
 	maxCached int
+	unchained bool
 
 	mu    sync.Mutex
 	cache map[string]*list.Element // of *entry
@@ -64,6 +65,24 @@ type entry struct {
 	keyed []string
 	// snapped is the version of the last snapshot sent.
 	snapped uint64
+	// head is the chain hash of the last event applied ("" before the
+	// first), the prevhash of the next event appended.
+	head string
+}
+
+// snapshot is what the snapshot bucket keeps of an incident: its state and
+// the hash of its last event, so that the next append needs no extra read.
+type snapshot struct {
+	incident.State
+	Head string `json:"head,omitempty"`
+}
+
+// prevHash is what the next event of the incident chains to.
+func (e *entry) prevHash() string {
+	if e.st.Version == 0 {
+		return events.Genesis(e.id)
+	}
+	return e.head
 }
 
 // CaseFallback sets how to find a case number the index does not know (an
@@ -80,6 +99,11 @@ func OnAppend(f func(typ string)) Option { return func(h *Handler) { h.onAppend 
 
 // Source sets the CloudEvents source of appended events.
 func Source(s string) Option { return func(h *Handler) { h.source = s } }
+
+// WithoutHashChain appends events without prevhash, as before the chain
+// existed: only for measuring what the chain costs (hikeshi-bench). A hub
+// never uses it.
+func WithoutHashChain() Option { return func(h *Handler) { h.unchained = true } }
 
 // CacheSize sets how many incidents are kept between commands (default
 // 10,000). Each costs a state without its history: about a kilobyte.
@@ -144,6 +168,10 @@ func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
 		if err := e.st.Apply(s.Envelope, s.Seq); err != nil {
 			return fmt.Errorf("incident %s seq %d: %w", id, s.Seq, err)
 		}
+		var err error
+		if e.head, err = s.Envelope.Hash(); err != nil {
+			return fmt.Errorf("incident %s seq %d: %w", id, s.Seq, err)
+		}
 		e.applied(s.ID)
 		return nil
 	})
@@ -162,15 +190,26 @@ func (h *Handler) loadSnapshot(ctx context.Context, e *entry, id string) error {
 	if err != nil {
 		return err
 	}
-	e.st, e.keyed = incident.State{}, nil
+	var snap snapshot
 	if raw != nil {
-		if err := json.Unmarshal(raw, &e.st); err != nil {
+		if err := json.Unmarshal(raw, &snap); err != nil {
 			slog.Warn("incident snapshot unreadable; loading the incident from its events", "incident", id, "err", err)
-			e.st = incident.State{}
+			snap = snapshot{}
 		}
 	}
+	e.st, e.head, e.keyed = snap.State, snap.Head, nil
 	e.recorded, e.snapped = e.st.Version, e.st.Version
 	e.st.ForgetEventIDs()
+	if e.st.Version != 0 && e.head == "" {
+		// A snapshot from before the chain: hash its last event once.
+		last, err := h.store.EventAt(ctx, e.st.Version)
+		if err != nil {
+			return err
+		}
+		if e.head, err = last.Envelope.Hash(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -197,7 +236,7 @@ func (h *Handler) saveSnapshot(ctx context.Context, e *entry, id string) {
 		e.keyed = nil
 	}
 	e.recorded = e.st.Version
-	raw, err := json.Marshal(e.st.View())
+	raw, err := json.Marshal(snapshot{State: e.st.View(), Head: e.head})
 	if err == nil {
 		err = h.snaps.Put(id, raw)
 	}
@@ -386,6 +425,10 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if err != nil {
 			return incident.State{}, err
 		}
+		hash, err := h.chain(e, &env)
+		if err != nil {
+			return incident.State{}, err
+		}
 		seq, dup, err := h.store.Append(ctx, env, e.st.Version)
 		switch {
 		case errors.Is(err, natsjs.ErrConflict):
@@ -405,6 +448,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if err := e.st.ApplyData(env, data, seq); err != nil {
 			return incident.State{}, err
 		}
+		e.head = hash
 		e.applied(env.ID)
 		h.saveSnapshot(ctx, e, id)
 		if h.onAppend != nil {
@@ -413,6 +457,16 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		return e.st.View(), nil
 	}
 	return incident.State{}, fmt.Errorf("%w: incident %s: still conflicting after %d attempts", natsjs.ErrUnavailable, id, maxAttempts)
+}
+
+// chain sets the event's prevhash and returns its hash, the incident's
+// next head.
+func (h *Handler) chain(e *entry, env *events.Envelope) (string, error) {
+	if h.unchained {
+		return "", nil
+	}
+	env.PrevHash = e.prevHash()
+	return env.Hash()
 }
 
 func isValidation(err error) bool {

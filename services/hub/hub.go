@@ -120,7 +120,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
 	}
-	if err := c.File.CheckSections(append(c.moduleNames(), access.Section)); err != nil {
+	if err := c.File.CheckSections(append(c.moduleNames(), access.Section, EvidenceSection)); err != nil {
+		return err
+	}
+	if _, err := c.Evidence(); err != nil {
 		return err
 	}
 	if _, _, err := access.LoadConfig(c.File); err != nil {
@@ -365,6 +368,11 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	var projectors []projection.Projector
 	if cfg.runs(TargetTimeline) {
 		projectors = append(projectors, timeline.New(h.timeline).Projection())
+		sign, err := h.checkpointWriter()
+		if err != nil {
+			return err
+		}
+		h.loops = append(h.loops, sign)
 	}
 	for _, m := range cfg.Modules {
 		if !cfg.runs(m.Name) {

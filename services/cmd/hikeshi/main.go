@@ -39,6 +39,9 @@ func commands() []command {
 		{"signals", signalsUsage, "list recent signals: the rule that decided, the route, the incident or ticket it went to", signalsCmd},
 		{"token", tokenUsage, "create, list and revoke API tokens (admins)", tokenCmd},
 		{"drill", drillUsage, "replay a closed incident, or a scenario file, as a new drill on an accelerated clock", drillCmd},
+		{"verify", verifyUsage, "check that the record was not altered: hash chains and signed checkpoints (exit 1 on any break)", verifyCmd},
+		{"export", exportUsage, "write an incident's events, chain and checkpoints as a bundle anyone can verify offline", exportCmd},
+		{"keys", keysUsage, "print the public key that signs the checkpoints", keysCmd},
 		{"rules", rulesUsage, "show what the signal rules make of a sender's payload (--source alertmanager|grafana|aws|gcp-scc|generic)", rulesCmd},
 	}
 	// The incident commands go right after declare.

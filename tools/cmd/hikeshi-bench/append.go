@@ -30,6 +30,17 @@ func appendAndRead(ctx context.Context, cfg config, run int, col *collector) err
 		progress("run %d/%d append raw:    %8.0f events/s", run, cfg.runs, rate)
 	}
 
+	if cfg.scenarios["append"] {
+		chained, unchained, err := chainCost(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("append chain cost: %w", err)
+		}
+		col.add("append", "chained", "events/s", chained)
+		col.add("append", "unchained", "events/s", unchained)
+		col.add("append", "chained/unchained", "×", chained/unchained)
+		progress("run %d/%d append chained: %8.0f events/s, unchained %8.0f events/s", run, cfg.runs, chained, unchained)
+	}
+
 	b, err := startBus(ctx, cfg, "core")
 	if err != nil {
 		return err
@@ -57,6 +68,11 @@ func appendAndRead(ctx context.Context, cfg config, run int, col *collector) err
 		}
 		col.add("read", "replay", "events/s", rate)
 		progress("run %d/%d read replay:   %8.0f events/s", run, cfg.runs, rate)
+		if rate, err = verifyRate(ctx, b); err != nil {
+			return fmt.Errorf("read verify: %w", err)
+		}
+		col.add("read", "verify", "events/s", rate)
+		progress("run %d/%d read verify:   %8.0f events/s", run, cfg.runs, rate)
 	}
 	b.close()
 
@@ -130,25 +146,40 @@ func appendRaw(ctx context.Context, cfg config) (float64, error) {
 
 // appendCore appends through the domain core: load (cached), decide,
 // append with optimistic concurrency.
-func appendCore(ctx context.Context, cfg config, b *bus) (float64, error) {
+func appendCore(ctx context.Context, cfg config, b *bus, opts ...command.Option) (float64, error) {
 	cases, err := natsjs.NewCases(ctx, b.js, "INC")
 	if err != nil {
 		return 0, err
 	}
-	h := command.New(b.store, cases)
-	ids := make([]string, cfg.c)
+	h := command.New(b.store, cases, opts...)
+	ids, err := declareBench(ctx, h, cfg.c)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := appendNotes(ctx, h, ids, split(cfg.n, cfg.c), noteText(cfg.noteSize)); err != nil {
+		return 0, err
+	}
+	return float64(cfg.n) / time.Since(start).Seconds(), nil
+}
+
+// declareBench declares n incidents.
+func declareBench(ctx context.Context, h *command.Handler, n int) ([]string, error) {
+	ids := make([]string, n)
 	for i := range ids {
 		st, err := h.Declare(ctx, incident.Declare{
 			Title: "bench incident " + strconv.Itoa(i), Service: "bench", Severity: "SEV3", DeclaredBy: "bench",
 		}, command.Meta{})
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		ids[i] = st.ID
 	}
-	counts := split(cfg.n, cfg.c)
-	text := noteText(cfg.noteSize)
-	start := time.Now()
+	return ids, nil
+}
+
+// appendNotes appends counts[i] notes to incident ids[i], one writer each.
+func appendNotes(ctx context.Context, h *command.Handler, ids []string, counts []int, text string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, id := range ids {
 		g.Go(func() error {
@@ -160,10 +191,7 @@ func appendCore(ctx context.Context, cfg config, b *bus) (float64, error) {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return 0, err
-	}
-	return float64(cfg.n) / time.Since(start).Seconds(), nil
+	return g.Wait()
 }
 
 // appendHTTP appends through the API of a whole hub.

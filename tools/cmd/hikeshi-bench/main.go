@@ -317,8 +317,12 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 	}
 	col.compare("append", "core", "raw", "≥ 0.80× raw", "command.Handler.Execute(AddNote)")
+	col.compare("append", "chained", "", "", "Execute(AddNote) with the hash chain, alternating rounds with unchained on one bus")
+	col.compare("append", "unchained", "", "", "the same without the hash chain (command.WithoutHashChain)")
+	col.compare("append", "chained/unchained", "", "≥ 0.95", "what the hash chain leaves of append throughput, paired per run")
 	col.compare("append", "http", "raw", "", "POST /notes, hub with api+timeline")
 	col.compare("read", "replay", "raw", "≥ 0.25× raw", "timeline.Rebuild into a fresh SQLite file")
+	col.compare("read", "verify", "raw", "", "hikeshi verify of the whole stream: chains, one signed checkpoint; linear in events")
 	col.compare("latency", "hub p50", "raw p50", "", "")
 	col.compare("latency", "hub p99", "raw p99", "p99 ≤ 50 ms", "")
 	col.compare("latency", "hub max", "raw max", "", "")
@@ -335,6 +339,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
 		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
 		{"replay time", "", "≤ 20 s at 1M", ""},
+		{"verify", "read raw", "", "hikeshi verify's walk of the hash chains over the big stream"},
+		{"verify time", "", "", "the same, whole stream"},
 		{"catch-up", "", "≤ 20 s at 1M", "live timeline projector, empty store, whole stream"},
 		{"projector", "append", "≥ 1.5× append", "catch-up rate of the live projector"},
 		{"lag p99", "", "bounded", "projector lag sampled every 100 ms during the append"},
@@ -378,8 +384,10 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "append: raw = jetstream PublishMsg with Msg-Id and expected last subject sequence, serial per writer;")
 	fmt.Fprintln(w, "        core = command.Handler.Execute(AddNote); http = POST /api/v1/incidents/{id}/notes over keep-alive")
 	fmt.Fprintln(w, "        connections to a hub running api+timeline. ratio = median over runs of path / raw.")
+	fmt.Fprintln(w, "        chained / unchained = core with and without the hash chain, alternating rounds on one bus.")
 	fmt.Fprintln(w, "read:   raw = ordered consumer over the whole stream; replay = timeline.Rebuild into a fresh SQLite")
-	fmt.Fprintln(w, "        file from the same stream. ratio = median over runs of replay / raw.")
+	fmt.Fprintln(w, "        file from the same stream; verify = checkpoints.VerifyStream (hikeshi verify) after one signed")
+	fmt.Fprintln(w, "        checkpoint, linear in events: 1M events take 1M / rate seconds. ratio = median over runs of replay / raw.")
 	fmt.Fprintln(w, "latency: hub = POST a note, then GET .../timeline?after=<seq-1>&wait=5s until it holds the note;")
 	fmt.Fprintln(w, "        time from the start of the POST. raw = publish to ordered-consumer receive at the same pace.")
 	fmt.Fprintln(w, "        ratio = median over runs of hub / raw (higher is slower).")
@@ -404,7 +412,7 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.0f", v)
 	case "MiB":
 		return fmt.Sprintf("%.1f", v)
-	case "ms", "s":
+	case "ms", "s", "×":
 		return fmt.Sprintf("%.2f", v)
 	case "KiB", "count":
 		return fmt.Sprintf("%.1f", v)

@@ -169,6 +169,14 @@ func scaleReads(ctx context.Context, sc scaleConfig, run, runs int, dir string, 
 	col.add("scale", "replay time", "s", time.Since(start).Seconds())
 	_ = os.Remove(filepath.Join(dir, "timeline.db"))
 	progress("run %d/%d scale read raw %.0f events/s, replay %.0f events/s (%s)", run, runs, raw, replay, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	verify, err := verifyChains(ctx, b)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	col.add("scale", "verify", "events/s", verify)
+	col.add("scale", "verify time", "s", time.Since(start).Seconds())
+	progress("run %d/%d scale verify %.0f events/s (%s)", run, runs, verify, time.Since(start).Round(time.Millisecond))
 
 	st, err := b.js.Stream(ctx, events.IncidentStream)
 	if err != nil {
