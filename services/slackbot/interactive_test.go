@@ -523,3 +523,25 @@ func TestSSSDeclareButtonPrefillsTheModal(t *testing.T) {
 		t.Fatalf("unknown flagged message: %d", code)
 	}
 }
+
+// TestDeclareButtonBeforeTheShareIsRecorded: the declare button comes back
+// before the ledger recorded the share that posted it (the post is the
+// share's last step); the modal still opens, prefilled.
+func TestDeclareButtonBeforeTheShareIsRecorded(t *testing.T) {
+	r := newRig(t, "")
+	r.ensureChannels("CSUPPORT01")
+	ts := r.slack.AddMessage("CSUPPORT01", "UCAROL001", "a phishing mail reached payroll", "")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		f := flag{ChannelID: "CSUPPORT01", MessageTS: ts, Reaction: "sss", FlaggedBy: "UDAVE0001", Excerpt: "a phishing mail reached payroll"}
+		if err := r.bot.effects.Put(context.Background(), flagKey("CSUPPORT01", ts), f); err != nil {
+			t.Error(err)
+		}
+	}()
+	if code, body := r.interact(blockAction(actionDeclare, "CSUPPORT01|"+ts, "trig-early")); code != http.StatusOK {
+		t.Fatalf("declare button before the share was recorded: %d %s", code, body)
+	}
+	if v := r.openedViews(); len(v) != 1 {
+		t.Fatalf("%d views opened", len(v))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
@@ -171,8 +172,7 @@ func (b *Bot) action(ctx context.Context, cb *slack.InteractionCallback) error {
 			if !ok {
 				return badRequest("declare button: bad value")
 			}
-			var f flag
-			found, err := b.effects.Get(ctx, flagKey(ch, ts), &f)
+			f, found, err := b.sharedFlag(ctx, ch, ts)
 			if err != nil {
 				return err
 			}
@@ -183,6 +183,25 @@ func (b *Bot) action(ctx context.Context, cb *slack.InteractionCallback) error {
 		}
 	}
 	return nil
+}
+
+// sharedFlag is the flag a declare button was posted for. The button can
+// come back before the ledger records the share that posted it (the post
+// is the share's last step), so a missing record is looked for again for
+// a moment, well inside Slack's 3 s to answer.
+func (b *Bot) sharedFlag(ctx context.Context, ch, ts string) (flag, bool, error) {
+	var f flag
+	for try := 0; ; try++ {
+		found, err := b.effects.Get(ctx, flagKey(ch, ts), &f)
+		if err != nil || found || try == 10 {
+			return f, found, err
+		}
+		select {
+		case <-ctx.Done():
+			return f, false, ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
 }
 
 func value(cb *slack.InteractionCallback, block string) string {
