@@ -19,18 +19,8 @@ const evidenceUsage = "add|handover|ls ID …"
 
 // evidenceCmd dispatches hikeshi evidence add|handover|ls.
 func evidenceCmd(ctx context.Context, args []string, w io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: want add, handover or ls", errUsage)
-	}
-	switch args[0] {
-	case "add":
-		return evidenceAdd(ctx, args[1:], w)
-	case "handover":
-		return evidenceHandover(ctx, args[1:], w)
-	case "ls":
-		return evidenceLs(ctx, args[1:], w)
-	}
-	return fmt.Errorf("%w: %q is not add, handover or ls", errUsage, args[0])
+	return dispatch(ctx, args, w, subcommand{[]string{"add"}, evidenceAdd},
+		subcommand{[]string{"handover"}, evidenceHandover}, subcommand{[]string{"ls"}, evidenceLs})
 }
 
 func evidenceAdd(ctx context.Context, args []string, w io.Writer) error {

@@ -39,7 +39,7 @@ func TestCLIEvidenceMilestonesAndBackdatedNotes(t *testing.T) {
 	if out, code := cli("evidence", "add", "INC-1", "--name", "x", "--sha256", "abc", "--location", "l", "--custodian", "c"); code != 1 || !strings.Contains(out, "sha256") {
 		t.Errorf("bad hash: exit %d, %q", code, out)
 	}
-	if out, code := cli("evidence", "shred", "INC-1"); code != 2 || !strings.Contains(out, "add, handover or ls") {
+	if out, code := cli("evidence", "shred", "INC-1"); code != 2 || !strings.Contains(out, `unknown subcommand "shred" (add, handover, ls)`) {
 		t.Errorf("unknown subcommand: exit %d, %q", code, out)
 	}
 

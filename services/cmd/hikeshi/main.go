@@ -97,6 +97,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("wrong arguments")
 
+// subcommand is one verb of a command with verbs (token, evidence).
+type subcommand struct {
+	names []string // the verb and its aliases
+	run   func(ctx context.Context, args []string, w io.Writer) error
+}
+
+// dispatch runs the subcommand args[0] names, or says which there are.
+func dispatch(ctx context.Context, args []string, w io.Writer, subs ...subcommand) error {
+	var known []string
+	for _, sc := range subs {
+		if len(args) > 0 && slices.Contains(sc.names, args[0]) {
+			return sc.run(ctx, args[1:], w)
+		}
+		known = append(known, sc.names[0])
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: say %s", errUsage, strings.Join(known, ", "))
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (%s)", errUsage, args[0], strings.Join(known, ", "))
+}
+
 // flags is a FlagSet whose every flag also reads HIKESHI_<NAME>.
 type flags struct {
 	*flag.FlagSet

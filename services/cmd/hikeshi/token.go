@@ -18,18 +18,8 @@ const tokenUsage = "create --name N --role viewer|responder|security|admin [--ex
 // tokenCmd manages API tokens through the hub (an admin's token, or the
 // local operator of a hub without auth).
 func tokenCmd(ctx context.Context, args []string, w io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: say create, list or revoke", errUsage)
-	}
-	switch args[0] {
-	case "create":
-		return tokenCreate(ctx, args[1:], w)
-	case "list", "ls":
-		return tokenList(ctx, args[1:], w)
-	case "revoke":
-		return tokenRevoke(ctx, args[1:], w)
-	}
-	return fmt.Errorf("%w: unknown token command %q (create, list, revoke)", errUsage, args[0])
+	return dispatch(ctx, args, w, subcommand{[]string{"create"}, tokenCreate},
+		subcommand{[]string{"list", "ls"}, tokenList}, subcommand{[]string{"revoke"}, tokenRevoke})
 }
 
 type tokenView struct {
