@@ -282,6 +282,29 @@ func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
 	return e.st.View(), nil
 }
 
+// Known is the incident as this process knows it: from its cache when it
+// holds it, without asking the bus whether a newer event came (as Get
+// does), loaded on a miss. For checks that the command path repeats on the
+// state it decides on (Meta.Allow).
+func (h *Handler) Known(ctx context.Context, id string) (incident.State, error) {
+	if !events.ValidID(id) {
+		return incident.State{}, incident.ErrNotFound
+	}
+	e := h.entry(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded {
+		if err := h.refresh(ctx, e, id); err != nil {
+			return incident.State{}, err
+		}
+	}
+	if !e.st.Exists() {
+		h.forget(id)
+		return incident.State{}, incident.ErrNotFound
+	}
+	return e.st.View(), nil
+}
+
 var caseNumber = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9]+$`)
 
 // Resolve turns what a person types — an incident id or a case number such
@@ -410,6 +433,17 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 				continue
 			}
 			return incident.State{}, fmt.Errorf("%w: expected %d, current %d", ErrVersionConflict, m.ExpectVersion, e.st.Version)
+		}
+		if m.Allow != nil {
+			if err := m.Allow(e.st); err != nil {
+				if !fresh { // refused on what this cache last saw: look again
+					if rerr := reload(); rerr != nil {
+						return incident.State{}, rerr
+					}
+					continue
+				}
+				return incident.State{}, err
+			}
 		}
 		data, err := c.Decide(&e.st)
 		if err != nil {

@@ -477,3 +477,37 @@ func TestResolveCaseNumbers(t *testing.T) {
 		t.Fatalf("unknown everywhere: %v, want ErrNotFound", err)
 	}
 }
+
+// TestAllowIsAskedOnTheStateDecidedOn: a command's Allow sees the state the
+// command is decided on. A replica whose cache is stale (another replica
+// assigned a new commander) looks again before refusing, and a refusal
+// appends nothing.
+func TestAllowIsAskedOnTheStateDecidedOn(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	a, b := replica(t, bus, "replica-a"), replica(t, bus, "replica-b")
+	st := declare(t, ctx, a, "payroll exfiltration")
+	if _, err := b.Get(ctx, st.ID); err != nil { // b caches the incident without a commander
+		t.Fatal(err)
+	}
+	if _, err := a.Execute(ctx, st.ID, incident.AssignCommander{User: "dana"}, command.Meta{Actor: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	errNotCommander := errors.New("not the commander")
+	onlyDana := func(s incident.State) error {
+		if s.Commander != "dana" {
+			return errNotCommander
+		}
+		return nil
+	}
+	if _, err := b.Execute(ctx, st.ID, incident.AddNote{Text: "from dana"}, command.Meta{Actor: "dana", Allow: onlyDana}); err != nil {
+		t.Fatalf("dana, commander on the stream but not in b's cache: %v", err)
+	}
+	refuse := func(incident.State) error { return errNotCommander }
+	if _, err := b.Execute(ctx, st.ID, incident.AddNote{Text: "refused"}, command.Meta{Actor: "eve", Allow: refuse}); !errors.Is(err, errNotCommander) {
+		t.Fatalf("a refused command: %v", err)
+	}
+	if folded, _ := fold(t, ctx, bus.Store, st.ID); folded.Notes != 1 {
+		t.Fatalf("%d notes on the stream, want 1", folded.Notes)
+	}
+}

@@ -66,9 +66,15 @@ func executeChecked[T any](s *Server, w http.ResponseWriter, r *http.Request, bu
 		return err
 	}
 	// Before the body: a caller outside a confidential incident learns
-	// nothing of it, not even that its body would have been wrong.
-	if _, err := s.visible(r, id, access.Act); err != nil {
+	// nothing of it, not even that its body would have been wrong. The
+	// cached state serves (no read of the bus on the append path); a
+	// refusal is checked again on a fresh read before it is answered.
+	if st, err := s.d.Commands.Known(r.Context(), id); err != nil {
 		return err
+	} else if access.Allowed(r.Context(), st, access.Act) != nil {
+		if _, err := s.visible(r, id, access.Act); err != nil {
+			return err
+		}
 	}
 	var req T
 	if err := decode(r, &req); err != nil {
@@ -82,7 +88,16 @@ func executeChecked[T any](s *Server, w http.ResponseWriter, r *http.Request, bu
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Commands.Execute(r.Context(), id, c, m)
+	// And again on the state the command is decided on, which the append
+	// is conditional on: what is stored was allowed.
+	ctx := r.Context()
+	m.Allow = func(st incident.State) error {
+		if !st.Exists() {
+			return nil // Decide answers: not found
+		}
+		return access.Allowed(ctx, st, access.Act)
+	}
+	st, err := s.d.Commands.Execute(ctx, id, c, m)
 	if err != nil {
 		return err
 	}

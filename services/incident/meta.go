@@ -11,4 +11,9 @@ type Meta struct {
 	Key string
 	// ExpectVersion, when non-zero, is the version the caller last saw.
 	ExpectVersion uint64
+	// Allow, when set, is asked whether the caller may run the command on
+	// the incident as it is decided on (need-to-know, a commander just
+	// changed); its error refuses the command. The append is conditional
+	// on that state, so the answer holds for what is stored.
+	Allow func(State) error
 }
