@@ -53,14 +53,20 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 // incident has no events yet). The envelope id is the Msg-Id, so a retried
 // publish inside the duplicate window is stored once; duplicate reports it.
 func (s *Store) Append(ctx context.Context, env events.Envelope, expected uint64) (seq uint64, duplicate bool, err error) {
+	body, err := env.Marshal()
+	if err != nil {
+		return 0, false, err
+	}
+	return s.AppendMarshaled(ctx, env, body, expected)
+}
+
+// AppendMarshaled is Append of an envelope already marshaled into body
+// (the command side hashes those bytes for the chain, and sends them).
+func (s *Store) AppendMarshaled(ctx context.Context, env events.Envelope, body []byte, expected uint64) (seq uint64, duplicate bool, err error) {
 	if !events.ValidID(env.Subject) {
 		return 0, false, fmt.Errorf("append: %q is not a valid incident id", env.Subject)
 	}
 	subject, err := events.IncidentSubject(env.Subject, env.Type)
-	if err != nil {
-		return 0, false, err
-	}
-	body, err := env.Marshal()
 	if err != nil {
 		return 0, false, err
 	}

@@ -459,11 +459,11 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		if err != nil {
 			return incident.State{}, err
 		}
-		hash, err := h.chain(e, &env)
+		body, hash, err := h.chain(e, &env)
 		if err != nil {
 			return incident.State{}, err
 		}
-		seq, dup, err := h.store.Append(ctx, env, e.st.Version)
+		seq, dup, err := h.store.AppendMarshaled(ctx, env, body, e.st.Version)
 		switch {
 		case errors.Is(err, natsjs.ErrConflict):
 			if err := reload(); err != nil {
@@ -495,12 +495,17 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 
 // chain sets the event's prevhash and returns its hash, the incident's
 // next head.
-func (h *Handler) chain(e *entry, env *events.Envelope) (string, error) {
-	if h.unchained {
-		return "", nil
+// chain links env to the incident's last event and returns its bytes,
+// which are both what is stored and what its hash is of (the canonical
+// form), and that hash.
+func (h *Handler) chain(e *entry, env *events.Envelope) (body []byte, hash string, err error) {
+	if !h.unchained {
+		env.PrevHash = e.prevHash()
 	}
-	env.PrevHash = e.prevHash()
-	return env.Hash()
+	if body, err = env.Canonical(); err != nil || h.unchained {
+		return body, "", err
+	}
+	return body, events.HashBytes(body), nil
 }
 
 func isValidation(err error) bool {
