@@ -39,7 +39,7 @@ func TestDrillReplayReachesNoStakeholderOnSlack(t *testing.T) {
 	// number) once it has these members.
 	channel := func(caseNumber string, members ...string) slacktest.Channel {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			for _, ch := range slack.Channels() {
 				if strings.HasPrefix(ch.Purpose, caseNumber+":") && !slices.ContainsFunc(members, func(m string) bool { return !slices.Contains(ch.Members, m) }) {
@@ -56,7 +56,7 @@ func TestDrillReplayReachesNoStakeholderOnSlack(t *testing.T) {
 	c.must("drill INC-2 declared", "drill", "replay", "INC-1", "--speed", "100000")
 	// The drill's events reach its channel in order: once the resolution
 	// is there, its severity change was handled before it.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(fmt.Sprint(channel("INC-2").Messages), "*resolved*") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the drill channel never had the resolution: %+v", channel("INC-2").Messages)

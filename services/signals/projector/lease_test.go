@@ -18,7 +18,7 @@ func TestLeaseOneHolder(t *testing.T) {
 	r := newRig(t, rigOpts{yaml: baseYAML})
 	short := func() *lease {
 		l := newLease(r.p.st.kv, "", "")
-		l.ttl, l.renew = 2*time.Second, 100*time.Millisecond
+		l.ttl, l.renew = 5*time.Second, 100*time.Millisecond
 		return l
 	}
 	ctx := context.Background()
