@@ -16,21 +16,7 @@ import (
 // TimelineBefore and Dump.
 func TestTimelineKeepsWhoActed(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "timeline.db")
-	db, err := openDB(path, false, `
-CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE incidents (id TEXT PRIMARY KEY, case_number TEXT NOT NULL UNIQUE, status TEXT NOT NULL, open INTEGER NOT NULL, declared_at TEXT NOT NULL, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
-INSERT INTO events VALUES (3, 'e3', 'a', 't', '2025-03-14T09:26:53Z', 'alice', '{}');
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOldStore(t, `INSERT INTO events VALUES (3, 'e3', 'a', 't', '2025-03-14T09:26:53Z', 'alice', '{}');`)
 	note := events.Stored{Seq: 4, Subject: "incidents.a.note_added", Envelope: events.Envelope{
 		ID: "e4", Type: events.TypeNoteAdded, Time: time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC),
 		Actor: "person:erin@example.com", ActorName: "Erin Park", Via: "slack:UERIN0001"}}
@@ -72,4 +58,25 @@ INSERT INTO events VALUES (3, 'e3', 'a', 't', '2025-03-14T09:26:53Z', 'alice', '
 	if wire["actorname"] != "Erin Park" || wire["via"] != "slack:UERIN0001" {
 		t.Errorf("entry JSON %s: want actorname and via", b)
 	}
+}
+
+// openOldStore opens a store whose file was written before actorname,
+// via and occurred_at existed, holding the rows insert adds.
+func openOldStore(t *testing.T, insert string) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "timeline.db")
+	db, err := openDB(path, false, `
+CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE incidents (id TEXT PRIMARY KEY, case_number TEXT NOT NULL UNIQUE, status TEXT NOT NULL, open INTEGER NOT NULL, declared_at TEXT NOT NULL, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
+`+insert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

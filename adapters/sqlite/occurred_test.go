@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,21 +15,7 @@ import (
 // column filled from each event's time when opened.
 func TestTimelineInBothOrders(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "timeline.db")
-	db, err := openDB(path, false, `
-CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE incidents (id TEXT PRIMARY KEY, case_number TEXT NOT NULL UNIQUE, status TEXT NOT NULL, open INTEGER NOT NULL, declared_at TEXT NOT NULL, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
-INSERT INTO events VALUES (1, 'e1', 'a', 'io.hikeshi.incident.declared', '2026-11-21T14:00:00.5Z', 'alice', '{}');
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOldStore(t, `INSERT INTO events VALUES (1, 'e1', 'a', 'io.hikeshi.incident.declared', '2026-11-21T14:00:00.5Z', 'alice', '{}');`)
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 21, h, m, 0, 0, time.UTC) }
 	change := func(seq uint64, recorded, occurred time.Time) Change {
 		ev := events.Stored{Seq: seq, Subject: "incidents.a.note_added", Envelope: events.Envelope{

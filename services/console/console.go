@@ -49,14 +49,6 @@ type Caller interface {
 	Can(a Action, st *incident.State) bool
 }
 
-// Local is the one operator of a hub without sign-in, reached on loopback:
-// allowed everything, as the API is.
-type Local string
-
-func (l Local) Actor() string                  { return string(l) }
-func (l Local) Name() string                   { return string(l) }
-func (Local) Can(Action, *incident.State) bool { return true }
-
 // Deps is what the console needs.
 type Deps struct {
 	// Commands is the hub's command handler, the API's own.
@@ -229,10 +221,4 @@ func cacheable(h http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// Loopback is the caller of a hub without sign-in, listening on loopback:
-// everyone who reaches it is the one local operator.
-func Loopback(operator string) func(*http.Request) (Caller, bool) {
-	return func(*http.Request) (Caller, bool) { return Local(operator), true }
 }

@@ -1,10 +1,8 @@
 package projector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -115,26 +113,10 @@ func (r *rig) routes() map[string]http.Handler {
 
 func (r *rig) post(path string, body []byte, hdr map[string]string) (*http.Response, string) {
 	r.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := r.srv.Client().Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return integrationtest.Post(r.t, r.srv.URL+path, body, hdr)
 }
 
-func auth(token string) map[string]string {
-	return map[string]string{"Authorization": "Bearer " + token}
-}
+var auth = integrationtest.Bearer
 
 // stored reads every signal on the stream.
 func (r *rig) stored() []events.Signal {
@@ -144,15 +126,7 @@ func (r *rig) stored() []events.Signal {
 
 func (r *rig) count() uint64 {
 	r.t.Helper()
-	s, err := r.bus.JS.Stream(context.Background(), events.SignalStream)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return info.State.Msgs
+	return integrationtest.StreamLen(r.t, r.bus.JS, events.SignalStream)
 }
 
 // run runs the module's projector until the test ends.
