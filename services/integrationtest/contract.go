@@ -228,16 +228,40 @@ func (w *World) outcome(t testing.TB) []string {
 // of its stream, including those it appended itself meanwhile.
 func (h *Hub) WaitIdle(t testing.TB, p projection.Projector) {
 	t.Helper()
-	stream, _ := streamOf(p)
-	ctx := context.Background()
+	stream, filter := streamOf(p)
 	Eventually(t, p.Durable+" to handle every event", func() bool {
-		c, err := h.Bus.JS.PushConsumer(ctx, stream, p.Durable)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+		return CaughtUp(h.Bus.JS, stream, p.Durable, filter)
 	})
+}
+
+// CaughtUp reports whether the durable consumer has acknowledged the last
+// message of stream in filter. The consumer's own pending count alone is
+// not enough: right after an append it may still say 0 for a message not
+// yet counted, so the stream's last matching sequence is the measure.
+func CaughtUp(js jetstream.JetStream, stream, durable, filter string) bool {
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return false
+	}
+	var last uint64
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0; seq-- {
+		m, err := s.GetMsg(ctx, seq)
+		if err == nil && SubjectMatches(filter, m.Subject) {
+			last = seq
+			break
+		}
+	}
+	c, err := js.PushConsumer(ctx, stream, durable)
+	if err != nil {
+		return false
+	}
+	ci, err := c.Info(ctx)
+	return err == nil && ci.AckFloor.Stream >= last && ci.NumAckPending == 0 && ci.NumRedelivered == 0
 }
 
 // DeliverAll hands p every event of its stream from the first, in order,

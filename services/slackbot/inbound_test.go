@@ -80,12 +80,7 @@ func TestSSSSharedOncePerMessageAndForgeriesAppendNothing(t *testing.T) {
 func (r *rig) flagsDrained() {
 	r.t.Helper()
 	integrationtest.Eventually(r.t, "flags shared", func() bool {
-		c, err := r.h.Bus.JS.PushConsumer(context.Background(), FlagStream, FlagDurable)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+		return integrationtest.CaughtUp(r.h.Bus.JS, FlagStream, FlagDurable, ">")
 	})
 }
 
