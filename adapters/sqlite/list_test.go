@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
 )
 
 // TestListWalksAnIndex: every list query is served by an index in the
@@ -24,12 +26,12 @@ func TestListWalksAnIndex(t *testing.T) {
 		{Status: "open", Limit: 50, Before: "x"},
 		{},
 	} {
-		q := listQuery(f)
+		q := sqlstore.ListQuery(f)
 		var args []any
 		for range strings.Count(q, "?") {
 			args = append(args, 1)
 		}
-		rows, err := s.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+		rows, err := s.DB().QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -31,24 +31,25 @@ const noteType = "io.hikeshi.incident.note_added"
 
 // where builds the conditions of s except its status and cursor, which
 // the counts leave out.
-func (s Search) where() (conds []string, args []any) {
+func (s Search) where(d Dialect) (conds []string, args []any) {
 	if s.Severity != "" {
-		conds = append(conds, `json_extract(snapshot, '$.severity') = ?`)
+		conds = append(conds, d.JSON("snapshot", "severity")+` = ?`)
 		args = append(args, s.Severity)
 	}
 	if s.Service != "" {
-		conds = append(conds, `json_extract(snapshot, '$.service') = ? COLLATE NOCASE`)
+		conds = append(conds, d.FoldEq(d.JSON("snapshot", "service")))
 		args = append(args, s.Service)
 	}
-	conds = append(conds, flag("drill", s.Drill)...)
-	conds = append(conds, flag("confidential", s.Confidential)...)
+	conds = append(conds, flag(d, "drill", s.Drill)...)
+	conds = append(conds, flag(d, "confidential", s.Confidential)...)
 	if t := strings.TrimSpace(s.Text); t != "" {
 		like := "%" + escapeLike(t) + "%"
-		conds = append(conds, `(json_extract(snapshot, '$.title') LIKE ? ESCAPE '\'
-			OR json_extract(snapshot, '$.summary') LIKE ? ESCAPE '\'
-			OR case_number LIKE ? ESCAPE '\'
+		l := ` ` + d.Like + ` ? ESCAPE '\'`
+		conds = append(conds, `(`+d.JSON("snapshot", "title")+l+`
+			OR `+d.JSON("snapshot", "summary")+l+`
+			OR case_number`+l+`
 			OR EXISTS (SELECT 1 FROM events e WHERE e.incident_id = incidents.id AND e.type = ?
-				AND json_extract(e.data, '$.text') LIKE ? ESCAPE '\'))`)
+				AND `+d.JSON("e.data", "text")+l+`))`)
 		args = append(args, like, like, like, noteType, like)
 	}
 	return conds, args
@@ -56,12 +57,12 @@ func (s Search) where() (conds []string, args []any) {
 
 // flag is the condition on a boolean of the snapshot: "yes", "no", or
 // none for "".
-func flag(field, want string) []string {
+func flag(d Dialect, field, want string) []string {
 	switch want {
 	case "yes":
-		return []string{`json_extract(snapshot, '$.` + field + `') = 1`}
+		return []string{d.True("snapshot", field)}
 	case "no":
-		return []string{`coalesce(json_extract(snapshot, '$.` + field + `'), 0) = 0`}
+		return []string{`NOT ` + d.True("snapshot", field)}
 	}
 	return nil
 }
@@ -73,7 +74,7 @@ func escapeLike(s string) string {
 // SearchIncidents returns the snapshots s selects, most recent activity
 // first, at most s.Limit (0: all).
 func (s *Store) SearchIncidents(ctx context.Context, f Search) ([]json.RawMessage, error) {
-	conds, args := f.where()
+	conds, args := f.where(s.d)
 	switch f.Status {
 	case "":
 	case "open":
@@ -103,12 +104,12 @@ func (s *Store) SearchIncidents(ctx context.Context, f Search) ([]json.RawMessag
 // CountByStatus counts the incidents f selects per status, whatever
 // f.Status and f.Before.
 func (s *Store) CountByStatus(ctx context.Context, f Search) (map[string]int, error) {
-	conds, args := f.where()
+	conds, args := f.where(s.d)
 	q := `SELECT status, count(*) FROM incidents`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` GROUP BY status`, args...)
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(q+` GROUP BY status`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,8 +133,8 @@ func (s *Store) TimelineBefore(ctx context.Context, id string, before uint64, li
 	if before == 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+entryCols+` FROM events
-		WHERE incident_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, id, before, limit)
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+entryCols+` FROM events
+		WHERE incident_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`), id, before, limit)
 	if err != nil {
 		return nil, err
 	}

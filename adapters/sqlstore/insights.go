@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -27,28 +27,31 @@ type Milestones struct {
 	Recorded map[string]time.Time
 }
 
-// qMilestones reads, per incident that is not a drill, the first time of
-// each milestone from its events: a commander assigned, a status at or
+// milestonesQuery reads, per incident that is not a drill, the first time
+// of each milestone from its events: a commander assigned, a status at or
 // past identified (a forward move may skip steps), resolved, closed.
-const qMilestones = `SELECT i.id, i.case_number, coalesce(json_extract(i.snapshot, '$.service'), ''),
-	coalesce(json_extract(i.snapshot, '$.severity'), ''), coalesce(json_extract(i.snapshot, '$.confidential'), 0),
-	coalesce(json_extract(i.snapshot, '$.declared_by'), ''), coalesce(json_extract(i.snapshot, '$.commander'), ''), i.declared_at,
+func milestonesQuery(d Dialect) string {
+	to := d.JSON("e.data", "to")
+	return `SELECT i.id, i.case_number, coalesce(` + d.JSON("i.snapshot", "service") + `, ''),
+	coalesce(` + d.JSON("i.snapshot", "severity") + `, ''), CASE WHEN ` + d.True("i.snapshot", "confidential") + ` THEN 1 ELSE 0 END,
+	coalesce(` + d.JSON("i.snapshot", "declared_by") + `, ''), coalesce(` + d.JSON("i.snapshot", "commander") + `, ''), i.declared_at,
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.commander_assigned'),
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
-		AND json_extract(e.data, '$.to') IN ('identified', 'monitoring', 'resolved')),
+		AND ` + to + ` IN ('identified', 'monitoring', 'resolved')),
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
-		AND json_extract(e.data, '$.to') = 'resolved'),
+		AND ` + to + ` = 'resolved'),
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.closed'),
 	(SELECT min(e.time) FROM events e WHERE e.incident_id = i.id AND e.type = 'io.hikeshi.incident.status_updated'
-		AND json_extract(e.data, '$.to') IN ('monitoring', 'resolved')),
-	coalesce(json_extract(i.snapshot, '$.milestones.recorded'), '')
-	FROM incidents i WHERE coalesce(json_extract(i.snapshot, '$.drill'), 0) = 0 AND i.declared_at >= ?
+		AND ` + to + ` IN ('monitoring', 'resolved')),
+	coalesce(` + d.JSON("i.snapshot", "milestones.recorded") + `, '')
+	FROM incidents i WHERE NOT ` + d.True("i.snapshot", "drill") + ` AND i.declared_at >= ?
 	ORDER BY i.declared_seq`
+}
 
 // Milestones lists the milestones of the incidents declared since since,
 // drills left out, in the order they were declared.
 func (s *Store) Milestones(ctx context.Context, since time.Time) ([]Milestones, error) {
-	rows, err := s.db.QueryContext(ctx, qMilestones, since.UTC().Format(time.RFC3339Nano))
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(milestonesQuery(s.d)), since.UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return nil, err
 	}

@@ -1,26 +1,21 @@
-package sqlite
+package sqlstore_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
 	"github.com/hikeshi/hikeshi/events"
 )
 
 // searchFixture stores four incidents: their last activity is in the
 // order a, b, c, d (d the most recent), and b has a note.
-func searchFixture(t *testing.T) *Store {
+func searchFixture(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "timeline.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	type inc struct {
 		id, status, severity, service, title string
 		drill, confidential                  bool
@@ -31,16 +26,16 @@ func searchFixture(t *testing.T) *Store {
 		{"c", "monitoring", "SEV2", "payments", "Card 100% declined", true, false},
 		{"d", "investigating", "SEV3", "auth", "Login errors", false, true},
 	}
-	var changes []Change
+	var changes []sqlstore.Change
 	seq := uint64(0)
-	event := func(id, typ string, data any) Change {
+	event := func(id, typ string, data any) sqlstore.Change {
 		seq++
 		subj, err := events.IncidentSubject(id, typ)
 		if err != nil {
 			t.Fatal(err)
 		}
 		raw, _ := json.Marshal(data)
-		return Change{Event: events.Stored{Seq: seq, Subject: subj, Envelope: events.Envelope{ID: fmt.Sprint("e", seq), Type: typ, Time: time.Now()}}, Data: raw}
+		return sqlstore.Change{Event: events.Stored{Seq: seq, Subject: subj, Envelope: events.Envelope{ID: fmt.Sprint("e", seq), Type: typ, Time: time.Now()}}, Data: raw}
 	}
 	for _, i := range incs {
 		c := event(i.id, events.TypeDeclared, map[string]any{"title": i.title})
@@ -49,7 +44,7 @@ func searchFixture(t *testing.T) *Store {
 			c = event(i.id, events.TypeNoteAdded, map[string]any{"text": "the index was rebuilt"})
 		}
 		snap, _ := json.Marshal(map[string]any{"id": i.id, "title": i.title, "severity": i.severity, "service": i.service, "drill": i.drill, "confidential": i.confidential, "status": i.status})
-		c.Incident = &Row{ID: i.id, CaseNumber: "INC-" + i.id, Status: i.status, Open: i.status != "closed", DeclaredAt: time.Now(), Version: seq, Snapshot: snap, DeclaredSeq: seq}
+		c.Incident = &sqlstore.Row{ID: i.id, CaseNumber: "INC-" + i.id, Status: i.status, Open: i.status != "closed", DeclaredAt: time.Now(), Version: seq, Snapshot: snap, DeclaredSeq: seq}
 		changes = append(changes, c)
 	}
 	if _, err := s.Apply(context.Background(), "timeline", changes); err != nil {
@@ -58,9 +53,11 @@ func searchFixture(t *testing.T) *Store {
 	return s
 }
 
-func TestSearchIncidents(t *testing.T) {
-	s := searchFixture(t)
-	ids := func(f Search) []string {
+func TestSearchIncidents(t *testing.T) { eachStore(t, testSearchIncidents) }
+
+func testSearchIncidents(t *testing.T, s *sqlstore.Store) {
+	s = searchFixture(t, s)
+	ids := func(f sqlstore.Search) []string {
 		t.Helper()
 		rows, err := s.SearchIncidents(context.Background(), f)
 		if err != nil {
@@ -76,23 +73,23 @@ func TestSearchIncidents(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		f    Search
+		f    sqlstore.Search
 		want []string
 	}{
-		{"all, by last activity", Search{}, []string{"d", "c", "b", "a"}},
-		{"open", Search{Status: "open"}, []string{"d", "c", "a"}},
-		{"closed", Search{Status: "closed"}, []string{"b"}},
-		{"one status", Search{Status: "investigating"}, []string{"d", "a"}},
-		{"severity", Search{Severity: "SEV2"}, []string{"c", "b"}},
-		{"service, any case", Search{Service: "PAYMENTS"}, []string{"c", "a"}},
-		{"drills", Search{Drill: "yes"}, []string{"c"}},
-		{"no drills", Search{Drill: "no"}, []string{"d", "b", "a"}},
-		{"confidential", Search{Confidential: "yes"}, []string{"d"}},
-		{"not confidential drills", Search{Confidential: "no", Drill: "yes"}, []string{"c"}},
-		{"text in a title", Search{Text: "checkout"}, []string{"a"}},
-		{"text in a note", Search{Text: "INDEX WAS"}, []string{"b"}},
-		{"percent is literal", Search{Text: "100%"}, []string{"c"}},
-		{"first page", Search{Limit: 2}, []string{"d", "c"}},
+		{"all, by last activity", sqlstore.Search{}, []string{"d", "c", "b", "a"}},
+		{"open", sqlstore.Search{Status: "open"}, []string{"d", "c", "a"}},
+		{"closed", sqlstore.Search{Status: "closed"}, []string{"b"}},
+		{"one status", sqlstore.Search{Status: "investigating"}, []string{"d", "a"}},
+		{"severity", sqlstore.Search{Severity: "SEV2"}, []string{"c", "b"}},
+		{"service, any case", sqlstore.Search{Service: "PAYMENTS"}, []string{"c", "a"}},
+		{"drills", sqlstore.Search{Drill: "yes"}, []string{"c"}},
+		{"no drills", sqlstore.Search{Drill: "no"}, []string{"d", "b", "a"}},
+		{"confidential", sqlstore.Search{Confidential: "yes"}, []string{"d"}},
+		{"not confidential drills", sqlstore.Search{Confidential: "no", Drill: "yes"}, []string{"c"}},
+		{"text in a title", sqlstore.Search{Text: "checkout"}, []string{"a"}},
+		{"text in a note", sqlstore.Search{Text: "INDEX WAS"}, []string{"b"}},
+		{"percent is literal", sqlstore.Search{Text: "100%"}, []string{"c"}},
+		{"first page", sqlstore.Search{Limit: 2}, []string{"d", "c"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := ids(c.f); !slices.Equal(got, c.want) {
@@ -101,17 +98,23 @@ func TestSearchIncidents(t *testing.T) {
 		})
 	}
 	// The cursor of the next page is the last row's version.
-	first, _ := s.SearchIncidents(context.Background(), Search{Limit: 2})
+	first, _ := s.SearchIncidents(context.Background(), sqlstore.Search{Limit: 2})
 	var last struct{ ID string }
 	_ = json.Unmarshal(first[1], &last)
 	var version uint64
-	if err := s.db.QueryRow(`SELECT version FROM incidents WHERE id = ?`, last.ID).Scan(&version); err != nil {
+	dump, err := s.Dump(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(Search{Limit: 2, Before: version}); !slices.Equal(got, []string{"b", "a"}) {
+	for _, r := range dump.Incidents {
+		if r.ID == last.ID {
+			version = r.Version
+		}
+	}
+	if got := ids(sqlstore.Search{Limit: 2, Before: version}); !slices.Equal(got, []string{"b", "a"}) {
 		t.Errorf("second page %v, want [b a]", got)
 	}
-	counts, err := s.CountByStatus(context.Background(), Search{Service: "payments", Status: "closed"})
+	counts, err := s.CountByStatus(context.Background(), sqlstore.Search{Service: "payments", Status: "closed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +123,10 @@ func TestSearchIncidents(t *testing.T) {
 	}
 }
 
-func TestTimelineBefore(t *testing.T) {
-	s := searchFixture(t)
+func TestTimelineBefore(t *testing.T) { eachStore(t, testTimelineBefore) }
+
+func testTimelineBefore(t *testing.T, s *sqlstore.Store) {
+	s = searchFixture(t, s)
 	got, err := s.TimelineBefore(context.Background(), "b", 0, 10)
 	if err != nil {
 		t.Fatal(err)

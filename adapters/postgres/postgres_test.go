@@ -1,0 +1,142 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
+	"github.com/hikeshi/hikeshi/events"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestMigratesAnOlderSchema: a database left at schema version 1, with
+// rows, is brought to the latest version when the store opens, keeping
+// its rows; opening again changes nothing.
+func TestMigratesAnOlderSchema(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	cfg := mustConfig(t, url)
+	db := stdlib.OpenDB(*cfg)
+	if err := migrate(ctx, db, Schema, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO timeline.incidents VALUES ('a', 'INC-7', 'investigating', 1, '2026-12-01T10:00:00Z', 3, '{"id":"a"}', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for range 2 {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var versions []int
+		rows, err := s.DB().QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v int
+			_ = rows.Scan(&v)
+			versions = append(versions, v)
+		}
+		rows.Close()
+		if !slices.Equal(versions, []int{1, 2}) {
+			t.Errorf("schema_migrations = %v, want [1 2]", versions)
+		}
+		var idx int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'timeline' AND indexname = 'incidents_case_folded'`).Scan(&idx); err != nil || idx != 1 {
+			t.Errorf("version 2's index: %d (%v)", idx, err)
+		}
+		if id, err := s.FindByCase(ctx, "inc-7"); err != nil || id != "a" {
+			t.Errorf("FindByCase(inc-7) after migration = %q, %v; want a", id, err)
+		}
+		s.Close()
+	}
+}
+
+// TestNewerSchemaIsRefused: a database migrated by a newer release is not
+// written by an older one.
+func TestNewerSchemaIsRefused(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (99)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(ctx, url); err == nil {
+		t.Fatal("opened a store at schema version 99")
+	}
+}
+
+// TestChangedWakesOtherReplicas: a store waiting for an incident wakes
+// when another process's store (another connection pool) commits to it.
+func TestChangedWakesOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	reader, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	writer, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	// The reader's listener is connected once a first commit reaches it.
+	apply := func(seq uint64, id string) {
+		t.Helper()
+		ev := events.Stored{Seq: seq, Subject: "incidents." + id + ".note_added", Envelope: events.Envelope{
+			ID: id + string(rune('a'+seq)), Type: events.TypeNoteAdded, Time: time.Now()}}
+		if _, err := writer.Apply(ctx, "timeline", []sqlstore.Change{{Event: ev, Data: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(20 * time.Second)
+	for seq := uint64(1); ; seq++ {
+		ch := reader.Changed("x")
+		apply(seq, "x")
+		select {
+		case <-ch:
+		case <-time.After(200 * time.Millisecond):
+			continue
+		case <-deadline:
+			t.Fatal("the reader never woke at the writer's commits")
+		}
+		break
+	}
+	other := reader.Changed("y")
+	ch := reader.Changed("x")
+	apply(100, "x")
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader did not wake at another process's commit to its incident")
+	}
+	select {
+	case <-other:
+		t.Error("a commit to incident x woke the waiter of y")
+	default:
+	}
+}
+
+func mustConfig(t *testing.T, url string) *pgx.ConnConfig {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
