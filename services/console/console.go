@@ -18,10 +18,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -53,7 +53,7 @@ type Caller interface {
 type Deps struct {
 	// Commands is the hub's command handler, the API's own.
 	Commands module.Commands
-	Timeline *sqlite.Store
+	Timeline readmodel.Store
 	// JS reaches the triage queue (TRIAGE); nil: the dashboard shows none.
 	JS jetstream.JetStream
 	// History folds an incident as it stood at a past event: the incident

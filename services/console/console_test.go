@@ -14,13 +14,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/console"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // incidentCount asks the API how many incidents there are.
@@ -311,7 +311,7 @@ func TestNeedToKnow(t *testing.T) {
 	t.Cleanup(srv.Close)
 	b := newBrowser(t, srv.URL)
 	eventually(t, "both incidents in the timeline", func() bool {
-		n, _ := h.Timeline.CountByStatus(t.Context(), sqlite.Search{})
+		n, _ := h.Timeline.CountByStatus(t.Context(), readmodel.Search{})
 		return n["investigating"] == 2
 	})
 	list := b.get("/incidents")

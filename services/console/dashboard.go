@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // ageBuckets are the columns of the dashboard's open incidents: how long
@@ -125,7 +125,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, who Caller) 
 // showDashboard renders the dashboard with the dismiss forms given (by
 // item key) shown as sent.
 func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Caller, status int, forms map[string]form) {
-	rows, err := c.d.Timeline.SearchIncidents(r.Context(), sqlite.Search{Status: "open", Drill: "no"})
+	rows, err := c.d.Timeline.SearchIncidents(r.Context(), readmodel.Search{Status: "open", Drill: "no"})
 	if err != nil {
 		c.d.Logger.Error("console: listing incidents failed", "err", err)
 		c.fail(w, r, who, http.StatusInternalServerError, "The incidents could not be read from the timeline store; try again, and check the hub's log if it persists.")
@@ -157,7 +157,7 @@ func (c *Console) showDashboard(w http.ResponseWriter, r *http.Request, who Call
 	bySeverity := map[events.Severity]*severityRow{}
 	for _, s := range events.Severities {
 		row := &severityRow{Severity: s, Counts: make([]int, len(ageBuckets)),
-			URL: listURL(sqlite.Search{Severity: string(s), Drill: "no"}, "open", "")}
+			URL: listURL(readmodel.Search{Severity: string(s), Drill: "no"}, "open", "")}
 		bySeverity[s] = row
 	}
 	var open []view

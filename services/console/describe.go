@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // describe says what one event means, in a line and an optional text.
-func describe(e sqlite.Entry) entry {
+func describe(e readmodel.Entry) entry {
 	out := entry{Entry: e, Kind: kindOf(e.Type)}
 	var err error
 	switch e.Type {

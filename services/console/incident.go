@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // timelinePage is how many events the incident page shows at a time,
@@ -312,14 +312,14 @@ func (c *Console) explain(err error, fields []string, st incident.State) (status
 
 // entry is one event of the timeline as the page shows it.
 type entry struct {
-	sqlite.Entry
+	readmodel.Entry
 	Kind  string // a word for styling: declared, status, note, …
 	Title string
 	Text  string
 	URL   string
 }
 
-func describeAll(es []sqlite.Entry) []entry {
+func describeAll(es []readmodel.Entry) []entry {
 	out := make([]entry, len(es))
 	for i, e := range es {
 		out[i] = describe(e)
@@ -338,7 +338,7 @@ const occurredLimit = 1000
 // showOccurred renders the page with the timeline as the facts happened,
 // newest first like the recorded order.
 func (c *Console) showOccurred(w http.ResponseWriter, r *http.Request, who Caller, status int, p incidentPage) {
-	entries, err := c.d.Timeline.TimelineIn(r.Context(), sqlite.Occurred, p.ID, 0, occurredLimit)
+	entries, err := c.d.Timeline.TimelineIn(r.Context(), readmodel.Occurred, p.ID, 0, occurredLimit)
 	if err != nil {
 		c.d.Logger.Error("console: reading a timeline failed", "incident", p.ID, "err", err)
 		c.fail(w, r, who, http.StatusInternalServerError, "The timeline could not be read; try again, and check the hub's log if it persists.")

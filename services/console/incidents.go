@@ -8,16 +8,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // pageSize is how many incidents the list shows at a time.
 const pageSize = 50
 
 type incidentsPage struct {
-	Filter sqlite.Search
+	Filter readmodel.Search
 	Rows   []view
 	// Counts per status of the incidents the filter selects (whatever its
 	// status); Open sums the open statuses.
@@ -50,7 +50,7 @@ func (incidentsPage) title() string { return "Incidents" }
 // version).
 func (c *Console) incidents(w http.ResponseWriter, r *http.Request, who Caller) {
 	q := r.URL.Query()
-	f := sqlite.Search{Status: q.Get("status"), Severity: q.Get("severity"), Service: strings.TrimSpace(q.Get("service")),
+	f := readmodel.Search{Status: q.Get("status"), Severity: q.Get("severity"), Service: strings.TrimSpace(q.Get("service")),
 		Drill: q.Get("drill"), Confidential: q.Get("confidential"), Text: q.Get("q"), Limit: pageSize}
 	if _, present := q["status"]; !present {
 		f.Status = "open"
@@ -100,7 +100,7 @@ func (c *Console) incidents(w http.ResponseWriter, r *http.Request, who Caller) 
 // read: a count must not tell those outside a confidential incident that
 // it exists, nor, with a search, what its title or notes say. allConfidential:
 // who may read every confidential incident.
-func (c *Console) countReadable(ctx context.Context, f sqlite.Search, who Caller, allConfidential bool) (map[string]int, error) {
+func (c *Console) countReadable(ctx context.Context, f readmodel.Search, who Caller, allConfidential bool) (map[string]int, error) {
 	if allConfidential {
 		return c.d.Timeline.CountByStatus(ctx, f)
 	}
@@ -128,7 +128,7 @@ func (c *Console) countReadable(ctx context.Context, f sqlite.Search, who Caller
 }
 
 // tabs fills the counts and one link per status.
-func (p *incidentsPage) tabs(f sqlite.Search) {
+func (p *incidentsPage) tabs(f readmodel.Search) {
 	for st, n := range p.Counts {
 		p.All += n
 		if st != string(events.Closed) {
@@ -146,7 +146,7 @@ func (p *incidentsPage) tabs(f sqlite.Search) {
 }
 
 // listURL is the list with f's filters, another status and a cursor.
-func listURL(f sqlite.Search, status, before string) string {
+func listURL(f readmodel.Search, status, before string) string {
 	v := url.Values{}
 	v.Set("status", status)
 	for k, s := range map[string]string{"severity": f.Severity, "service": f.Service, "drill": f.Drill,

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // Insights: how long the response took to reach each milestone
@@ -25,12 +25,12 @@ import (
 // milestone is one measured step.
 type milestone struct {
 	Key, Label string
-	at         func(sqlite.Milestones) time.Time
+	at         func(readmodel.Milestones) time.Time
 }
 
 // recordedOr is the recorded milestone name, else the derived time.
-func recordedOr(name string, derived func(sqlite.Milestones) time.Time) func(sqlite.Milestones) time.Time {
-	return func(m sqlite.Milestones) time.Time {
+func recordedOr(name string, derived func(readmodel.Milestones) time.Time) func(readmodel.Milestones) time.Time {
+	return func(m readmodel.Milestones) time.Time {
 		if at, ok := m.Recorded[name]; ok {
 			return at
 		}
@@ -40,16 +40,16 @@ func recordedOr(name string, derived func(sqlite.Milestones) time.Time) func(sql
 
 var milestones = []milestone{
 	// Keyed "commander" as before: the CSV's columns keep their names.
-	{"commander", "Time to acknowledged", recordedOr(events.MilestoneAcknowledged, func(m sqlite.Milestones) time.Time { return m.Commander })},
-	{"identified", "Time to identified", func(m sqlite.Milestones) time.Time { return m.Identified }},
-	{"mitigated", "Time to mitigated", recordedOr(events.MilestoneMitigated, func(m sqlite.Milestones) time.Time { return m.Mitigated })},
-	{"resolved", "Time to resolved", recordedOr(events.MilestoneResolved, func(m sqlite.Milestones) time.Time { return m.Resolved })},
-	{"closed", "Time to closed", func(m sqlite.Milestones) time.Time { return m.Closed }},
+	{"commander", "Time to acknowledged", recordedOr(events.MilestoneAcknowledged, func(m readmodel.Milestones) time.Time { return m.Commander })},
+	{"identified", "Time to identified", func(m readmodel.Milestones) time.Time { return m.Identified }},
+	{"mitigated", "Time to mitigated", recordedOr(events.MilestoneMitigated, func(m readmodel.Milestones) time.Time { return m.Mitigated })},
+	{"resolved", "Time to resolved", recordedOr(events.MilestoneResolved, func(m readmodel.Milestones) time.Time { return m.Resolved })},
+	{"closed", "Time to closed", func(m readmodel.Milestones) time.Time { return m.Closed }},
 }
 
 // start is when the clock of an incident's response starts: the recorded
 // start of its impact, else its recorded detection, else its declaration.
-func start(m sqlite.Milestones) time.Time {
+func start(m readmodel.Milestones) time.Time {
 	for _, name := range []string{events.MilestoneImpactStarted, events.MilestoneDetected} {
 		if at, ok := m.Recorded[name]; ok {
 			return at
@@ -89,7 +89,7 @@ type bucket struct {
 
 // aggregate groups the incidents by period and by key (severity, service
 // or both) and takes the median of each milestone.
-func aggregate(ms []sqlite.Milestones, period func(time.Time) string, key func(sqlite.Milestones) (sev, svc string)) []bucket {
+func aggregate(ms []readmodel.Milestones, period func(time.Time) string, key func(readmodel.Milestones) (sev, svc string)) []bucket {
 	index := map[[3]string]*bucket{}
 	var out []*bucket
 	for _, m := range ms {
@@ -151,7 +151,7 @@ func median(ds []time.Duration) figure {
 }
 
 // readable keeps the incidents the caller may read.
-func readable(ms []sqlite.Milestones, who Caller) []sqlite.Milestones {
+func readable(ms []readmodel.Milestones, who Caller) []readmodel.Milestones {
 	out := ms[:0:0]
 	for _, m := range ms {
 		st := incident.State{Confidential: m.Confidential, DeclaredBy: m.DeclaredBy, Commander: m.CommanderNow}
@@ -211,7 +211,7 @@ func (c *Console) insights(w http.ResponseWriter, r *http.Request, who Caller) {
 		c.fail(w, r, who, http.StatusInternalServerError, "The figures could not be computed from the timeline store; try again, and check the hub's log if it persists.")
 		return
 	}
-	buckets := aggregate(readable(ms, who), per.key, func(m sqlite.Milestones) (string, string) {
+	buckets := aggregate(readable(ms, who), per.key, func(m readmodel.Milestones) (string, string) {
 		if p.By == "service" {
 			return "", m.Service
 		}
@@ -291,7 +291,7 @@ func (c *Console) insightsCSV(w http.ResponseWriter, r *http.Request, who Caller
 		c.fail(w, r, who, http.StatusInternalServerError, "The figures could not be computed from the timeline store; try again.")
 		return
 	}
-	buckets := aggregate(readable(ms, who), per.key, func(m sqlite.Milestones) (string, string) { return m.Severity, m.Service })
+	buckets := aggregate(readable(ms, who), per.key, func(m readmodel.Milestones) (string, string) { return m.Severity, m.Service })
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="hikeshi-insights-by-`+perKey+`.csv"`)
 	cw := csv.NewWriter(w)

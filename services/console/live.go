@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 const (
@@ -109,7 +109,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, who Caller) {
 	}
 }
 
-func (c *Console) liveMessage(st incident.State, es []sqlite.Entry) ([]byte, error) {
+func (c *Console) liveMessage(st incident.State, es []readmodel.Entry) ([]byte, error) {
 	var m liveMessage
 	for _, e := range describeAll(es) {
 		html, err := c.fragment("incident", "entry", e)

@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // pointParam reads ?as_of=<RFC 3339> or ?seq=N; ok is false when neither
@@ -80,7 +80,7 @@ func untilParam(r *http.Request) (time.Time, error) {
 
 // cutTimeline keeps the entries an as-of read at until folds: those up to
 // the incident's version then.
-func cutTimeline(entries []sqlite.Entry, version uint64) []sqlite.Entry {
+func cutTimeline(entries []readmodel.Entry, version uint64) []readmodel.Entry {
 	for i, e := range entries {
 		if e.Seq > version {
 			return entries[:i]

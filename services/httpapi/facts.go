@@ -5,9 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // Facts with their own time: evidence and its chain of custody, and the
@@ -116,12 +116,12 @@ func (s *Server) recordMilestone(w http.ResponseWriter, r *http.Request) error {
 }
 
 // timelineOrder reads ?order=recorded (the default) or occurred.
-func timelineOrder(r *http.Request) (sqlite.Order, error) {
+func timelineOrder(r *http.Request) (readmodel.Order, error) {
 	switch r.URL.Query().Get("order") {
 	case "", "recorded":
-		return sqlite.Recorded, nil
+		return readmodel.Recorded, nil
 	case "occurred":
-		return sqlite.Occurred, nil
+		return readmodel.Occurred, nil
 	}
 	return 0, &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "order", Message: "order: must be recorded (when each event was recorded, the default) or occurred (when each fact happened)"}
 }

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // DeclareRequest is the body of POST /api/v1/incidents.
@@ -179,8 +179,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	before := r.URL.Query().Get("before")
-	rows, err := s.d.Timeline.List(r.Context(), sqlite.ListFilter{Status: status, Limit: limit, Before: before})
-	if errors.Is(err, sqlite.ErrNotFound) {
+	rows, err := s.d.Timeline.List(r.Context(), readmodel.ListFilter{Status: status, Limit: limit, Before: before})
+	if errors.Is(err, readmodel.ErrNotFound) {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Field: "before", Message: "before: no incident " + strconv.Quote(before) + " (pass the id of the last incident of the previous page)"}
 	}
 	if err != nil {
@@ -317,7 +317,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // maxSeq is the last sequence among entries, whatever their order.
-func maxSeq(entries []sqlite.Entry) uint64 {
+func maxSeq(entries []readmodel.Entry) uint64 {
 	var m uint64
 	for _, e := range entries {
 		m = max(m, e.Seq)

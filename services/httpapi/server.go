@@ -17,12 +17,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/history"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,7 +34,7 @@ const MaxBody = 1 << 20
 // Deps is what the API needs.
 type Deps struct {
 	Commands *command.Handler
-	Timeline *sqlite.Store
+	Timeline readmodel.Store
 	Events   *natsjs.Store
 	Answers  *natsjs.Answers
 	Metrics  *telemetry.Metrics

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/access/signin"
@@ -31,6 +30,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/telemetry"
 	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats-server/v2/server"
@@ -68,6 +68,9 @@ type Config struct {
 	PublicURL string
 	// HTTPTimeouts bound slow clients; unset ones take httpapi's defaults.
 	HTTPTimeouts httpapi.Timeouts
+	// Store is where the timeline store lives: a postgres:// URL, or
+	// empty for SQLite under DataDir (TimelinePath).
+	Store string
 	// File is hikeshi.yaml; nil means no file (every module off).
 	File *config.File
 	// Modules are the optional parts this binary has (cmd/hikeshi's
@@ -119,6 +122,9 @@ func (c *Config) Validate() error {
 		if !slices.Contains(known, t) {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(known, ", "))
 		}
+	}
+	if c.Store != "" && !readmodel.IsURL(c.Store) {
+		return fmt.Errorf("--store %q: give a postgres://user@host/db URL, or none for SQLite in the data dir", c.Store)
 	}
 	if err := c.File.CheckSections(append(c.moduleNames(), access.Section, EvidenceSection)); err != nil {
 		return err
@@ -191,7 +197,7 @@ func (c *Config) authConfigured() bool { return c.Token != "" || c.File.Has(acce
 func (c *Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
 func (c *Config) writesDataDir() bool {
-	if c.runs(TargetTimeline) {
+	if c.runs(TargetTimeline) && c.Store == "" {
 		return true
 	}
 	for _, m := range c.Modules {
@@ -289,7 +295,7 @@ func (b *Bus) Ready(ctx context.Context) error {
 type Hub struct {
 	cfg      Config
 	bus      *Bus
-	timeline *sqlite.Store
+	timeline readmodel.Store
 	runner   *projection.Runner
 	http     *http.Server
 	ln       net.Listener
@@ -346,7 +352,7 @@ func open(ctx context.Context, cfg Config, lock bool) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
-	if h.timeline, err = sqlite.Open(cfg.TimelinePath()); err != nil {
+	if h.timeline, err = readmodel.Open(ctx, cfg.Store, cfg.TimelinePath()); err != nil {
 		h.Close()
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/integration"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,7 +35,7 @@ type Hub struct {
 	Bus *natstest.Bus
 	Env *module.Deps
 	// Timeline is the store WithTimeline opened (nil before).
-	Timeline *sqlite.Store
+	Timeline readmodel.Store
 	// declared are the incidents Declare declared, in order (Mask).
 	declared []incident.State
 }

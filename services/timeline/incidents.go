@@ -4,17 +4,17 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // Incidents reads the incidents of a timeline store for the modules that
 // need them (module.Incidents).
-type Incidents struct{ Store *sqlite.Store }
+type Incidents struct{ Store readmodel.Store }
 
 // List returns every incident's current state, newest first.
 func (i Incidents) List(ctx context.Context) ([]incident.State, error) {
-	rows, err := i.Store.List(ctx, sqlite.ListFilter{})
+	rows, err := i.Store.List(ctx, readmodel.ListFilter{})
 	if err != nil {
 		return nil, err
 	}

@@ -8,14 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -25,7 +24,7 @@ const Name = "timeline"
 
 // Projector applies stored events to the store.
 type Projector struct {
-	store *sqlite.Store
+	store readmodel.Store
 	// states caches folded incidents between batches; it is dropped when
 	// a batch fails, since the store did not take that batch.
 	states map[string]*incident.State
@@ -37,12 +36,12 @@ type Projector struct {
 }
 
 // New returns a projector writing to store.
-func New(store *sqlite.Store) *Projector {
+func New(store readmodel.Store) *Projector {
 	return &Projector{store: store, states: map[string]*incident.State{}}
 }
 
 // Store is where the projector writes.
-func (p *Projector) Store() *sqlite.Store { return p.store }
+func (p *Projector) Store() readmodel.Store { return p.store }
 
 // Projection is the projector's row for the projection runner: batches of
 // the events that have arrived, each written with the checkpoint in one
@@ -109,7 +108,7 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 		delete(p.states, id)
 	}
 	touched := map[string]*incident.State{}
-	changes := make([]sqlite.Change, 0, len(batch))
+	changes := make([]readmodel.Change, 0, len(batch))
 	last := map[string]int{} // incident id → index of its last change
 	declared := p.declared
 	if !p.deferRows {
@@ -139,7 +138,7 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 			return err
 		}
 		last[id] = len(changes)
-		changes = append(changes, sqlite.Change{Event: ev, Data: raw, OccurredAt: events.OccurredAt(data)})
+		changes = append(changes, readmodel.Change{Event: ev, Data: raw, OccurredAt: events.OccurredAt(data)})
 	}
 	// One row write per incident per batch, with its state after the batch.
 	for id, i := range last {
@@ -164,12 +163,12 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 }
 
 // row is the incident's summary row for its state.
-func row(id string, st *incident.State, declaredSeq uint64) (sqlite.Row, error) {
+func row(id string, st *incident.State, declaredSeq uint64) (readmodel.Row, error) {
 	snap, err := json.Marshal(st)
 	if err != nil {
-		return sqlite.Row{}, err
+		return readmodel.Row{}, err
 	}
-	return sqlite.Row{
+	return readmodel.Row{
 		ID: id, CaseNumber: st.CaseNumber, Status: string(st.Status), Open: st.Open(),
 		DeclaredAt: st.DeclaredAt, Version: st.Version, Snapshot: snap, DeclaredSeq: declaredSeq,
 	}, nil
@@ -178,7 +177,7 @@ func row(id string, st *incident.State, declaredSeq uint64) (sqlite.Row, error) 
 // flushRows writes the rows of the cached states, which a rebuild left
 // out of its batches, and forgets them.
 func (p *Projector) flushRows(ctx context.Context) error {
-	rows := make([]sqlite.Row, 0, len(p.states))
+	rows := make([]readmodel.Row, 0, len(p.states))
 	for id, st := range p.states {
 		r, err := row(id, st, p.declared[id])
 		if err != nil {
@@ -223,7 +222,7 @@ func (p *Projector) state(ctx context.Context, id string, touched map[string]*in
 	} else {
 		snap, err := p.store.Snapshot(ctx, id)
 		switch {
-		case errors.Is(err, sqlite.ErrNotFound):
+		case errors.Is(err, readmodel.ErrNotFound):
 		case err != nil:
 			return nil, fmt.Errorf("timeline: load %s: %w", id, err)
 		default:
@@ -247,31 +246,31 @@ type RebuildStats struct {
 	Duration time.Duration
 }
 
-// Rebuild drops the store at path and builds it again from the stream. It
-// writes a new file beside the old one and renames it into place only when
-// complete, so an interrupted rebuild leaves the old store intact.
+// Rebuild drops the SQLite store at path and builds it again from the
+// stream. It writes a new file beside the old one and renames it into place
+// only when complete, so an interrupted rebuild leaves the old store intact.
 func Rebuild(ctx context.Context, es *natsjs.Store, path string, progress Progress) (RebuildStats, error) {
-	start := time.Now()
-	tmp := path + ".rebuild"
-	removeDB(tmp)
-	st, err := sqlite.OpenScratch(tmp)
+	st, err := readmodel.OpenRebuild(ctx, "", path)
 	if err != nil {
 		return RebuildStats{}, err
 	}
+	return RebuildInto(ctx, es, st, progress)
+}
+
+// RebuildInto fills st, a store opened from scratch beside the live one
+// (readmodel.OpenRebuild), from the stream and puts it in place only when
+// complete; on failure st is discarded and the live store left as it was.
+func RebuildInto(ctx context.Context, es *natsjs.Store, st readmodel.Rebuild, progress Progress) (RebuildStats, error) {
+	start := time.Now()
 	n, last, err := Fill(ctx, es, New(st), progress)
 	if err == nil {
 		err = st.Finish(ctx)
 	}
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		removeDB(tmp)
-		return RebuildStats{}, err
+		return RebuildStats{}, errors.Join(err, st.Discard(context.WithoutCancel(ctx)))
 	}
-	removeDB(path)
-	if err := os.Rename(tmp, path); err != nil {
-		return RebuildStats{}, fmt.Errorf("replace %s: %w", path, err)
+	if err := st.Replace(ctx); err != nil {
+		return RebuildStats{}, err
 	}
 	return RebuildStats{Events: n, LastSeq: last, Duration: time.Since(start)}, nil
 }
@@ -338,10 +337,4 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	})
 	err = g.Wait()
 	return n, last, err
-}
-
-func removeDB(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		_ = os.Remove(path + suffix)
-	}
 }

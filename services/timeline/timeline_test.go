@@ -19,14 +19,17 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/timeline"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -119,7 +122,7 @@ func (l *logBuffer) String() string {
 
 // startRunner runs the timeline projector on its durable consumer, wired
 // as services/hub wires it. stop closes the router and waits for Run.
-func startRunner(t *testing.T, ctx context.Context, bus *natstest.Bus, store *sqlite.Store, logs io.Writer) (stop func()) {
+func startRunner(t *testing.T, ctx context.Context, bus *natstest.Bus, store readmodel.Store, logs io.Writer) (stop func()) {
 	t.Helper()
 	proj := timeline.New(store)
 	runner, err := projection.New(ctx, projection.Config{
@@ -165,7 +168,7 @@ func lastSeq(t *testing.T, ctx context.Context, bus *natstest.Bus) uint64 {
 
 // waitCaughtUp waits until the store's checkpoint is the stream's last
 // sequence.
-func waitCaughtUp(t *testing.T, ctx context.Context, bus *natstest.Bus, store *sqlite.Store, logs fmt.Stringer) uint64 {
+func waitCaughtUp(t *testing.T, ctx context.Context, bus *natstest.Bus, store readmodel.Store, logs fmt.Stringer) uint64 {
 	t.Helper()
 	want := lastSeq(t, ctx, bus)
 	deadline := time.Now().Add(30 * time.Second)
@@ -187,9 +190,50 @@ func waitCaughtUp(t *testing.T, ctx context.Context, bus *natstest.Bus, store *s
 	}
 }
 
-func openStore(t *testing.T, path string) *sqlite.Store {
+// backend is a database the timeline store runs on: the tests of the
+// projector's contract run on each.
+type backend struct {
+	name string
+	// where returns the place of a new, empty store: a file path or a
+	// database URL.
+	where func(t *testing.T) place
+	// lose removes the closed store at p; copy makes the closed store at
+	// to a copy of the one at from.
+	lose func(t *testing.T, p place)
+	copy func(t *testing.T, from, to place)
+}
+
+// place is where a store is: readmodel.Open's URL, else its SQLite path.
+type place struct{ url, path string }
+
+var backends = []backend{
+	{
+		name:  "sqlite",
+		where: func(t *testing.T) place { return place{path: filepath.Join(t.TempDir(), "timeline.db")} },
+		lose:  func(t *testing.T, p place) { removeDB(t, p.path) },
+		copy: func(t *testing.T, from, to place) {
+			removeDB(t, to.path)
+			copyFile(t, from.path, to.path)
+		},
+	},
+	{
+		name:  "postgres",
+		where: func(t *testing.T) place { return place{url: pgtest.Database(t)} },
+		lose:  func(t *testing.T, p place) { pgtest.Copy(t, pgtest.Database(t), p.url) },
+		copy:  func(t *testing.T, from, to place) { pgtest.Copy(t, from.url, to.url) },
+	},
+}
+
+// eachBackend runs test on each backend.
+func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
+func openStore(t *testing.T, p place) readmodel.Store {
 	t.Helper()
-	st, err := sqlite.Open(path)
+	st, err := readmodel.Open(context.Background(), p.url, p.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +241,16 @@ func openStore(t *testing.T, path string) *sqlite.Store {
 	return st
 }
 
-func dump(t *testing.T, ctx context.Context, st *sqlite.Store) sqlite.Contents {
+func removeDB(t *testing.T, path string) {
+	t.Helper()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dump(t *testing.T, ctx context.Context, st readmodel.Store) readmodel.Contents {
 	t.Helper()
 	c, err := st.Dump(ctx)
 	if err != nil {
@@ -207,7 +260,7 @@ func dump(t *testing.T, ctx context.Context, st *sqlite.Store) sqlite.Contents {
 }
 
 // sameContents reports the first difference between two stores.
-func sameContents(t *testing.T, label string, got, want sqlite.Contents) {
+func sameContents(t *testing.T, label string, got, want readmodel.Contents) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
 		return
@@ -253,7 +306,7 @@ func readAll(t *testing.T, ctx context.Context, es *natsjs.Store) []events.Store
 // matchesStream checks the store against the stream itself: every event
 // exactly once, in order, and every incident row equal to the domain's
 // fold of that incident's events.
-func matchesStream(t *testing.T, ctx context.Context, es *natsjs.Store, c sqlite.Contents) {
+func matchesStream(t *testing.T, ctx context.Context, es *natsjs.Store, c readmodel.Contents) {
 	t.Helper()
 	all := readAll(t, ctx, es)
 	if len(c.Events) != len(all) {
@@ -298,7 +351,9 @@ func matchesStream(t *testing.T, ctx context.Context, es *natsjs.Store, c sqlite
 // TestContract runs the contract every projector keeps on the timeline:
 // its store replayed from the start into a fresh store, or fed from the
 // start again after every event, holds the rows the live one holds.
-func TestContract(t *testing.T) {
+func TestContract(t *testing.T) { eachBackend(t, testContract) }
+
+func testContract(t *testing.T, b backend) {
 	integrationtest.TestProjector(t, integrationtest.ProjectorCase{
 		Lives: []integrationtest.Life{
 			integrationtest.LifeOf(integrationtest.Ordinary),
@@ -308,7 +363,7 @@ func TestContract(t *testing.T) {
 			"that could refuse it; an event it cannot apply is dead-lettered by the runner (projection.TestBatchProjectorDeadLettersOnlyTheBadEvent)"},
 		World: func(t *testing.T) *integrationtest.World {
 			h := integrationtest.New(t, "")
-			store := openStore(t, filepath.Join(t.TempDir(), "timeline.db"))
+			store := openStore(t, b.where(t))
 			return &integrationtest.World{
 				Hub:       h,
 				Projector: func(testing.TB) projection.Projector { return timeline.New(store).Projection() },
@@ -319,7 +374,7 @@ func TestContract(t *testing.T) {
 }
 
 // rows is what the store holds, comparable across hubs.
-func rows(t testing.TB, h *integrationtest.Hub, store *sqlite.Store) []string {
+func rows(t testing.TB, h *integrationtest.Hub, store readmodel.Store) []string {
 	c, err := store.Dump(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -338,11 +393,13 @@ func rows(t testing.TB, h *integrationtest.Hub, store *sqlite.Store) []string {
 // TestRebuildEqualsLiveProjection projects a few hundred events from
 // concurrent writers live through the runner, rebuilds the store from the
 // stream offline (hikeshi rebuild), and compares.
-func TestRebuildEqualsLiveProjection(t *testing.T) {
+func TestRebuildEqualsLiveProjection(t *testing.T) { eachBackend(t, testRebuildEqualsLiveProjection) }
+
+func testRebuildEqualsLiveProjection(t *testing.T, b backend) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
-	path := filepath.Join(t.TempDir(), "timeline.db")
-	store := openStore(t, path)
+	at := b.where(t)
+	store := openStore(t, at)
 	logs := &logBuffer{}
 	stop := startRunner(t, ctx, bus, store, logs)
 	populate(t, ctx, handler(t, ctx, bus), 20, 400, 1)
@@ -357,7 +414,11 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stats, err := timeline.Rebuild(ctx, bus.Store, path, nil)
+	rebuild, err := readmodel.OpenRebuild(ctx, at.url, at.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := timeline.RebuildInto(ctx, bus.Store, rebuild, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,24 +426,25 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 		t.Errorf("rebuild: %d events up to %d, want %d up to %d", stats.Events, stats.LastSeq, len(live.Events), last)
 	}
 	for _, suffix := range []string{".rebuild", ".rebuild-wal", ".rebuild-shm"} {
-		if _, err := os.Stat(path + suffix); !os.IsNotExist(err) {
-			t.Errorf("rebuild left %s behind (%v)", filepath.Base(path+suffix), err)
+		if _, err := os.Stat(at.path + suffix); at.path != "" && !os.IsNotExist(err) {
+			t.Errorf("rebuild left %s behind (%v)", filepath.Base(at.path+suffix), err)
 		}
 	}
-	rebuilt := dump(t, ctx, openStore(t, path))
+	rebuilt := dump(t, ctx, openStore(t, at))
 	sameContents(t, "rebuilt vs live", rebuilt, live)
 }
 
 // TestApplyTwiceChangesNothing feeds the same events again, overlapping
 // batches, and a cold projector: the checkpoint makes each a no-op.
-func TestApplyTwiceChangesNothing(t *testing.T) {
+func TestApplyTwiceChangesNothing(t *testing.T) { eachBackend(t, testApplyTwiceChangesNothing) }
+
+func testApplyTwiceChangesNothing(t *testing.T, b backend) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
 	populate(t, ctx, handler(t, ctx, bus), 10, 200, 2)
 	all := readAll(t, ctx, bus.Store)
-	dir := t.TempDir()
 
-	once := openStore(t, filepath.Join(dir, "once.db"))
+	once := openStore(t, b.where(t))
 	p := timeline.New(once)
 	if err := p.Apply(ctx, all); err != nil {
 		t.Fatal(err)
@@ -400,9 +462,9 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	}
 	sameContents(t, "same batch through a cold projector", dump(t, ctx, once), want)
 	// The store alone refuses rows at or below its checkpoint.
-	changes := make([]sqlite.Change, 0, len(all))
+	changes := make([]readmodel.Change, 0, len(all))
 	for _, e := range all {
-		changes = append(changes, sqlite.Change{Event: e, Data: json.RawMessage(`{"text":"must not be stored"}`), Incident: &sqlite.Row{ID: "bogus"}})
+		changes = append(changes, readmodel.Change{Event: e, Data: json.RawMessage(`{"text":"must not be stored"}`), Incident: &readmodel.Row{ID: "bogus"}})
 	}
 	if n, err := once.Apply(ctx, timeline.Name, changes); err != nil || n != 0 {
 		t.Errorf("store applied %d old changes (err %v), want 0", n, err)
@@ -411,7 +473,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 
 	// Overlapping batches, as redelivery after a crash produces them,
 	// one event at a time through a cold projector each time.
-	overlap := openStore(t, filepath.Join(dir, "overlap.db"))
+	overlap := openStore(t, b.where(t))
 	n := len(all)
 	for _, r := range [][2]int{{0, n / 3}, {n / 4, n / 2}, {0, n / 2}, {n / 2, n}, {n / 3, n}} {
 		if err := timeline.New(overlap).Apply(ctx, all[r[0]:r[1]]); err != nil {
@@ -430,15 +492,16 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 // later puts back an old copy: at start the consumer is realigned to the
 // store's checkpoint and the store catches up with every event exactly
 // once.
-func TestLostStoreIsRefilled(t *testing.T) {
+func TestLostStoreIsRefilled(t *testing.T) { eachBackend(t, testLostStoreIsRefilled) }
+
+func testLostStoreIsRefilled(t *testing.T, b backend) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
 	h := handler(t, ctx, bus)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "timeline.db")
+	at, backup := b.where(t), b.where(t)
 	logs := &logBuffer{}
 
-	store := openStore(t, path)
+	store := openStore(t, at)
 	stop := startRunner(t, ctx, bus, store, logs)
 	populate(t, ctx, h, 8, 150, 3)
 	waitCaughtUp(t, ctx, bus, store, logs)
@@ -446,16 +509,11 @@ func TestLostStoreIsRefilled(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	backup := filepath.Join(dir, "backup.db")
-	copyFile(t, path, backup)
+	b.copy(t, at, backup)
 
 	// The store is lost; the consumer's ack floor is at the end of the stream.
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	store = openStore(t, path)
+	b.lose(t, at)
+	store = openStore(t, at)
 	stop = startRunner(t, ctx, bus, store, logs)
 	waitCaughtUp(t, ctx, bus, store, logs)
 	// And it keeps following new events.
@@ -469,13 +527,8 @@ func TestLostStoreIsRefilled(t *testing.T) {
 
 	// An old copy of the store comes back: it is refilled from its own
 	// checkpoint, not from the consumer's position.
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	copyFile(t, backup, path)
-	store = openStore(t, path)
+	b.copy(t, backup, at)
+	store = openStore(t, at)
 	stop = startRunner(t, ctx, bus, store, logs)
 	waitCaughtUp(t, ctx, bus, store, logs)
 	matchesStream(t, ctx, bus.Store, dump(t, ctx, store))
@@ -508,7 +561,7 @@ func TestStrandedDeliveryDoesNotStall(t *testing.T) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
 	h := handler(t, ctx, bus)
-	store := openStore(t, filepath.Join(t.TempDir(), "timeline.db"))
+	store := openStore(t, backends[0].where(t))
 	logs := &logBuffer{}
 	stop := startRunner(t, ctx, bus, store, logs)
 	populate(t, ctx, h, 3, 40, 5)

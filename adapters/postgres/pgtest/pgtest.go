@@ -121,15 +121,29 @@ func (s *Server) CreateDatabase(ctx context.Context) (string, error) {
 	return s.URL(name), nil
 }
 
-// CopyDatabase creates database to as a copy of from (by URL), which no
-// one may be connected to, and returns its URL.
-func (s *Server) CopyDatabase(ctx context.Context, from, to string) (string, error) {
-	cfg, err := pgx.ParseConfig(from)
+// CopyDatabase makes the database at to (by URL) a copy of the one at
+// from, replacing it; no one may be connected to either.
+func (s *Server) CopyDatabase(ctx context.Context, from, to string) error {
+	src, err := pgx.ParseConfig(from)
 	if err != nil {
-		return "", err
+		return err
 	}
-	err = s.admin(ctx, `CREATE DATABASE `+pgx.Identifier{to}.Sanitize()+` TEMPLATE `+pgx.Identifier{cfg.Database}.Sanitize())
-	return s.URL(to), err
+	if err := s.DropDatabase(ctx, to); err != nil {
+		return err
+	}
+	dst, err := pgx.ParseConfig(to)
+	if err != nil {
+		return err
+	}
+	return s.admin(ctx, `CREATE DATABASE `+pgx.Identifier{dst.Database}.Sanitize()+` TEMPLATE `+pgx.Identifier{src.Database}.Sanitize())
+}
+
+// Copy is CopyDatabase on the package's server, for test t.
+func Copy(t testing.TB, from, to string) {
+	t.Helper()
+	if err := shared.CopyDatabase(context.Background(), from, to); err != nil {
+		t.Fatalf("pgtest: copy %s to %s: %v", from, to, err)
+	}
 }
 
 // DropDatabase drops the database at url, closing its connections.
@@ -214,4 +228,3 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
-

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
 	"github.com/hikeshi/hikeshi/events"
 )
 
@@ -31,7 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/signals"
 	"github.com/hikeshi/hikeshi/services/signals/projector"
 	"github.com/hikeshi/hikeshi/services/timeline"
@@ -169,10 +170,13 @@ func rate(n int, d time.Duration) float64 { return float64(n) / max(d.Seconds(),
 // replayTimeline rebuilds the timeline store from the whole stream.
 func replayTimeline(ctx context.Context, cfg hub.Config, stdout io.Writer) error {
 	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	// The store is rebuilt in place: no hub may have it open.
 	lock, err := hub.LockDataDir(cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces %s", err, cfg.TimelinePath())
+		return fmt.Errorf("%v: stop the hub (or its timeline target) first; the replay replaces its timeline store", err)
 	}
 	defer lock.Release()
 	bus, err := hub.OpenBus(ctx, &cfg)
@@ -180,14 +184,19 @@ func replayTimeline(ctx context.Context, cfg hub.Config, stdout io.Writer) error
 		return err
 	}
 	defer bus.Close()
+	st, err := readmodel.OpenRebuild(ctx, cfg.Store, cfg.TimelinePath())
+	if err != nil {
+		return fmt.Errorf("replay timeline: %w", err)
+	}
+	where := st.Where()
 	bar := newProgress(os.Stderr)
-	stats, err := timeline.Rebuild(ctx, bus.Events, cfg.TimelinePath(), bar.update)
+	stats, err := timeline.RebuildInto(ctx, bus.Events, st, bar.update)
 	bar.done()
 	if err != nil {
 		return fmt.Errorf("replay timeline: %w (the previous timeline store was left in place)", err)
 	}
 	fmt.Fprintf(stdout, "rebuilt %s: %d events up to stream sequence %d in %s (%.0f events/s)\n",
-		cfg.TimelinePath(), stats.Events, stats.LastSeq, stats.Duration.Round(time.Millisecond), rate(stats.Events, stats.Duration))
+		where, stats.Events, stats.LastSeq, stats.Duration.Round(time.Millisecond), rate(stats.Events, stats.Duration))
 	return nil
 }
 

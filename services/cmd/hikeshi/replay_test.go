@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/jiratest"
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
 	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
@@ -47,15 +49,31 @@ func hikeshiRun(t *testing.T, ctx context.Context, args ...string) (code int, st
 
 // TestReplayTimeline checks that `hikeshi replay timeline` refuses to
 // touch a data dir a running hub owns, and rebuilds it once the hub is
-// stopped.
+// stopped: in SQLite under the data dir, and in PostgreSQL (--store).
 func TestReplayTimeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hikeshi binary")
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		testReplayTimeline(t, nil, func(dataDir string) string { return filepath.Join(dataDir, "timeline.db") })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db, err := url.Parse(pgtest.Database(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := fmt.Sprintf("postgres://%s%s (schema timeline)", db.Host, db.Path)
+		testReplayTimeline(t, []string{"--store", db.String()}, func(string) string { return where })
+	})
+}
+
+// testReplayTimeline runs the replay test with the hub's store flags; where
+// is the store replay says it rebuilt.
+func testReplayTimeline(t *testing.T, store []string, where func(dataDir string) string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dataDir := t.TempDir()
-	h := startHub(t, dataDir)
+	h := startHub(t, dataDir, store...)
 	id := declareIncident(t, ctx, h.base)
 	const notes = 10
 	for i := range notes {
@@ -66,7 +84,7 @@ func TestReplayTimeline(t *testing.T) {
 	}
 	before := waitTimeline(t, ctx, h, id)
 
-	code, stdout, stderr := hikeshiRun(t, ctx, "replay", "timeline", "--data-dir", dataDir)
+	code, stdout, stderr := hikeshiRun(t, ctx, append([]string{"replay", "timeline", "--data-dir", dataDir}, store...)...)
 	if code != 1 || !strings.Contains(stderr, "in use by another hikeshi process") || !strings.Contains(stderr, "stop the hub") {
 		t.Fatalf("replay while the hub runs: exit %d, stdout %q, stderr %q; want exit 1 and a data dir in use message", code, stdout, stderr)
 	}
@@ -81,7 +99,7 @@ func TestReplayTimeline(t *testing.T) {
 	}
 	h.stop()
 
-	code, stdout, stderr = hikeshiRun(t, ctx, "replay", "timeline", "--data-dir", dataDir)
+	code, stdout, stderr = hikeshiRun(t, ctx, append([]string{"replay", "timeline", "--data-dir", dataDir}, store...)...)
 	if code != 0 {
 		t.Fatalf("replay after the hub stopped: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -91,13 +109,13 @@ func TestReplayTimeline(t *testing.T) {
 	}
 	n, _ := strconv.Atoi(m[2])
 	seq, _ := strconv.ParseUint(m[3], 10, 64)
-	if m[1] != filepath.Join(dataDir, "timeline.db") || n != len(before.Events) || seq != before.Version {
+	if m[1] != where(dataDir) || n != len(before.Events) || seq != before.Version {
 		t.Errorf("replay rebuilt %s with %d events up to %d; want %s with %d up to %d",
-			m[1], n, seq, filepath.Join(dataDir, "timeline.db"), len(before.Events), before.Version)
+			m[1], n, seq, where(dataDir), len(before.Events), before.Version)
 	}
 
 	// A hub on the rebuilt store serves the same timeline, fed once.
-	h = startHub(t, dataDir)
+	h = startHub(t, dataDir, store...)
 	after := waitTimeline(t, ctx, h, id)
 	if len(after.Events) != len(before.Events) {
 		t.Fatalf("after replay the timeline has %d events, before %d", len(after.Events), len(before.Events))

@@ -21,6 +21,7 @@ import (
 func hubFlags(f *flags, cfg *hub.Config) {
 	f.StringVar(&cfg.DataDir, "data-dir", "./hikeshi-data", "directory for the embedded NATS store and the timeline database")
 	f.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (e.g. nats://127.0.0.1:4222); empty runs NATS JetStream in-process")
+	f.StringVar(&cfg.Store, "store", "", "PostgreSQL URL for the timeline store, shared by hub replicas (postgres://user@host:5432/db); empty keeps it in SQLite under --data-dir")
 }
 
 // moduleFlags are the flags of what the modules are given, which serve and
