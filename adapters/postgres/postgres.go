@@ -52,7 +52,7 @@ func open(ctx context.Context, url, schema string, scratch bool) (*Store, error)
 		// The error quotes the URL with its password masked.
 		return nil, fmt.Errorf("timeline store: %w", err)
 	}
-	where := fmt.Sprintf("timeline store postgres://%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+	where := "timeline store " + describe(cfg)
 	cfg.RuntimeParams["search_path"] = schema
 	if scratch {
 		// A rebuild is put in place only when complete: a crash means
@@ -79,6 +79,20 @@ func open(ctx context.Context, url, schema string, scratch bool) (*Store, error)
 		s.stop = listen(cfg, channel(schema), s.Store)
 	}
 	return s, nil
+}
+
+// Redacted is url without its credentials and options, for messages; an
+// unparsable url is named only as such.
+func Redacted(url string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	return describe(cfg)
+}
+
+func describe(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("postgres://%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 }
 
 // Close stops listening and closes the database.

@@ -73,7 +73,7 @@ func (r *Rebuild) Discard(ctx context.Context) error {
 
 // Where names the store a rebuild replaces, for messages.
 func (r *Rebuild) Where() string {
-	return fmt.Sprintf("postgres://%s:%d/%s (schema %s)", r.cfg.Host, r.cfg.Port, r.cfg.Database, Schema)
+	return describe(r.cfg) + " (schema " + Schema + ")"
 }
 
 // dropSchema drops schema and everything in it, if it exists.

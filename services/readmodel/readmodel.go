@@ -91,6 +91,15 @@ var ErrNotFound = sqlstore.ErrNotFound
 // leaving the store in SQLite.
 func IsURL(store string) bool { return postgres.IsURL(store) }
 
+// Describe names the store Open(url, path) opens, for messages (without
+// the URL's credentials).
+func Describe(url, path string) string {
+	if url != "" {
+		return postgres.Redacted(url) + " (schema " + postgres.Schema + ")"
+	}
+	return path
+}
+
 // Open opens the store: in PostgreSQL when url is a postgres:// URL, else
 // (url empty) in the SQLite file at path.
 func Open(ctx context.Context, url, path string) (Store, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 )
 
 // hubFlags are the flags serve and replay share.
@@ -109,7 +110,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	if h.Addr() != "" {
 		fmt.Fprintf(stdout, "hikeshi listening on http://%s (web console: open http://%s/)\n", h.Addr(), h.Addr())
 	}
-	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, cfg.DataDir+"/timeline.db", strings.Join(h.Targets(), ","), durability)
+	fmt.Fprintf(stdout, "event store: %s\ntimeline:    %s\ntargets:     %s\ndurability:  %s\n", bus, readmodel.Describe(cfg.Store, cfg.DataDir+"/timeline.db"), strings.Join(h.Targets(), ","), durability)
 	return h.Run(ctx)
 }
 
