@@ -8,10 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// migrations are the schema's versions, in order: version n is
+// migrations are a schema's versions, in order: version n is
 // migrations[n-1]. A release adds to the end and never edits one that
 // shipped; each runs in the transaction that records it.
-var migrations = []string{
+type migrations []string
+
+// timelineMigrations are the timeline store's (Schema).
+var timelineMigrations = migrations{
 	// 1: the timeline's events, the incident rows, the checkpoints.
 	`CREATE TABLE checkpoints (
 		projector TEXT PRIMARY KEY,
@@ -48,11 +51,11 @@ var migrations = []string{
 	CREATE INDEX incidents_version ON incidents (version);`,
 }
 
-// migrate creates schema when needed and applies the migrations up to
-// version to it that its schema_migrations table does not list. Replicas
+// migrate creates schema when needed and applies to it the migrations up
+// to version that its schema_migrations table does not list. Replicas
 // starting together take turns: the first migrates, the others find it
 // done.
-func migrate(ctx context.Context, db *sql.DB, schema string, version int) error {
+func (ms migrations) migrate(ctx context.Context, db *sql.DB, schema string, version int) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -73,14 +76,14 @@ func migrate(ctx context.Context, db *sql.DB, schema string, version int) error 
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+q+`.schema_migrations`).Scan(&at); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if at > len(migrations) {
-		return fmt.Errorf("the schema is at version %d, newer than this hikeshi knows (%d): run the newer release", at, len(migrations))
+	if at > len(ms) {
+		return fmt.Errorf("schema %s is at version %d, newer than this hikeshi knows (%d): run the newer release", schema, at, len(ms))
 	}
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path TO `+q); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for v := at + 1; v <= version; v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		if _, err := tx.ExecContext(ctx, ms[v-1]); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", v, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {

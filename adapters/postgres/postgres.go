@@ -47,12 +47,34 @@ func Open(ctx context.Context, url string) (*Store, error) {
 }
 
 func open(ctx context.Context, url, schema string, scratch bool) (*Store, error) {
+	db, cfg, err := connect(ctx, url, schema, timelineMigrations, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("timeline store: %w", err)
+	}
+	s := &Store{cfg: cfg, schema: schema}
+	d := Dialect
+	d.Notify = func(ctx context.Context, tx *sql.Tx, ids []string) error {
+		_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, channel(schema), ids)
+		return err
+	}
+	if s.Store, err = sqlstore.New(db, d); err != nil {
+		return nil, fmt.Errorf("timeline store %s: %w", describe(cfg), err)
+	}
+	if !scratch {
+		s.stop = listen(cfg, channel(schema), s.Store)
+	}
+	return s, nil
+}
+
+// connect opens a pool of connections to the database at url whose
+// tables are those of schema, brought up to date by ms. The error names
+// the database.
+func connect(ctx context.Context, url, schema string, ms migrations, scratch bool) (*sql.DB, *pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// The error quotes the URL with its password masked.
-		return nil, fmt.Errorf("timeline store: %w", err)
+		return nil, nil, err
 	}
-	where := "timeline store " + describe(cfg)
 	cfg.RuntimeParams["search_path"] = schema
 	if scratch {
 		// A rebuild is put in place only when complete: a crash means
@@ -62,23 +84,11 @@ func open(ctx context.Context, url, schema string, scratch bool) (*Store, error)
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	if err := migrate(ctx, db, schema, len(migrations)); err != nil {
+	if err := ms.migrate(ctx, db, schema, len(ms)); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, fmt.Errorf("%s: %w", describe(cfg), err)
 	}
-	s := &Store{cfg: cfg, schema: schema}
-	d := Dialect
-	d.Notify = func(ctx context.Context, tx *sql.Tx, ids []string) error {
-		_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, channel(schema), ids)
-		return err
-	}
-	if s.Store, err = sqlstore.New(db, d); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	if !scratch {
-		s.stop = listen(cfg, channel(schema), s.Store)
-	}
-	return s, nil
+	return db, cfg, nil
 }
 
 // Redacted is url without its credentials and options, for messages; an

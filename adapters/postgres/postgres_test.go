@@ -25,7 +25,7 @@ func TestMigratesAnOlderSchema(t *testing.T) {
 	url := pgtest.Database(t)
 	cfg := mustConfig(t, url)
 	db := stdlib.OpenDB(*cfg)
-	if err := migrate(ctx, db, Schema, 1); err != nil {
+	if err := timelineMigrations.migrate(ctx, db, Schema, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO timeline.incidents VALUES ('a', 'INC-7', 'investigating', 1, '2026-12-01T10:00:00Z', 3, '{"id":"a"}', 3)`); err != nil {

@@ -41,6 +41,33 @@ var backends = []struct {
 	}},
 }
 
+// eachState runs test with a function that opens the state (the same
+// each time) of each backend; the test closes what it opens.
+func eachState(t *testing.T, test func(t *testing.T, open func() *sqlstore.State)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state.db")
+		test(t, func() *sqlstore.State {
+			s, err := sqlite.OpenState(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s.State
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.Database(t)
+		test(t, func() *sqlstore.State {
+			s, err := postgres.OpenState(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s.State
+		})
+	})
+}
+
 // eachStore runs test on an empty store of each backend.
 func eachStore(t *testing.T, test func(t *testing.T, s *sqlstore.Store)) {
 	for _, b := range backends {

@@ -71,7 +71,7 @@ func (h *Hub) deps(commands *command.Handler, effects *natsjs.Effects, metrics *
 		// start sets the API's check of callers; a process serving no API
 		// (a replay) builds routes it never mounts.
 		APIAuth:   func(http.Handler) http.Handler { return http.NotFoundHandler() },
-		PublicURL: cfg.PublicURL, DataDir: cfg.DataDir, Standby: &h.standby,
+		PublicURL: cfg.PublicURL, DataDir: cfg.DataDir, Store: cfg.Store, Standby: &h.standby,
 	}
 	if h.lock != nil {
 		d.DataDirID = h.lock.ID

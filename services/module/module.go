@@ -89,6 +89,9 @@ type Deps struct {
 	// DataDirID identifies DataDir while this process holds its lock
 	// ("" when it does not).
 	DataDirID string
+	// Store is the PostgreSQL URL (--store) where a module keeps its state
+	// instead of DataDir, so that replicas share it; empty: DataDir.
+	Store string
 	// Standby is where a part waiting for another process's lease says so;
 	// a nil Standby records nothing.
 	Standby *Standby

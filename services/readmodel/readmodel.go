@@ -59,11 +59,28 @@ type Rebuild interface {
 	Where() string
 }
 
+// State is a projector's own state (the signal projector's): values by
+// key and a decisions log, committed with the projector's checkpoint.
+type State interface {
+	Get(ctx context.Context, key string) (val []byte, ok bool, err error)
+	Keys(ctx context.Context, fn func(key string)) error
+	// Checkpoint is the last stream sequence committed, 0 if none.
+	Checkpoint(ctx context.Context) (uint64, error)
+	Commit(ctx context.Context, vals map[string][]byte, seq uint64) error
+	// CommitLog writes vals, appends log and prunes it, and writes the
+	// checkpoint seq, in one transaction.
+	CommitLog(ctx context.Context, vals map[string][]byte, log *Log, seq uint64) error
+	Decisions(ctx context.Context, f DecisionFilter) ([]Decision, error)
+	Close() error
+}
+
 var (
 	_ Store   = (*sqlite.Store)(nil)
 	_ Store   = (*postgres.Store)(nil)
 	_ Rebuild = (*sqlite.Rebuild)(nil)
 	_ Rebuild = (*postgres.Rebuild)(nil)
+	_ State   = (*sqlite.State)(nil)
+	_ State   = (*postgres.State)(nil)
 )
 
 // The store's types, whichever the database.
@@ -76,6 +93,10 @@ type (
 	Search     = sqlstore.Search
 	Milestones = sqlstore.Milestones
 	Contents   = sqlstore.Contents
+
+	Decision       = sqlstore.Decision
+	Log            = sqlstore.Log
+	DecisionFilter = sqlstore.DecisionFilter
 )
 
 // Orders of a timeline.
@@ -129,6 +150,47 @@ func checkURL(url string) error {
 		return fmt.Errorf("store %q: give a postgres://user@host/db URL, or none for SQLite in the data dir", url)
 	}
 	return nil
+}
+
+// OpenState opens a projector's state: in PostgreSQL when url is a
+// postgres:// URL, else (url empty) in the SQLite file at path.
+func OpenState(ctx context.Context, url, path string) (State, error) {
+	if err := checkURL(url); err != nil {
+		return nil, err
+	}
+	if url != "" {
+		return stateOpened(postgres.OpenState(ctx, url))
+	}
+	return stateOpened(sqlite.OpenState(path))
+}
+
+// DescribeState names the state OpenState(url, path) opens, for messages.
+func DescribeState(url, path string) string {
+	if url != "" {
+		return postgres.Redacted(url) + " (schema " + postgres.StateSchema + ")"
+	}
+	return path
+}
+
+// SetAsideState moves the state in PostgreSQL at url out of the way of a
+// rebuild; the returned restore puts it back, dropping what was built.
+// It names where the old state went ("": there was none).
+func SetAsideState(ctx context.Context, url string) (kept string, restore func(context.Context) error, err error) {
+	if kept, err = postgres.SetAsideState(ctx, url); err != nil {
+		return "", nil, err
+	}
+	restore = func(ctx context.Context) error { return postgres.RestoreState(ctx, url, kept) }
+	if kept != "" {
+		kept = "schema " + kept + " of " + postgres.Redacted(url)
+	}
+	return kept, restore, nil
+}
+
+func stateOpened[S State](st S, err error) (State, error) {
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // opened and rebuilding return a failed open as a nil interface, not as a

@@ -66,7 +66,7 @@ func start(ctx context.Context, env contract.Deps) (contract.Parts, error) {
 	m.ingest = ingest.New(cfg.Ingest, sec.ingest, m.pub, ingest.Deps{Client: client, Logger: env.Logger})
 	m.proj, err = projector.New(cfg.Projector, sec.tickets, projector.Env{
 		JS: env.JS, Dial: env.Dial, Commands: env.Commands, Effects: env.Effects, Standby: env.Standby,
-		Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID, Client: client,
+		Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID, Store: env.Store, Client: client,
 	})
 	if err != nil {
 		return contract.Parts{}, err

@@ -212,8 +212,8 @@ func replaySignals(ctx context.Context, h *hub.Hub, cfg hub.Config, stdout io.Wr
 		return fmt.Errorf("stream %s: %w", events.SignalStream, err)
 	}
 	stored := stream.CachedInfo().State
-	state := filepath.Join(cfg.DataDir, projector.StateFile)
-	kept, err := setAside(state)
+	state := readmodel.DescribeState(cfg.Store, filepath.Join(cfg.DataDir, projector.StateFile))
+	kept, undo, err := setAsideState(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func replaySignals(ctx context.Context, h *hub.Hub, cfg hub.Config, stdout io.Wr
 	bar.done()
 	if errors.Is(err, projection.ErrConsumerInUse) {
 		// Nothing was rebuilt: the state goes back where it was.
-		return errors.Join(err, restore(kept, state))
+		return errors.Join(err, undo(context.WithoutCancel(ctx)))
 	}
 	if err != nil {
 		return fmt.Errorf("replay signals stopped: %w; the state rebuilt so far is kept, and the hub continues from it when it starts", err)
@@ -296,6 +296,18 @@ func runUntil(ctx context.Context, loops []func(context.Context) error, done fun
 			}
 		}
 	}
+}
+
+// setAsideState moves the signal projector's state out of the way of a
+// rebuild: its file in the data dir, or its schema in PostgreSQL (--store).
+// undo puts it back; kept says where it went ("": there was none).
+func setAsideState(ctx context.Context, cfg hub.Config) (kept string, undo func(context.Context) error, err error) {
+	if cfg.Store != "" {
+		return readmodel.SetAsideState(ctx, cfg.Store)
+	}
+	path := filepath.Join(cfg.DataDir, projector.StateFile)
+	kept, err = setAside(path)
+	return kept, func(context.Context) error { return restore(kept, path) }, err
 }
 
 // setAside renames a SQLite database and its journal files to

@@ -21,9 +21,9 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -338,18 +338,34 @@ func signalDecisions(t *testing.T, ctx context.Context, h *hubProc, n int) map[u
 }
 
 // TestReplaySignalsRebuildsItsState replays the signal projector: its
-// state file is set aside and rebuilt from the SIGNALS stream, with the
-// same decisions and no incident declared or fed twice, and the next hub
-// continues from the rebuilt state.
+// state (a file in the data dir, or a schema in PostgreSQL) is set aside
+// and rebuilt from the SIGNALS stream, with the same decisions and no
+// incident declared or fed twice, and the next hub continues from the
+// rebuilt state.
 func TestReplaySignalsRebuildsItsState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hikeshi binary")
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		testReplaySignals(t, "", func(state string) string { return state + ".before-replay" })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testReplaySignals(t, pgtest.Database(t), func(string) string { return "schema signals_before_replay of postgres://" })
+	})
+}
+
+// testReplaySignals runs the replay test with the state at store (empty:
+// the data dir); kept is what replay says of where the old state went.
+func testReplaySignals(t *testing.T, store string, kept func(state string) string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	conf := signalsConfig(t)
 	dataDir := t.TempDir()
-	h := startHub(t, dataDir, "--config", conf)
+	var flags []string
+	if store != "" {
+		flags = []string{"--store", store}
+	}
+	h := startHub(t, dataDir, append([]string{"--config", conf}, flags...)...)
 	postSignal(t, ctx, h.base, "db-1/disk")
 	postSignal(t, ctx, h.base, "db-2/disk")
 	h.waitIncidents(t, ctx, 2, 30*time.Second)
@@ -363,7 +379,7 @@ func TestReplaySignalsRebuildsItsState(t *testing.T) {
 		t.Fatalf("decisions %v; want two signals, each to its incident", before)
 	}
 
-	code, stdout, stderr := hikeshiRun(t, ctx, "replay", "signals", "--data-dir", dataDir, "--config", conf)
+	code, stdout, stderr := hikeshiRun(t, ctx, append([]string{"replay", "signals", "--data-dir", dataDir, "--config", conf}, flags...)...)
 	if code != 1 || !strings.Contains(stderr, "stop the hub") {
 		t.Fatalf("replay while the hub runs: exit %d, stdout %q, stderr %q; want exit 1 and a data dir in use message", code, stdout, stderr)
 	}
@@ -372,18 +388,22 @@ func TestReplaySignalsRebuildsItsState(t *testing.T) {
 	}
 	h.stop()
 
-	code, stdout, stderr = hikeshiRun(t, ctx, "replay", "signals", "--data-dir", dataDir, "--config", conf)
+	code, stdout, stderr = hikeshiRun(t, ctx, append([]string{"replay", "signals", "--data-dir", dataDir, "--config", conf}, flags...)...)
 	t.Logf("replay signals: %s%s", stdout, stderr)
 	state := filepath.Join(dataDir, "signals.db")
+	where := readmodel.DescribeState(store, state)
 	m := regexp.MustCompile(`rebuilt (.+): (\d+) signals up to stream sequence (\d+) in `).FindStringSubmatch(stdout)
-	if code != 0 || m == nil || m[1] != state || m[2] != "2" || m[3] != "2" {
-		t.Fatalf("replay signals: exit %d, stdout %q, stderr %q; want 'rebuilt %s: 2 signals up to stream sequence 2 in …'", code, stdout, stderr, state)
+	if code != 0 || m == nil || m[1] != where || m[2] != "2" || m[3] != "2" {
+		t.Fatalf("replay signals: exit %d, stdout %q, stderr %q; want 'rebuilt %s: 2 signals up to stream sequence 2 in …'", code, stdout, stderr, where)
 	}
-	if _, err := os.Stat(state + ".before-replay"); err != nil || !strings.Contains(stdout, state+".before-replay") {
-		t.Errorf("the previous state was not kept, or not said where: %v; stdout %q", err, stdout)
+	if !strings.Contains(stdout, kept(state)) {
+		t.Errorf("the previous state was not said to be kept in %s; stdout %q", kept(state), stdout)
+	}
+	if _, err := os.Stat(state + ".before-replay"); store == "" && err != nil {
+		t.Errorf("the previous state was not kept: %v", err)
 	}
 
-	db, err := sqlite.OpenState(state)
+	db, err := readmodel.OpenState(ctx, store, state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +413,7 @@ func TestReplaySignalsRebuildsItsState(t *testing.T) {
 		t.Fatalf("the rebuilt state stands at signal %d (%v), want 2", cp, err)
 	}
 
-	h = startHub(t, dataDir, "--config", conf)
+	h = startHub(t, dataDir, append([]string{"--config", conf}, flags...)...)
 	after := signalDecisions(t, ctx, h, 2)
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("decisions after the replay %v, before %v", after, before)

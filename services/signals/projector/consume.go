@@ -100,10 +100,10 @@ func (p *Runner) Run(ctx context.Context) error {
 
 // consume handles signals until ctx ends.
 func (p *Runner) consume(ctx context.Context) error {
-	if p.env.DataDir == "" {
+	if p.env.DataDir == "" && p.env.Store == "" {
 		return errors.New("signals: no data dir for the projector's state")
 	}
-	if err := p.st.open(ctx, filepath.Join(p.env.DataDir, StateFile)); err != nil {
+	if err := p.st.open(ctx, p.env.Store, filepath.Join(p.env.DataDir, StateFile)); err != nil {
 		return err
 	}
 	defer p.st.close()

@@ -2,10 +2,8 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,9 +31,11 @@ func (r *rig) publish(sigs []events.Signal) {
 
 // The state file is a view of the stream: lost, it is rebuilt from the
 // signals kept, counting each once and declaring nothing twice.
-func TestStateFileRebuilt(t *testing.T) {
+func TestStateFileRebuilt(t *testing.T) { eachStateStore(t, testStateFileRebuilt) }
+
+func testStateFileRebuilt(t *testing.T, b stateStore) {
 	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: incidentYAML})
+	r := newRig(t, rigOpts{yaml: incidentYAML, store: b.store(t)})
 	var sigs []events.Signal
 	for i := range 10 {
 		sigs = append(sigs, sigFor(i, 2, "firing"))
@@ -51,11 +51,7 @@ func TestStateFileRebuilt(t *testing.T) {
 	}
 	before := r.incidents()
 	must(t, len(before) == 2, "incidents: %d", len(before))
-	for _, f := range []string{StateFile, StateFile + "-wal", StateFile + "-shm"} {
-		if err := os.Remove(filepath.Join(r.env.DataDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-	}
+	b.lose(t, r)
 	r.restart()
 	r.run()
 	r.publish([]events.Signal{sigFor(10, 2, "firing")})
@@ -73,9 +69,11 @@ func TestStateFileRebuilt(t *testing.T) {
 // it, and one that dies after the commit, before its ack: the next start
 // takes over at once (not after AckWait), counts nothing twice and
 // declares nothing twice.
-func TestBatchRedeliveredAfterCrash(t *testing.T) {
+func TestBatchRedeliveredAfterCrash(t *testing.T) { eachStateStore(t, testBatchRedeliveredAfterCrash) }
+
+func testBatchRedeliveredAfterCrash(t *testing.T, b stateStore) {
 	setSecrets(t)
-	r := newRig(t, rigOpts{yaml: incidentYAML})
+	r := newRig(t, rigOpts{yaml: incidentYAML, store: b.store(t)})
 	const n, groups = 40, 2
 	var sigs []events.Signal
 	for i := range n {
@@ -83,7 +81,7 @@ func TestBatchRedeliveredAfterCrash(t *testing.T) {
 	}
 	r.publish(sigs)
 	ctx := context.Background()
-	if err := r.p.st.open(ctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+	if err := r.p.st.open(ctx, r.env.Store, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := ensureConsumer(ctx, r.bus.JS, r.env.Logger, 5*time.Minute, 0)

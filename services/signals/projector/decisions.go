@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/httpjson"
 	"github.com/hikeshi/hikeshi/services/projection"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/signals/rules"
 )
 
@@ -139,7 +139,7 @@ func (s *states) logDecision(r *SignalDecision) {
 	b, _ := json.Marshal(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.log = append(s.log, sqlite.Decision{Seq: r.Seq, Time: r.Time, Source: r.Source, Fingerprint: r.Fingerprint,
+	s.log = append(s.log, readmodel.Decision{Seq: r.Seq, Time: r.Time, Source: r.Source, Fingerprint: r.Fingerprint,
 		Route: r.Route, Rule: r.Rule, Flagged: r.Flagged, Data: b})
 }
 
@@ -147,7 +147,7 @@ func (s *states) logDecision(r *SignalDecision) {
 var errNotHere = errors.New("this process does not run the signal projector (another hub process holds its lease, or it is starting); ask the process that runs it")
 
 // decisions lists the log, newest first.
-func (s *states) decisions(ctx context.Context, f sqlite.DecisionFilter) ([]sqlite.Decision, error) {
+func (s *states) decisions(ctx context.Context, f readmodel.DecisionFilter) ([]readmodel.Decision, error) {
 	s.mu.Lock()
 	db := s.db
 	s.mu.Unlock()
@@ -226,8 +226,8 @@ func (p *Runner) caseNumber(ctx context.Context, id string, seen map[string]stri
 
 // signalFilter reads the query of GET /api/v1/signals; an unknown
 // parameter is an error rather than a filter silently not applied.
-func signalFilter(q url.Values) (sqlite.DecisionFilter, error) {
-	f := sqlite.DecisionFilter{Limit: defaultListed}
+func signalFilter(q url.Values) (readmodel.DecisionFilter, error) {
+	f := readmodel.DecisionFilter{Limit: defaultListed}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
 		var err error

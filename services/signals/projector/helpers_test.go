@@ -12,11 +12,13 @@ import (
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
+	"github.com/hikeshi/hikeshi/adapters/postgres"
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
 	"github.com/hikeshi/hikeshi/services/module"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
 	"github.com/nats-io/nats.go"
 )
@@ -53,6 +55,8 @@ type rig struct {
 
 type rigOpts struct {
 	yaml string
+	// store is the PostgreSQL URL of the state; empty: the data dir.
+	store string
 }
 
 // section is the signals: section as the module reads it.
@@ -76,7 +80,7 @@ func load(f *config.File, env *module.Deps) (ingest.Config, ingest.Secrets, *Run
 		return c.Ingest, isec, nil, err
 	}
 	p, err := New(c.Projector, tok, Env{JS: env.JS, Dial: env.Dial, Commands: env.Commands, Effects: env.Effects,
-		Standby: env.Standby, Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID})
+		Standby: env.Standby, Logger: env.Logger, DataDir: env.DataDir, DataDirID: env.DataDirID, Store: env.Store})
 	return c.Ingest, isec, p, err
 }
 
@@ -84,6 +88,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	ih := integrationtest.New(t, o.yaml)
 	r := &rig{t: t, bus: ih.Bus, env: ih.Env}
+	ih.Env.Store = o.store
 	icfg, isec, p, err := load(ih.Env.Config, ih.Env)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +152,7 @@ func (r *rig) run() {
 // false when the key was never written.
 func (r *rig) state(key string, v any) bool {
 	r.t.Helper()
-	db, err := sqlite.OpenState(filepath.Join(r.env.DataDir, StateFile))
+	db, err := readmodel.OpenState(context.Background(), r.env.Store, filepath.Join(r.env.DataDir, StateFile))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -238,3 +243,44 @@ func must(t testing.TB, cond bool, format string, a ...any) {
 		t.Fatalf(format, a...)
 	}
 }
+
+// stateStore is a database the projector's state runs on.
+type stateStore struct {
+	name string
+	// store is the rig's rigOpts.store.
+	store func(t *testing.T) string
+	// lose removes the state of r's stopped projector.
+	lose func(t *testing.T, r *rig)
+}
+
+var stateStores = []stateStore{
+	{
+		name:  "sqlite",
+		store: func(*testing.T) string { return "" },
+		lose: func(t *testing.T, r *rig) {
+			for _, f := range []string{StateFile, StateFile + "-wal", StateFile + "-shm"} {
+				if err := os.Remove(filepath.Join(r.env.DataDir, f)); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+		},
+	},
+	{
+		name:  "postgres",
+		store: func(t *testing.T) string { return pgtest.Database(t) },
+		lose: func(t *testing.T, r *rig) {
+			if _, err := postgres.SetAsideState(context.Background(), r.env.Store); err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
+}
+
+// eachStateStore runs test on each database the state runs on.
+func eachStateStore(t *testing.T, test func(t *testing.T, b stateStore)) {
+	for _, b := range stateStores {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

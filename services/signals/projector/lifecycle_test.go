@@ -347,7 +347,7 @@ func TestNextIncidentOnceAfterCrash(t *testing.T) {
 	f.Severity = "high"
 	r.publishLate(f)
 	bctx := context.Background()
-	if err := r.p.st.open(bctx, filepath.Join(r.env.DataDir, StateFile)); err != nil {
+	if err := r.p.st.open(bctx, r.env.Store, filepath.Join(r.env.DataDir, StateFile)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := ensureConsumer(bctx, r.bus.JS, r.env.Logger, 5*time.Minute, r.p.st.checkpoint())

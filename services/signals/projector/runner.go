@@ -86,8 +86,10 @@ type Env struct {
 	// DataDir holds the state file; DataDirID identifies it while this
 	// process holds its lock ("" when it does not).
 	DataDir, DataDirID string
-	Client             *http.Client // GitHub, JIRA
-	Now                func() time.Time
+	// Store is the PostgreSQL URL of the state, when not in DataDir.
+	Store  string
+	Client *http.Client // GitHub, JIRA
+	Now    func() time.Time
 }
 
 // Runner evaluates the rules over each stored signal and carries out

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
-	"github.com/hikeshi/hikeshi/adapters/sqlite"
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/signals/tickets"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -64,7 +64,7 @@ type fpState struct {
 // other processes read.
 type states struct {
 	kv jetstream.KeyValue
-	db *sqlite.State
+	db readmodel.State
 	mu sync.Mutex
 	// c holds decoded states (fpState or groupState by value), bounded.
 	c map[string]any
@@ -78,7 +78,7 @@ type states struct {
 	cp uint64
 	// log holds the decisions since the last flush, committed with it;
 	// retain bounds the decisions log (see decisions.go).
-	log    []sqlite.Decision
+	log    []readmodel.Decision
 	retain DecisionsConfig
 }
 
@@ -95,9 +95,10 @@ func newStates(ctx context.Context, js jetstream.JetStream) (*states, error) {
 	return &states{kv: kv, c: map[string]any{}, dirty: map[string]bool{}}, nil
 }
 
-// open opens the state database and lists its keys into known.
-func (s *states) open(ctx context.Context, path string) error {
-	db, err := sqlite.OpenState(path)
+// open opens the state database (in PostgreSQL at url, else in SQLite at
+// path) and lists its keys into known.
+func (s *states) open(ctx context.Context, url, path string) error {
+	db, err := readmodel.OpenState(ctx, url, path)
 	if err != nil {
 		return err
 	}
@@ -218,7 +219,7 @@ func (s *states) flush(ctx context.Context, seq uint64) error {
 			runtime.Gosched() // as the projector does between signals
 		}
 	}
-	log := &sqlite.Log{Decisions: s.log, Keep: uint64(s.retain.Keep), MaxAge: s.retain.MaxAge, Now: time.Now()}
+	log := &readmodel.Log{Decisions: s.log, Keep: uint64(s.retain.Keep), MaxAge: s.retain.MaxAge, Now: time.Now()}
 	if err := s.db.CommitLog(ctx, vals, log, seq); err != nil {
 		s.discardLocked()
 		return err

@@ -1,23 +1,22 @@
-package sqlite
+package sqlstore_test
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
 )
 
 // Values and checkpoint survive a reopen, chunked writes included, and a
 // later commit overwrites.
-func TestStateCommitAndReopen(t *testing.T) {
+func TestStateCommitAndReopen(t *testing.T) { eachState(t, testStateCommitAndReopen) }
+
+func testStateCommitAndReopen(t *testing.T, open func() *sqlstore.State) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := OpenState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	vals := map[string][]byte{}
-	for i := range 2*stateChunk + 5 {
+	for i := range 2*sqlstore.StateChunk + 5 {
 		vals[fmt.Sprintf("k%03d", i)] = []byte(fmt.Sprintf("v%d", i))
 	}
 	if err := s.Commit(ctx, vals, 7); err != nil {
@@ -27,10 +26,7 @@ func TestStateCommitAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err = OpenState(path); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open()
 	if cp, err := s.Checkpoint(ctx); err != nil || cp != 9 {
 		t.Fatalf("checkpoint %d %v, want 9", cp, err)
 	}

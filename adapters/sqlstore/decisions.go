@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,18 +13,6 @@ import (
 // for one message (the signal projector: the rule, the route, where the
 // signal went), with the columns it is searched by and the rest as JSON.
 // It is bounded: Log says what a commit prunes.
-const decisionSchema = `
-CREATE TABLE IF NOT EXISTS decisions (
-	seq         INTEGER PRIMARY KEY,
-	at          INTEGER NOT NULL,
-	source      TEXT NOT NULL,
-	fingerprint TEXT NOT NULL,
-	route       TEXT NOT NULL,
-	rule        TEXT NOT NULL,
-	flagged     TEXT NOT NULL,
-	data        BLOB NOT NULL
-);
-`
 
 // Decision is one row of the decisions log.
 type Decision struct {
@@ -51,8 +39,10 @@ const decisionChunk = 64
 const decisionCols = 8
 
 func insertDecisions(rows int) string {
-	return `INSERT OR REPLACE INTO decisions (seq, at, source, fingerprint, route, rule, flagged, data) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, rows), ", ")
+	return `INSERT INTO decisions (seq, at, source, fingerprint, route, rule, flagged, data) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, rows), ", ") +
+		` ON CONFLICT (seq) DO UPDATE SET at = excluded.at, source = excluded.source, fingerprint = excluded.fingerprint,
+		route = excluded.route, rule = excluded.rule, flagged = excluded.flagged, data = excluded.data`
 }
 
 // appendLog writes log in tx, chunk by chunk, then prunes: rows more than
@@ -85,13 +75,13 @@ func (s *State) appendLog(ctx context.Context, tx *sql.Tx, log *Log, seq uint64)
 		}
 	}
 	if log.Keep > 0 && seq > log.Keep {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE seq <= ?`, int64(seq-log.Keep)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM decisions WHERE seq <= ?`), int64(seq-log.Keep)); err != nil {
 			return fmt.Errorf("decisions: prune: %w", err)
 		}
 	}
 	if log.MaxAge > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE seq < coalesce(
-			(SELECT seq FROM decisions WHERE at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)`,
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM decisions WHERE seq < coalesce(
+			(SELECT seq FROM decisions WHERE at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)`),
 			log.Now.Add(-log.MaxAge).UnixNano()); err != nil {
 			return fmt.Errorf("decisions: prune: %w", err)
 		}
@@ -141,7 +131,7 @@ func (s *State) Decisions(ctx context.Context, f DecisionFilter) ([]Decision, er
 	}
 	q += " ORDER BY seq DESC LIMIT ?"
 	args = append(args, max(f.Limit, 1))
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("decisions: %w", err)
 	}
