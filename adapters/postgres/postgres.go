@@ -113,9 +113,6 @@ func (s *Store) Close() error {
 	return s.Store.Close()
 }
 
-// Finish is a no-op: a rebuild here keeps its indexes as it goes.
-func (s *Store) Finish(context.Context) error { return nil }
-
 // Dialect is PostgreSQL's: numbered placeholders, jsonb operators on the
 // JSON text columns, lower() for case folding, ILIKE.
 var Dialect = sqlstore.Dialect{

@@ -103,6 +103,7 @@ func startHub(ctx context.Context, cfg config, name string, conns int) (*running
 		DataDir: dir,
 		Listen:  "127.0.0.1:0",
 		Logger:  slog.Default(),
+		Store:   cfg.store,
 	})
 	if err != nil {
 		_ = os.RemoveAll(dir)

@@ -40,11 +40,13 @@ type config struct {
 	scale      scaleConfig
 	asOfEvents int
 	asOfReads  int
+	store      string // the hub's --store (the postgres scenario)
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres"}
 
-// defaultScenarios leaves out scale, whose first run builds a large store.
+// defaultScenarios leaves out scale, whose first run builds a large store,
+// and postgres, which replays one.
 var defaultScenarios = allScenarios[:5]
 
 func main() {
@@ -312,6 +314,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 				return nil, err
 			}
 		}
+		if cfg.scenarios["postgres"] {
+			if err := postgresScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -354,6 +361,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	} {
 		col.compare("scale", c.name, c.base, c.target, c.note)
 	}
+	postgresNotes(&col)
 	rep.Metrics = col.finish()
 	rep.Elapsed = time.Since(start).Round(time.Second).String()
 	return rep, nil

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hikeshi/hikeshi/adapters/postgres/pgtest"
+	"github.com/hikeshi/hikeshi/services/readmodel"
+	"github.com/hikeshi/hikeshi/services/timeline"
+)
+
+// The postgres scenario's own flags.
+var (
+	pgURL       = flag.String("pg-url", "", "postgres: the database to measure (its timeline schema is replaced); empty starts a throwaway server with initdb (postgresql-15)")
+	pgEvents    = flag.Int("pg-events", 1_000_000, "postgres: events replayed (the scale scenario's store is reused when the sizes match)")
+	pgIncidents = flag.Int("pg-incidents", 20_000, "postgres: incidents of those events")
+)
+
+// postgresScenario replays the same stream into SQLite and into
+// PostgreSQL (timeline.RebuildInto), then measures append → visible
+// through a hub whose timeline store is in PostgreSQL, paced like the
+// latency scenario.
+func postgresScenario(ctx context.Context, cfg config, run int, col *collector) error {
+	url, stop, err := pgDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	sc := cfg.scale
+	sc.events, sc.incidents = *pgEvents, *pgIncidents
+	dir := sc.storeDir()
+	if _, err := ensureScaleStore(ctx, sc, dir); err != nil {
+		return fmt.Errorf("postgres store: %w", err)
+	}
+	b, err := keptBus(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	for _, target := range []struct{ name, url, path string }{
+		{"sqlite", "", filepath.Join(dir, "timeline.db")},
+		{"postgres", url, ""},
+	} {
+		st, err := readmodel.OpenRebuild(ctx, target.url, target.path)
+		if err != nil {
+			return err
+		}
+		stats, err := timeline.RebuildInto(ctx, b.store, st, nil)
+		if err != nil {
+			return fmt.Errorf("replay into %s: %w", target.name, err)
+		}
+		if target.path != "" {
+			_ = os.Remove(target.path)
+		}
+		rate := float64(stats.Events) / stats.Duration.Seconds()
+		col.add("postgres", "replay "+target.name, "events/s", rate)
+		col.add("postgres", target.name+" time", "s", stats.Duration.Seconds())
+		progress("run %d/%d postgres: replay of %d events into %s in %s (%.0f events/s)", run, cfg.runs, stats.Events, target.name, stats.Duration.Round(time.Millisecond), rate)
+	}
+	// The hub's stream is new: so is its store.
+	empty, err := readmodel.OpenRebuild(ctx, url, "")
+	if err == nil {
+		err = empty.Replace(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	pg := cfg
+	pg.store = url
+	h, err := latencyHub(ctx, pg)
+	if err != nil {
+		return fmt.Errorf("latency on postgres: %w", err)
+	}
+	progress("run %d/%d postgres latency: p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%d events, %d errors)", run, cfg.runs, h.p50, h.p99, h.max, h.n, h.errors)
+	col.add("postgres", "visible p50", "ms", h.p50)
+	col.add("postgres", "visible p99", "ms", h.p99)
+	col.add("postgres", "errors", "count", float64(h.errors))
+	return nil
+}
+
+// postgresNotes are the scenario's rows of the table.
+func postgresNotes(col *collector) {
+	col.compare("postgres", "replay postgres", "replay sqlite", "", "timeline.RebuildInto a PostgreSQL schema, renamed into place")
+	col.compare("postgres", "postgres time", "", "< 60 s at 1M", "")
+	col.compare("postgres", "sqlite time", "", "< 20 s at 1M", "")
+	col.compare("postgres", "visible p99", "", "≤ 50 ms", "POST a note, long poll until the PostgreSQL store has it, paced at -rate")
+}
+
+// pgDatabase is -pg-url, or a database on a throwaway server that stop
+// removes.
+func pgDatabase(ctx context.Context) (url string, stop func(), err error) {
+	if *pgURL != "" {
+		return *pgURL, func() {}, nil
+	}
+	srv, err := pgtest.Start()
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	if url, err = srv.CreateDatabase(ctx); err != nil {
+		_ = srv.Stop()
+		return "", nil, err
+	}
+	return url, func() { _ = srv.Stop() }, nil
+}
