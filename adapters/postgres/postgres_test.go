@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,48 @@ func mustConfig(t *testing.T, url string) *pgx.ConnConfig {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// TestReplicasApplyTheSameEvents: two replicas' projectors, each on a
+// consumer of its own, apply the same events to one store at the same
+// time; each commit waits for the other's, neither fails, and every event
+// is stored once.
+func TestReplicasApplyTheSameEvents(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	const n = 200
+	changes := make([]sqlstore.Change, n)
+	for i := range changes {
+		seq := uint64(i + 1)
+		changes[i] = sqlstore.Change{Event: events.Stored{Seq: seq, Subject: "incidents.a.note_added", Envelope: events.Envelope{
+			ID: fmt.Sprint("e", seq), Type: events.TypeNoteAdded, Time: time.Now()}}, Data: json.RawMessage(`{}`)}
+	}
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		wg.Go(func() {
+			for _, c := range changes {
+				if _, err := s.Apply(ctx, "timeline", []sqlstore.Change{c}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if ev, _, err := stores[0].Counts(ctx); err != nil || ev != n {
+		t.Errorf("%d events stored (%v), want %d", ev, err, n)
+	}
 }

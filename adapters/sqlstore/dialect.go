@@ -24,6 +24,12 @@ type Dialect struct {
 	FoldEq func(col string) string
 	// Like is the LIKE operator that ignores ASCII case.
 	Like string
+	// LockApply, when set, is a statement run first in Apply's
+	// transaction, with the projector's name, that waits for any other
+	// Apply of that projector to commit: replicas applying the same events
+	// then take turns instead of failing on each other's rows. (SQLite's
+	// write transactions take turns already.)
+	LockApply string
 	// Notify, when set, runs in the transaction of a commit that added
 	// events to incidents ids, to tell the stores of other processes.
 	Notify func(ctx context.Context, tx *sql.Tx, ids []string) error

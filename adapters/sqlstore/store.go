@@ -244,6 +244,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 		return 0, fmt.Errorf("timeline: begin: %w", err)
 	}
 	defer tx.Rollback()
+	if s.d.LockApply != "" {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(s.d.LockApply), projector); err != nil {
+			return 0, fmt.Errorf("timeline: lock: %w", err)
+		}
+	}
 	var cp uint64
 	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("timeline: checkpoint: %w", err)
