@@ -204,20 +204,24 @@ func (s *Server) chown(dir string) error {
 }
 
 // binDir finds initdb: on the PATH, else in Debian's versioned directory.
-func binDir() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
+func binDir() (string, error) { return findBin(exec.LookPath, "/usr/lib/postgresql/*/bin") }
+
+// findBin finds initdb through lookPath, else in the newest directory
+// glob matches.
+func findBin(lookPath func(string) (string, error), glob string) (string, error) {
+	if p, err := lookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
 		return filepath.Dir(p), nil
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(glob)
 	for i := len(dirs) - 1; i >= 0; i-- {
 		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
 			return dirs[i], nil
 		}
 	}
-	return "", errors.New("initdb not found on the PATH nor in /usr/lib/postgresql/*/bin: " + install)
+	return "", errors.New("initdb not found on the PATH nor in " + glob + ": " + install)
 }
 
 func freePort() (int, error) {
