@@ -84,6 +84,10 @@ func connect(ctx context.Context, url, schema string, ms migrations, scratch boo
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("%s: %w (check that the server runs and that --store names it, its user and password: PGPASSWORD or ~/.pgpass)", describe(cfg), err)
+	}
 	if err := ms.migrate(ctx, db, schema, len(ms)); err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("%s: %w", describe(cfg), err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +133,21 @@ func TestChangedWakesOtherReplicas(t *testing.T) {
 	case <-other:
 		t.Error("a commit to incident x woke the waiter of y")
 	default:
+	}
+}
+
+// TestUnreachableServerSaysWhatToCheck: a store whose server does not
+// answer fails at once, naming it and what to check.
+func TestUnreachableServerSaysWhatToCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = Open(context.Background(), "postgres://hikeshi:s3cret@"+addr+"/hikeshi?connect_timeout=5")
+	if err == nil || !strings.Contains(err.Error(), "postgres://"+addr+"/hikeshi") || !strings.Contains(err.Error(), "--store") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %v; want the server named without its password, and --store to check", err)
 	}
 }
 
