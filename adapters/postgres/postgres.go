@@ -53,9 +53,11 @@ func open(ctx context.Context, url, schema string, scratch bool) (*Store, error)
 	}
 	s := &Store{cfg: cfg, schema: schema}
 	d := Dialect
-	d.Notify = func(ctx context.Context, tx *sql.Tx, ids []string) error {
-		_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, channel(schema), ids)
-		return err
+	if !scratch { // no one waits on a rebuild: Replace wakes them all
+		d.Notify = func(ctx context.Context, tx *sql.Tx, ids []string) error {
+			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, channel(schema), ids)
+			return err
+		}
 	}
 	if s.Store, err = sqlstore.New(db, d); err != nil {
 		return nil, fmt.Errorf("timeline store %s: %w", describe(cfg), err)
