@@ -203,3 +203,55 @@ func TestReplicasApplyTheSameEvents(t *testing.T) {
 		t.Errorf("%d events stored (%v), want %d", ev, err, n)
 	}
 }
+
+// TestReplaceWakesAndServesOtherReplicas: a rebuild put in place wakes
+// the waiters of a replica that has the store open, and that replica then
+// reads the rebuilt store.
+func TestReplaceWakesAndServesOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	reader, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	note := func(seq uint64, text string) []sqlstore.Change {
+		return []sqlstore.Change{{Event: events.Stored{Seq: seq, Subject: "incidents.x.note_added", Envelope: events.Envelope{
+			ID: fmt.Sprint("n", seq), Type: events.TypeNoteAdded, Time: time.Now()}}, Data: json.RawMessage(`{"text":"` + text + `"}`)}}
+	}
+	if _, err := reader.Apply(ctx, "timeline", note(1, "old")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Timeline(ctx, "x", 0, 0); err != nil { // statements prepared on the old schema
+		t.Fatal(err)
+	}
+	rb, err := OpenRebuild(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.Apply(ctx, "timeline", append(note(1, "new"), note(2, "new")...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Time for the reader's listener to connect (it wakes every waiter when
+	// it does, so a late one would not fail the test, only not test NOTIFY).
+	time.Sleep(500 * time.Millisecond)
+	woken := reader.Changed("x")
+	if err := rb.Replace(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replica's waiter was not woken when the rebuilt store was put in place")
+	}
+	got, err := reader.Timeline(ctx, "x", 0, 0)
+	if err != nil {
+		t.Fatalf("the replica cannot read the rebuilt store: %v", err)
+	}
+	if len(got) != 2 || string(got[0].Data) != `{"text":"new"}` {
+		t.Errorf("the replica reads %+v, want the rebuilt two notes", got)
+	}
+}
