@@ -37,6 +37,7 @@ func TestReplicaListAndRetire(t *testing.T) {
 		return out.String(), code
 	}
 	out, code := replica("list")
+	t.Logf("hikeshi replica list:\n%s", out)
 	if code != 0 || !strings.Contains(out, "(single hub)") || !strings.Contains(out, "timeline-b") || !strings.Contains(out, "72h0m0s without a reader") {
 		t.Fatalf("replica list: exit %d:\n%s", code, out)
 	}
