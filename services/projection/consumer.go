@@ -54,6 +54,10 @@ func (c Consumer) Align(ctx context.Context, force bool) error {
 	}
 	floor := info.AckFloor.Stream
 	stranded := info.NumAckPending > 0 && !info.PushBound
+	if info.PushBound && c.Checkpoint != nil {
+		c.logger().Warn("another process reads this consumer (or the server has not yet seen a previous one go): a projector with a store of its own needs a consumer of its own; give every hub replica its own --node-name",
+			"projector", c.Config.Durable)
+	}
 	if !force && !c.otherKind(info.Config) {
 		if err := c.retune(ctx, info.Config); err != nil {
 			return err
