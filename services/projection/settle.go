@@ -106,11 +106,11 @@ func (r *Runner) settle(p Projector, h *held) message.HandlerMiddleware {
 			if d == nil {
 				return next(msg)
 			}
-			stop := inProgress(d, wait/3)
+			stop := inProgress(d, wait/3, handlerBudget)
 			out, err := next(msg)
 			stop()
 			if err != nil {
-				if nerr := d.NakWithDelay(nakDelay); nerr != nil {
+				if nerr := d.NakWithDelay(nakDelay); nerr != nil && !r.closing.Load() {
 					r.cfg.Logger.Warn("delivery not handed back; the server sends it again after its ack wait", "projector", p.Durable, "ack_wait", wait, "err", nerr)
 				}
 				return out, err
@@ -124,16 +124,21 @@ func (r *Runner) settle(p Projector, h *held) message.HandlerMiddleware {
 }
 
 // inProgress tells the server every so often that d is being worked on,
-// until stop.
-func inProgress(d *nats.Msg, every time.Duration) (stop func()) {
+// until stop, or until budget has passed: a handler that hangs does not
+// hold its event for ever.
+func inProgress(d *nats.Msg, every, budget time.Duration) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
+		end := time.NewTimer(budget)
+		defer end.Stop()
 		for {
 			select {
 			case <-done:
+				return
+			case <-end.C:
 				return
 			case <-t.C:
 				_ = d.InProgress()

@@ -134,3 +134,48 @@ func TestExistingConsumerGetsTheShortAckWait(t *testing.T) {
 		t.Fatalf("consumer after the upgrade: AckWait %v, ack floor %d; want 5s at 3", info.Config.AckWait, info.AckFloor.Stream)
 	}
 }
+
+// A handler that works longer than the AckWait (a remote's Retry-After)
+// keeps its event: it is not handed to another worker meanwhile.
+func TestSlowHandlerKeepsItsDelivery(t *testing.T) {
+	bus := natstest.Start(t)
+	var mu sync.Mutex
+	calls := map[uint64]int{}
+	p := projection.Projector{Durable: "slow", Handle: func(_ context.Context, e events.Stored) error {
+		mu.Lock()
+		calls[e.Seq]++
+		first := calls[e.Seq] == 1 && e.Seq == 1
+		mu.Unlock()
+		if first {
+			time.Sleep(3 * time.Second) // three AckWaits
+		}
+		return nil
+	}}
+	r, err := projection.New(context.Background(), projection.Config{Dial: bus.Dial, JS: bus.JS, Logger: slog.New(slog.DiscardHandler), AckWait: time.Second}, []projection.Projector{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	go r.Run(context.Background())
+	appendNotes(t, bus, events.NewID(), 1) // seqs 1, 2
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		done := calls[2] > 0
+		got := fmt.Sprint(calls)
+		mu.Unlock()
+		if done {
+			time.Sleep(1500 * time.Millisecond) // a redelivery would come by now
+			mu.Lock()
+			defer mu.Unlock()
+			if calls[1] != 1 || calls[2] != 1 {
+				t.Fatalf("handled %v, want each event once", calls)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %s after 15 s", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
