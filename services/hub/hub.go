@@ -32,7 +32,6 @@ import (
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/telemetry"
-	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,6 +73,14 @@ type Config struct {
 	// table); one runs when File has its section or Targets names it.
 	Modules []module.Module
 	Logger  *slog.Logger
+
+	// NodeName names this replica among hubs sharing one bus: its timeline
+	// reads through a consumer of its own (see replica.go). Empty for a
+	// single hub.
+	NodeName string
+	// NodeRetireAfter is how long the server keeps a named replica's
+	// timeline consumer with no reader (default DefaultNodeRetireAfter).
+	NodeRetireAfter time.Duration
 }
 
 // Defaults fills unset fields.
@@ -103,6 +110,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.NodeRetireAfter <= 0 {
+		c.NodeRetireAfter = DefaultNodeRetireAfter
 	}
 }
 
@@ -135,6 +145,9 @@ func (c *Config) Validate() error {
 			"or listen on a loopback address", c.Listen)
 	}
 	if err := c.validateNATSListen(); err != nil {
+		return err
+	}
+	if err := ValidNodeName(c.NodeName); err != nil {
 		return err
 	}
 	if !caseNumberPrefix(c.CasePrefix) {
@@ -225,7 +238,7 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		}
 		ec := natsjs.EmbeddedConfig{
 			StoreDir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, SyncAlways: c.SyncAlways,
-			Auth: c.NATSAuth, Protected: append([]string{timeline.Name}, c.moduleNames()...),
+			Auth: c.NATSAuth, Protected: append([]string{c.timelineDurable()}, c.moduleNames()...),
 		}
 		if c.NATSAuth.Configured() {
 			// A new password at every start, known only to this process.
@@ -367,7 +380,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	deps.APIAuth, deps.ShowCodenames = httpapi.RequireCaller(guard.Auth), guard.ShowCodenames
 	var projectors []projection.Projector
 	if cfg.runs(TargetTimeline) {
-		projectors = append(projectors, timeline.New(h.timeline).Projection())
+		projectors = append(projectors, h.timelineProjection())
 		sign, err := h.checkpointWriter()
 		if err != nil {
 			return err

@@ -41,6 +41,10 @@ type Projector struct {
 	// checkpoint atomically, skipping those at or below it: see batch.go.
 	// It needs Checkpoint.
 	HandleBatch func(context.Context, []events.Stored) error
+	// InactiveThreshold, when set, lets the server delete the consumer
+	// after this long without a subscriber: for a consumer of one hub
+	// replica, which no other replica takes over.
+	InactiveThreshold time.Duration
 }
 
 // Metrics receives what the runner observes.
@@ -215,6 +219,8 @@ func (r *Runner) consumer(p Projector) Consumer {
 		AckWait:        r.cfg.AckWait,
 		MaxAckPending:  maxAckPending(p),
 		MaxDeliver:     -1,
+
+		InactiveThreshold: p.InactiveThreshold,
 	}
 	if p.HandleBatch != nil {
 		cfg.AckPolicy = jetstream.AckAllPolicy

@@ -33,6 +33,7 @@ func commands() []command {
 		{"evidence", evidenceUsage, "add evidence to an incident, hand it over, list it with its chain of custody", evidenceCmd},
 		{"milestones", "ID", "list an incident's milestones, recorded or derived", milestonesCmd},
 		{"tail", "", "follow new events live", tail},
+		{"replica", replicaUsage, "list the hub replicas' timeline consumers on a shared NATS, or retire one (serve --node-name)", replicaCmd},
 		{"replay", replayUsage, "run one projector (timeline, slack, jira, …) again over the stream, with the hub stopped", replay},
 		{"postmortem", "ID", "open the postmortem pull request now (GitHub module)", postmortem},
 		{"followups", "", "list incidents to follow up: open too long, postmortem missing or unmerged", followups},

@@ -54,6 +54,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	f.StringVar(&cfg.NATSAuth.TLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every event before acknowledging it (slower; survives power loss on a single node)")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a JetStream cluster)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "this hub's name among replicas sharing one NATS: its timeline gets a consumer of its own, timeline-<name> (letters, digits, - and _; empty: the single hub's consumer, timeline)")
+	f.DurationVar(&cfg.NodeRetireAfter, "node-retire-after", hub.DefaultNodeRetireAfter, "with --node-name: NATS deletes this replica's timeline consumer after it has had no reader this long ('hikeshi replica retire' does it at once)")
 	t := httpapi.DefaultTimeouts
 	f.DurationVar(&cfg.HTTPTimeouts.Read, "http-read-timeout", t.Read, "longest time a client may take to send a whole request, body included (headers: at most "+t.ReadHeader.String()+")")
 	f.DurationVar(&cfg.HTTPTimeouts.Write, "http-write-timeout", t.Write, "longest time to answer a request, from the end of its headers (the event stream and timeline long polls are exempt)")
