@@ -20,9 +20,9 @@ func startLoadOnTwoHubs(t *testing.T, ctx context.Context) (*cluster, []*hub, *l
 	hubs := []*hub{c.startHub("a", nil), c.startHub("b", nil)}
 	var incidents []string
 	for i := range clients {
-		incidents = append(incidents, declare(t, ctx, hubs[i%2].base, fmt.Sprintf("chaos %d", i)))
+		incidents = append(incidents, declare(t, ctx, hubs[i%2], fmt.Sprintf("chaos %d", i)))
 	}
-	l := startLoad(t, ctx, hubs, incidents)
+	l := startLoad(t, ctx, hubs, incidents, false)
 	t.Cleanup(l.stop)
 	l.waitAcks(200, 60*time.Second)
 	l.warmedUp()

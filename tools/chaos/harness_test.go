@@ -146,10 +146,9 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitHTTP waits until url answers 200, or p stops.
-func waitHTTP(t *testing.T, p *proc, url string, timeout time.Duration) {
+// waitHTTP waits until url answers 200 through c, or p stops.
+func waitHTTP(t *testing.T, p *proc, c *http.Client, url string, timeout time.Duration) {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if !p.running() {
@@ -212,6 +211,13 @@ func newCluster(t *testing.T, hosts []string, wrap func(i int, args []string) []
 	}
 	for i, n := range c.nodes {
 		conf := filepath.Join(c.dir, n.serverName+".conf")
+		// With addresses given, a node listens on all of its own (in its
+		// network namespace) and is reached at the one given.
+		listen := n.host
+		if hosts != nil {
+			listen = "0.0.0.0"
+		}
+		// no_advertise: clients know the nodes they were given, no others.
 		text := fmt.Sprintf(`server_name: %s
 listen: %s:%d
 http: %s:%d
@@ -219,9 +225,10 @@ jetstream { store_dir: %q }
 cluster {
   name: chaos
   listen: %s:%d
+  no_advertise: true
   routes: [%s]
 }
-`, n.serverName, n.host, n.port, n.host, n.monitor, filepath.Join(c.dir, n.serverName), n.host, n.route, strings.Join(routes, ", "))
+`, n.serverName, listen, n.port, listen, n.monitor, filepath.Join(c.dir, n.serverName), listen, n.route, strings.Join(routes, ", "))
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +257,7 @@ cluster {
 // waitNode waits until the node's JetStream is current with the cluster.
 func (c *cluster) waitNode(n *node) {
 	c.t.Helper()
-	waitHTTP(c.t, &n.proc, fmt.Sprintf("http://%s:%d/healthz", n.host, n.monitor), 60*time.Second)
+	waitHTTP(c.t, &n.proc, apiClient, fmt.Sprintf("http://%s:%d/healthz", n.host, n.monitor), 60*time.Second)
 }
 
 func (c *cluster) urls() string {
@@ -336,7 +343,8 @@ func (c *cluster) replicasCurrent(timeout time.Duration) {
 // hub is a `hikeshi serve` process on the cluster.
 type hub struct {
 	proc
-	base string
+	base   string
+	client *http.Client // the client that reaches it
 }
 
 // startHub starts a hub named name (--node-name) on every node of the
@@ -344,17 +352,39 @@ type hub struct {
 // it is ready.
 func (c *cluster) startHub(name string, env []string, flags ...string) *hub {
 	c.t.Helper()
+	return c.startHubWith(name, hubOptions{env: env, flags: flags})
+}
+
+// hubOptions are a hub's settings beyond the usual.
+type hubOptions struct {
+	env, flags []string
+	nats       string                       // NATS URLs; default: every node
+	wrap       func(args []string) []string // wraps the command line
+	client     *http.Client                 // reaches the hub; default apiClient
+}
+
+func (c *cluster) startHubWith(name string, o hubOptions) *hub {
+	c.t.Helper()
 	dataDir := filepath.Join(c.dir, "hub-"+name)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
+	if o.nats == "" {
+		o.nats = c.urls()
+	}
+	if o.client == nil {
+		o.client = apiClient
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
-	h := &hub{base: "http://" + addr}
-	h.name, h.dir, h.env = "hub "+name, dataDir, env
-	h.args = append([]string{bins.hikeshi, "serve", "--nats", c.urls(), "--replicas", "3", "--node-name", name,
-		"--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, flags...)
+	h := &hub{base: "http://" + addr, client: o.client}
+	h.name, h.dir, h.env = "hub "+name, dataDir, o.env
+	h.args = append([]string{bins.hikeshi, "serve", "--nats", o.nats, "--replicas", "3", "--node-name", name,
+		"--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, o.flags...)
+	if o.wrap != nil {
+		h.args = o.wrap(h.args)
+	}
 	h.start(c.t)
-	waitHTTP(c.t, &h.proc, h.base+"/readyz", 90*time.Second)
+	waitHTTP(c.t, &h.proc, h.client, h.base+"/readyz", 90*time.Second)
 	c.hubs = append(c.hubs, h)
 	return h
 }

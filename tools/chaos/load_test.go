@@ -22,20 +22,20 @@ import (
 
 var apiClient = &http.Client{Timeout: 15 * time.Second}
 
-// post sends a JSON command with an Idempotency-Key; a transport error
-// means no answer.
-func post(ctx context.Context, base, path, key string, body any) (int, []byte, error) {
+// post sends a JSON command to h with an Idempotency-Key; a transport
+// error means no answer.
+func post(ctx context.Context, h *hub, path, key string, body any) (int, []byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
-	resp, err := apiClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -44,11 +44,11 @@ func post(ctx context.Context, base, path, key string, body any) (int, []byte, e
 	return resp.StatusCode, out, err
 }
 
-// declare declares an incident through base, retrying as a client would.
-func declare(t *testing.T, ctx context.Context, base, title string) string {
+// declare declares an incident through h, retrying as a client would.
+func declare(t *testing.T, ctx context.Context, h *hub, title string) string {
 	t.Helper()
 	for {
-		status, body, err := post(ctx, base, "/api/v1/incidents", "declare-"+title,
+		status, body, err := post(ctx, h, "/api/v1/incidents", "declare-"+title,
 			map[string]any{"title": title, "service": "chaos", "severity": "SEV3", "declared_by": "chaos"})
 		if err == nil && status == http.StatusCreated {
 			var v struct{ ID string }
@@ -69,21 +69,23 @@ type note struct {
 	incident, text, key string
 	sent, acked         time.Time
 	version             uint64 // the incident's version in the answer
+	ackedBy             *hub
 }
 
 // load is clients appending notes through the hubs, each note retried
 // with its Idempotency-Key until acknowledged, as an operator's client
-// would: on a 503 or a transport error, through the next hub.
+// would: on a 503 or a transport error, through the next hub (or, when
+// sticky, the same one).
 type load struct {
 	t         *testing.T
-	bases     []string
+	hubs      []*hub
 	incidents []string
+	sticky    bool
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup
-	n503     atomic.Int64
-	nErr     atomic.Int64 // transport errors: no answer
-	refused  atomic.Int64 // answers neither 2xx nor 5xx
+	n503     map[*hub]*atomic.Int64
+	nErr     atomic.Int64 // transport errors and other 5xx: no answer
 
 	mu    sync.Mutex
 	warm  time.Time // end of the warm-up
@@ -91,11 +93,12 @@ type load struct {
 	acks  []*note // in order of acknowledgement
 }
 
-// startLoad runs one client per incident; client i starts on hub i.
-func startLoad(t *testing.T, ctx context.Context, hubs []*hub, incidents []string) *load {
-	l := &load{t: t, incidents: incidents}
+// startLoad runs one client per incident; client i starts on hub i (mod
+// the number of hubs) and, when sticky, stays there.
+func startLoad(t *testing.T, ctx context.Context, hubs []*hub, incidents []string, sticky bool) *load {
+	l := &load{t: t, hubs: hubs, incidents: incidents, sticky: sticky, n503: map[*hub]*atomic.Int64{}}
 	for _, h := range hubs {
-		l.bases = append(l.bases, h.base)
+		l.n503[h] = &atomic.Int64{}
 	}
 	for i, id := range incidents {
 		l.wg.Go(func() { l.client(ctx, i, id) })
@@ -110,25 +113,25 @@ func (l *load) client(ctx context.Context, c int, incident string) {
 		l.notes = append(l.notes, nt)
 		l.mu.Unlock()
 		for attempt := c; ctx.Err() == nil; attempt++ {
-			base := l.bases[attempt%len(l.bases)]
-			status, body, err := post(ctx, base, "/api/v1/incidents/"+incident+"/notes", nt.key, map[string]string{"text": nt.text})
+			h := l.hubs[attempt%len(l.hubs)]
+			if l.sticky {
+				h = l.hubs[c%len(l.hubs)]
+			}
+			status, body, err := post(ctx, h, "/api/v1/incidents/"+incident+"/notes", nt.key, map[string]string{"text": nt.text})
 			switch {
 			case err == nil && status/100 == 2:
 				var v struct{ Version uint64 }
 				json.Unmarshal(body, &v)
 				l.mu.Lock()
-				nt.acked, nt.version = time.Now(), v.Version
+				nt.acked, nt.version, nt.ackedBy = time.Now(), v.Version, h
 				l.acks = append(l.acks, nt)
 				l.mu.Unlock()
-			case err != nil:
-				l.nErr.Add(1)
 			case status == http.StatusServiceUnavailable:
-				l.n503.Add(1)
-			case status >= 500:
+				l.n503[h].Add(1)
+			case err != nil || status >= 500:
 				l.nErr.Add(1)
 			default:
-				l.refused.Add(1)
-				l.t.Errorf("%s refused by %s: %d %s", nt.key, base, status, body)
+				l.t.Errorf("%s refused by %s: %d %s", nt.key, h.name, status, body)
 				return
 			}
 			if !nt.acked.IsZero() {
@@ -198,8 +201,12 @@ func (l *load) report() {
 			longest = d
 		}
 	}
+	n503 := int64(0)
+	for _, n := range l.n503 {
+		n503 += n.Load()
+	}
 	l.t.Logf("%d notes acknowledged of %d sent by %d clients through %d hubs; %d answers 503, %d without an answer; longest write stall %.1f s",
-		len(l.acks), len(l.notes), len(l.incidents), len(l.bases), l.n503.Load(), l.nErr.Load(), longest.Seconds())
+		len(l.acks), len(l.notes), len(l.incidents), len(l.hubs), n503, l.nErr.Load(), longest.Seconds())
 }
 
 // warmedUp marks the end of the warm-up: report measures from here.
@@ -327,13 +334,13 @@ type entry struct {
 	Data json.RawMessage `json:"data"`
 }
 
-func getTimeline(ctx context.Context, base, id, query string) (timeline, error) {
+func getTimeline(ctx context.Context, h *hub, id, query string) (timeline, error) {
 	var tl timeline
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/incidents/"+id+"/timeline"+query, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/api/v1/incidents/"+id+"/timeline"+query, nil)
 	if err != nil {
 		return tl, err
 	}
-	resp, err := apiClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return tl, err
 	}
@@ -351,7 +358,7 @@ func timelineNotes(t *testing.T, ctx context.Context, h *hub, id string) []strin
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		tl, err := getTimeline(ctx, h.base, id, "")
+		tl, err := getTimeline(ctx, h, id, "")
 		n := len(tl.Events)
 		if err == nil && n > 0 && tl.Events[n-1].Seq == tl.Version {
 			var texts []string
@@ -385,7 +392,7 @@ func timelineResumes(t *testing.T, ctx context.Context, l *load, hubs []*hub, lo
 	var longest time.Duration
 	for _, h := range hubs {
 		for {
-			tl, err := getTimeline(ctx, h.base, probe.incident, fmt.Sprintf("?after=%d&wait=1s", probe.version-1))
+			tl, err := getTimeline(ctx, h, probe.incident, fmt.Sprintf("?after=%d&wait=1s", probe.version-1))
 			if err == nil && slices.ContainsFunc(tl.Events, func(e entry) bool { return e.Seq >= probe.version }) {
 				break
 			}
