@@ -42,7 +42,7 @@ type config struct {
 	asOfReads  int
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "cluster"}
 
 // defaultScenarios leaves out scale, whose first run builds a large store.
 var defaultScenarios = allScenarios[:5]
@@ -309,6 +309,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 		if cfg.scenarios["scale"] {
 			if err := scaleScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.scenarios["cluster"] {
+			if err := clusterScenario(ctx, cfg, i, &col); err != nil {
 				return nil, err
 			}
 		}
