@@ -23,8 +23,12 @@ echo "building bin/hikeshi and bin/nats-server (the version tools/go.mod pins)"
 (cd "$root/tools" && "$go" build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
 
 pids=()
+stopped=
 stop() {
-	trap - INT TERM EXIT
+	[ -n "$stopped" ] && return
+	stopped=1
+	# A second Ctrl-C does not cut the shutdown short.
+	trap '' INT TERM
 	echo
 	echo "stopping (hubs first, then NATS)"
 	# Reverse order: the hubs were started last.
@@ -35,7 +39,7 @@ stop() {
 	echo "stopped; data and logs are in $dir"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'stop; exit 130' INT TERM
 
 # wait_for URL NAME LOG: until URL answers 200, or the process died.
 wait_for() {
