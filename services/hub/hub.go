@@ -260,6 +260,7 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
+	warnReplicas(c, b.Conn)
 	if err := natsjs.EnsureTopology(ctx, b.JS, natsjs.Topology{Replicas: c.Replicas}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("%w (is NATS reachable and JetStream enabled?)", err)

@@ -2,7 +2,10 @@ package hub
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
@@ -60,4 +63,17 @@ func (h *Hub) timelineProjection() projection.Projector {
 		p.InactiveThreshold = h.cfg.NodeRetireAfter
 	}
 	return p
+}
+
+// warnReplicas says when a hub connected to a NATS cluster keeps one copy of
+// its streams: losing the node that holds one stops the hub.
+func warnReplicas(c *Config, nc *nats.Conn) {
+	if cluster := nc.ConnectedClusterName(); cluster != "" && c.Replicas < 3 {
+		logger := c.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Warn("connected to a NATS cluster with --replicas below 3: each stream and bucket this hub creates lives on fewer nodes, and losing one of them stops writes; start every hub with --replicas 3",
+			"cluster", cluster, "replicas", max(c.Replicas, 1))
+	}
 }

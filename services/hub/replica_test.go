@@ -53,9 +53,17 @@ func noteThrough(t testing.TB, h *hub.Hub, id, text string) bool {
 	return resp.StatusCode/100 == 2
 }
 
-// timelineSeqs is the stream sequences of the incident's events in the
-// hub's timeline, as its API serves them.
-func timelineSeqs(t testing.TB, h *hub.Hub, id string) []uint64 {
+// entry is an event of a timeline, as the API serves it.
+type entry struct {
+	Seq  uint64
+	ID   string
+	Type string
+	Data struct{ Text string }
+}
+
+// timeline is the incident's events in the hub's timeline, as its API
+// serves them.
+func timeline(t testing.TB, h *hub.Hub, id string) []entry {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://%s/api/v1/incidents/%s/timeline?after=0", h.Addr(), id))
 	if err != nil {
@@ -65,15 +73,20 @@ func timelineSeqs(t testing.TB, h *hub.Hub, id string) []uint64 {
 	if resp.StatusCode == http.StatusNotFound {
 		return nil
 	}
-	var tl struct {
-		Events []struct{ Seq uint64 } `json:"events"`
-	}
+	var tl struct{ Events []entry }
 	if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil {
 		t.Fatal(err)
 	}
-	seqs := make([]uint64, len(tl.Events))
-	for i, e := range tl.Events {
-		seqs[i] = e.Seq
+	return tl.Events
+}
+
+// timelineSeqs is the stream sequences of the incident's events in the
+// hub's timeline.
+func timelineSeqs(t testing.TB, h *hub.Hub, id string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for _, e := range timeline(t, h, id) {
+		seqs = append(seqs, e.Seq)
 	}
 	return seqs
 }

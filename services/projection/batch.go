@@ -58,10 +58,17 @@ func (r *Runner) stopBatches() {
 }
 
 // runBatch consumes until ctx ends, starting over after the checkpoint
-// when the deliveries cannot be trusted to follow on.
+// when the deliveries cannot be trusted to follow on. It keeps its
+// connection throughout: the connection finds the cluster's other nodes
+// when the one it was dialled to is lost, a new dial might not.
 func (r *Runner) runBatch(ctx context.Context, p Projector) {
+	nc := r.dialBatch(ctx, p)
+	if nc == nil {
+		return
+	}
+	defer nc.Close()
 	for ctx.Err() == nil {
-		err := r.consumeBatches(ctx, p)
+		err := r.consumeBatches(ctx, p, nc)
 		if ctx.Err() != nil {
 			return
 		}
@@ -73,16 +80,26 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 	}
 }
 
-func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
-	nc, err := r.cfg.Dial("hikeshi-" + p.Durable)
-	if err != nil {
-		return err
+// dialBatch connects p's loop, retrying until ctx ends (nil then).
+func (r *Runner) dialBatch(ctx context.Context, p Projector) *nats.Conn {
+	for {
+		nc, err := r.cfg.Dial("hikeshi-" + p.Durable)
+		if err == nil {
+			return nc
+		}
+		r.cfg.Logger.Error("projector not connected; retrying", "projector", p.Durable, "err", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
 	}
-	defer nc.Close()
+}
+
+func (r *Runner) consumeBatches(ctx context.Context, p Projector, nc *nats.Conn) error {
 	sub, err := nc.QueueSubscribeSync(deliverSubject(p.Durable), p.Durable)
 	if err != nil {
 		return err
 	}
+	defer func() { _ = sub.Unsubscribe() }()
 	// The default limits would drop deliveries of large events; the
 	// server never sends more than batchInFlight ahead.
 	if err := sub.SetPendingLimits(2*batchInFlight, -1); err != nil {
@@ -90,7 +107,7 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
 	}
 	var lastDelivery uint64
 	for {
-		msgs, err := nextBatch(ctx, sub)
+		msgs, err := r.nextBatch(ctx, p, sub)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -122,19 +139,38 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector) error {
 		if err := r.handleBatch(ctx, p, ds); err != nil {
 			return err
 		}
-		// Acks every delivery up to the last; a lost ack brings the batch
-		// again, and the checkpoint skips it.
+		// Acks every delivery up to the last, waiting out an election; an
+		// ack that cannot be settled starts over after the checkpoint.
 		if last := lastOwn(msgs, p); last != nil {
-			_ = last.Ack()
+			if err := ackSync(ctx, last, r.ackWait(p)); err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
 		}
 	}
 }
 
-// nextBatch waits for a delivery and takes what else has arrived.
-func nextBatch(ctx context.Context, sub *nats.Subscription) ([]*nats.Msg, error) {
-	m, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return nil, err
+// nextBatch waits for a delivery and takes what else has arrived. While
+// none comes, it checks every stallCheck that the consumer has nothing for
+// it either.
+func (r *Runner) nextBatch(ctx context.Context, p Projector, sub *nats.Subscription) ([]*nats.Msg, error) {
+	var m *nats.Msg
+	for m == nil {
+		wait, cancel := context.WithTimeout(ctx, stallCheck)
+		var err error
+		m, err = sub.NextMsgWithContext(wait)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			if err := r.flowing(ctx, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	msgs := []*nats.Msg{m}
 	for len(msgs) < batchMax {
@@ -145,6 +181,32 @@ func nextBatch(ctx context.Context, sub *nats.Subscription) ([]*nats.Msg, error)
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// stallCheck is how long a batch projector waits for a delivery before it
+// asks its consumer whether one should have come.
+const stallCheck = 2 * time.Second
+
+// flowing reports an error when p's consumer has deliveries that never
+// arrived, or events it does not push, while every delivery received was
+// acknowledged: what a lost node leaves behind (a delivery lost on the way,
+// an ack its leader took and lost). The consumer is p's own, so no other
+// process can be holding them. A consumer that does not answer (an
+// election) is asked again at the next check.
+func (r *Runner) flowing(ctx context.Context, p Projector) error {
+	ctx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	c, err := r.cfg.JS.PushConsumer(ctx, p.Stream, p.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return errors.New("consumer deleted")
+	case err != nil:
+		return nil
+	}
+	if info := c.CachedInfo(); info.NumAckPending > 0 || info.NumPending > 0 {
+		return fmt.Errorf("deliveries stalled: %d sent and not received or their ack lost, %d not sent, none for %v", info.NumAckPending, info.NumPending, stallCheck)
+	}
+	return nil
 }
 
 // handleBatch hands ds to the projector until it takes them. A permanent

@@ -54,6 +54,15 @@ func (c Consumer) Align(ctx context.Context, force bool) error {
 	}
 	floor := info.AckFloor.Stream
 	stranded := info.NumAckPending > 0 && !info.PushBound
+	if info.PushBound && c.Checkpoint != nil {
+		c.logger().Warn("another process reads this consumer (or the server has not yet seen a previous one go): a projector with a store of its own needs a consumer of its own; give every hub replica its own --node-name",
+			"projector", c.Config.Durable)
+	}
+	if !force && !c.otherKind(info.Config) {
+		if err := c.retune(ctx, info.Config); err != nil {
+			return err
+		}
+	}
 	switch {
 	case force || c.otherKind(info.Config):
 		if c.Checkpoint == nil {
@@ -124,6 +133,26 @@ func (c Consumer) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // cachedInfo is what push and pull consumers have in common.
 type cachedInfo interface {
 	CachedInfo() *jetstream.ConsumerInfo
+}
+
+// retune updates in place what may change on an existing consumer: its
+// AckWait (an earlier version's was minutes) and how long it is kept
+// without a reader.
+func (c Consumer) retune(ctx context.Context, have jetstream.ConsumerConfig) error {
+	if have.AckWait == c.Config.AckWait && have.InactiveThreshold == c.Config.InactiveThreshold {
+		return nil
+	}
+	have.AckWait, have.InactiveThreshold = c.Config.AckWait, c.Config.InactiveThreshold
+	var err error
+	if c.push() {
+		_, err = c.JS.UpdatePushConsumer(ctx, c.Stream, have)
+	} else {
+		_, err = c.JS.UpdateConsumer(ctx, c.Stream, have)
+	}
+	if err != nil {
+		return fmt.Errorf("update consumer %s: %w", c.Config.Durable, err)
+	}
+	return nil
 }
 
 // otherKind reports an existing consumer made for another kind of

@@ -63,8 +63,9 @@ type Config struct {
 	JS      jetstream.JetStream
 	Logger  *slog.Logger
 	Metrics Metrics
-	// AckWait is the server's redelivery timeout; handler retries finish
-	// well inside it.
+	// AckWait is the server's redelivery timeout for every projector;
+	// unset, it is short for one-at-a-time projectors, which renew it while
+	// they work, and longer for batch projectors (see settle.go).
 	AckWait time.Duration
 }
 
@@ -72,13 +73,17 @@ type Config struct {
 const (
 	metaSubject = "hikeshi_subject"
 	metaSeq     = "hikeshi_seq"
+	metaReply   = "hikeshi_reply" // the delivery the runner settles (settle.go)
 )
 
 // unmarshaler keeps subject, stream sequence and Msg-Id (as the message
 // UUID) so that handlers can checkpoint. It refuses what the projector's
 // own consumer did not deliver: another consumer pointed at the deliver
 // subject must not feed it old or chosen events.
-type unmarshaler struct{ stream, durable string }
+type unmarshaler struct {
+	stream, durable string
+	held            *held
+}
 
 func (u unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	md, err := m.Metadata()
@@ -91,6 +96,9 @@ func (u unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	msg := message.NewMessage(m.Header.Get(nats.MsgIdHdr), m.Data)
 	msg.Metadata.Set(metaSubject, m.Subject)
 	msg.Metadata.Set(metaSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	if u.held != nil {
+		msg.Metadata.Set(metaReply, u.held.take(m))
+	}
 	return msg, nil
 }
 
@@ -170,14 +178,6 @@ func New(ctx context.Context, cfg Config, projectors []Projector) (*Runner, erro
 
 // defaults fills unset fields.
 func (c *Config) defaults() {
-	if c.AckWait <= 0 {
-		// Long enough for a handler to obey a remote's Retry-After (Slack
-		// asks for up to a minute; httpx waits at most two) without the
-		// server delivering the same event to a second worker meanwhile.
-		// A crash does not make the next start wait it out: stranded
-		// deliveries are realigned at start.
-		c.AckWait = 5 * time.Minute
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -216,7 +216,7 @@ func (r *Runner) consumer(p Projector) Consumer {
 		DeliverGroup:   p.Durable,
 		FilterSubject:  p.Filter,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        r.cfg.AckWait,
+		AckWait:        r.ackWait(p),
 		MaxAckPending:  maxAckPending(p),
 		MaxDeliver:     -1,
 
@@ -273,15 +273,14 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 		return err
 	}
 	r.subConns = append(r.subConns, nc)
-	// The handler's retries end before Watermill's ack timeout, which ends
-	// before the server's AckWait: never two copies in flight.
-	localAck := r.cfg.AckWait * 3 / 4
+	// The handler's retries end before Watermill stops waiting for it; the
+	// server's AckWait is renewed meanwhile (settle.go).
+	deliveries := &held{}
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       unmarshaler{stream: p.Stream, durable: p.Durable},
+		Unmarshaler:       unmarshaler{stream: p.Stream, durable: p.Durable, held: deliveries},
 		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		AckWaitTimeout:    localAck,
+		AckWaitTimeout:    handlerBudget,
 		QueueGroupPrefix:  p.Durable,
-		NakDelay:          wmnats.NewStaticDelay(2 * time.Second),
 		JetStream: wmnats.JetStreamConfig{
 			SubscribeOptions:  []nats.SubOpt{nats.Bind(p.Stream, p.Durable), nats.ManualAck()},
 			DurableCalculator: func(string, string) string { return p.Durable },
@@ -299,7 +298,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 		InitialInterval: 100 * time.Millisecond,
 		MaxInterval:     2 * time.Second,
 		Multiplier:      2,
-		MaxElapsedTime:  localAck / 2,
+		MaxElapsedTime:  handlerBudget / 2,
 		ShouldRetry:     func(p middleware.RetryParams) bool { return !permanent(p.Err) },
 	}
 	h := r.router.AddConsumerHandler(p.Durable, p.Filter, sub, func(msg *message.Message) error {
@@ -323,7 +322,7 @@ func (r *Runner) add(ctx context.Context, p Projector, dlPub message.Publisher, 
 		}
 		return err
 	})
-	h.AddMiddleware(poison, retry.Middleware)
+	h.AddMiddleware(r.settle(p, deliveries), poison, retry.Middleware)
 	return nil
 }
 

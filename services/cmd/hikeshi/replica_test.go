@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hikeshi/hikeshi/services/hub"
 )
@@ -36,8 +37,17 @@ func TestReplicaListAndRetire(t *testing.T) {
 		code := run(context.Background(), append(append([]string{"replica"}, args...), "--nats", url), &out, &out)
 		return out.String(), code
 	}
-	out, code := replica("list")
-	if code != 0 || !strings.Contains(out, "(single hub)") || !strings.Contains(out, "timeline-b") || !strings.Contains(out, "72h0m0s without a reader") {
+	// b reads its consumer once its timeline loop has subscribed.
+	var out string
+	var code int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, code = replica("list")
+		if code != 0 || strings.Contains(out, "timeline-b  true") || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("hikeshi replica list:\n%s", out)
+	if code != 0 || !strings.Contains(out, "(single hub)") || !strings.Contains(out, "timeline-b  true") || !strings.Contains(out, "72h0m0s without a reader") {
 		t.Fatalf("replica list: exit %d:\n%s", code, out)
 	}
 	if out, code := replica("retire", "b"); code != 1 || !strings.Contains(out, "replica b is running") {
