@@ -389,15 +389,32 @@ func (c *cluster) startHubWith(name string, o hubOptions) *hub {
 	return h
 }
 
-// dump logs every process's output tail when the test failed.
+// dump logs every process's output tail when the test failed, and keeps
+// the whole of each in a file it names.
 func (c *cluster) dump() {
 	if !c.t.Failed() {
 		return
 	}
+	dir, err := os.MkdirTemp("", "hikeshi-chaos-"+c.t.Name()+"-")
+	if err != nil {
+		c.t.Log(err)
+	}
+	for _, p := range c.procs() {
+		c.t.Logf("--- %s:\n%s", p.name, tail(p.out.String(), 30))
+		if dir != "" {
+			os.WriteFile(filepath.Join(dir, strings.ReplaceAll(p.name, " ", "-")+".log"), []byte(p.out.String()), 0o600)
+		}
+	}
+	c.t.Logf("every process's whole output: %s", dir)
+}
+
+func (c *cluster) procs() []*proc {
+	var ps []*proc
 	for _, n := range c.nodes {
-		c.t.Logf("--- %s:\n%s", n.name, tail(n.out.String(), 15))
+		ps = append(ps, &n.proc)
 	}
 	for _, h := range c.hubs {
-		c.t.Logf("--- %s:\n%s", h.name, tail(h.out.String(), 30))
+		ps = append(ps, &h.proc)
 	}
+	return ps
 }
