@@ -149,21 +149,28 @@ func freePort(t *testing.T) int {
 // waitHTTP waits until url answers 200 through c, or p stops.
 func waitHTTP(t *testing.T, p *proc, c *http.Client, url string, timeout time.Duration) {
 	t.Helper()
+	if err := answers(p, c, url, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// answers waits until url answers 200 through c; an error says why not.
+func answers(p *proc, c *http.Client, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if !p.running() {
-			t.Fatalf("%s stopped (%v); output:\n%s", p.name, p.cmd.ProcessState, tail(p.out.String(), 40))
+			return fmt.Errorf("%s stopped (%v); output:\n%s", p.name, p.cmd.ProcessState, tail(p.out.String(), 40))
 		}
 		if resp, err := c.Get(url); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: %s not 200 after %s; output:\n%s", p.name, url, timeout, tail(p.out.String(), 40))
+	return fmt.Errorf("%s: %s not 200 after %s; output:\n%s", p.name, url, timeout, tail(p.out.String(), 40))
 }
 
 func tail(s string, lines int) string {
@@ -384,7 +391,16 @@ func (c *cluster) startHubWith(name string, o hubOptions) *hub {
 		h.args = o.wrap(h.args)
 	}
 	h.start(c.t)
-	waitHTTP(c.t, &h.proc, h.client, h.base+"/readyz", 90*time.Second)
+	// A hub process has, rarely, stopped at once without a word: say so,
+	// and start it once more.
+	if err := answers(&h.proc, h.client, h.base+"/readyz", 90*time.Second); err != nil {
+		if h.running() {
+			c.t.Fatal(err)
+		}
+		c.t.Logf("starting again: %v", err)
+		h.start(c.t)
+		waitHTTP(c.t, &h.proc, h.client, h.base+"/readyz", 90*time.Second)
+	}
 	c.hubs = append(c.hubs, h)
 	return h
 }
