@@ -5,10 +5,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/timeline"
+	"github.com/nats-io/nats.go"
 )
 
 // Hub replicas on one bus. Each replica that runs the timeline keeps a

@@ -107,12 +107,18 @@ func (r *Runner) settle(p Projector, h *held) message.HandlerMiddleware {
 				return next(msg)
 			}
 			stop := inProgress(d, wait/3, handlerBudget)
+			defer func() {
+				if v := recover(); v != nil {
+					// The recoverer logs it; the event comes again soon.
+					stop()
+					r.nak(p, d, wait)
+					panic(v)
+				}
+			}()
 			out, err := next(msg)
 			stop()
 			if err != nil {
-				if nerr := d.NakWithDelay(nakDelay); nerr != nil && !r.closing.Load() {
-					r.cfg.Logger.Warn("delivery not handed back; the server sends it again after its ack wait", "projector", p.Durable, "ack_wait", wait, "err", nerr)
-				}
+				r.nak(p, d, wait)
 				return out, err
 			}
 			if err := ackSync(msg.Context(), d, wait); err != nil && !r.closing.Load() {
@@ -120,6 +126,13 @@ func (r *Runner) settle(p Projector, h *held) message.HandlerMiddleware {
 			}
 			return out, nil
 		}
+	}
+}
+
+// nak asks for d again after nakDelay.
+func (r *Runner) nak(p Projector, d *nats.Msg, wait time.Duration) {
+	if err := d.NakWithDelay(nakDelay); err != nil && !r.closing.Load() {
+		r.cfg.Logger.Warn("delivery not handed back; the server sends it again after its ack wait", "projector", p.Durable, "ack_wait", wait, "err", err)
 	}
 }
 

@@ -179,3 +179,31 @@ func TestSlowHandlerKeepsItsDelivery(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A handler that panics gets its event again a moment later, as after an
+// error, not after its budget or the AckWait.
+func TestPanickingHandlerGetsItsEventAgainSoon(t *testing.T) {
+	bus := natstest.Start(t)
+	handled := make(chan uint64, 8)
+	var once sync.Once
+	p := projection.Projector{Durable: "panicky", Handle: func(_ context.Context, e events.Stored) error {
+		once.Do(func() { panic("first delivery") })
+		handled <- e.Seq
+		return nil
+	}}
+	r, err := projection.New(context.Background(), projection.Config{Dial: bus.Dial, JS: bus.JS, Logger: slog.New(slog.DiscardHandler), AckWait: time.Minute}, []projection.Projector{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	go r.Run(context.Background())
+	appendNotes(t, bus, events.NewID(), 0) // seq 1
+	select {
+	case got := <-handled:
+		if got != 1 {
+			t.Fatalf("handled seq %d, want 1", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the event a handler panicked on did not come again within 15 s")
+	}
+}

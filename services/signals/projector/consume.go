@@ -123,22 +123,37 @@ func (p *Runner) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signals consumer: %w", err)
 	}
+	// realign makes the consumer again after the committed signal when it
+	// is gone or holds signals this process never got or acked (a node
+	// lost with them), rather than waiting for its AckWait.
+	realign := func(why error) {
+		p.env.Logger.Warn("signals: consumer checked, and made again after the committed signal if need be", "why", why)
+		sleep(ctx, time.Second)
+		if again, err := ensureConsumer(ctx, js, p.env.Logger, p.ackWait, p.st.checkpoint()); err == nil {
+			c = again
+		} else if ctx.Err() == nil {
+			p.env.Logger.Warn("signals: consumer not reached; retrying", "err", err)
+		}
+	}
 	for ctx.Err() == nil {
 		msgs, busy, err := next(ctx, c)
+		if err == nil && len(msgs) == 0 {
+			err = stranded(ctx, c)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
-				p.env.Logger.Warn("signals: fetch failed", "err", err)
-				sleep(ctx, time.Second)
+				realign(err)
 			}
 			continue
 		}
 		for wait := 100 * time.Millisecond; len(msgs) > 0; wait = min(2*wait, 5*time.Second) {
 			err := p.batch(ctx, msgs)
 			if err == nil {
-				// Acks every message up to the last; if the ack is lost the
-				// batch comes again and changes nothing.
-				if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
-					p.env.Logger.Warn("signals: ack failed", "err", err)
+				// Acks every message up to the last, waiting out an
+				// election; if the ack is lost the batch comes again and
+				// changes nothing.
+				if err := ackBatch(ctx, msgs[len(msgs)-1]); err != nil && ctx.Err() == nil {
+					realign(fmt.Errorf("ack: %w", err))
 				}
 				// A storm is handled in batches, not one by one as fast as
 				// signals arrive: the state writes and the ack are shared by
@@ -157,6 +172,39 @@ func (p *Runner) consume(ctx context.Context) error {
 			}
 			sleep(ctx, wait)
 		}
+	}
+	return nil
+}
+
+// ackBatch acks m and every signal before it, retrying while the
+// consumer's leader fails over, for up to ackRetry.
+func ackBatch(ctx context.Context, m jetstream.Msg) error {
+	deadline := time.Now().Add(ackRetry)
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := m.DoubleAck(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// ackRetry bounds ackBatch: long enough for a cluster to elect a leader.
+const ackRetry = 15 * time.Second
+
+// stranded reports signals the consumer sent and this process, having
+// acked all it got, never received.
+func stranded(ctx context.Context, c jetstream.Consumer) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer info: %w", err)
+	}
+	if info.NumAckPending > 0 {
+		return fmt.Errorf("%d signals sent and never received", info.NumAckPending)
 	}
 	return nil
 }

@@ -178,3 +178,25 @@ func TestPushConsumerReplaced(t *testing.T) {
 	must(t, cfg.DeliverSubject == "" && cfg.AckPolicy == jetstream.AckAllPolicy, "consumer: %+v", cfg)
 	must(t, r.group("group-0").Count == 5, "group: %+v", r.group("group-0"))
 }
+
+// A consumer deleted under a running projector (an operator's mistake, a
+// cluster that lost it) is made again after the committed signal, and the
+// projector goes on: nothing waits for a restart, nothing is counted twice.
+func TestConsumerDeletedWhileRunningIsMadeAgain(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: incidentYAML})
+	r.run()
+	var sigs []events.Signal
+	for i := range 10 {
+		sigs = append(sigs, sigFor(i, 2, "firing"))
+	}
+	r.publish(sigs[:5])
+	r.waitHandled(5, 20*time.Second)
+	if err := r.bus.JS.DeleteConsumer(context.Background(), events.SignalStream, Durable); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(sigs[5:])
+	r.waitHandled(10, 15*time.Second)
+	g := r.group("group-0")
+	must(t, g.Count == 5 && g.Seq == 9, "group-0: %+v", g)
+}
