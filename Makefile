@@ -3,7 +3,7 @@ MODULES := events adapters services tools examples/consumer
 BIN     := bin/hikeshi
 GO      ?= go
 
-.PHONY: build run test test-short bench bench-scale fuzz lint tidy clean
+.PHONY: build run test test-short bench bench-scale fuzz lint tidy clean cluster chaos
 
 build:
 	$(GO) build -o $(BIN) ./services/cmd/hikeshi
@@ -41,6 +41,17 @@ fuzz:
 		for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 			echo "== $$m/$$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
 		done; done) || exit 1; done
+
+# Three nats-server nodes (JetStream, routes on loopback, R3) and two hubs
+# on them; Ctrl-C stops everything. See deploy/cluster/run.sh.
+cluster:
+	GO=$(GO) deploy/cluster/run.sh
+
+# Fault tests with real processes: nats-server nodes and hubs killed,
+# restarted and partitioned under load (the partition needs root and
+# ip netns). Behind a build tag: they build their own binaries, without -race.
+chaos:
+	cd tools && $(GO) vet -tags chaos ./chaos/ && $(GO) test -tags chaos -count=1 -timeout 15m -v ./chaos/
 
 lint:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done

@@ -213,6 +213,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	return ns, nil
 }
 
+// A connection is stale after maxPingsOut pings of pingInterval without
+// an answer.
+const (
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 3
+)
+
 // Connect opens a client connection: in-process to ns when it is non-nil,
 // otherwise to url. name shows in the server's connection list; more
 // options (a login) may follow.
@@ -221,6 +228,11 @@ func Connect(ns *server.Server, url, name string, more ...nats.Option) (*nats.Co
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A server that went silent (a partition, a machine gone without
+		// closing its sockets) is left for another of the cluster within
+		// seconds; the default (2 min, 2 pings) held writes that long.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
 	}, more...)
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns))

@@ -73,7 +73,10 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 			return
 		}
 		r.cfg.Logger.Warn("projector restarting after its checkpoint", "projector", p.Durable, "err", err)
-		if err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil {
+		// Read on only once the consumer is made again after the
+		// checkpoint: the old one's deliveries lost on the way would come
+		// again behind the checkpoint and be skipped for good.
+		for err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil; err = r.consumer(p).Align(ctx, true) {
 			r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
 			sleep(ctx, time.Second)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -96,6 +95,12 @@ func appendRaw(ctx context.Context, cfg config) (float64, error) {
 		return 0, err
 	}
 	defer b.close()
+	return publishRaw(ctx, cfg, b.js)
+}
+
+// publishRaw is appendRaw's loop on js: c writers, each on its own
+// subject, with a Msg-Id and the expected last sequence, as the hub does.
+func publishRaw(ctx context.Context, cfg config, js jetstream.JetStream) (float64, error) {
 	counts := split(cfg.n, cfg.c)
 	type writer struct {
 		subject, filter string
@@ -127,7 +132,7 @@ func appendRaw(ctx context.Context, cfg config) (float64, error) {
 			for k := range counts[i] {
 				msg := &nats.Msg{Subject: w.subject, Data: w.body, Header: nats.Header{}}
 				msg.Header.Set("Content-Type", "application/cloudevents+json")
-				ack, err := b.js.PublishMsg(gctx, msg,
+				ack, err := js.PublishMsg(gctx, msg,
 					jetstream.WithMsgID(prefix+strconv.Itoa(k)),
 					jetstream.WithExpectLastSequenceForSubject(last, w.filter))
 				if err != nil {
@@ -205,28 +210,7 @@ func appendHTTP(ctx context.Context, cfg config) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	body, err := json.Marshal(map[string]string{"text": noteText(cfg.noteSize)})
-	if err != nil {
-		return 0, err
-	}
-	counts := split(cfg.n, cfg.c)
-	start := time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	for i, id := range ids {
-		g.Go(func() error {
-			path := "/api/v1/incidents/" + id + "/notes"
-			for range counts[i] {
-				if err := rh.post(gctx, path, body, nil); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return 0, err
-	}
-	return float64(cfg.n) / time.Since(start).Seconds(), nil
+	return postNotes(ctx, cfg, []*runningHub{rh}, ids)
 }
 
 // readRaw reads the whole stream with an ordered consumer.

@@ -95,16 +95,21 @@ type runningHub struct {
 }
 
 func startHub(ctx context.Context, cfg config, name string, conns int) (*runningHub, error) {
+	return startHubOn(ctx, cfg, name, conns, hub.Config{})
+}
+
+// startHubOn starts a hub with on's settings (an external NATS, replicas,
+// a node name) in a new temp dir.
+func startHubOn(ctx context.Context, cfg config, name string, conns int, on hub.Config) (*runningHub, error) {
 	dir, err := tempDir(name)
 	if err != nil {
 		return nil, err
 	}
-	h, err := hub.Start(ctx, hub.Config{
-		DataDir: dir,
-		Listen:  "127.0.0.1:0",
-		Logger:  slog.Default(),
-		Store:   cfg.store,
-	})
+	on.DataDir, on.Listen, on.Logger = dir, "127.0.0.1:0", slog.Default()
+	if on.Store == "" {
+		on.Store = cfg.store
+	}
+	h, err := hub.Start(ctx, on)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

@@ -43,7 +43,7 @@ type config struct {
 	store      string // the hub's --store (the postgres scenario)
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres", "cluster"}
 
 // defaultScenarios leaves out scale, whose first run builds a large store,
 // and postgres, which replays one.
@@ -316,6 +316,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 		if cfg.scenarios["postgres"] {
 			if err := postgresScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.scenarios["cluster"] {
+			if err := clusterScenario(ctx, cfg, i, &col); err != nil {
 				return nil, err
 			}
 		}
