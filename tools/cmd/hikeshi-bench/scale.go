@@ -49,6 +49,8 @@ type scaleConfig struct {
 	probes            int // distinct incidents read cold, list calls
 	dir               string
 	memProfile        string // heap profile of the big hub at rest
+	skipReads         bool   // leave out replay, verify and the raw reads (while iterating on the hub)
+	appendProfile     string // CPU profile of the appends on the big store, and heap profile after them
 	rest              time.Duration
 }
 
@@ -59,6 +61,23 @@ func writeHeapProfile(path string) error {
 	}
 	defer f.Close()
 	return pprof.WriteHeapProfile(f)
+}
+
+// startCPUProfile profiles the process into prefix+suffix until the
+// returned function is called; nothing when prefix is empty.
+func startCPUProfile(prefix, suffix string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // scaleStore is where the big store is cached: one directory per size.
@@ -73,8 +92,10 @@ func scaleScenario(ctx context.Context, cfg config, run int, col *collector) err
 	if err != nil {
 		return fmt.Errorf("scale store: %w", err)
 	}
-	if err := scaleReads(ctx, sc, run, cfg.runs, dir, ids, col); err != nil {
-		return err
+	if !sc.skipReads {
+		if err := scaleReads(ctx, sc, run, cfg.runs, dir, ids, col); err != nil {
+			return err
+		}
 	}
 	bigRate, err := scaleBigHub(ctx, sc, run, cfg.runs, dir, ids, col)
 	if err != nil {
@@ -221,7 +242,13 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 		return 0, err
 	}
 	start := time.Now()
-	if err := waitLag(ctx, rh, func(uint64) {}); err != nil {
+	stopProfile, err := startCPUProfile(sc.appendProfile, ".catchup.cpu")
+	if err != nil {
+		return 0, err
+	}
+	err = waitLag(ctx, rh, func(uint64) {})
+	stopProfile()
+	if err != nil {
 		return 0, err
 	}
 	catchUp := time.Since(start)
@@ -259,6 +286,10 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	var midRSS, midHeap float64
 	var midN int64
 	t0 := time.Now()
+	stopProfile, err = startCPUProfile(sc.appendProfile, ".cpu")
+	if err != nil {
+		return 0, err
+	}
 	rate, appended, err := appendFor(ctx, rh, ids, sc, func(n int64) {
 		if lag, err := consumerLag(ctx, rh); err == nil {
 			lags = append(lags, float64(lag))
@@ -268,8 +299,14 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 			midN = n
 		}
 	})
+	stopProfile()
 	if err != nil {
 		return 0, err
+	}
+	if sc.appendProfile != "" {
+		if err := writeHeapProfile(sc.appendProfile + ".heap"); err != nil {
+			return 0, err
+		}
 	}
 	col.add("scale", "append", "events/s", rate)
 	lagP99 := percentile(lags, 0.99)
@@ -485,18 +522,22 @@ func memory() (rss, heap float64) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	heap = float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+	return rssMiB(), float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+}
+
+// rssMiB is the process's resident set in MiB (0 where /proc is missing).
+func rssMiB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, heap
+		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
 			kb, _ := strconv.ParseFloat(f[1], 64)
-			rss = kb / 1024
+			return kb / 1024
 		}
 	}
-	return rss, heap
+	return 0
 }
 
 // idleSubscribers are SSE clients in a child process (this program with
