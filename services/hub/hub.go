@@ -367,7 +367,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	deps.APIAuth, deps.ShowCodenames = httpapi.RequireCaller(guard.Auth), guard.ShowCodenames
 	var projectors []projection.Projector
 	if cfg.runs(TargetTimeline) {
-		projectors = append(projectors, timeline.New(h.timeline).Projection())
+		projectors = append(projectors, timeline.New(h.timeline).CatchUp(h.bus.Events))
 		sign, err := h.checkpointWriter()
 		if err != nil {
 			return err

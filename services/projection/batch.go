@@ -60,6 +60,7 @@ func (r *Runner) stopBatches() {
 // runBatch consumes until ctx ends, starting over after the checkpoint
 // when the deliveries cannot be trusted to follow on.
 func (r *Runner) runBatch(ctx context.Context, p Projector) {
+	r.catchUp(ctx, p)
 	for ctx.Err() == nil {
 		err := r.consumeBatches(ctx, p)
 		if ctx.Err() != nil {
@@ -70,6 +71,24 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 			r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
 			sleep(ctx, time.Second)
 		}
+	}
+}
+
+// catchUp runs p's CatchUp and moves its consumer to the checkpoint
+// reached. A catch-up that fails leaves the rest to the consumer.
+func (r *Runner) catchUp(ctx context.Context, p Projector) {
+	if p.CatchUp == nil {
+		return
+	}
+	moved, err := p.CatchUp(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("projector catch-up from the stream failed; its consumer delivers the rest", "projector", p.Durable, "err", err)
+	}
+	if !moved {
+		return
+	}
+	if err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Error("projector consumer not realigned after its catch-up", "projector", p.Durable, "err", err)
 	}
 }
 
