@@ -29,6 +29,12 @@ type Store struct {
 	db   *sql.DB
 	path string
 
+	// writer is the one connection that writes events and incident rows
+	// (nil in a scratch store: the pool's), so that its page cache, which
+	// a bulk write may enlarge (LargeWriteCache), is one and bounded.
+	writer *sql.Conn
+	wmu    sync.Mutex
+
 	mu sync.Mutex
 	// waiters holds, per incident, a channel closed at the next commit that
 	// touches it; only incidents someone waits for have one.
@@ -165,6 +171,12 @@ func open(path string, scratch bool) (*Store, error) {
 		}
 	}
 	s := &Store{db: db, path: path, waiters: map[string]chan struct{}{}}
+	if !scratch {
+		if s.writer, err = db.Conn(context.Background()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("timeline store %s: %w", path, err)
+		}
+	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
@@ -239,7 +251,49 @@ func (s *Store) Close() error {
 			_ = st.Close()
 		}
 	}
+	if s.writer != nil {
+		_ = s.writer.Close()
+	}
 	return s.db.Close()
+}
+
+// beginWrite starts a write transaction on the writer connection; end
+// must be called once the transaction is over.
+func (s *Store) beginWrite(ctx context.Context) (tx *sql.Tx, end func(), err error) {
+	if s.writer == nil {
+		tx, err = s.db.BeginTx(ctx, nil)
+		return tx, func() {}, err
+	}
+	s.wmu.Lock()
+	if tx, err = s.writer.BeginTx(ctx, nil); err != nil {
+		s.wmu.Unlock()
+		return nil, nil, err
+	}
+	return tx, s.wmu.Unlock, nil
+}
+
+// defaultCacheKiB is SQLite's default page cache of a connection.
+const defaultCacheKiB = 2000
+
+// LargeWriteCache gives the writing connection a page cache of mib MiB
+// for a bulk write (a projector catching up a long way): the indexes being
+// written stay in memory instead of going to and from the file. restore
+// puts SQLite's default back and frees the pages.
+func (s *Store) LargeWriteCache(ctx context.Context, mib int) (restore func(), err error) {
+	if s.writer == nil {
+		return func() {}, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if _, err := s.writer.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", mib*1024)); err != nil {
+		return nil, fmt.Errorf("timeline: page cache: %w", err)
+	}
+	return func() {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		_, _ = s.writer.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", defaultCacheKiB))
+		_, _ = s.writer.ExecContext(context.Background(), "PRAGMA shrink_memory")
+	}, nil
 }
 
 // Ping checks the database answers.
@@ -352,10 +406,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	if len(changes) == 0 {
 		return 0, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, end, err := s.beginWrite(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("timeline: begin: %w", err)
 	}
+	defer end()
 	defer tx.Rollback()
 	var cp uint64
 	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -407,10 +462,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 // projector's checkpoint: for a rebuild, which writes each incident's row
 // once at the end instead of after every batch.
 func (s *Store) PutIncidents(ctx context.Context, rows []Row) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, end, err := s.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("timeline: begin: %w", err)
 	}
+	defer end()
 	defer tx.Rollback()
 	upInc := tx.StmtContext(ctx, s.stmts.upInc)
 	defer upInc.Close()

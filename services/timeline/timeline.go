@@ -298,6 +298,11 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 // through its consumer.
 var CatchUpAfter uint64 = 50_000
 
+// catchUpCacheMiB is the page cache of the store's writer while it
+// catches up: room for the events index and the incident rows being
+// written, given back at the end.
+const catchUpCacheMiB = 64
+
 // CatchUp is the projector's row for the projection runner with a
 // catch-up: a store CatchUpAfter or more events behind the stream (lost,
 // restored from an old copy, or a hub that was down for long) reads the
@@ -317,6 +322,11 @@ func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
 		if err != nil || last < after+CatchUpAfter {
 			return false, err
 		}
+		restore, err := p.store.LargeWriteCache(ctx, catchUpCacheMiB)
+		if err != nil {
+			return false, err
+		}
+		defer restore()
 		start := time.Now()
 		n, _, err := fill(ctx, es, p, after, nil)
 		if err == nil {
