@@ -31,7 +31,7 @@ type Store struct {
 
 	// writer is the one connection that writes events and incident rows
 	// (nil in a scratch store: the pool's), so that its page cache, which
-	// a bulk write may enlarge (LargeWriteCache), is one and bounded.
+	// a bulk write may enlarge (BulkWrite), is one and bounded.
 	writer *sql.Conn
 	wmu    sync.Mutex
 
@@ -272,27 +272,39 @@ func (s *Store) beginWrite(ctx context.Context) (tx *sql.Tx, end func(), err err
 	return tx, s.wmu.Unlock, nil
 }
 
-// defaultCacheKiB is SQLite's default page cache of a connection.
-const defaultCacheKiB = 2000
+// Bulk settings of the writing connection: a page cache that holds the
+// indexes being written, and a WAL that is copied back into the database
+// less often, so a page written many times goes to the file once.
+const (
+	bulkCacheKiB        = 64 << 10
+	bulkWALPages        = 16384
+	defaultCacheKiB     = 2000 // SQLite's defaults
+	defaultWALPages     = 1000
+	pragmaCacheSize     = "PRAGMA cache_size = -%d"
+	pragmaWALCheckpoint = "PRAGMA wal_autocheckpoint = %d"
+)
 
-// LargeWriteCache gives the writing connection a page cache of mib MiB
-// for a bulk write (a projector catching up a long way): the indexes being
+// BulkWrite sets the writing connection up for a long run of large
+// transactions (a projector catching up a long way): the indexes being
 // written stay in memory instead of going to and from the file. restore
-// puts SQLite's default back and frees the pages.
-func (s *Store) LargeWriteCache(ctx context.Context, mib int) (restore func(), err error) {
+// puts SQLite's defaults back and frees the cache.
+func (s *Store) BulkWrite(ctx context.Context) (restore func(), err error) {
 	if s.writer == nil {
 		return func() {}, nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if _, err := s.writer.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", mib*1024)); err != nil {
-		return nil, fmt.Errorf("timeline: page cache: %w", err)
+	for _, q := range []string{fmt.Sprintf(pragmaCacheSize, bulkCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, bulkWALPages)} {
+		if _, err := s.writer.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("timeline: bulk write: %w", err)
+		}
 	}
 	return func() {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		_, _ = s.writer.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", defaultCacheKiB))
-		_, _ = s.writer.ExecContext(context.Background(), "PRAGMA shrink_memory")
+		for _, q := range []string{fmt.Sprintf(pragmaCacheSize, defaultCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, defaultWALPages), "PRAGMA shrink_memory"} {
+			_, _ = s.writer.ExecContext(context.Background(), q)
+		}
 	}, nil
 }
 

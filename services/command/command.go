@@ -322,8 +322,9 @@ func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
 
 // Known is the incident as this process knows it: from its cache when it
 // holds it, without asking the bus whether a newer event came (as Get
-// does), loaded on a miss. For checks that the command path repeats on the
-// state it decides on (Meta.Allow).
+// does), from its snapshot on a miss (as a command's first load). For
+// checks that the command path repeats on the state it decides on
+// (Meta.Allow).
 func (h *Handler) Known(ctx context.Context, id string) (incident.State, error) {
 	if !events.ValidID(id) {
 		return incident.State{}, incident.ErrNotFound
@@ -332,7 +333,7 @@ func (h *Handler) Known(ctx context.Context, id string) (incident.State, error) 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.loaded {
-		if err := h.refresh(ctx, e, id); err != nil {
+		if err := h.warm(ctx, e, id); err != nil {
 			return incident.State{}, err
 		}
 	}

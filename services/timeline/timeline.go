@@ -290,18 +290,22 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	// Incident rows are written once at the end, not after every batch.
 	p.deferRows, p.declared = true, map[string]uint64{}
 	defer func() { p.deferRows, p.declared = false, nil }()
-	return fill(ctx, es, p, after, progress)
+	return fill(ctx, es, p, after, rebuildBatch, progress)
 }
+
+// Events per transaction: a rebuild writes a scratch file without a
+// journal; a catch-up writes the live store, where each commit writes
+// every page it changed to the WAL, so larger transactions change each
+// index page fewer times per event.
+const (
+	rebuildBatch = 2000
+	catchUpBatch = 16384
+)
 
 // CatchUpAfter is how far behind the stream the store must stand for the
 // projector to catch up by reading the stream itself (CatchUp) instead of
 // through its consumer.
 var CatchUpAfter uint64 = 50_000
-
-// catchUpCacheMiB is the page cache of the store's writer while it
-// catches up: room for the events index and the incident rows being
-// written, given back at the end.
-const catchUpCacheMiB = 64
 
 // CatchUp is the projector's row for the projection runner with a
 // catch-up: a store CatchUpAfter or more events behind the stream (lost,
@@ -322,13 +326,13 @@ func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
 		if err != nil || last < after+CatchUpAfter {
 			return false, err
 		}
-		restore, err := p.store.LargeWriteCache(ctx, catchUpCacheMiB)
+		restore, err := p.store.BulkWrite(ctx)
 		if err != nil {
 			return false, err
 		}
 		defer restore()
 		start := time.Now()
-		n, _, err := fill(ctx, es, p, after, nil)
+		n, _, err := fill(ctx, es, p, after, catchUpBatch, nil)
 		if err == nil {
 			slog.Info("timeline caught up from the stream", "events", n, "after", after, "took", time.Since(start).Round(time.Millisecond))
 		}
@@ -339,8 +343,7 @@ func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
 
 // fill applies the stream after the sequence after: one goroutine reads and
 // decodes, the other writes.
-func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, progress Progress) (int, uint64, error) {
-	const batchSize = 2000
+func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, batchSize int, progress Progress) (int, uint64, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan []decodedEvent, 2)
 	g.Go(func() error {

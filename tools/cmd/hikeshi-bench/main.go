@@ -357,6 +357,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("asof", "first", "", "", "first as-of read: reads and folds every event")
 	for _, c := range []struct{ name, base, target, note string }{
 		{"append", "append fresh", "≥ 0.9× fresh", "POST /notes to random incidents of the big store"},
+		{"append cpu", "append fresh cpu", "≤ 1.1× fresh", "process CPU per append (hub and client): what a shared machine's other load does not move"},
 		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart"},
 		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
 		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
@@ -368,10 +369,16 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"lag p99", "", "bounded", "projector lag sampled every 100 ms during the append"},
 		{"drain", "", "", "time for the lag to reach 0 after the append"},
 		{"rss at rest", "", "≤ 200 MiB", "process RSS (hub and bench) after catch-up"},
+		{"go mapped at rest", "", "", "of that RSS, what the Go runtime holds (the rest is SQLite's allocator and the binary)"},
 		{"rss/100k", "", "≈ 0", "RSS growth per 100k events, second half of the append"},
-		{"append live", "append fresh", "≥ 0.9× fresh", "same appends, SSE clients each following one incident"},
+		{"append idle", "append fresh", "≥ 0.9× fresh", "same appends, SSE clients each following an incident the appends leave alone"},
+		{"idle cpu", "append fresh cpu", "≤ 1.1× fresh", "process CPU per append with the idle clients"},
+		{"idle memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
+		{"append live", "append fresh", "", "same appends, SSE clients each following one incident (every event goes to one client)"},
+		{"live cpu", "append fresh cpu", "", "process CPU per append with the live timelines"},
 		{"live memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
 		{"append firehose", "append fresh", "", "same appends, every SSE client on every event"},
+		{"firehose cpu", "append fresh cpu", "", "process CPU per append with every client on every event"},
 		{"firehose memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
 	} {
 		col.compare("scale", c.name, c.base, c.target, c.note)

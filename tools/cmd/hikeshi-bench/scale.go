@@ -23,11 +23,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -232,6 +234,10 @@ func probe(ctx context.Context, n int, ids []string, f func(context.Context, str
 // projector (catch-up), cold reads, lists, and appends over every incident
 // with the projector's lag sampled. It returns the append rate.
 func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string, ids []string, col *collector) (float64, error) {
+	// The catch-up is of an empty store.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(filepath.Join(dir, "timeline.db"+suffix))
+	}
 	rh, err := startHubIn(ctx, dir, sc.writers+sc.subscribers)
 	if err != nil {
 		return 0, err
@@ -259,6 +265,7 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	// its per-block subject index after 2 minutes.
 	sleepCtx(ctx, sc.rest)
 	rssRest, heapRest := memory()
+	col.add("scale", "go mapped at rest", "MiB", goMapped())
 	if sc.memProfile != "" {
 		if err := writeHeapProfile(sc.memProfile); err != nil {
 			return 0, err
@@ -290,7 +297,7 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	if err != nil {
 		return 0, err
 	}
-	rate, appended, err := appendFor(ctx, rh, ids, sc, func(n int64) {
+	res, err := appendFor(ctx, rh, ids, sc, func(n int64) {
 		if lag, err := consumerLag(ctx, rh); err == nil {
 			lags = append(lags, float64(lag))
 		}
@@ -308,7 +315,9 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 			return 0, err
 		}
 	}
+	rate := res.rate
 	col.add("scale", "append", "events/s", rate)
+	col.add("scale", "append cpu", "ms", res.cpuMs)
 	lagP99 := percentile(lags, 0.99)
 	col.add("scale", "lag p99", "events", lagP99)
 	start = time.Now()
@@ -318,7 +327,7 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "drain", "s", time.Since(start).Seconds())
 	rssAfter, heapAfter := memory()
 	col.add("scale", "rss after", "MiB", rssAfter)
-	per100k := float64(int64(appended)-midN) / 100_000
+	per100k := float64(int64(res.n)-midN) / 100_000
 	col.add("scale", "rss/100k", "MiB", (rssAfter-midRSS)/per100k)
 	col.add("scale", "heap/100k", "MiB", (heapAfter-midHeap)/per100k)
 	progress("run %d/%d scale big hub: append %.0f events/s, cold get p99 %.2f ms, list p99 %.2f ms, lag p99 %.0f events, rss %.0f → %.0f MiB",
@@ -343,17 +352,29 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 	if err != nil {
 		return err
 	}
-	rate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	fresh, err := appendFor(ctx, rh, ids, sc, func(int64) {})
 	if err != nil {
 		return err
 	}
+	rate := fresh.rate
 	col.add("scale", "append fresh", "events/s", rate)
+	col.add("scale", "append fresh cpu", "ms", fresh.cpuMs)
 	list, err := listP99(ctx, rh, sc.probes)
 	if err != nil {
 		return err
 	}
 	col.add("scale", "list fresh p99", "ms", list.p99)
 
+	// Idle clients: each follows an incident that the appends leave alone
+	// (a live timeline open on a quiet incident).
+	quiet, err := rh.declare(ctx, sc.subscribers)
+	if err != nil {
+		return err
+	}
+	idle, err := withSubscribers(ctx, rh, ids, sc, quiet, "idle", col)
+	if err != nil {
+		return err
+	}
 	// Live timelines of the console: each client follows one incident.
 	live, err := withSubscribers(ctx, rh, ids, sc, ids, "live", col)
 	if err != nil {
@@ -364,8 +385,8 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 	if err != nil {
 		return err
 	}
-	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f); with %d live timelines %.0f events/s, with %d clients of every event %.0f events/s",
-		run, runs, rate, bigRate, sc.subscribers, live, sc.subscribers, firehose)
+	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f); with %d idle clients %.0f events/s, with %d live timelines %.0f events/s, with %d clients of every event %.0f events/s",
+		run, runs, rate, bigRate, sc.subscribers, idle, sc.subscribers, live, sc.subscribers, firehose)
 	return nil
 }
 
@@ -384,11 +405,13 @@ func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scale
 	_, heapWith := memory()
 	col.add("scale", name+" goroutines", "count", float64(runtime.NumGoroutine()-goBefore)/float64(sc.subscribers))
 	col.add("scale", name+" memory", "KiB", (heapWith-heapBefore)*1024/float64(sc.subscribers))
-	rate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	res, err := appendFor(ctx, rh, ids, sc, func(int64) {})
 	if err != nil {
 		return 0, err
 	}
+	rate := res.rate
 	col.add("scale", "append "+name, "events/s", rate)
+	col.add("scale", name+" cpu", "ms", res.cpuMs)
 	col.add("scale", name+" kept", "count", float64(subs.close()))
 	return rate, nil
 }
@@ -465,9 +488,37 @@ func listP99(ctx context.Context, rh *runningHub, n int) (summary, error) {
 	return summarise(d, 0), nil
 }
 
+// appended is what appendFor measured: events/s, events, and the
+// process's CPU time per event in ms (hub and client, which is the same
+// for every hub: a figure that the other programs on a shared machine
+// do not move, as they move the rate).
+type appended struct {
+	rate  float64
+	n     int
+	cpuMs float64
+}
+
 // appendFor posts notes to random incidents from sc.writers writers for
 // sc.duration, calling sample every 100 ms.
-func appendFor(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (float64, int, error) {
+func appendFor(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (appended, error) {
+	cpu0 := cpuTime()
+	rate, n, err := appendForRate(ctx, rh, ids, sc, sample)
+	if err != nil || n == 0 {
+		return appended{}, err
+	}
+	return appended{rate: rate, n: n, cpuMs: float64((cpuTime() - cpu0).Microseconds()) / 1000 / float64(n)}, nil
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func appendForRate(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (float64, int, error) {
 	body := []byte(`{"text":"` + noteText(200) + `"}`)
 	var n atomic.Int64
 	actx, cancel := context.WithTimeout(ctx, sc.duration)
@@ -523,6 +574,15 @@ func memory() (rss, heap float64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return rssMiB(), float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+}
+
+// goMapped is the memory the Go runtime holds from the OS (heap, stacks,
+// its own structures), less what it gave back, in MiB: what of the RSS is
+// Go's rather than SQLite's (whose allocator is outside the Go heap).
+func goMapped() float64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()-s[1].Value.Uint64()) / (1 << 20)
 }
 
 // rssMiB is the process's resident set in MiB (0 where /proc is missing).
