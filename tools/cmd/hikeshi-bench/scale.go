@@ -394,6 +394,14 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 // each following incidents[i % len] (every event when none), and what the
 // clients cost the hub in memory.
 func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, incidents []string, name string, col *collector) (float64, error) {
+	// The same appends without the clients just before, as their baseline:
+	// the hub's stream and store grow from one measurement to the next.
+	base, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	if err != nil {
+		return 0, err
+	}
+	col.add("scale", name+" base", "events/s", base.rate)
+	col.add("scale", name+" base cpu", "ms", base.cpuMs)
 	_, heapBefore := memory()
 	goBefore := runtime.NumGoroutine()
 	subs, err := openIdleSubscribers(ctx, rh, sc.subscribers, incidents)
