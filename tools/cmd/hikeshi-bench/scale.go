@@ -205,7 +205,6 @@ func scaleReads(ctx context.Context, sc scaleConfig, run, runs int, dir string, 
 	return nil
 }
 
-
 // probePair calls a and b on distinct random incidents, in turns, n each.
 func probePair(ctx context.Context, n int, ids []string, a, b func(context.Context, string) error) (summary, summary, error) {
 	perm := rand.Perm(len(ids))
