@@ -221,14 +221,18 @@ func (b *broadcaster) position() uint64 {
 func (b *broadcaster) publish(e events.Stored) error {
 	id, _ := events.IncidentID(e.Subject)
 	f := &frame{seq: e.Seq, incident: id}
+	tracked := false // the need-to-know has taken e in already
 	for want := b.wanted(id); ; {
 		if want {
 			var err error
-			if f, err = b.frame(context.Background(), e, true); err != nil {
+			if f, err = b.frame(context.Background(), e, !tracked); err != nil {
 				return err
 			}
-		} else if err := b.trackOnly(id, e); err != nil {
-			return err
+		} else {
+			if err := b.trackOnly(id, e); err != nil {
+				return err
+			}
+			tracked = true
 		}
 		b.mu.Lock()
 		if f.data == nil && b.wantedLocked(id) { // a client came meanwhile
