@@ -3,7 +3,7 @@ MODULES := events adapters services tools examples/consumer
 BIN     := bin/hikeshi
 GO      ?= go
 
-.PHONY: build run test test-short bench bench-scale fuzz lint tidy clean cluster chaos
+.PHONY: build run test test-short bench bench-scale bench-sustained fuzz lint tidy clean cluster chaos
 
 build:
 	$(GO) build -o $(BIN) ./services/cmd/hikeshi
@@ -32,6 +32,12 @@ bench:
 # hub. Smaller: SCALEFLAGS='-scale-events 50000 -scale-incidents 2000'.
 bench-scale:
 	$(GO) run ./tools/cmd/hikeshi-bench -runs 1 -scenarios scale $(SCALEFLAGS)
+
+# Distinct alerts at the highest rate for a minute, to the hub and to
+# Alertmanager, from wrk (tools/cmd/hikeshi-bench/wrk/alerts.lua) and from
+# the bench's own client. Needs wrk and prometheus-alertmanager.
+bench-sustained:
+	$(GO) run ./tools/cmd/hikeshi-bench -runs 1 -scenarios sustained $(SUSTAINEDFLAGS)
 
 # Every fuzz target in every module, FUZZTIME each (go test fuzzes one
 # target at a time).

@@ -7,6 +7,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -135,7 +136,62 @@ func open(path string, scratch bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("timeline store %s: %w", path, err)
 	}
+	if !scratch {
+		// One connection writes, so that its page cache, which a bulk
+		// write may enlarge (BulkWrite), is one and bounded.
+		w, err := db.Conn(context.Background())
+		if err == nil {
+			_, err = w.ExecContext(context.Background(), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages))
+			st.UseWriter(w)
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("timeline store %s: %w", path, err)
+		}
+	}
 	return &Store{Store: st, path: path}, nil
+}
+
+// Bulk settings of the writing connection: a page cache that holds the
+// indexes being written, and a WAL that is copied back into the database
+// less often, so a page written many times goes to the file once.
+const (
+	bulkCacheKiB    = 64 << 10
+	bulkWALPages    = 16384
+	defaultCacheKiB = 2000 // SQLite's default
+	// writerWALPages: the projector commits often and touches the same
+	// pages (the events' last page, the incident index) again and again;
+	// copying the WAL back every 4,096 pages instead of SQLite's 1,000
+	// copies each of them once per many commits.
+	writerWALPages      = 4096
+	pragmaCacheSize     = "PRAGMA cache_size = -%d"
+	pragmaWALCheckpoint = "PRAGMA wal_autocheckpoint = %d"
+)
+
+// BulkWrite sets the writing connection up for a long run of large
+// transactions (a projector catching up a long way): the indexes being
+// written stay in memory instead of going to and from the file. restore
+// puts SQLite's defaults back and frees the cache.
+func (s *Store) BulkWrite(ctx context.Context) (restore func(), err error) {
+	err = s.OnWriter(ctx, func(ctx context.Context, w *sql.Conn) error {
+		for _, q := range []string{fmt.Sprintf(pragmaCacheSize, bulkCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, bulkWALPages)} {
+			if _, err := w.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("timeline: bulk write: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = s.OnWriter(context.Background(), func(ctx context.Context, w *sql.Conn) error {
+			for _, q := range []string{fmt.Sprintf(pragmaCacheSize, defaultCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages), "PRAGMA shrink_memory"} {
+				_, _ = w.ExecContext(ctx, q)
+			}
+			return nil
+		})
+	}, nil
 }
 
 // Path is where the database lives.

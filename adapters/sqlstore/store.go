@@ -30,6 +30,12 @@ type Store struct {
 	db *sql.DB
 	d  Dialect
 
+	// writer, when set (UseWriter), is the one connection that writes
+	// events and incident rows, so that settings made on it (a larger page
+	// cache while catching up) apply to every write.
+	writer *sql.Conn
+	wmu    sync.Mutex
+
 	mu sync.Mutex
 	// waiters holds, per incident, a channel closed at the next commit that
 	// touches it; only incidents someone waits for have one.
@@ -92,6 +98,36 @@ func New(db *sql.DB, d Dialect) (*Store, error) {
 	return s, nil
 }
 
+// UseWriter makes conn, one of db's connections, the one that writes
+// events and incident rows; Close closes it.
+func (s *Store) UseWriter(conn *sql.Conn) { s.writer = conn }
+
+// OnWriter runs fn on the writer connection between write transactions;
+// without one it does nothing.
+func (s *Store) OnWriter(ctx context.Context, fn func(context.Context, *sql.Conn) error) error {
+	if s.writer == nil {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return fn(ctx, s.writer)
+}
+
+// beginWrite starts a write transaction, on the writer connection when
+// there is one; end must be called once the transaction is over.
+func (s *Store) beginWrite(ctx context.Context) (tx *sql.Tx, end func(), err error) {
+	if s.writer == nil {
+		tx, err = s.db.BeginTx(ctx, nil)
+		return tx, func() {}, err
+	}
+	s.wmu.Lock()
+	if tx, err = s.writer.BeginTx(ctx, nil); err != nil {
+		s.wmu.Unlock()
+		return nil, nil, err
+	}
+	return tx, s.wmu.Unlock, nil
+}
+
 // DB is the database, for what an adapter adds to the store.
 func (s *Store) DB() *sql.DB { return s.db }
 
@@ -110,6 +146,9 @@ func (s *Store) Close() error {
 		if st != nil {
 			_ = st.Close()
 		}
+	}
+	if s.writer != nil {
+		_ = s.writer.Close()
 	}
 	return s.db.Close()
 }
@@ -239,10 +278,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	if len(changes) == 0 {
 		return 0, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, end, err := s.beginWrite(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("timeline: begin: %w", err)
 	}
+	defer end()
 	defer tx.Rollback()
 	if s.d.LockApply != "" {
 		if _, err := tx.ExecContext(ctx, s.d.rebind(s.d.LockApply), projector); err != nil {
@@ -303,10 +343,11 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 // projector's checkpoint: for a rebuild, which writes each incident's row
 // once at the end instead of after every batch.
 func (s *Store) PutIncidents(ctx context.Context, rows []Row) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, end, err := s.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("timeline: begin: %w", err)
 	}
+	defer end()
 	defer tx.Rollback()
 	upInc := tx.StmtContext(ctx, s.stmts.upInc)
 	defer upInc.Close()

@@ -48,51 +48,54 @@ type stored struct {
 // ReadAll returns every checkpoint in order, and the checkpoint stream's
 // last sequence. A message that is not a checkpoint is an error naming it.
 func ReadAll(ctx context.Context, js jetstream.JetStream) ([]Checkpoint, uint64, error) {
-	all, last, err := readAll(ctx, js)
-	out := make([]Checkpoint, len(all))
-	for i, s := range all {
-		out[i] = s.Checkpoint
-	}
+	var out []Checkpoint
+	last, err := eachStored(ctx, js, func(s stored) error {
+		out = append(out, s.Checkpoint)
+		return nil
+	})
 	return out, last, err
 }
 
-func readAll(ctx context.Context, js jetstream.JetStream) ([]stored, uint64, error) {
+// eachStored calls fn with every checkpoint in order, keeping none, and
+// returns the checkpoint stream's last sequence.
+func eachStored(ctx context.Context, js jetstream.JetStream, fn func(stored) error) (uint64, error) {
 	st, err := js.Stream(ctx, Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, 0, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 	}
 	last := info.State.LastSeq
 	if info.State.Msgs == 0 {
-		return nil, last, nil
+		return last, nil
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %v", natsjs.ErrUnavailable, err)
 	}
-	var out []stored
 	for {
 		m, err := cons.Next(jetstream.FetchMaxWait(natsjs.OpTimeout))
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: reading checkpoints: %v", natsjs.ErrUnavailable, err)
+			return 0, fmt.Errorf("%w: reading checkpoints: %v", natsjs.ErrUnavailable, err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		var cp Checkpoint
 		if err := json.Unmarshal(m.Data(), &cp); err != nil {
-			return nil, 0, fmt.Errorf("checkpoint stream seq %d is not a checkpoint: %v", md.Sequence.Stream, err)
+			return 0, fmt.Errorf("checkpoint stream seq %d is not a checkpoint: %v", md.Sequence.Stream, err)
 		}
-		out = append(out, stored{cp, md.Sequence.Stream})
+		if err := fn(stored{cp, md.Sequence.Stream}); err != nil {
+			return 0, err
+		}
 		if md.Sequence.Stream >= last || md.NumPending == 0 {
-			return out, last, nil
+			return last, nil
 		}
 	}
 }

@@ -152,17 +152,21 @@ func (w *Writer) load(ctx context.Context) error {
 	if err := EnsureStream(ctx, w.JS, w.Replicas); err != nil {
 		return err
 	}
-	all, at, err := readAll(ctx, w.JS)
-	if err != nil {
-		return err
-	}
+	// The heads seed the verifier as they are read; of the checkpoints only
+	// the last is kept (a copy), so memory follows the incidents, not the
+	// events the record has had.
 	v := NewVerifier(nil, true)
 	w.last, w.covered = nil, 0
-	for i := range all {
-		for _, h := range all[i].Heads {
+	at, err := eachStored(ctx, w.JS, func(s stored) error {
+		for _, h := range s.Heads {
 			v.seed(h)
 		}
-		w.last, w.covered = &all[i].Checkpoint, all[i].Seq
+		last := s.Checkpoint // its hash is the next one's prev
+		w.last, w.covered = &last, s.Seq
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	w.v, w.at, w.warned = v, at, 0
 	if own := PublicKeyString(w.Key.Public().(ed25519.PublicKey)); w.last != nil && w.last.Key != own {

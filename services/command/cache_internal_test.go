@@ -83,3 +83,83 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandOnStaleSnapshotDecidesOnLatestEvents: a process that has not
+// seen an incident decides its first command on the incident's snapshot;
+// when the snapshot is older than the incident's last event (a snapshot
+// write lost), the append conflicts and the command is decided again on
+// the events after the snapshot, so nothing is lost and the chain holds.
+func TestCommandOnStaleSnapshotDecidesOnLatestEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	bus := natstest.Start(t)
+	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := New(bus.Store, cases)
+	st, err := first.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Execute(ctx, st.ID, incident.AddNote{Text: "one"}, Meta{Actor: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+	old, err := first.snaps.Get(ctx, st.ID)
+	if err != nil || old == nil {
+		t.Fatalf("snapshot after the first note: %v", err)
+	}
+	for _, text := range []string{"two", "three"} {
+		if _, err := first.Execute(ctx, st.ID, incident.AddNote{Text: text}, Meta{Actor: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last snapshot writes are lost: the bucket holds the old one.
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.snaps.Put(st.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+
+	second := New(bus.Store, cases)
+	got, err := second.Execute(ctx, st.ID, incident.AddNote{Text: "four"}, Meta{Actor: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := bus.Store.LastSeq(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Notes != 4 || got.Version != last {
+		t.Errorf("after a command on a stale snapshot: %d notes at version %d, want 4 at %d", got.Notes, got.Version, last)
+	}
+	stored, err := bus.Store.Load(ctx, st.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(stored); i++ {
+		prev, err := stored[i-1].Envelope.Hash()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored[i].PrevHash != prev {
+			t.Errorf("event %d does not chain to event %d", i, i-1)
+		}
+	}
+}
+
+func waitAsync(ctx context.Context, bus *natstest.Bus) error {
+	select {
+	case <-bus.JS.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

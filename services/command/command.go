@@ -155,12 +155,13 @@ func (h *Handler) forget(id string) {
 // refresh applies the events appended since the cached version; a first
 // refresh starts from the incident's snapshot.
 func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
-	if !e.loaded {
-		if err := h.loadSnapshot(ctx, e, id); err != nil {
-			return err
-		}
+	var last uint64
+	var err error
+	if e.loaded {
+		last, err = h.store.LastSeq(ctx, id)
+	} else {
+		last, err = h.loadWithLast(ctx, e, id)
 	}
-	last, err := h.store.LastSeq(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -181,6 +182,43 @@ func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
 	e.loaded = true
 	h.saveSnapshot(ctx, e, id)
 	return nil
+}
+
+// loadWithLast loads the incident's snapshot and asks for the sequence of
+// its last event at the same time: two round trips to the bus that a cold
+// read would otherwise wait for one after the other.
+func (h *Handler) loadWithLast(ctx context.Context, e *entry, id string) (uint64, error) {
+	type lastSeq struct {
+		seq uint64
+		err error
+	}
+	got := make(chan lastSeq, 1)
+	go func() {
+		seq, err := h.store.LastSeq(ctx, id)
+		got <- lastSeq{seq, err}
+	}()
+	err := h.loadSnapshot(ctx, e, id)
+	last := <-got
+	if err != nil {
+		return 0, err
+	}
+	return last.seq, last.err
+}
+
+// warm loads an incident a command is about to change: from its snapshot
+// alone when there is one, without asking the bus for the events after it.
+// The snapshot is written after every command, so it is nearly always
+// current; when it is not, the append conflicts and run reloads. Without a
+// snapshot the incident is read from its events.
+func (h *Handler) warm(ctx context.Context, e *entry, id string) error {
+	if err := h.loadSnapshot(ctx, e, id); err != nil {
+		return err
+	}
+	e.loaded = true
+	if e.st.Exists() {
+		return nil
+	}
+	return h.refresh(ctx, e, id)
 }
 
 // loadSnapshot starts the entry from the incident's last snapshot, or from
@@ -284,8 +322,9 @@ func (h *Handler) Get(ctx context.Context, id string) (incident.State, error) {
 
 // Known is the incident as this process knows it: from its cache when it
 // holds it, without asking the bus whether a newer event came (as Get
-// does), loaded on a miss. For checks that the command path repeats on the
-// state it decides on (Meta.Allow).
+// does), from its snapshot on a miss (as a command's first load). For
+// checks that the command path repeats on the state it decides on
+// (Meta.Allow).
 func (h *Handler) Known(ctx context.Context, id string) (incident.State, error) {
 	if !events.ValidID(id) {
 		return incident.State{}, incident.ErrNotFound
@@ -294,7 +333,7 @@ func (h *Handler) Known(ctx context.Context, id string) (incident.State, error) 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.loaded {
-		if err := h.refresh(ctx, e, id); err != nil {
+		if err := h.warm(ctx, e, id); err != nil {
 			return incident.State{}, err
 		}
 	}
@@ -384,8 +423,13 @@ func (h *Handler) Execute(ctx context.Context, id string, c incident.Command, m 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// An If-Match must be compared with the latest version, not a cached one.
-	if !e.loaded || m.ExpectVersion != 0 {
+	switch {
+	case m.ExpectVersion != 0:
 		if err := h.refresh(ctx, e, id); err != nil {
+			return incident.State{}, err
+		}
+	case !e.loaded:
+		if err := h.warm(ctx, e, id); err != nil {
 			return incident.State{}, err
 		}
 	}

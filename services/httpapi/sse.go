@@ -79,6 +79,7 @@ type broadcaster struct {
 	// a quiet incident's clients are not woken by the others' events.
 	byIncident map[string]map[*subscriber]struct{}
 	wakeOne    map[string]chan struct{}
+	firehose   int // clients of every incident
 	done       bool
 
 	// lookup finds who may read an incident the broadcaster has not seen
@@ -107,39 +108,9 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 	}
 	b.accMu.Lock()
 	defer b.accMu.Unlock()
-	if len(b.acc) >= maxAccessCache {
-		clear(b.acc)
-	}
-	switch {
-	case !live:
-	case e.Type == events.TypeDeclared:
-		var d events.Declared
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return nil, err
-		}
-		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy, DeclaredByIdentity: d.DeclaredByIdentity}
-		b.acc[id] = acc
-		return visibleAcc(acc), nil
-	case e.Type == events.TypeCommanderAssigned:
-		if acc, ok := b.acc[id]; ok {
-			var d events.CommanderAssigned
-			if err := json.Unmarshal(e.Data, &d); err != nil {
-				return nil, err
-			}
-			next := *acc // frames already out keep the old one
-			next.Commander, next.CommanderIdentity = d.User, d.UserIdentity
-			b.acc[id] = &next
-			return visibleAcc(&next), nil
-		}
-	case e.Type == events.TypeSlackMembersChanged:
-		if acc, ok := b.acc[id]; ok {
-			var d events.MembersChanged
-			if err := json.Unmarshal(e.Data, &d); err != nil {
-				return nil, err
-			}
-			next := acc.WithMembersChanged(&d)
-			b.acc[id] = &next
-			return visibleAcc(&next), nil
+	if live {
+		if acc, ok, err := b.track(id, e); err != nil || ok {
+			return visibleAcc(acc), err
 		}
 	}
 	if acc, ok := b.acc[id]; ok {
@@ -154,6 +125,47 @@ func (b *broadcaster) access(ctx context.Context, e events.Stored, live bool) (*
 	}
 	b.acc[id] = acc
 	return visibleAcc(acc), nil
+}
+
+// track keeps the need-to-know of the incidents seen up to date with a
+// live event that changes it (declared, commander assigned, channel
+// members); ok reports such an event. b.accMu is held.
+func (b *broadcaster) track(id string, e events.Stored) (acc *access.Incident, ok bool, err error) {
+	if len(b.acc) >= maxAccessCache {
+		clear(b.acc)
+	}
+	switch e.Type {
+	case events.TypeDeclared:
+		var d events.Declared
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, true, err
+		}
+		acc := &access.Incident{Confidential: d.Confidential, DeclaredBy: d.DeclaredBy, DeclaredByIdentity: d.DeclaredByIdentity}
+		b.acc[id] = acc
+		return acc, true, nil
+	case events.TypeCommanderAssigned:
+		if acc, ok := b.acc[id]; ok {
+			var d events.CommanderAssigned
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, true, err
+			}
+			next := *acc // frames already out keep the old one
+			next.Commander, next.CommanderIdentity = d.User, d.UserIdentity
+			b.acc[id] = &next
+			return &next, true, nil
+		}
+	case events.TypeSlackMembersChanged:
+		if acc, ok := b.acc[id]; ok {
+			var d events.MembersChanged
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, true, err
+			}
+			next := acc.WithMembersChanged(&d)
+			b.acc[id] = &next
+			return &next, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 // visibleAcc is nil for an incident any viewer may read.
@@ -203,12 +215,33 @@ func (b *broadcaster) position() uint64 {
 }
 
 // publish puts one event in the ring and wakes the clients waiting for it.
+// An event no client follows is neither encoded nor checked for
+// need-to-know (which may read the incident): it takes its place in the
+// ring as a blank no client reads.
 func (b *broadcaster) publish(e events.Stored) error {
-	f, err := b.frame(context.Background(), e, true)
-	if err != nil {
-		return err
+	id, _ := events.IncidentID(e.Subject)
+	f := &frame{seq: e.Seq, incident: id}
+	tracked := false // the need-to-know has taken e in already
+	for want := b.wanted(id); ; {
+		if want {
+			var err error
+			if f, err = b.frame(context.Background(), e, !tracked); err != nil {
+				return err
+			}
+		} else {
+			if err := b.trackOnly(id, e); err != nil {
+				return err
+			}
+			tracked = true
+		}
+		b.mu.Lock()
+		if f.data == nil && b.wantedLocked(id) { // a client came meanwhile
+			b.mu.Unlock()
+			want = true
+			continue
+		}
+		break
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e.Seq <= b.pos {
 		return nil
@@ -242,6 +275,29 @@ func (b *broadcaster) publish(e events.Stored) error {
 	return nil
 }
 
+// wanted reports whether a client follows every incident or this one.
+func (b *broadcaster) wanted(incident string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.wantedLocked(incident)
+}
+
+// wantedLocked is wanted with b.mu held.
+func (b *broadcaster) wantedLocked(incident string) bool {
+	return b.firehose > 0 || len(b.byIncident[incident]) > 0
+}
+
+// trackOnly keeps the need-to-know current with an event no client reads.
+func (b *broadcaster) trackOnly(incident string, e events.Stored) error {
+	if incident == "" {
+		return nil
+	}
+	b.accMu.Lock()
+	defer b.accMu.Unlock()
+	_, _, err := b.track(incident, e)
+	return err
+}
+
 // read returns the frames s has not had yet (appended to buf) that the
 // ring still holds, and a channel closed at the next event; reason is set
 // once s is dropped, and is its last read.
@@ -255,7 +311,7 @@ func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <
 		return buf, nil, s.dropped
 	}
 	for ; s.next < b.head; s.next++ {
-		if f := b.ring[s.next%liveRing]; (s.incident == "" || f.incident == s.incident) && s.sees(f) {
+		if f := b.ring[s.next%liveRing]; f.data != nil && (s.incident == "" || f.incident == s.incident) && s.sees(f) {
 			buf = append(buf, f)
 		}
 	}
@@ -308,7 +364,9 @@ func (b *broadcaster) subscribe(s *subscriber, seq uint64) (gapUntil uint64, ok 
 	}
 	s.next = b.head
 	b.subs[s] = struct{}{}
-	if s.incident != "" {
+	if s.incident == "" {
+		b.firehose++
+	} else {
 		set := b.byIncident[s.incident]
 		if set == nil {
 			set = map[*subscriber]struct{}{}
@@ -327,7 +385,13 @@ func (b *broadcaster) unsubscribe(s *subscriber) {
 
 // remove forgets s; b.mu is held.
 func (b *broadcaster) remove(s *subscriber) {
+	if _, ok := b.subs[s]; !ok {
+		return
+	}
 	delete(b.subs, s)
+	if s.incident == "" {
+		b.firehose--
+	}
 	if set := b.byIncident[s.incident]; set != nil {
 		delete(set, s)
 		if len(set) == 0 {

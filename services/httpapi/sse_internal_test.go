@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,5 +156,64 @@ func TestCatchUpDoesNotRewindNeedToKnow(t *testing.T) {
 	first := &subscriber{who: &access.Identity{ID: "first", Kind: access.Local, Role: access.Responder}}
 	if !second.sees(note) || first.sees(note) {
 		t.Fatalf("after a catch-up, the current commander sees the note: %v, the former one: %v", second.sees(note), first.sees(note))
+	}
+}
+
+// TestUnfollowedEventsAreNotLookedUp: an event of an incident no client
+// follows costs no need-to-know lookup (which reads the incident), yet a
+// commander change among such events still counts once a client follows.
+func TestUnfollowedEventsAreNotLookedUp(t *testing.T) {
+	ev := func(id string, seq uint64, d events.Data) events.Stored {
+		env, err := events.New(id, d, events.Meta{Actor: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := events.SubjectName(env.Type)
+		return events.Stored{Seq: seq, Subject: "incidents." + id + "." + name, Envelope: env}
+	}
+	b := newBroadcaster(nil)
+	var looked []string
+	b.lookup = func(_ context.Context, id string) (*access.Incident, error) {
+		looked = append(looked, id)
+		return &access.Incident{DeclaredBy: "x"}, nil
+	}
+	follower := &subscriber{incident: "followed", who: &access.Identity{ID: "second", Kind: access.Local, Role: access.Responder}}
+	if _, ok := b.subscribe(follower, 0); !ok {
+		t.Fatal("subscribe refused")
+	}
+	seq := uint64(0)
+	publish := func(e events.Stored) {
+		t.Helper()
+		if err := b.publish(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		seq++
+		publish(ev("other", seq, &events.NoteAdded{Text: "n"}))
+	}
+	seq++
+	publish(ev("quiet", seq, &events.Declared{Title: "t", Service: "s", Severity: events.SEV1, DeclaredBy: "x", Confidential: true, Codename: "c"}))
+	seq++
+	publish(ev("quiet", seq, &events.CommanderAssigned{User: "second"}))
+	if len(looked) != 0 {
+		t.Errorf("need-to-know looked up for incidents no client follows: %v", looked)
+	}
+	seq++
+	publish(ev("followed", seq, &events.NoteAdded{Text: "n"}))
+	if len(looked) != 1 || looked[0] != "followed" {
+		t.Errorf("looked up %v, want the followed incident once", looked)
+	}
+	frames, _, _ := b.read(follower, nil)
+	if len(frames) != 1 || frames[0].incident != "followed" {
+		t.Fatalf("follower read %d frames, want its incident's one", len(frames))
+	}
+	// The quiet incident's commander change was tracked without a client.
+	note, err := b.frame(t.Context(), ev("quiet", seq+1, &events.NoteAdded{Text: "n"}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !follower.sees(note) || len(looked) != 1 {
+		t.Errorf("the new commander sees the quiet incident's note: %v (lookups %v), want true without a lookup", follower.sees(note), looked)
 	}
 }

@@ -56,7 +56,7 @@ func (c *Config) timelineDurable() string { return ReplicaDurable(c.NodeName) }
 // consumer; a named replica's is removed by the server after
 // NodeRetireAfter without a reader.
 func (h *Hub) timelineProjection() projection.Projector {
-	p := timeline.New(h.timeline).Projection()
+	p := timeline.New(h.timeline).CatchUp(h.bus.Events)
 	p.Durable = h.cfg.timelineDurable()
 	if h.cfg.NodeName != "" {
 		p.InactiveThreshold = h.cfg.NodeRetireAfter

@@ -62,6 +62,7 @@ func (r *Runner) stopBatches() {
 // connection throughout: the connection finds the cluster's other nodes
 // when the one it was dialled to is lost, a new dial might not.
 func (r *Runner) runBatch(ctx context.Context, p Projector) {
+	r.catchUp(ctx, p)
 	nc := r.dialBatch(ctx, p)
 	if nc == nil {
 		return
@@ -73,13 +74,33 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 			return
 		}
 		r.cfg.Logger.Warn("projector restarting after its checkpoint", "projector", p.Durable, "err", err)
-		// Read on only once the consumer is made again after the
-		// checkpoint: the old one's deliveries lost on the way would come
-		// again behind the checkpoint and be skipped for good.
-		for err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil; err = r.consumer(p).Align(ctx, true) {
-			r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
-			sleep(ctx, time.Second)
-		}
+		r.remake(ctx, p)
+	}
+}
+
+// remake makes p's consumer again after its checkpoint, retrying until it
+// is done. The loop reads on only then: the old consumer's deliveries
+// lost on the way would come again behind the checkpoint and be skipped
+// for good.
+func (r *Runner) remake(ctx context.Context, p Projector) {
+	for err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil; err = r.consumer(p).Align(ctx, true) {
+		r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+// catchUp runs p's CatchUp and moves its consumer to the checkpoint
+// reached. A catch-up that fails leaves the rest to the consumer.
+func (r *Runner) catchUp(ctx context.Context, p Projector) {
+	if p.CatchUp == nil {
+		return
+	}
+	moved, err := p.CatchUp(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("projector catch-up from the stream failed; its consumer delivers the rest", "projector", p.Durable, "err", err)
+	}
+	if moved {
+		r.remake(ctx, p)
 	}
 }
 

@@ -45,6 +45,12 @@ type Projector struct {
 	// after this long without a subscriber: for a consumer of one hub
 	// replica, which no other replica takes over.
 	InactiveThreshold time.Duration
+	// CatchUp, for a batch projector, runs each time the projector starts,
+	// before its consumer delivers: a store far behind the stream may be
+	// brought up to date faster than by deliveries (the timeline reads the
+	// stream itself); it reports whether it wrote anything, and the
+	// consumer is then made again after the checkpoint.
+	CatchUp func(context.Context) (bool, error)
 }
 
 // Metrics receives what the runner observes.

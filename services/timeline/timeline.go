@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -281,7 +282,6 @@ func RebuildInto(ctx context.Context, es *natsjs.Store, st readmodel.Rebuild, pr
 // store being filled has its events before its incidents. Reading and decoding run
 // beside the writes, so a rebuild uses both the bus and the database.
 func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress) (int, uint64, error) {
-	const batchSize = 2000
 	after, err := p.Checkpoint(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -289,6 +289,68 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 	// Incident rows are written once at the end, not after every batch.
 	p.deferRows, p.declared = true, map[string]uint64{}
 	defer func() { p.deferRows, p.declared = false, nil }()
+	return fill(ctx, es, p, after, rebuildBatch, progress)
+}
+
+// Events per transaction: a rebuild writes a scratch file without a
+// journal; a catch-up writes the live store, where each commit writes
+// every page it changed to the WAL, so larger transactions change each
+// index page fewer times per event.
+const (
+	rebuildBatch = 2000
+	catchUpBatch = 16384
+)
+
+// CatchUpAfter is how far behind the stream the store must stand for the
+// projector to catch up by reading the stream itself (CatchUp) instead of
+// through its consumer.
+var CatchUpAfter uint64 = 50_000
+
+// CatchUp is the projector's row for the projection runner with a
+// catch-up: a store CatchUpAfter or more events behind the stream (lost,
+// restored from an old copy, or a hub that was down for long) reads the
+// stream after its checkpoint through an ordered consumer, decoding beside
+// the writes, in large transactions, before its consumer delivers the
+// rest. Each transaction holds the incident rows with the events and the
+// checkpoint, as the consumer's batches do, so a crash meanwhile loses
+// nothing.
+func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
+	row := p.Projection()
+	row.CatchUp = func(ctx context.Context) (bool, error) {
+		after, err := p.Checkpoint(ctx)
+		if err != nil {
+			return false, err
+		}
+		last, err := es.LastStreamSeq(ctx)
+		if err != nil || last < after+CatchUpAfter {
+			return false, err
+		}
+		if bulk, ok := p.store.(bulkWriter); ok {
+			restore, err := bulk.BulkWrite(ctx)
+			if err != nil {
+				return false, err
+			}
+			defer restore()
+		}
+		start := time.Now()
+		n, _, err := fill(ctx, es, p, after, catchUpBatch, nil)
+		if err == nil {
+			slog.Info("timeline caught up from the stream", "events", n, "after", after, "took", time.Since(start).Round(time.Millisecond))
+		}
+		return n > 0, err
+	}
+	return row
+}
+
+// bulkWriter is a store that writes faster while it catches up (SQLite
+// enlarges its page cache and copies its WAL back less often).
+type bulkWriter interface {
+	BulkWrite(context.Context) (restore func(), err error)
+}
+
+// fill applies the stream after the sequence after: one goroutine reads and
+// decodes, the other writes.
+func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, batchSize int, progress Progress) (int, uint64, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan []decodedEvent, 2)
 	g.Go(func() error {
@@ -333,8 +395,11 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 		if gctx.Err() != nil {
 			return gctx.Err()
 		}
+		if !p.deferRows {
+			return nil
+		}
 		return p.flushRows(gctx)
 	})
-	err = g.Wait()
+	err := g.Wait()
 	return n, last, err
 }

@@ -124,12 +124,17 @@ func (l *logBuffer) String() string {
 // as services/hub wires it. stop closes the router and waits for Run.
 func startRunner(t *testing.T, ctx context.Context, bus *natstest.Bus, store readmodel.Store, logs io.Writer) (stop func()) {
 	t.Helper()
-	proj := timeline.New(store)
+	return startRow(t, ctx, bus, timeline.New(store).Projection(), logs)
+}
+
+// startRow is startRunner for a projector row of the caller's.
+func startRow(t *testing.T, ctx context.Context, bus *natstest.Bus, row projection.Projector, logs io.Writer) (stop func()) {
+	t.Helper()
 	runner, err := projection.New(ctx, projection.Config{
 		Dial:   bus.Dial,
 		JS:     bus.JS,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}, []projection.Projector{proj.Projection()})
+	}, []projection.Projector{row})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,6 +542,50 @@ func testLostStoreIsRefilled(t *testing.T, b backend) {
 	if n := strings.Count(logs.String(), "realigning consumer"); n != 2 {
 		t.Errorf("consumer realigned %d times, want 2 (lost store, old store); log:\n%s", n, logs)
 	}
+}
+
+// TestFarBehindStoreCatchesUpFromTheStream: a store far behind the stream
+// is filled by reading the stream itself, and its consumer then starts
+// after the checkpoint instead of delivering the whole history again.
+func TestFarBehindStoreCatchesUpFromTheStream(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t)
+		bus := natstest.Start(t)
+		h := handler(t, ctx, bus)
+		logs := &logBuffer{}
+		defer func(n uint64) { timeline.CatchUpAfter = n }(timeline.CatchUpAfter)
+		timeline.CatchUpAfter = 100
+
+		// A consumer that delivered a little, then a store that is lost.
+		populate(t, ctx, h, 3, 20, 5)
+		store := openStore(t, b.where(t))
+		stop := startRunner(t, ctx, bus, store, logs)
+		waitCaughtUp(t, ctx, bus, store, logs)
+		stop()
+		populate(t, ctx, h, 8, 300, 6)
+		store = openStore(t, b.where(t))
+
+		stop = startRow(t, ctx, bus, timeline.New(store).CatchUp(bus.Store), logs)
+		last := waitCaughtUp(t, ctx, bus, store, logs)
+		matchesStream(t, ctx, bus.Store, dump(t, ctx, store))
+		c, err := bus.JS.PushConsumer(ctx, events.IncidentStream, timeline.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.OptStartSeq != last+1 || info.Delivered.Consumer != 0 {
+			t.Errorf("consumer starts at %d and delivered %d events, want it to start after the caught-up checkpoint %d having delivered none; log:\n%s",
+				info.Config.OptStartSeq, info.Delivered.Consumer, last, logs)
+		}
+		// And it follows what comes next.
+		populate(t, ctx, h, 2, 40, 7)
+		waitCaughtUp(t, ctx, bus, store, logs)
+		matchesStream(t, ctx, bus.Store, dump(t, ctx, store))
+		stop()
+	})
 }
 
 func copyFile(t *testing.T, from, to string) {

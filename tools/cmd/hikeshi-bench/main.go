@@ -38,15 +38,16 @@ type config struct {
 	keep       bool
 	verbose    bool
 	scale      scaleConfig
+	sustained  sustainedConfig
 	asOfEvents int
 	asOfReads  int
 	store      string // the hub's --store (the postgres scenario)
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres", "cluster"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres", "cluster", "sustained"}
 
 // defaultScenarios leaves out scale, whose first run builds a large store,
-// and postgres, which replays one.
+// postgres, which replays one, and sustained, which runs for minutes.
 var defaultScenarios = allScenarios[:5]
 
 func main() {
@@ -70,10 +71,14 @@ func main() {
 	flag.IntVar(&cfg.scale.probes, "scale-probes", 500, "scale: incidents read cold, and list calls")
 	flag.StringVar(&cfg.scale.dir, "scale-dir", filepath.Join(os.TempDir(), "hikeshi-bench-scale"), "scale: where the big store is built once and kept")
 	flag.DurationVar(&cfg.scale.rest, "scale-rest", 130*time.Second, "scale: wait after the catch-up before reading memory at rest (the server keeps per-block subject indexes 2 minutes)")
+	flag.BoolVar(&cfg.scale.skipReads, "scale-skip-reads", false, "scale: leave out the replay, verify and raw read figures (faster while iterating on the hub)")
+	flag.StringVar(&cfg.scale.appendProfile, "scale-append-profile", "", "scale: write CPU profiles of the catch-up and of the appends on the big store (PREFIX.catchup.cpu, PREFIX.cpu) and a heap profile after the appends (PREFIX.heap)")
 	flag.StringVar(&cfg.scale.memProfile, "scale-memprofile", "", "scale: write a heap profile of the big hub at rest to this file")
 	sseClients := flag.String("sse-clients", "", "internal: run as the scale scenario's SSE clients of this address")
 	sseN := flag.Int("sse-n", 0, "internal: how many SSE clients")
 	sseIncidents := flag.String("sse-incidents", "", "internal: incidents the SSE clients follow, one each in turn (none: every event)")
+	flag.DurationVar(&cfg.sustained.duration, "sustained-duration", 60*time.Second, "sustained: length of each load (wrk and the harness, on the hub and on Alertmanager)")
+	flag.IntVar(&cfg.sustained.connections, "sustained-connections", 16, "sustained: concurrent connections of each load generator")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
 	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")
@@ -324,6 +329,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 				return nil, err
 			}
 		}
+		if cfg.scenarios["sustained"] {
+			if err := sustainedScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -342,12 +352,24 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	col.compare("signals", "hub 100", "am 100", "≥ 1.0× am", "webhooks of 100 alerts")
 	col.compare("signals", "hub 1 p99", "am 1 p99", "≤ 20 ms", "")
 	col.compare("signals", "raw", "", "", "PublishMsg of the normalised signal, c writers")
+	col.compare("sustained", "hub wrk", "am wrk", "≥ 1.0× am", "wrk with wrk/alerts.lua, one distinct alert per request")
+	col.compare("sustained", "hub harness", "am harness", "≥ 1.0× am", "this program's client, one distinct alert per request")
+	col.compare("sustained", "hub wrk p99", "am wrk p99", "", "")
+	col.compare("sustained", "hub wrk refused", "", "0", "non-2xx answers and socket errors")
+	col.compare("sustained", "lag p99", "", "bounded", "signals projector lag, sampled every second of the hub's wrk run")
+	col.compare("sustained", "lag end", "", "", "lag when wrk stopped")
+	col.compare("sustained", "drain", "", "", "time for the lag to reach 0 after wrk stopped")
+	col.compare("sustained", "rss 1/4", "", "", "process RSS a quarter into the hub's wrk run")
+	col.compare("sustained", "rss end", "", "flat", "process RSS at its end")
+	col.compare("sustained", "heap 1/4", "", "", "Go heap and stacks in use, same times")
+	col.compare("sustained", "heap end", "", "flat", "")
 	col.compare("asof", "as-of p99", "get p99", "≤ 50 ms", "GET /incidents/{id}?as_of=<random time>, 10,000-event incident")
 	col.compare("asof", "as-of p50", "get p50", "", "")
 	col.compare("asof", "first", "", "", "first as-of read: reads and folds every event")
 	for _, c := range []struct{ name, base, target, note string }{
 		{"append", "append fresh", "≥ 0.9× fresh", "POST /notes to random incidents of the big store"},
-		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart"},
+		{"append cpu", "append fresh cpu", "≤ 1.1× fresh", "process CPU per append (hub and client): what a shared machine's other load does not move"},
+		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart and the rest; raw get = a direct get of another incident's last event, in turns"},
 		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
 		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
 		{"replay time", "", "≤ 20 s at 1M", ""},
@@ -358,10 +380,17 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"lag p99", "", "bounded", "projector lag sampled every 100 ms during the append"},
 		{"drain", "", "", "time for the lag to reach 0 after the append"},
 		{"rss at rest", "", "≤ 200 MiB", "process RSS (hub and bench) after catch-up"},
+		{"go mapped at rest", "", "", "of that RSS, what the Go runtime holds (the rest is SQLite's allocator and the binary)"},
 		{"rss/100k", "", "≈ 0", "RSS growth per 100k events, second half of the append"},
-		{"append live", "append fresh", "≥ 0.9× fresh", "same appends, SSE clients each following one incident"},
+		{"idle base", "", "", "fresh hub, appends just before the idle clients connect"},
+		{"append idle", "idle base", "≥ 0.9× base", "same appends, SSE clients each following an incident the appends leave alone"},
+		{"idle cpu", "idle base cpu", "≤ 1.1× base", "process CPU per append with the idle clients"},
+		{"idle memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
+		{"append live", "live base", "", "same appends, SSE clients each following one incident (every event goes to one client)"},
+		{"live cpu", "live base cpu", "", "process CPU per append with the live timelines"},
 		{"live memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
-		{"append firehose", "append fresh", "", "same appends, every SSE client on every event"},
+		{"append firehose", "firehose base", "", "same appends, every SSE client on every event"},
+		{"firehose cpu", "firehose base cpu", "", "process CPU per append with every client on every event"},
 		{"firehose memory", "", "≤ 20 KiB", "hub heap and stacks per client"},
 	} {
 		col.compare("scale", c.name, c.base, c.target, c.note)
@@ -411,6 +440,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "        storm; settled = 12 s later, once the server's block caches expired.")
 	fmt.Fprintln(w, "asof:   as-of = GET /api/v1/incidents/{id}?as_of=<random time> of one long incident; get = GET of its")
 	fmt.Fprintln(w, "        current state; first = the first as-of read, which loads the events. ratio = as-of / get.")
+	fmt.Fprintln(w, "sustained: distinct alerts, one per request, for the duration at the rate the client reaches: wrk (-t2)")
+	fmt.Fprintln(w, "        with tools/cmd/hikeshi-bench/wrk/alerts.lua, then this program's client, to the hub's webhook and")
+	fmt.Fprintln(w, "        to Alertmanager's POST /api/v2/alerts; ratio = hub / am of the same client and run.")
 	if r.Scale != nil {
 		fmt.Fprintf(w, "scale:  big store %d events over %d incidents (cached in %s, grows by each run's appends); fresh hub\n", r.Scale.Events, r.Scale.Incidents, r.Scale.Dir)
 		fmt.Fprintf(w, "        with %d incidents; %d HTTP writers for %s per append measurement; %d SSE clients\n", r.Scale.Small, r.Scale.Writers, r.Scale.Duration, r.Scale.Subscribers)

@@ -23,11 +23,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -49,6 +51,8 @@ type scaleConfig struct {
 	probes            int // distinct incidents read cold, list calls
 	dir               string
 	memProfile        string // heap profile of the big hub at rest
+	skipReads         bool   // leave out replay, verify and the raw reads (while iterating on the hub)
+	appendProfile     string // CPU profile of the appends on the big store, and heap profile after them
 	rest              time.Duration
 }
 
@@ -59,6 +63,23 @@ func writeHeapProfile(path string) error {
 	}
 	defer f.Close()
 	return pprof.WriteHeapProfile(f)
+}
+
+// startCPUProfile profiles the process into prefix+suffix until the
+// returned function is called; nothing when prefix is empty.
+func startCPUProfile(prefix, suffix string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // scaleStore is where the big store is cached: one directory per size.
@@ -73,12 +94,16 @@ func scaleScenario(ctx context.Context, cfg config, run int, col *collector) err
 	if err != nil {
 		return fmt.Errorf("scale store: %w", err)
 	}
-	if err := scaleReads(ctx, sc, run, cfg.runs, dir, ids, col); err != nil {
-		return err
-	}
+	// The big hub first, so that its memory is measured in a process that
+	// has not yet run a replay beside it.
 	bigRate, err := scaleBigHub(ctx, sc, run, cfg.runs, dir, ids, col)
 	if err != nil {
 		return err
+	}
+	if !sc.skipReads {
+		if err := scaleReads(ctx, sc, run, cfg.runs, dir, ids, col); err != nil {
+			return err
+		}
 	}
 	return scaleFreshHub(ctx, sc, run, cfg.runs, bigRate, col)
 }
@@ -167,7 +192,6 @@ func scaleReads(ctx context.Context, sc scaleConfig, run, runs int, dir string, 
 	}
 	col.add("scale", "replay", "events/s", replay)
 	col.add("scale", "replay time", "s", time.Since(start).Seconds())
-	_ = os.Remove(filepath.Join(dir, "timeline.db"))
 	progress("run %d/%d scale read raw %.0f events/s, replay %.0f events/s (%s)", run, runs, raw, replay, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	verify, err := verifyChains(ctx, b)
@@ -178,39 +202,38 @@ func scaleReads(ctx context.Context, sc scaleConfig, run, runs int, dir string, 
 	col.add("scale", "verify time", "s", time.Since(start).Seconds())
 	progress("run %d/%d scale verify %.0f events/s (%s)", run, runs, verify, time.Since(start).Round(time.Millisecond))
 
-	st, err := b.js.Stream(ctx, events.IncidentStream)
-	if err != nil {
-		return err
-	}
-	d, err := probe(ctx, sc.probes, ids, func(ctx context.Context, id string) error {
-		_, err := st.GetLastMsgForSubject(ctx, events.IncidentFilter(id))
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	col.add("scale", "raw get p99", "ms", d.p99)
 	return nil
 }
 
-// probe calls f on distinct random incidents and summarises the latencies.
-func probe(ctx context.Context, n int, ids []string, f func(context.Context, string) error) (summary, error) {
+// probePair calls a and b on distinct random incidents, in turns, n each.
+func probePair(ctx context.Context, n int, ids []string, a, b func(context.Context, string) error) (summary, summary, error) {
 	perm := rand.Perm(len(ids))
-	var d []time.Duration
-	for _, i := range perm[:min(n, len(ids))] {
-		start := time.Now()
-		if err := f(ctx, ids[i]); err != nil {
-			return summary{}, err
+	n = min(n, len(ids)/2)
+	var da, db []time.Duration
+	for i := range n {
+		for _, p := range []struct {
+			f  func(context.Context, string) error
+			id string
+			d  *[]time.Duration
+		}{{a, ids[perm[2*i]], &da}, {b, ids[perm[2*i+1]], &db}} {
+			start := time.Now()
+			if err := p.f(ctx, p.id); err != nil {
+				return summary{}, summary{}, err
+			}
+			*p.d = append(*p.d, time.Since(start))
 		}
-		d = append(d, time.Since(start))
 	}
-	return summarise(d, 0), nil
+	return summarise(da, 0), summarise(db, 0), nil
 }
 
 // scaleBigHub runs a hub on the big store: its timeline rebuilt by the live
 // projector (catch-up), cold reads, lists, and appends over every incident
 // with the projector's lag sampled. It returns the append rate.
 func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string, ids []string, col *collector) (float64, error) {
+	// The catch-up is of an empty store.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(filepath.Join(dir, "timeline.db"+suffix))
+	}
 	rh, err := startHubIn(ctx, dir, sc.writers+sc.subscribers)
 	if err != nil {
 		return 0, err
@@ -221,7 +244,13 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 		return 0, err
 	}
 	start := time.Now()
-	if err := waitLag(ctx, rh, func(uint64) {}); err != nil {
+	stopProfile, err := startCPUProfile(sc.appendProfile, ".catchup.cpu")
+	if err != nil {
+		return 0, err
+	}
+	err = waitLag(ctx, rh, func(uint64) {})
+	stopProfile()
+	if err != nil {
 		return 0, err
 	}
 	catchUp := time.Since(start)
@@ -232,6 +261,7 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	// its per-block subject index after 2 minutes.
 	sleepCtx(ctx, sc.rest)
 	rssRest, heapRest := memory()
+	col.add("scale", "go mapped at rest", "MiB", goMapped())
 	if sc.memProfile != "" {
 		if err := writeHeapProfile(sc.memProfile); err != nil {
 			return 0, err
@@ -240,13 +270,24 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "rss at rest", "MiB", rssRest)
 	col.add("scale", "heap at rest", "MiB", heapRest)
 
-	cold, err := probe(ctx, sc.probes, ids, func(ctx context.Context, id string) error {
+	// Cold reads through the API, each beside a raw direct get of another
+	// incident's last event, in turns: both find the server's caches as
+	// cold, whichever touches a block first loads it.
+	st, err := rh.h.Bus().JS.Stream(ctx, events.IncidentStream)
+	if err != nil {
+		return 0, err
+	}
+	cold, raw, err := probePair(ctx, sc.probes, ids, func(ctx context.Context, id string) error {
 		return rh.get(ctx, "/api/v1/incidents/"+id, nil)
+	}, func(ctx context.Context, id string) error {
+		_, err := st.GetLastMsgForSubject(ctx, events.IncidentFilter(id))
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	col.add("scale", "cold get p99", "ms", cold.p99)
+	col.add("scale", "raw get p99", "ms", raw.p99)
 	list, err := listP99(ctx, rh, sc.probes)
 	if err != nil {
 		return 0, err
@@ -259,7 +300,11 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	var midRSS, midHeap float64
 	var midN int64
 	t0 := time.Now()
-	rate, appended, err := appendFor(ctx, rh, ids, sc, func(n int64) {
+	stopProfile, err = startCPUProfile(sc.appendProfile, ".cpu")
+	if err != nil {
+		return 0, err
+	}
+	res, err := appendFor(ctx, rh, ids, sc, func(n int64) {
 		if lag, err := consumerLag(ctx, rh); err == nil {
 			lags = append(lags, float64(lag))
 		}
@@ -268,10 +313,18 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 			midN = n
 		}
 	})
+	stopProfile()
 	if err != nil {
 		return 0, err
 	}
+	if sc.appendProfile != "" {
+		if err := writeHeapProfile(sc.appendProfile + ".heap"); err != nil {
+			return 0, err
+		}
+	}
+	rate := res.rate
 	col.add("scale", "append", "events/s", rate)
+	col.add("scale", "append cpu", "ms", res.cpuMs)
 	lagP99 := percentile(lags, 0.99)
 	col.add("scale", "lag p99", "events", lagP99)
 	start = time.Now()
@@ -281,7 +334,7 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "drain", "s", time.Since(start).Seconds())
 	rssAfter, heapAfter := memory()
 	col.add("scale", "rss after", "MiB", rssAfter)
-	per100k := float64(int64(appended)-midN) / 100_000
+	per100k := float64(int64(res.n)-midN) / 100_000
 	col.add("scale", "rss/100k", "MiB", (rssAfter-midRSS)/per100k)
 	col.add("scale", "heap/100k", "MiB", (heapAfter-midHeap)/per100k)
 	progress("run %d/%d scale big hub: append %.0f events/s, cold get p99 %.2f ms, list p99 %.2f ms, lag p99 %.0f events, rss %.0f → %.0f MiB",
@@ -306,17 +359,29 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 	if err != nil {
 		return err
 	}
-	rate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	fresh, err := appendFor(ctx, rh, ids, sc, func(int64) {})
 	if err != nil {
 		return err
 	}
+	rate := fresh.rate
 	col.add("scale", "append fresh", "events/s", rate)
+	col.add("scale", "append fresh cpu", "ms", fresh.cpuMs)
 	list, err := listP99(ctx, rh, sc.probes)
 	if err != nil {
 		return err
 	}
 	col.add("scale", "list fresh p99", "ms", list.p99)
 
+	// Idle clients: each follows an incident that the appends leave alone
+	// (a live timeline open on a quiet incident).
+	quiet, err := rh.declare(ctx, sc.subscribers)
+	if err != nil {
+		return err
+	}
+	idle, err := withSubscribers(ctx, rh, ids, sc, quiet, "idle", col)
+	if err != nil {
+		return err
+	}
 	// Live timelines of the console: each client follows one incident.
 	live, err := withSubscribers(ctx, rh, ids, sc, ids, "live", col)
 	if err != nil {
@@ -327,8 +392,8 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 	if err != nil {
 		return err
 	}
-	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f); with %d live timelines %.0f events/s, with %d clients of every event %.0f events/s",
-		run, runs, rate, bigRate, sc.subscribers, live, sc.subscribers, firehose)
+	progress("run %d/%d scale fresh hub: append %.0f events/s (big store %.0f); with %d idle clients %.0f events/s, with %d live timelines %.0f events/s, with %d clients of every event %.0f events/s",
+		run, runs, rate, bigRate, sc.subscribers, idle, sc.subscribers, live, sc.subscribers, firehose)
 	return nil
 }
 
@@ -336,6 +401,14 @@ func scaleFreshHub(ctx context.Context, sc scaleConfig, run, runs int, bigRate f
 // each following incidents[i % len] (every event when none), and what the
 // clients cost the hub in memory.
 func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, incidents []string, name string, col *collector) (float64, error) {
+	// The same appends without the clients just before, as their baseline:
+	// the hub's stream and store grow from one measurement to the next.
+	base, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	if err != nil {
+		return 0, err
+	}
+	col.add("scale", name+" base", "events/s", base.rate)
+	col.add("scale", name+" base cpu", "ms", base.cpuMs)
 	_, heapBefore := memory()
 	goBefore := runtime.NumGoroutine()
 	subs, err := openIdleSubscribers(ctx, rh, sc.subscribers, incidents)
@@ -347,11 +420,13 @@ func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scale
 	_, heapWith := memory()
 	col.add("scale", name+" goroutines", "count", float64(runtime.NumGoroutine()-goBefore)/float64(sc.subscribers))
 	col.add("scale", name+" memory", "KiB", (heapWith-heapBefore)*1024/float64(sc.subscribers))
-	rate, _, err := appendFor(ctx, rh, ids, sc, func(int64) {})
+	res, err := appendFor(ctx, rh, ids, sc, func(int64) {})
 	if err != nil {
 		return 0, err
 	}
+	rate := res.rate
 	col.add("scale", "append "+name, "events/s", rate)
+	col.add("scale", name+" cpu", "ms", res.cpuMs)
 	col.add("scale", name+" kept", "count", float64(subs.close()))
 	return rate, nil
 }
@@ -428,9 +503,37 @@ func listP99(ctx context.Context, rh *runningHub, n int) (summary, error) {
 	return summarise(d, 0), nil
 }
 
+// appended is what appendFor measured: events/s, events, and the
+// process's CPU time per event in ms (hub and client, which is the same
+// for every hub: a figure that the other programs on a shared machine
+// do not move, as they move the rate).
+type appended struct {
+	rate  float64
+	n     int
+	cpuMs float64
+}
+
 // appendFor posts notes to random incidents from sc.writers writers for
 // sc.duration, calling sample every 100 ms.
-func appendFor(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (float64, int, error) {
+func appendFor(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (appended, error) {
+	cpu0 := cpuTime()
+	rate, n, err := appendForRate(ctx, rh, ids, sc, sample)
+	if err != nil || n == 0 {
+		return appended{}, err
+	}
+	return appended{rate: rate, n: n, cpuMs: float64((cpuTime() - cpu0).Microseconds()) / 1000 / float64(n)}, nil
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func appendForRate(ctx context.Context, rh *runningHub, ids []string, sc scaleConfig, sample func(appended int64)) (float64, int, error) {
 	body := []byte(`{"text":"` + noteText(200) + `"}`)
 	var n atomic.Int64
 	actx, cancel := context.WithTimeout(ctx, sc.duration)
@@ -485,18 +588,31 @@ func memory() (rss, heap float64) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	heap = float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+	return rssMiB(), float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+}
+
+// goMapped is the memory the Go runtime holds from the OS (heap, stacks,
+// its own structures), less what it gave back, in MiB: what of the RSS is
+// Go's rather than SQLite's (whose allocator is outside the Go heap).
+func goMapped() float64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()-s[1].Value.Uint64()) / (1 << 20)
+}
+
+// rssMiB is the process's resident set in MiB (0 where /proc is missing).
+func rssMiB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, heap
+		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
 			kb, _ := strconv.ParseFloat(f[1], 64)
-			rss = kb / 1024
+			return kb / 1024
 		}
 	}
-	return rss, heap
+	return 0
 }
 
 // idleSubscribers are SSE clients in a child process (this program with

@@ -173,30 +173,11 @@ func signalsScenario(ctx context.Context, cfg config, run int, col *collector) e
 	}
 	col.add(sc, "raw", "alerts/s", rawRate)
 
-	os.Setenv("HIKESHI_BENCH_SIGNALS_TOKEN", signalsToken)
-	file, err := hkconfig.Parse("bench.yaml", []byte(signalsYAML))
+	h, stopHub, err := startSignalsHub(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	dir, err := tempDir("signals-hub")
-	if err != nil {
-		return err
-	}
-	h, err := hub.Start(ctx, hub.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.Default(), File: file,
-		Modules: []module.Module{signals.Module}})
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- h.Run(rctx) }()
-	defer func() {
-		cancel()
-		<-done
-		if !cfg.keep {
-			_ = os.RemoveAll(dir)
-		}
-	}()
+	defer stopHub()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * cfg.c, DisableCompression: true}}
 	url := "http://" + h.Addr() + "/api/v1/signals/alertmanager"
 	hdr := map[string]string{"Authorization": "Bearer " + signalsToken}
@@ -291,6 +272,35 @@ func signalsScenario(ctx context.Context, cfg config, run int, col *collector) e
 	col.add(sc, "am 100", "alerts/s", s100)
 	col.add(sc, "am 100 p99", "ms", pct(l100, 0.99))
 	return nil
+}
+
+// startSignalsHub runs a hub with the signals module (signalsYAML) in a
+// temporary data dir until stop.
+func startSignalsHub(ctx context.Context, cfg config) (h *hub.Hub, stop func(), err error) {
+	os.Setenv("HIKESHI_BENCH_SIGNALS_TOKEN", signalsToken)
+	file, err := hkconfig.Parse("bench.yaml", []byte(signalsYAML))
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := tempDir("signals-hub")
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err = hub.Start(ctx, hub.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.Default(), File: file,
+		Modules: []module.Module{signals.Module}})
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(rctx) }()
+	return h, func() {
+		cancel()
+		<-done
+		if !cfg.keep {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
 }
 
 // cacheExpiry is a little more than the server's block cache expiry.
