@@ -154,7 +154,10 @@ func TestMinorityPartition(t *testing.T) {
 	}
 	cutAt := time.Now()
 	m503 := l.n503[m].Load()
-	time.Sleep(20 * time.Second)
+	// Long enough for hub a to find its node stale (pings every 2 s,
+	// three unanswered) and move to the majority even on a loaded machine,
+	// where that took up to 10 s.
+	time.Sleep(30 * time.Second)
 	healAt := time.Now()
 	m503 = l.n503[m].Load() - m503
 	if err := ns.heal(); err != nil {
