@@ -56,8 +56,9 @@ cluster:
 # Fault tests with real processes: nats-server nodes and hubs killed,
 # restarted and partitioned under load (the partition needs root and
 # ip netns). Behind a build tag: they build their own binaries, without -race.
+# CHAOSFLAGS passes go test flags, e.g. CHAOSFLAGS='-run TestRollingRestart'.
 chaos:
-	cd tools && $(GO) vet -tags chaos ./chaos/ && $(GO) test -tags chaos -count=1 -timeout 15m -v ./chaos/
+	cd tools && $(GO) vet -tags chaos ./chaos/ && $(GO) test -tags chaos -count=1 -timeout 15m -v $(CHAOSFLAGS) ./chaos/
 
 lint:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
