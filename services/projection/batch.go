@@ -83,6 +83,9 @@ func (r *Runner) runBatch(ctx context.Context, p Projector) {
 // lost on the way would come again behind the checkpoint and be skipped
 // for good.
 func (r *Runner) remake(ctx context.Context, p Projector) {
+	if p.Restarted != nil {
+		p.Restarted()
+	}
 	for err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil; err = r.consumer(p).Align(ctx, true) {
 		r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
 		sleep(ctx, time.Second)

@@ -51,6 +51,11 @@ type Projector struct {
 	// stream itself); it reports whether it wrote anything, and the
 	// consumer is then made again after the checkpoint.
 	CatchUp func(context.Context) (bool, error)
+	// Restarted, for a batch projector, runs each time its consumer is made
+	// again after the store's checkpoint: what it kept from earlier
+	// deliveries may not follow on, since events another writer of a shared
+	// store applied meanwhile are not delivered again.
+	Restarted func()
 }
 
 // Metrics receives what the runner observes.

@@ -27,7 +27,8 @@ const Name = "timeline"
 type Projector struct {
 	store readmodel.Store
 	// states caches folded incidents between batches; it is dropped when
-	// a batch fails, since the store did not take that batch.
+	// a batch fails, since the store did not take that batch, and when the
+	// consumer restarts (forget).
 	states map[string]*incident.State
 	// deferRows, during a rebuild, leaves the incident rows out of the
 	// batches: they are written once, by flushRows, with the declaration
@@ -48,8 +49,13 @@ func (p *Projector) Store() readmodel.Store { return p.store }
 // the events that have arrived, each written with the checkpoint in one
 // transaction.
 func (p *Projector) Projection() projection.Projector {
-	return projection.Projector{Durable: Name, Checkpoint: p.Checkpoint, HandleBatch: p.Apply}
+	return projection.Projector{Durable: Name, Checkpoint: p.Checkpoint, HandleBatch: p.Apply, Restarted: p.forget}
 }
+
+// forget drops the cached states: after a restart at the checkpoint of a
+// store other replicas write too, the events they applied are not
+// delivered here, so a cached state may lack them.
+func (p *Projector) forget() { clear(p.states) }
 
 // Checkpoint is the last stream sequence in the store.
 func (p *Projector) Checkpoint(ctx context.Context) (uint64, error) {

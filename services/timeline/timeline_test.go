@@ -660,3 +660,57 @@ func TestStrandedDeliveryDoesNotStall(t *testing.T) {
 		t.Errorf("the stranded delivery was not the reason to realign; log:\n%s", logs)
 	}
 }
+
+// Two replicas write one store, each from a consumer of its own. When one
+// restarts after the store's checkpoint, the events the other applied
+// meanwhile are not delivered to it: its next row must still include them.
+func TestReplicaRestartedAfterASharedCheckpointKeepsOthersEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t)
+		bus := natstest.Start(t)
+		h := handler(t, ctx, bus)
+		store := openStore(t, b.where(t))
+		first, second := timeline.New(store), timeline.New(store)
+
+		st, err := h.Declare(ctx, incident.Declare{Title: "shared", Service: "api", Severity: "SEV3", DeclaredBy: "oncall"}, command.Meta{Actor: "oncall"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []incident.Command{incident.UpdateStatus{Status: "identified", Message: "found"}, incident.AssignCommander{User: "bob"}} {
+			if _, err := h.Execute(ctx, st.ID, c, command.Meta{Actor: "oncall"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs := readAll(t, ctx, bus.Store)
+		if len(evs) != 3 {
+			t.Fatalf("%d events, want 3", len(evs))
+		}
+		for _, p := range []*timeline.Projector{first, second} {
+			if err := p.Apply(ctx, evs[:1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first replica applies the status change; the second's
+		// consumer is made again after the checkpoint, past it.
+		if err := first.Apply(ctx, evs[1:2]); err != nil {
+			t.Fatal(err)
+		}
+		if restarted := second.Projection().Restarted; restarted != nil {
+			restarted()
+		}
+		if err := second.Apply(ctx, evs[2:]); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := store.Snapshot(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got incident.State
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != "identified" || got.Commander != "bob" {
+			t.Errorf("row after the second replica's restart: status %q, commander %q; want identified and bob", got.Status, got.Commander)
+		}
+	})
+}
