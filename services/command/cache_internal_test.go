@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,47 @@ func waitAsync(ctx context.Context, bus *natstest.Bus) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// A command refused on a stale snapshot for what the snapshot lacks (an
+// evidence item recorded through another replica) is decided again on the
+// incident's latest events, not answered as invalid.
+func TestRefusalOnStaleSnapshotIsDecidedAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	bus := natstest.Start(t)
+	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := New(bus.Store, cases)
+	st, err := first.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+	old, err := first.snaps.Get(ctx, st.ID)
+	if err != nil || old == nil {
+		t.Fatalf("snapshot after the declaration: %v", err)
+	}
+	if _, err := first.Execute(ctx, st.ID, incident.AddEvidence{Name: "disk image", SHA256: strings.Repeat("ab", 32), Location: "s3://evidence/1", Custodian: "alice"}, Meta{Actor: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot written after the evidence is lost: the bucket holds the old one.
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.snaps.Put(st.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitAsync(ctx, bus); err != nil {
+		t.Fatal(err)
+	}
+	second := New(bus.Store, cases)
+	if _, err := second.Execute(ctx, st.ID, incident.HandOverEvidence{EvidenceID: "E1", To: "bob"}, Meta{Actor: "b"}); err != nil {
+		t.Errorf("hand-over through a replica with a stale snapshot: %v", err)
 	}
 }

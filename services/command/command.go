@@ -491,7 +491,10 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		}
 		data, err := c.Decide(&e.st)
 		if err != nil {
-			if !fresh && !errors.Is(err, incident.ErrNotFound) && !isValidation(err) {
+			// Refused on a state not just read (the cache, or a snapshot
+			// that may lag another replica's writes): a refusal may come of
+			// what that state lacks, so decide once more on the latest.
+			if !fresh && !errors.Is(err, incident.ErrNotFound) {
 				if rerr := reload(); rerr != nil {
 					return incident.State{}, rerr
 				}
@@ -552,7 +555,3 @@ func (h *Handler) chain(e *entry, env *events.Envelope) (body []byte, hash strin
 	return body, events.HashBytes(body), nil
 }
 
-func isValidation(err error) bool {
-	var v *incident.ValidationError
-	return errors.As(err, &v)
-}
