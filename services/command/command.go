@@ -554,4 +554,3 @@ func (h *Handler) chain(e *entry, env *events.Envelope) (body []byte, hash strin
 	}
 	return body, events.HashBytes(body), nil
 }
-
