@@ -66,4 +66,10 @@ func TestAPIReplicaReadsPostgres(t *testing.T) {
 	if len(r.tl.Events) != 1 || !strings.Contains(string(r.tl.Events[0].Data), "through the other hub") {
 		t.Errorf("long poll on the replica answered %+v, want the note", r.tl)
 	}
+	// A replay of the shared store from a third data dir is refused while
+	// a hub's timeline writes it.
+	code, stdout, stderr := hikeshiRun(t, ctx, "replay", "timeline", "--data-dir", t.TempDir(), "--store", store, "--nats", "nats://"+natsAddr)
+	if code != 1 || !strings.Contains(stderr, "timeline consumers timeline have a reader") {
+		t.Errorf("replay of the shared store while a hub writes it: exit %d, stdout %q, stderr %q; want exit 1 naming the consumer read", code, stdout, stderr)
+	}
 }

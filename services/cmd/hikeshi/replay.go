@@ -184,6 +184,18 @@ func replayTimeline(ctx context.Context, cfg hub.Config, stdout io.Writer) error
 		return err
 	}
 	defer bus.Close()
+	if cfg.Store != "" {
+		// A shared store is written by every replica's timeline: one still
+		// running would go on after its own position in the rebuilt store,
+		// leaving out what came between the rebuild's end and it.
+		reading, err := readingTimelines(ctx, bus.JS)
+		if err != nil {
+			return err
+		}
+		if len(reading) > 0 {
+			return fmt.Errorf("replay timeline: timeline consumers %s have a reader: stop every hub that writes %s first", strings.Join(reading, ", "), readmodel.Describe(cfg.Store, cfg.TimelinePath()))
+		}
+	}
 	st, err := readmodel.OpenRebuild(ctx, cfg.Store, cfg.TimelinePath())
 	if err != nil {
 		return fmt.Errorf("replay timeline: %w", err)

@@ -103,3 +103,25 @@ func replicaRetire(ctx context.Context, args []string, w io.Writer) error {
 	fmt.Fprintf(w, "retired replica %s: deleted its timeline consumer %s (a hub started again with --node-name %s rebuilds it from its own timeline's checkpoint)\n", name, durable, name)
 	return nil
 }
+
+// readingTimelines names the replicas' timeline consumers that have a
+// reader: the hubs running a timeline.
+func readingTimelines(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	stream, err := js.Stream(ctx, events.IncidentStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.IncidentStream, err)
+	}
+	prefix := strings.TrimSuffix(hub.ReplicaDurable("x"), "x")
+	var reading []string
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		d := info.Config.Durable
+		if info.PushBound && (d == hub.ReplicaDurable("") || strings.HasPrefix(d, prefix)) {
+			reading = append(reading, d)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
+	}
+	return reading, nil
+}
