@@ -8,8 +8,9 @@ package projection
 // delivery of the batch is acked, which acks the batch (AckAll). A failed
 // write is retried with the same events; an event no retry can handle is
 // dead-lettered on its own. A lost or reordered delivery (a gap in the
-// consumer's delivery sequence) restarts the consumer after the checkpoint,
-// so that nothing is skipped.
+// consumer's delivery sequence, counted from the last delivery the consumer
+// had acknowledged when the projector subscribed) restarts the consumer
+// after the checkpoint, so that nothing is skipped.
 
 import (
 	"context"
@@ -132,7 +133,10 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector, nc *nats.Conn)
 	if err := sub.SetPendingLimits(2*batchInFlight, -1); err != nil {
 		return err
 	}
-	var lastDelivery uint64
+	lastDelivery, err := r.acked(ctx, p)
+	if err != nil {
+		return err
+	}
 	for {
 		msgs, err := r.nextBatch(ctx, p, sub)
 		if err != nil {
@@ -150,7 +154,7 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector, nc *nats.Conn)
 				// applied or acknowledged.
 				continue
 			}
-			if lastDelivery != 0 && md.Sequence.Consumer != lastDelivery+1 {
+			if md.Sequence.Consumer != lastDelivery+1 {
 				return fmt.Errorf("delivery %d after %d: one was lost or came again out of order", md.Sequence.Consumer, lastDelivery)
 			}
 			lastDelivery = md.Sequence.Consumer
@@ -174,6 +178,23 @@ func (r *Runner) consumeBatches(ctx context.Context, p Projector, nc *nats.Conn)
 			}
 		}
 	}
+}
+
+// acked is the consumer sequence of the last delivery p's consumer had
+// acknowledged when p subscribed: the first delivery must follow it, like
+// every other. One that does not means deliveries were sent that p never
+// got (to a subscription being replaced, over a route that broke as a node
+// came back, or by an earlier incarnation of the consumer); acking it
+// would acknowledge them too (AckAll), and their events would be skipped
+// for good.
+func (r *Runner) acked(ctx context.Context, p Projector) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	c, err := r.cfg.JS.PushConsumer(ctx, p.Stream, p.Durable)
+	if err != nil {
+		return 0, fmt.Errorf("consumer info: %w", err)
+	}
+	return c.CachedInfo().AckFloor.Consumer, nil
 }
 
 // nextBatch waits for a delivery and takes what else has arrived. While

@@ -61,3 +61,30 @@ func TestBatchProjectorReadsOnOnlyAfterItsConsumerIsMadeAgain(t *testing.T) {
 		t.Fatalf("applied %v, want every event once in order", s.applied)
 	}
 }
+
+// A batch projector whose first deliveries never reach it (sent to a
+// subscription being replaced, or lost on a route that broke as a node
+// rejoined) does not take the next one for a start: acking it would
+// acknowledge the lost ones too, and the events they carried would be
+// skipped for good.
+func TestBatchProjectorSkipsNothingWhenItsFirstDeliveriesAreLost(t *testing.T) {
+	bus := natstest.Start(t)
+	s := &batchStore{changed: make(chan struct{}, 1)}
+	r, err := projection.New(context.Background(), projection.Config{Dial: bus.Dial, JS: bus.JS, Logger: slog.New(slog.DiscardHandler), AckWait: time.Minute},
+		[]projection.Projector{{Durable: "batched", Checkpoint: s.checkpoint, HandleBatch: s.apply}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	appendNotes(t, bus, events.NewID(), 2) // seqs 1..3
+	stealDeliveries(t, bus, "batched", 3)
+	appendNotes(t, bus, events.NewID(), 2) // seqs 4..6, delivered first
+	go r.Run(context.Background())
+
+	s.waitFor(t, 6)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fmt.Sprint(s.applied) != "[1 2 3 4 5 6]" {
+		t.Fatalf("applied %v, want every event once in order", s.applied)
+	}
+}

@@ -36,6 +36,11 @@ func stealDeliveries(t *testing.T, bus *natstest.Bus, durable string, n int) {
 	if err := sub.Unsubscribe(); err != nil {
 		t.Fatal(err)
 	}
+	// Once the server has taken the unsubscription, nothing more is sent
+	// to the thief.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A projector that handles one event at a time gets a lost delivery again
