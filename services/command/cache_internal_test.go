@@ -91,57 +91,19 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 // write lost), the append conflicts and the command is decided again on
 // the events after the snapshot, so nothing is lost and the chain holds.
 func TestCommandOnStaleSnapshotDecidesOnLatestEvents(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	bus := natstest.Start(t)
-	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
+	ctx, bus, id, second := staleSnapshot(t, 1, incident.AddNote{Text: "one"}, incident.AddNote{Text: "two"}, incident.AddNote{Text: "three"})
+	got, err := second.Execute(ctx, id, incident.AddNote{Text: "four"}, Meta{Actor: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := New(bus.Store, cases)
-	st, err := first.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := first.Execute(ctx, st.ID, incident.AddNote{Text: "one"}, Meta{Actor: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitAsync(ctx, bus); err != nil {
-		t.Fatal(err)
-	}
-	old, err := first.snaps.Get(ctx, st.ID)
-	if err != nil || old == nil {
-		t.Fatalf("snapshot after the first note: %v", err)
-	}
-	for _, text := range []string{"two", "three"} {
-		if _, err := first.Execute(ctx, st.ID, incident.AddNote{Text: text}, Meta{Actor: "a"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The last snapshot writes are lost: the bucket holds the old one.
-	if err := waitAsync(ctx, bus); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.snaps.Put(st.ID, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitAsync(ctx, bus); err != nil {
-		t.Fatal(err)
-	}
-
-	second := New(bus.Store, cases)
-	got, err := second.Execute(ctx, st.ID, incident.AddNote{Text: "four"}, Meta{Actor: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := bus.Store.LastSeq(ctx, st.ID)
+	last, err := bus.Store.LastSeq(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Notes != 4 || got.Version != last {
 		t.Errorf("after a command on a stale snapshot: %d notes at version %d, want 4 at %d", got.Notes, got.Version, last)
 	}
-	stored, err := bus.Store.Load(ctx, st.ID, 0)
+	stored, err := bus.Store.Load(ctx, id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +131,20 @@ func waitAsync(ctx context.Context, bus *natstest.Bus) error {
 // evidence item recorded through another replica) is decided again on the
 // incident's latest events, not answered as invalid.
 func TestRefusalOnStaleSnapshotIsDecidedAgain(t *testing.T) {
+	ctx, _, id, second := staleSnapshot(t, 0, incident.AddEvidence{Name: "disk image", SHA256: strings.Repeat("ab", 32), Location: "s3://evidence/1", Custodian: "alice"})
+	if _, err := second.Execute(ctx, id, incident.HandOverEvidence{EvidenceID: "E1", To: "bob"}, Meta{Actor: "b"}); err != nil {
+		t.Errorf("hand-over through a replica with a stale snapshot: %v", err)
+	}
+}
+
+// staleSnapshot declares an incident through one handler and runs cmds on
+// it, losing the snapshot writes after the first keep of them: the bucket
+// holds an older state than the stream. It returns a second handler, which
+// has cached nothing, as another replica.
+func staleSnapshot(t *testing.T, keep int, cmds ...incident.Command) (context.Context, *natstest.Bus, string, *Handler) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	bus := natstest.Start(t)
 	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
 	if err != nil {
@@ -181,17 +155,24 @@ func TestRefusalOnStaleSnapshotIsDecidedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitAsync(ctx, bus); err != nil {
-		t.Fatal(err)
+	var old []byte
+	for i, c := range append(cmds, nil) {
+		if i == keep {
+			if err := waitAsync(ctx, bus); err != nil {
+				t.Fatal(err)
+			}
+			if old, err = first.snaps.Get(ctx, st.ID); err != nil || old == nil {
+				t.Fatalf("snapshot after %d commands: %v", keep, err)
+			}
+		}
+		if c == nil {
+			break
+		}
+		if _, err := first.Execute(ctx, st.ID, c, Meta{Actor: "a"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	old, err := first.snaps.Get(ctx, st.ID)
-	if err != nil || old == nil {
-		t.Fatalf("snapshot after the declaration: %v", err)
-	}
-	if _, err := first.Execute(ctx, st.ID, incident.AddEvidence{Name: "disk image", SHA256: strings.Repeat("ab", 32), Location: "s3://evidence/1", Custodian: "alice"}, Meta{Actor: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	// The snapshot written after the evidence is lost: the bucket holds the old one.
+	// The later snapshot writes are lost: the bucket holds the old one.
 	if err := waitAsync(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +182,5 @@ func TestRefusalOnStaleSnapshotIsDecidedAgain(t *testing.T) {
 	if err := waitAsync(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
-	second := New(bus.Store, cases)
-	if _, err := second.Execute(ctx, st.ID, incident.HandOverEvidence{EvidenceID: "E1", To: "bob"}, Meta{Actor: "b"}); err != nil {
-		t.Errorf("hand-over through a replica with a stale snapshot: %v", err)
-	}
+	return ctx, bus, st.ID, New(bus.Store, cases)
 }
