@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
 	"github.com/hikeshi/hikeshi/events"
 )
 
@@ -20,11 +21,11 @@ func TestTimelineKeepsWhoActed(t *testing.T) {
 	note := events.Stored{Seq: 4, Subject: "incidents.a.note_added", Envelope: events.Envelope{
 		ID: "e4", Type: events.TypeNoteAdded, Time: time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC),
 		Actor: "person:erin@example.com", ActorName: "Erin Park", Via: "slack:UERIN0001"}}
-	if _, err := s.Apply(ctx, "timeline", []Change{{Event: note, Data: json.RawMessage(`{"text":"x"}`)}}); err != nil {
+	if _, err := s.Apply(ctx, "timeline", []sqlstore.Change{{Event: note, Data: json.RawMessage(`{"text":"x"}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	want := []struct{ actor, name, via string }{{"alice", "", ""}, {"person:erin@example.com", "Erin Park", "slack:UERIN0001"}}
-	check := func(what string, got []Entry) {
+	check := func(what string, got []sqlstore.Entry) {
 		t.Helper()
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d entries, want %d", what, len(got), len(want))
@@ -44,7 +45,7 @@ func TestTimelineKeepsWhoActed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("timeline before", []Entry{back[1], back[0]})
+	check("timeline before", []sqlstore.Entry{back[1], back[0]})
 	dump, err := s.Dump(ctx)
 	if err != nil {
 		t.Fatal(err)

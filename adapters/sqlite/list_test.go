@@ -18,7 +18,7 @@ func TestListWalksAnIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, f := range []ListFilter{
+	for _, f := range []sqlstore.ListFilter{
 		{Limit: 50},
 		{Status: "open", Limit: 50},
 		{Status: "closed", Limit: 50},
@@ -71,7 +71,7 @@ INSERT INTO incidents VALUES ('a', 'INC-1', 's', 1, '', 7, '{"id":"a"}'), ('b', 
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := s.List(context.Background(), ListFilter{Limit: 1, Before: "INC-2"})
+	got, err := s.List(context.Background(), sqlstore.ListFilter{Limit: 1, Before: "INC-2"})
 	if err != nil || len(got) != 1 || string(got[0]) != `{"id":"a"}` {
 		t.Errorf("list before INC-2 after migration = %s, %v; want incident a", got, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/sqlstore"
 	"github.com/hikeshi/hikeshi/events"
 )
 
@@ -17,19 +18,19 @@ func TestTimelineInBothOrders(t *testing.T) {
 	ctx := context.Background()
 	s := openOldStore(t, `INSERT INTO events VALUES (1, 'e1', 'a', 'io.hikeshi.incident.declared', '2026-11-21T14:00:00.5Z', 'alice', '{}');`)
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 21, h, m, 0, 0, time.UTC) }
-	change := func(seq uint64, recorded, occurred time.Time) Change {
+	change := func(seq uint64, recorded, occurred time.Time) sqlstore.Change {
 		ev := events.Stored{Seq: seq, Subject: "incidents.a.note_added", Envelope: events.Envelope{
 			ID: "e" + string(rune('0'+seq)), Type: events.TypeNoteAdded, Time: recorded, Actor: "bob"}}
-		return Change{Event: ev, Data: json.RawMessage(`{"text":"x"}`), OccurredAt: occurred}
+		return sqlstore.Change{Event: ev, Data: json.RawMessage(`{"text":"x"}`), OccurredAt: occurred}
 	}
-	if _, err := s.Apply(ctx, "timeline", []Change{
+	if _, err := s.Apply(ctx, "timeline", []sqlstore.Change{
 		change(2, at(14, 10), time.Time{}),
 		change(3, at(14, 20), at(2, 13)), // the attacker logged in at 02:13
 		change(4, at(14, 30), at(14, 5)),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	seqs := func(es []Entry) []uint64 {
+	seqs := func(es []sqlstore.Entry) []uint64 {
 		var out []uint64
 		for _, e := range es {
 			out = append(out, e.Seq)
@@ -40,7 +41,7 @@ func TestTimelineInBothOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	occ, err := s.TimelineIn(ctx, Occurred, "a", 0, 0)
+	occ, err := s.TimelineIn(ctx, sqlstore.Occurred, "a", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
