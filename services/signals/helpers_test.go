@@ -4,15 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/hikeshi/hikeshi/services/signals/signaltest"
 )
 
-const testToken = "s3cret-token"
+// The token and secrets are signaltest's.
+const testToken = signaltest.Token
 
-func setSecrets(t *testing.T) {
-	t.Setenv("SIG_TOKEN", testToken)
-	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
-	t.Setenv("SIG_AWS_SECRET", "aws-secret")
-}
+var setSecrets = signaltest.SetSecrets
 
 const incidentYAML = `
 signals:

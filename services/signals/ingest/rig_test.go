@@ -18,25 +18,16 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/integrationtest"
+	"github.com/hikeshi/hikeshi/services/signals/signaltest"
 )
 
-const testToken = "s3cret-token"
+// The token, secrets and base configuration are signaltest's.
+const (
+	testToken = signaltest.Token
+	baseYAML  = signaltest.BaseYAML
+)
 
-const baseYAML = `
-signals:
-  token_env: SIG_TOKEN
-  grafana:
-    hmac_secret_env: SIG_GRAFANA_HMAC
-  aws:
-    secret_env: SIG_AWS_SECRET
-    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
-`
-
-func setSecrets(t *testing.T) {
-	t.Setenv("SIG_TOKEN", testToken)
-	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
-	t.Setenv("SIG_AWS_SECRET", "aws-secret")
-}
+var setSecrets = signaltest.SetSecrets
 
 // rig is the endpoints on a real embedded bus, on a loopback server.
 type rig struct {

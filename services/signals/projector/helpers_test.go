@@ -20,26 +20,17 @@ import (
 	"github.com/hikeshi/hikeshi/services/module"
 	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/signals/ingest"
+	"github.com/hikeshi/hikeshi/services/signals/signaltest"
 	"github.com/nats-io/nats.go"
 )
 
-const testToken = "s3cret-token"
+// The token, secrets and base configuration are signaltest's.
+const (
+	testToken = signaltest.Token
+	baseYAML  = signaltest.BaseYAML
+)
 
-const baseYAML = `
-signals:
-  token_env: SIG_TOKEN
-  grafana:
-    hmac_secret_env: SIG_GRAFANA_HMAC
-  aws:
-    secret_env: SIG_AWS_SECRET
-    sns_topics: ["arn:aws:sns:us-west-2:123456789012:MyTopic"]
-`
-
-func setSecrets(t *testing.T) {
-	t.Setenv("SIG_TOKEN", testToken)
-	t.Setenv("SIG_GRAFANA_HMAC", "grafana-hmac")
-	t.Setenv("SIG_AWS_SECRET", "aws-secret")
-}
+var setSecrets = signaltest.SetSecrets
 
 // rig is the signal endpoints and the projector on a real embedded bus,
 // the endpoints and the decisions list on a loopback server.
