@@ -58,6 +58,22 @@ func (s *batchStore) apply(_ context.Context, batch []events.Stored) error {
 	return nil
 }
 
+// appliedInOrder waits until the store holds seq and checks that it
+// applied every event from the first once, in order.
+func (s *batchStore) appliedInOrder(t *testing.T, seq uint64) {
+	t.Helper()
+	s.waitFor(t, seq)
+	want := make([]uint64, seq)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fmt.Sprint(s.applied) != fmt.Sprint(want) {
+		t.Fatalf("applied %v, want every event once in order", s.applied)
+	}
+}
+
 func (s *batchStore) waitFor(t *testing.T, seq uint64) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)

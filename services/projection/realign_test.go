@@ -54,12 +54,7 @@ func TestBatchProjectorReadsOnOnlyAfterItsConsumerIsMadeAgain(t *testing.T) {
 	}
 	appendNotes(t, bus, events.NewID(), 2) // seqs 4..6
 
-	s.waitFor(t, 6)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if fmt.Sprint(s.applied) != "[1 2 3 4 5 6]" {
-		t.Fatalf("applied %v, want every event once in order", s.applied)
-	}
+	s.appliedInOrder(t, 6)
 }
 
 // A batch projector whose first deliveries never reach it (sent to a
@@ -81,10 +76,5 @@ func TestBatchProjectorSkipsNothingWhenItsFirstDeliveriesAreLost(t *testing.T) {
 	appendNotes(t, bus, events.NewID(), 2) // seqs 4..6, delivered first
 	go r.Run(context.Background())
 
-	s.waitFor(t, 6)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if fmt.Sprint(s.applied) != "[1 2 3 4 5 6]" {
-		t.Fatalf("applied %v, want every event once in order", s.applied)
-	}
+	s.appliedInOrder(t, 6)
 }
