@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -96,13 +97,26 @@ func (c Consumer) Create(ctx context.Context, start uint64) error {
 	if start > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}
-	var err error
-	if c.push() {
-		_, err = c.JS.CreatePushConsumer(ctx, c.Stream, cfg)
-	} else {
-		_, err = c.JS.CreateConsumer(ctx, c.Stream, cfg)
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c.push() {
+			_, err = c.JS.CreatePushConsumer(ctx, c.Stream, cfg)
+		} else {
+			_, err = c.JS.CreateConsumer(ctx, c.Stream, cfg)
+		}
+		// A consumer made again right after its delete can meet the
+		// server still removing the old one's files (10012, "rename …
+		// o.dat: no such file or directory"): that passes in moments.
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeConsumerCreate || attempt == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
 	}
-	return err
 }
 
 // info is the consumer's, of either kind; nil when there is none.

@@ -161,3 +161,34 @@ func TestConsumerAlign(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// busyJS fails its first creates as a server does while it still removes
+// the files of a consumer of the same name deleted just before.
+type busyJS struct {
+	jetstream.JetStream
+	fails int
+}
+
+func (b *busyJS) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if b.fails > 0 {
+		b.fails--
+		return nil, &jetstream.APIError{Code: 500, ErrorCode: jetstream.JSErrCodeConsumerCreate,
+			Description: "rename obs/" + cfg.Durable + "/o.dat.tmp obs/" + cfg.Durable + "/o.dat: no such file or directory"}
+	}
+	return b.JetStream.CreateConsumer(ctx, stream, cfg)
+}
+
+// TestConsumerCreateOutlastsTheOldOnesRemoval: a consumer made again
+// right after its delete is made, not failed, when the server answers
+// the first tries with its passing "could not create consumer".
+func TestConsumerCreateOutlastsTheOldOnesRemoval(t *testing.T) {
+	bus := natstest.Start(t)
+	appendNotes(t, bus, events.NewID(), 3)
+	c := projection.Consumer{JS: &busyJS{JetStream: bus.JS, fails: 2}, Stream: events.IncidentStream, Config: alignedConfig()}
+	if err := c.Create(context.Background(), 2); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if got := info(t, bus); got == nil || got.Config.OptStartSeq != 2 {
+		t.Fatalf("consumer after create: %+v, want one starting at seq 2", got)
+	}
+}
