@@ -65,15 +65,39 @@ func (s *Snapshots) Put(id string, snapshot []byte) error {
 }
 
 // RecordIDs remembers that the keyed events ids are stored on incident.
+// The writes go out together and are then waited for, one round trip for
+// all of them.
 func (s *Snapshots) RecordIDs(ctx context.Context, incident string, ids []string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
+	acks := make([]jetstream.PubAckFuture, 0, len(ids))
 	for _, id := range ids {
-		if _, err := s.ids.Put(ctx, id, []byte(incident)); err != nil {
+		f, err := s.js.PublishAsync("$KV."+EventIDsBucket+"."+id, []byte(incident))
+		if err != nil {
 			return fmt.Errorf("%w: record event id %s: %w", ErrUnavailable, id, err)
+		}
+		acks = append(acks, f)
+	}
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("%w: record event id %s: %w", ErrUnavailable, ids[i], err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: record event id %s: %w", ErrUnavailable, ids[i], ctx.Err())
 		}
 	}
 	return nil
+}
+
+// Wait returns once every snapshot sent with Put has been answered.
+func (s *Snapshots) Wait(ctx context.Context) error {
+	select {
+	case <-s.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: snapshots not all stored: %w", ErrUnavailable, ctx.Err())
+	}
 }
 
 // Recorded reports whether RecordIDs remembered the event id.

@@ -2,8 +2,10 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/nats-io/nats.go"
 )
 
 func newTestHandler(t *testing.T, opts ...Option) *Handler {
@@ -38,6 +41,9 @@ func TestCachedIncidentDoesNotGrowWithEvents(t *testing.T) {
 		if _, err := h.Execute(ctx, st.ID, incident.AddNote{Text: "n"}, Meta{Actor: "a", Key: fmt.Sprint("k", i)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	e := h.entry(st.ID)
 	if len(e.keyed) != 0 {
@@ -158,7 +164,7 @@ func staleSnapshot(t *testing.T, keep int, cmds ...incident.Command) (context.Co
 	var old []byte
 	for i, c := range append(cmds, nil) {
 		if i == keep {
-			if err := waitAsync(ctx, bus); err != nil {
+			if err := first.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if old, err = first.snaps.Get(ctx, st.ID); err != nil || old == nil {
@@ -173,7 +179,7 @@ func staleSnapshot(t *testing.T, keep int, cmds ...incident.Command) (context.Co
 		}
 	}
 	// The later snapshot writes are lost: the bucket holds the old one.
-	if err := waitAsync(ctx, bus); err != nil {
+	if err := first.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := first.snaps.Put(st.ID, old); err != nil {
@@ -183,4 +189,104 @@ func staleSnapshot(t *testing.T, keep int, cmds ...incident.Command) (context.Co
 		t.Fatal(err)
 	}
 	return ctx, bus, st.ID, New(bus.Store, cases)
+}
+
+// countSnapshotWrites counts the writes to an incident's snapshot from now on.
+func countSnapshotWrites(t *testing.T, bus *natstest.Bus, id string) func() int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	sub, err := bus.Conn.Subscribe("$KV."+natsjs.SnapshotsBucket+"."+id, func(*nats.Msg) { mu.Lock(); n++; mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := bus.Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		if err := bus.Conn.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// snappedVersion is the version of the incident's stored snapshot.
+func snappedVersion(t *testing.T, ctx context.Context, h *Handler, id string) uint64 {
+	t.Helper()
+	raw, err := h.snaps.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw == nil {
+		return 0
+	}
+	var snap snapshot
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		t.Fatal(err)
+	}
+	return snap.Version
+}
+
+// TestSnapshotsAreWrittenBehind: a burst of commands on one incident
+// writes no snapshot while it runs (each would be a write as dear as the
+// event's), and Flush, as a stopping process calls it, writes one with
+// the last state.
+func TestSnapshotsAreWrittenBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	bus := natstest.Start(t)
+	cases, err := natsjs.NewCases(ctx, bus.JS, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(bus.Store, cases, SnapshotDelay(time.Hour))
+	st, err := h.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := countSnapshotWrites(t, bus, st.ID)
+	for range 50 {
+		if st, err = h.Execute(ctx, st.ID, incident.AddNote{Text: "n"}, Meta{Actor: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := writes(); n != 0 {
+		t.Errorf("%d snapshot writes during 50 commands, want none before the delay", n)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes(); n != 1 {
+		t.Errorf("%d snapshot writes on flush, want 1", n)
+	}
+	if v := snappedVersion(t, ctx, h, st.ID); v != st.Version {
+		t.Errorf("snapshot at version %d after flush, want %d", v, st.Version)
+	}
+}
+
+// TestSnapshotFollowsAfterTheDelay: without a flush, the snapshot of a
+// changed incident is written once the delay has passed.
+func TestSnapshotFollowsAfterTheDelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	h := newTestHandler(t, SnapshotDelay(20*time.Millisecond))
+	st, err := h.Declare(ctx, incident.Declare{Title: "t", Service: "s", Severity: "SEV3", DeclaredBy: "a"}, Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if st, err = h.Execute(ctx, st.ID, incident.AddNote{Text: "n"}, Meta{Actor: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for snappedVersion(t, ctx, h, st.ID) != st.Version {
+		if ctx.Err() != nil {
+			t.Fatalf("snapshot never reached version %d", st.Version)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

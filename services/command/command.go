@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
@@ -47,10 +48,15 @@ type Handler struct {
 	findCase  func(ctx context.Context, number string) (string, error)
 	maxCached int
 	unchained bool
+	// snapshotDelay is how long a changed incident waits for its snapshot.
+	snapshotDelay time.Duration
 
 	mu    sync.Mutex
 	cache map[string]*list.Element // of *entry
 	lru   *list.List               // front: most recently used
+	// unsaved holds the entries changed since their last snapshot, evicted
+	// ones included, for Flush.
+	unsaved map[*entry]struct{}
 }
 
 type entry struct {
@@ -68,6 +74,8 @@ type entry struct {
 	// head is the chain hash of the last event applied ("" before the
 	// first), the prevhash of the next event appended.
 	head string
+	// unsaved: a snapshot write is scheduled.
+	unsaved bool
 }
 
 // snapshot is what the snapshot bucket keeps of an incident: its state and
@@ -105,6 +113,10 @@ func Source(s string) Option { return func(h *Handler) { h.source = s } }
 // never uses it.
 func WithoutHashChain() Option { return func(h *Handler) { h.unchained = true } }
 
+// SnapshotDelay sets how long after a change an incident's snapshot is
+// written (default one second); 0 writes it with the command.
+func SnapshotDelay(d time.Duration) Option { return func(h *Handler) { h.snapshotDelay = max(d, 0) } }
+
 // CacheSize sets how many incidents are kept between commands (default
 // 10,000). Each costs a state without its history: about a kilobyte.
 func CacheSize(n int) Option {
@@ -118,7 +130,8 @@ func CacheSize(n int) Option {
 // New returns a handler over the event store and case allocator.
 func New(store *natsjs.Store, cases *natsjs.Cases, opts ...Option) *Handler {
 	h := &Handler{store: store, snaps: store.Snapshots(), cases: cases, source: events.DefaultSource,
-		maxCached: 10_000, cache: map[string]*list.Element{}, lru: list.New()}
+		maxCached: 10_000, snapshotDelay: time.Second,
+		cache: map[string]*list.Element{}, lru: list.New(), unsaved: map[*entry]struct{}{}}
 	for _, o := range opts {
 		o(h)
 	}
@@ -180,7 +193,7 @@ func (h *Handler) refresh(ctx context.Context, e *entry, id string) error {
 		return err
 	}
 	e.loaded = true
-	h.saveSnapshot(ctx, e, id)
+	h.changed(ctx, e)
 	return nil
 }
 
@@ -258,11 +271,69 @@ func (e *entry) applied(eventID string) {
 	}
 }
 
+// changed schedules a snapshot of an entry whose state moved, e.mu held.
+// Snapshots are written behind the commands, at most one per incident per
+// snapshotDelay: on a cluster every snapshot is a replicated write as dear
+// as the event's, so one per command would halve the append rate of a busy
+// incident. A snapshot that lags (or is lost with the process) costs the
+// next cold load a few direct gets, and a command decided on it a
+// conflicting append and a retry (see run); keyed event ids not yet
+// recorded are read back from those events (see stored).
+func (h *Handler) changed(ctx context.Context, e *entry) {
+	if h.snapshotDelay == 0 {
+		h.saveSnapshot(ctx, e)
+		return
+	}
+	if e.unsaved || !e.st.Exists() || e.st.Version == e.snapped {
+		return
+	}
+	e.unsaved = true
+	h.mu.Lock()
+	h.unsaved[e] = struct{}{}
+	h.mu.Unlock()
+	time.AfterFunc(h.snapshotDelay, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		h.flush(ctx, e)
+	})
+}
+
+// flush writes the entry's scheduled snapshot, if it still is.
+func (h *Handler) flush(ctx context.Context, e *entry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.unsaved {
+		return
+	}
+	e.unsaved = false
+	h.mu.Lock()
+	delete(h.unsaved, e)
+	h.mu.Unlock()
+	h.saveSnapshot(ctx, e)
+}
+
+// Flush writes every scheduled snapshot now and waits for the bus to
+// store them: a process stopping calls it, so that the next one loads
+// every incident it changed with no event to read after the snapshot.
+func (h *Handler) Flush(ctx context.Context) error {
+	h.mu.Lock()
+	pending := make([]*entry, 0, len(h.unsaved))
+	for e := range h.unsaved {
+		pending = append(pending, e)
+	}
+	h.mu.Unlock()
+	for _, e := range pending {
+		h.flush(ctx, e)
+	}
+	return h.snaps.Wait(ctx)
+}
+
 // saveSnapshot stores the state after a change, so that the next load of
 // the incident reads no event: first the keyed ids it covers (waiting for
 // the bus), then the state (not waiting). A failure costs only a longer
 // load later.
-func (h *Handler) saveSnapshot(ctx context.Context, e *entry, id string) {
+func (h *Handler) saveSnapshot(ctx context.Context, e *entry) {
+	id := e.id
 	if !e.st.Exists() || e.st.Version == e.snapped {
 		return
 	}
@@ -531,7 +602,7 @@ func (h *Handler) run(ctx context.Context, e *entry, id string, c incident.Comma
 		}
 		e.head = hash
 		e.applied(env.ID)
-		h.saveSnapshot(ctx, e, id)
+		h.changed(ctx, e)
 		if h.onAppend != nil {
 			h.onAppend(env.Type)
 		}

@@ -22,7 +22,7 @@ import (
 
 // replica is one hub process: its own connection, store binding, case
 // allocator and command cache, over the shared bus.
-func replica(t *testing.T, bus *natstest.Bus, name string) *command.Handler {
+func replica(t *testing.T, bus *natstest.Bus, name string, opts ...command.Option) *command.Handler {
 	t.Helper()
 	ctx := context.Background()
 	nc, err := bus.Dial(name)
@@ -42,7 +42,7 @@ func replica(t *testing.T, bus *natstest.Bus, name string) *command.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return command.New(st, cases, command.Source("urn:hikeshi:"+name))
+	return command.New(st, cases, append([]command.Option{command.Source("urn:hikeshi:" + name)}, opts...)...)
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -23,6 +23,7 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/access/signin"
+	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/config"
 	"github.com/hikeshi/hikeshi/services/console"
 	"github.com/hikeshi/hikeshi/services/history"
@@ -311,6 +312,7 @@ type Hub struct {
 	bus      *Bus
 	timeline readmodel.Store
 	runner   *projection.Runner
+	commands *command.Handler
 	http     *http.Server
 	ln       net.Listener
 	lock     *DataDirLock
@@ -379,6 +381,7 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 	if err != nil {
 		return err
 	}
+	h.commands = commands
 	routes := map[string]http.Handler{}
 	guard, err := h.access(ctx, routes)
 	if err != nil {
@@ -623,6 +626,15 @@ func (h *Hub) close() {
 	}
 	if h.timeline != nil {
 		_ = h.timeline.Close()
+	}
+	if h.commands != nil {
+		// The snapshots written behind the last commands, so that the next
+		// start loads those incidents without reading their events.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.commands.Flush(ctx); err != nil {
+			slog.Warn("incident snapshots not all stored at shutdown; the next loads read the events after the older ones", "err", err)
+		}
+		cancel()
 	}
 	if h.bus != nil {
 		h.bus.Close()
