@@ -231,7 +231,13 @@ func (h *Handler) warm(ctx context.Context, e *entry, id string) error {
 	if e.st.Exists() {
 		return nil
 	}
-	return h.refresh(ctx, e, id)
+	if err := h.refresh(ctx, e, id); err != nil {
+		// Not loaded: the next command must not take the empty state for
+		// an incident that does not exist.
+		e.loaded = false
+		return err
+	}
+	return nil
 }
 
 // loadSnapshot starts the entry from the incident's last snapshot, or from

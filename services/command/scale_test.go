@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -146,5 +147,28 @@ func shortenDuplicateWindow(t *testing.T, ctx context.Context, bus *natstest.Bus
 	cfg.Duplicates = 100 * time.Millisecond
 	if _, err := bus.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailedLoadIsNotTakenForAMissingIncident: a first load that fails
+// (the bus unavailable during a node's loss, an unreadable event) is tried
+// again by the next command, not answered "no such incident".
+func TestFailedLoadIsNotTakenForAMissingIncident(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	id := events.NewID()
+	subject, err := events.IncidentSubject(id, events.TypeDeclared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.JS.Publish(ctx, subject, []byte("{not an event")); err != nil {
+		t.Fatal(err)
+	}
+	h := replica(t, bus, "replica-a")
+	for i := range 2 {
+		_, err := h.Execute(ctx, id, incident.AddNote{Text: "n"}, command.Meta{Actor: "bob"})
+		if err == nil || errors.Is(err, incident.ErrNotFound) {
+			t.Fatalf("command %d on an incident whose load fails: %v, want the load's error", i+1, err)
+		}
 	}
 }
