@@ -316,6 +316,9 @@ func (h *Handler) flush(ctx context.Context, e *entry) {
 	delete(h.unsaved, e)
 	h.mu.Unlock()
 	h.saveSnapshot(ctx, e)
+	if e.st.Version != e.snapped { // not written (the bus failed): later
+		h.changed(ctx, e)
+	}
 }
 
 // Flush writes every scheduled snapshot now and waits for the bus to
