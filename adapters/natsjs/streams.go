@@ -2,10 +2,12 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -169,4 +171,20 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) err
 		return fmt.Errorf("object store %s: %w", ArchivesBucket, err)
 	}
 	return ensureAccess(ctx, js, t.Replicas)
+}
+
+// ClusterForming reports whether err is what a JetStream cluster answers
+// while its nodes are still finding each other or one of them is down (no
+// meta leader yet, no peers for placement): worth waiting for at start.
+func ClusterForming(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10005, // no suitable peers for placement
+			10008: // JetStream system temporarily unavailable
+			return true
+		}
+	}
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -330,3 +330,17 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A hub started while one node of its three is still down (nodes and
+// hubs started together, a machine rebooting) waits for the cluster to
+// place its streams instead of exiting with "no suitable peers".
+func TestHubWaitsForTheClusterToForm(t *testing.T) {
+	c := natstest.StartCluster(t)
+	c.Stop(2)
+	go func() {
+		time.Sleep(3 * time.Second)
+		c.Start(2)
+	}()
+	h := runClusterHub(t, c, 0, "a", newCounter())
+	declareThrough(t, h, "after the cluster formed")
+}

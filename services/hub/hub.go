@@ -268,7 +268,7 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		return nil, err
 	}
 	warnReplicas(c, b.Conn)
-	if err := natsjs.EnsureTopology(ctx, b.JS, natsjs.Topology{Replicas: c.Replicas}); err != nil {
+	if err := ensureTopology(ctx, b.JS, c.Replicas); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("%w (is NATS reachable and JetStream enabled?)", err)
 	}
@@ -277,6 +277,30 @@ func OpenBus(ctx context.Context, c *Config) (*Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// clusterFormingWait is how long a hub waits at start for a JetStream
+// cluster that is still forming.
+const clusterFormingWait = time.Minute
+
+// ensureTopology creates the streams and buckets, waiting while a
+// JetStream cluster is still forming (nodes started together with the
+// hubs, a peer not yet back), so that an operator need not order the
+// starts.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	deadline := time.Now().Add(clusterFormingWait)
+	for {
+		err := natsjs.EnsureTopology(ctx, js, natsjs.Topology{Replicas: replicas})
+		if err == nil || ctx.Err() != nil || !natsjs.ClusterForming(err) || time.Now().After(deadline) {
+			return err
+		}
+		slog.Warn("waiting for the JetStream cluster to take the streams", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Dial opens another connection to the same bus.
