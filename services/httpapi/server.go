@@ -35,9 +35,13 @@ const MaxBody = 1 << 20
 type Deps struct {
 	Commands *command.Handler
 	Timeline readmodel.Store
-	Events   *natsjs.Store
-	Answers  *natsjs.Answers
-	Metrics  *telemetry.Metrics
+	// TimelineCheckpoint names the timeline store's checkpoint; when set,
+	// reads of an incident come from the store whenever it holds every
+	// event on the stream.
+	TimelineCheckpoint string
+	Events             *natsjs.Store
+	Answers            *natsjs.Answers
+	Metrics            *telemetry.Metrics
 	// Token, when set, is required as a bearer token on /api/v1. Auth,
 	// when set, replaces it (it knows Token too).
 	Token string

@@ -33,6 +33,7 @@ import (
 	"github.com/hikeshi/hikeshi/services/projection"
 	"github.com/hikeshi/hikeshi/services/readmodel"
 	"github.com/hikeshi/hikeshi/services/telemetry"
+	"github.com/hikeshi/hikeshi/services/timeline"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -459,13 +460,14 @@ func (h *Hub) start(ctx context.Context, metrics *telemetry.Metrics) error {
 		return err
 	}
 	api := httpapi.New(httpapi.Deps{
-		Commands: commands,
-		Timeline: h.timeline,
-		Events:   h.bus.Events,
-		Answers:  answers,
-		Metrics:  metrics,
-		Token:    cfg.Token,
-		Timeouts: cfg.HTTPTimeouts,
+		Commands:           commands,
+		Timeline:           h.timeline,
+		TimelineCheckpoint: timeline.Name,
+		Events:             h.bus.Events,
+		Answers:            answers,
+		Metrics:            metrics,
+		Token:              cfg.Token,
+		Timeouts:           cfg.HTTPTimeouts,
 		Ready: func(ctx context.Context) error {
 			if err := h.bus.Ready(ctx); err != nil {
 				return err
