@@ -414,11 +414,28 @@ func (s *Store) Snapshot(ctx context.Context, id string) (json.RawMessage, error
 // FindByCase resolves a case number such as INC-42 to an incident id.
 func (s *Store) FindByCase(ctx context.Context, caseNumber string) (string, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT id FROM incidents WHERE `+s.d.FoldEq("case_number")), caseNumber).Scan(&id)
+	err := s.findIncident(ctx, "id", "", caseNumber, &id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
 	return id, err
+}
+
+// findIncident scans col of the incident whose id is id or whose case
+// number is caseNumber into dest. The exact lookups use the indexes; the
+// case number is compared ignoring case (as typed in chat, "inc-42") only
+// when nothing matches exactly, since that comparison reads every row.
+func (s *Store) findIncident(ctx context.Context, col, id, caseNumber string, dest any) error {
+	err := s.db.QueryRowContext(ctx, s.d.rebind(FindQuery(col)), id, caseNumber).Scan(dest)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+col+` FROM incidents WHERE `+s.d.FoldEq("case_number")), caseNumber).Scan(dest)
+}
+
+// FindQuery selects col of the incident with an id or a case number.
+func FindQuery(col string) string {
+	return `SELECT ` + col + ` FROM incidents WHERE id = ? OR case_number = ?`
 }
 
 // ListFilter selects incidents: open, closed or all (""), at most Limit
@@ -459,7 +476,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]json.RawMessage, erro
 	var args []any
 	if f.Before != "" {
 		var seq uint64
-		err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT declared_seq FROM incidents WHERE id = ? OR `+s.d.FoldEq("case_number")), f.Before, f.Before).Scan(&seq)
+		err := s.findIncident(ctx, "declared_seq", f.Before, f.Before, &seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("incident %q: %w", f.Before, ErrNotFound)
 		}

@@ -371,6 +371,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		{"append cpu", "append fresh cpu", "≤ 1.1× fresh", "process CPU per append (hub and client): what a shared machine's other load does not move"},
 		{"cold get p99", "raw get p99", "≤ 20 ms", "GET /incidents/{id}, each incident once, after a restart and the rest; raw get = a direct get of another incident's last event, in turns"},
 		{"list p99", "list fresh p99", "≤ 10 ms", "GET /incidents?limit=50"},
+		{"list 100k p99", "", "≤ 10 ms", "GET /incidents?limit=50, a timeline store of -scale-list-incidents incidents"},
+		{"page 100k p99", "", "", "GET /incidents?limit=50&before=<the middle incident>, same store"},
 		{"replay", "read raw", "≥ 0.25× raw", "timeline.Rebuild of the big stream"},
 		{"replay time", "", "≤ 20 s at 1M", ""},
 		{"verify", "read raw", "", "hikeshi verify's walk of the hash chains over the big stream"},

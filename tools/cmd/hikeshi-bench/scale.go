@@ -105,6 +105,9 @@ func scaleScenario(ctx context.Context, cfg config, run int, col *collector) err
 			return err
 		}
 	}
+	if err := scaleList(ctx, sc, run, cfg.runs, col); err != nil {
+		return err
+	}
 	return scaleFreshHub(ctx, sc, run, cfg.runs, bigRate, col)
 }
 
