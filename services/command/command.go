@@ -25,6 +25,11 @@ import (
 // expected (If-Match).
 var ErrVersionConflict = errors.New("incident version does not match If-Match")
 
+// maxSnapshotRetries bounds how often a snapshot the bus did not take is
+// tried again before it waits for the incident's next change (a stopped
+// process's bus never takes it).
+const maxSnapshotRetries = 10
+
 // maxAttempts bounds the reload-and-retry loop under contention. Each
 // attempt reloads only the events it missed.
 const maxAttempts = 64
@@ -74,8 +79,10 @@ type entry struct {
 	// head is the chain hash of the last event applied ("" before the
 	// first), the prevhash of the next event appended.
 	head string
-	// unsaved: a snapshot write is scheduled.
+	// unsaved: a snapshot write is scheduled; failed counts the writes
+	// that failed since the last one stored.
 	unsaved bool
+	failed  int
 }
 
 // snapshot is what the snapshot bucket keeps of an incident: its state and
@@ -316,7 +323,11 @@ func (h *Handler) flush(ctx context.Context, e *entry) {
 	delete(h.unsaved, e)
 	h.mu.Unlock()
 	h.saveSnapshot(ctx, e)
-	if e.st.Version != e.snapped { // not written (the bus failed): later
+	switch {
+	case e.st.Version == e.snapped:
+		e.failed = 0
+	case e.failed < maxSnapshotRetries: // the bus failed: again after the delay
+		e.failed++
 		h.changed(ctx, e)
 	}
 }
