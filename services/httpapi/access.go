@@ -56,7 +56,8 @@ func (s *Server) stored(ctx context.Context, id string) (st incident.State, ok b
 	if err != nil {
 		return st, false
 	}
-	if cp, err := s.d.Timeline.Checkpoint(ctx, s.d.TimelineCheckpoint); err != nil || cp < last {
+	// Exactly at it: a store ahead of the stream is not of this stream.
+	if cp, err := s.d.Timeline.Checkpoint(ctx, s.d.TimelineCheckpoint); err != nil || cp != last {
 		return st, false
 	}
 	raw, err := s.d.Timeline.Snapshot(ctx, id)
