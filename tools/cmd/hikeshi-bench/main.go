@@ -79,6 +79,7 @@ func main() {
 	sseIncidents := flag.String("sse-incidents", "", "internal: incidents the SSE clients follow, one each in turn (none: every event)")
 	flag.DurationVar(&cfg.sustained.duration, "sustained-duration", 60*time.Second, "sustained: length of each load (wrk and the harness, on the hub and on Alertmanager)")
 	flag.IntVar(&cfg.sustained.connections, "sustained-connections", 16, "sustained: concurrent connections of each load generator")
+	flag.StringVar(&cfg.sustained.cpuProfile, "sustained-cpuprofile", "", "sustained: write a CPU profile of the process during the hub's wrk run to PREFIX.RUN.cpu")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
 	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")

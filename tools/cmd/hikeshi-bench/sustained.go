@@ -35,6 +35,7 @@ var alertsLua []byte
 type sustainedConfig struct {
 	duration    time.Duration
 	connections int
+	cpuProfile  string // prefix of the profiles of the hub's wrk runs
 }
 
 // wrkResult is the line wrk/alerts.lua prints at the end.
@@ -67,7 +68,11 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	progress("sustained run %d: wrk on the hub for %s", run, su.duration)
 	var res wrkResult
 	samples, err := sampling(ctx, h, func() error {
-		var err error
+		stopProfile, err := startCPUProfile(su.cpuProfile, fmt.Sprintf(".%d.cpu", run))
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		res, err = runWrk(ctx, script, url, su, "webhook", signalsToken, fmt.Sprint(run, time.Now().Unix()%100000))
 		return err
 	})
