@@ -4,7 +4,7 @@ package main
 // highest rate the client reaches for a while (60 s by default), to the
 // hub's Alertmanager webhook and to Alertmanager's own API in the same run,
 // from the same clients: wrk with wrk/alerts.lua (an outside load
-// generator) and this program's own. During the hub's wrk run the signals
+// generator) and this program's own (in a process of its own too). During the hub's wrk run the signals
 // projector's lag and the process's memory are sampled every second.
 
 import (
@@ -96,11 +96,8 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	col.add(sc, "heap 1/4", "MiB", q.heap)
 	col.add(sc, "heap end", "MiB", samples.last().heap)
 
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * su.connections, DisableCompression: true}}
-	hdr := map[string]string{"Authorization": "Bearer " + signalsToken}
-	start := time.Now().UTC().Truncate(time.Second)
 	progress("sustained run %d: the harness's client on the hub for %s", run, su.duration)
-	hubRate, err := loadFor(ctx, client, url, hdr, su, webhook, func(i int) amAlert { return stormAlert(1000+run, i, start) })
+	hubRate, err := harnessLoad(ctx, url, "webhook", signalsToken, 1000+run, su)
 	if err != nil {
 		return err
 	}
@@ -122,13 +119,59 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	}
 	col.add(sc, "am wrk", "alerts/s", amRes.rate())
 	col.add(sc, "am wrk p99", "ms", amRes.p99)
-	amRate, err := loadFor(ctx, client, am+"/api/v2/alerts", nil, su, v2alerts, func(i int) amAlert { return stormAlert(2000+run, i, start) })
+	amRate, err := harnessLoad(ctx, am+"/api/v2/alerts", "v2", "", 2000+run, su)
 	if err != nil {
 		return err
 	}
 	col.add(sc, "am harness", "alerts/s", amRate)
 	progress("sustained run %d: hub %.0f alerts/s (wrk), %.0f (harness); Alertmanager %.0f (wrk), %.0f (harness); lag p99 %.0f, rss %.0f → %.0f MiB",
 		run, res.rate(), hubRate, amRes.rate(), amRate, samples.lagP99(), q.rss, samples.last().rss)
+	return nil
+}
+
+// harnessLoad runs this program's own client (runSustainedClient) in a
+// process of its own, as wrk is: inside the bench's process it would share
+// the in-process hub's threads and heap, and not Alertmanager's.
+func harnessLoad(ctx context.Context, url, format, token string, seed int, su sustainedConfig) (float64, error) {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-sustained-client", url, "-sustained-client-format", format,
+		"-sustained-client-seed", strconv.Itoa(seed), "-sustained-duration", su.duration.String(),
+		"-sustained-connections", strconv.Itoa(su.connections))
+	cmd.Env = append(os.Environ(), sustainedClientToken+"="+token)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("the harness's client: %w", err)
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "alerts/s=")
+	rate, err := strconv.ParseFloat(v, 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("the harness's client printed %q", out)
+	}
+	return rate, nil
+}
+
+// sustainedClientToken names the variable that gives the client its
+// bearer token (none when empty).
+const sustainedClientToken = "HIKESHI_BENCH_CLIENT_TOKEN"
+
+// runSustainedClient posts distinct alerts (format webhook or v2) to url
+// for su.duration and prints the rate accepted.
+func runSustainedClient(url, format string, seed int, su sustainedConfig) error {
+	body := webhook
+	if format == "v2" {
+		body = v2alerts
+	}
+	var hdr map[string]string
+	if token := os.Getenv(sustainedClientToken); token != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + token}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * su.connections, DisableCompression: true}}
+	start := time.Now().UTC().Truncate(time.Second)
+	rate, err := loadFor(context.Background(), client, url, hdr, su, body, func(i int) amAlert { return stormAlert(seed, i, start) })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("alerts/s=%f\n", rate)
 	return nil
 }
 
