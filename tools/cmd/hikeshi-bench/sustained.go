@@ -95,7 +95,7 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	col.add(sc, "rss end", "MiB", samples.last().rss)
 	col.add(sc, "heap 1/4", "MiB", q.heap)
 	col.add(sc, "heap end", "MiB", samples.last().heap)
-	progress("sustained run %d: memory during the hub's wrk run: %s", run, samples.memory(10))
+	progress("sustained run %d: during the hub's wrk run: %s", run, samples.series(10))
 
 	progress("sustained run %d: the harness's client on the hub for %s", run, su.duration)
 	hubRate, err := harnessLoad(ctx, url, "webhook", signalsToken, 1000+run, su)
@@ -297,13 +297,14 @@ func (s samples) at(d time.Duration) sample {
 	return s.last()
 }
 
-// memory lists the heap and resident set at n evenly spread samples, to
-// show whether they level off once the dedup window is full.
-func (s samples) memory(n int) string {
+// series lists the projector's lag, the heap and the resident set at n
+// evenly spread samples, to show whether they level off (memory once the
+// dedup window is full).
+func (s samples) series(n int) string {
 	var b strings.Builder
 	step := max(1, len(s)/n)
 	for i := step - 1; i < len(s); i += step {
-		fmt.Fprintf(&b, " %.0fs heap %.0f rss %.0f MiB;", s[i].at.Seconds(), s[i].heap, s[i].rss)
+		fmt.Fprintf(&b, " %.0fs lag %.0f heap %.0f rss %.0f MiB;", s[i].at.Seconds(), s[i].lag, s[i].heap, s[i].rss)
 	}
 	return strings.TrimSuffix(strings.TrimSpace(b.String()), ";")
 }
