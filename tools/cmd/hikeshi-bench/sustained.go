@@ -36,6 +36,9 @@ type sustainedConfig struct {
 	duration    time.Duration
 	connections int
 	cpuProfile  string // prefix of the profiles of the hub's wrk runs
+	// liveEvery, when set, also reads the live heap (after a collection)
+	// this often during the hub's wrk run.
+	liveEvery time.Duration
 }
 
 // wrkResult is the line wrk/alerts.lua prints at the end.
@@ -67,7 +70,7 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 
 	progress("sustained run %d: wrk on the hub for %s", run, su.duration)
 	var res wrkResult
-	samples, err := sampling(ctx, h, func() error {
+	samples, err := sampling(ctx, h, su.liveEvery, func() error {
 		stopProfile, err := startCPUProfile(su.cpuProfile, fmt.Sprintf(".%d.cpu", run))
 		if err != nil {
 			return err
@@ -249,13 +252,14 @@ type sample struct {
 	at        time.Duration
 	lag       float64
 	rss, heap float64
+	live      float64 // the heap after a collection; 0 when not read
 }
 
 type samples []sample
 
 // sampling runs f while sampling, every second, the signals projector's
 // lag and the process's memory.
-func sampling(ctx context.Context, h *hub.Hub, f func() error) (samples, error) {
+func sampling(ctx context.Context, h *hub.Hub, liveEvery time.Duration, f func() error) (samples, error) {
 	var out samples
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -271,7 +275,11 @@ func sampling(ctx context.Context, h *hub.Hub, f func() error) (samples, error) 
 			case <-t.C:
 				lag, _ := signalsLag(ctx, h)
 				rss, heap := memoryNow()
-				out = append(out, sample{at: time.Since(start), lag: float64(lag), rss: rss, heap: heap})
+				x := sample{at: time.Since(start), lag: float64(lag), rss: rss, heap: heap}
+				if liveEvery > 0 && len(out)%int(max(1, liveEvery/time.Second)) == 0 {
+					x.live = heapMiB()
+				}
+				out = append(out, x)
 			}
 		}
 	}()
@@ -305,6 +313,11 @@ func (s samples) series(n int) string {
 	step := max(1, len(s)/n)
 	for i := step - 1; i < len(s); i += step {
 		fmt.Fprintf(&b, " %.0fs lag %.0f heap %.0f rss %.0f MiB;", s[i].at.Seconds(), s[i].lag, s[i].heap, s[i].rss)
+	}
+	for _, x := range s {
+		if x.live > 0 {
+			fmt.Fprintf(&b, " %.0fs live heap %.0f MiB;", x.at.Seconds(), x.live)
+		}
 	}
 	return strings.TrimSuffix(strings.TrimSpace(b.String()), ";")
 }
