@@ -83,6 +83,7 @@ func main() {
 	sustainedFormat := flag.String("sustained-client-format", "webhook", "internal: the client's body, webhook or v2")
 	sustainedSeed := flag.Int("sustained-client-seed", 0, "internal: keeps the client's alerts apart from another run's")
 	flag.DurationVar(&cfg.sustained.liveEvery, "sustained-live-heap", 0, "sustained: also read the live heap (forcing a collection, which costs the hub a little) this often during the hub's wrk run")
+	flag.StringVar(&cfg.sustained.memProfile, "sustained-memprofile", "", "sustained: write a heap profile at the end of the hub's wrk run to PREFIX.RUN.heap")
 	flag.StringVar(&cfg.sustained.cpuProfile, "sustained-cpuprofile", "", "sustained: write a CPU profile of the process during the hub's wrk run to PREFIX.RUN.cpu")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")

@@ -38,7 +38,8 @@ type sustainedConfig struct {
 	cpuProfile  string // prefix of the profiles of the hub's wrk runs
 	// liveEvery, when set, also reads the live heap (after a collection)
 	// this often during the hub's wrk run.
-	liveEvery time.Duration
+	liveEvery  time.Duration
+	memProfile string // heap profile at the end of the hub's wrk run
 }
 
 // wrkResult is the line wrk/alerts.lua prints at the end.
@@ -99,6 +100,12 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	col.add(sc, "heap 1/4", "MiB", q.heap)
 	col.add(sc, "heap end", "MiB", samples.last().heap)
 	progress("sustained run %d: during the hub's wrk run: %s", run, samples.series(10))
+	if su.memProfile != "" {
+		runtime.GC()
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d.heap", su.memProfile, run)); err != nil {
+			return err
+		}
+	}
 
 	progress("sustained run %d: the harness's client on the hub for %s", run, su.duration)
 	hubRate, err := harnessLoad(ctx, url, "webhook", signalsToken, 1000+run, su)
