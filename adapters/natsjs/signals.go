@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
@@ -42,13 +44,14 @@ type inbox struct {
 // other failure is ErrUnavailable and nothing may be reported as
 // accepted.
 func (p *SignalPublisher) Put(ctx context.Context, sigs []events.Signal) (stored int, err error) {
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	now := time.Now()
+	if len(sigs) == 1 {
+		dup, err := p.putOne(ctx, &sigs[0], now)
+		if err != nil || dup {
+			return 0, err
+		}
+		return 1, nil
+	}
 	// One buffer holds every envelope of the delivery: JetStream keeps a
 	// message until its ack (to resend it), and Put waits for every ack.
 	arena := make([]byte, 0, len(sigs)*768)
@@ -71,19 +74,10 @@ func (p *SignalPublisher) Put(ctx context.Context, sigs []events.Signal) (stored
 		msgs[i] = nats.Msg{Subject: events.SignalSubject(sigs[i].Source, sigs[i].Kind), Data: arena[from:ends[i]:ends[i]],
 			Header: nats.Header{nats.MsgIdHdr: {keys[i]}, "Content-Type": signalContentType}}
 	}
-	if len(msgs) == 1 {
-		// One signal: a plain request is one round trip and no future.
-		dup, err := p.publish(ctx, &msgs[0])
-		if err != nil {
-			return 0, err
-		}
-		if !dup {
-			stored++
-		}
-		return stored, nil
-	}
 	// A batch is published without waiting between signals, then every
 	// ack is awaited: the answer still comes only after all are stored.
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i := range msgs {
 		if futures[i], err = p.JS.PublishMsgAsync(&msgs[i]); err != nil {
@@ -105,6 +99,44 @@ func (p *SignalPublisher) Put(ctx context.Context, sigs []events.Signal) (stored
 	return stored, nil
 }
 
+// putOne stores one signal as a plain request: one round trip and no
+// future. Its envelope is built in a pooled buffer, free again once sent
+// (the connection copies what it sends), and it waits with a timer of its
+// own: a deadline derived from the request's context would cost every
+// delivery a child context registered with its parent.
+func (p *SignalPublisher) putOne(ctx context.Context, s *events.Signal, now time.Time) (dup bool, err error) {
+	buf := envelopes.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledEnvelope {
+			envelopes.Put(buf)
+		}
+	}()
+	key := s.Key()
+	if *buf, err = events.AppendSignal((*buf)[:0], s, key, now); err != nil {
+		return false, err
+	}
+	m := nats.Msg{Subject: events.SignalSubject(s.Source, s.Kind), Data: *buf,
+		Header: nats.Header{nats.MsgIdHdr: {key}, "Content-Type": signalContentType}}
+	return p.publish(ctx, &m)
+}
+
+// envelopes are buffers for putOne; one larger than maxPooledEnvelope
+// (a signal near its size limits) is left to the collector.
+var envelopes = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledEnvelope = 16 << 10
+
+// timeout bounds the wait for JetStream's answers.
+func (p *SignalPublisher) timeout() time.Duration {
+	if p.Timeout <= 0 {
+		return 5 * time.Second
+	}
+	return p.Timeout
+}
+
+// errNoAnswer: JetStream did not answer within the publisher's Timeout.
+var errNoAnswer = errors.New("no answer from JetStream in time")
+
 // signalContentType is shared by every signal's header; nothing writes to it.
 var signalContentType = []string{"application/cloudevents+json"}
 
@@ -114,7 +146,8 @@ var signalContentType = []string{"application/cloudevents+json"}
 // with encoding/json cost more than the rest of the answer. The answer
 // comes to a reply subscription of its own, taken from a few kept between
 // requests: the connection's shared reply handler would be one more
-// goroutine between the answer and the waiting request.
+// goroutine between the answer and the waiting request. No answer within
+// the publisher's Timeout is ErrUnavailable.
 func (p *SignalPublisher) publish(ctx context.Context, m *nats.Msg) (dup bool, err error) {
 	nc := p.JS.Conn()
 	var in *inbox
@@ -137,11 +170,15 @@ func (p *SignalPublisher) publish(ctx context.Context, m *nats.Msg) (dup bool, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		timer := time.NewTimer(p.timeout())
+		defer timer.Stop()
 		select {
 		case msg := <-in.ch:
 			return msg, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, errNoAnswer
 		}
 	}()
 	if err != nil {

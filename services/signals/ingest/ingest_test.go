@@ -98,6 +98,44 @@ func TestBusDownIs503(t *testing.T) {
 	must(t, resp.Header.Get("Retry-After") != "", "no Retry-After")
 }
 
+// A single alert (the path that waits for JetStream's answer by hand) is
+// answered 202 only once stored: a stream that refuses it, a stream that
+// is gone and a bus that is down are each 503, and the alert not counted.
+func TestSingleAlertNotStoredIs503(t *testing.T) {
+	setSecrets(t)
+	r := newRig(t, rigOpts{yaml: baseYAML})
+	r.pub.Timeout = time.Second
+	post := func(n int) (*http.Response, string) {
+		return r.post(PathAlertmanager, benchBatch(n, 1), auth(testToken))
+	}
+	resp, out := post(0)
+	must(t, resp.StatusCode == http.StatusAccepted, "stored: status %d: %s", resp.StatusCode, out)
+	ctx := context.Background()
+	for i, c := range []struct {
+		name  string
+		cause func() error
+	}{
+		{"stream sealed", func() error {
+			s, err := r.bus.JS.Stream(ctx, events.SignalStream)
+			if err != nil {
+				return err
+			}
+			cfg := s.CachedInfo().Config
+			cfg.Sealed = true
+			_, err = r.bus.JS.UpdateStream(ctx, cfg)
+			return err
+		}},
+		{"stream deleted", func() error { return r.bus.JS.DeleteStream(ctx, events.SignalStream) }},
+		{"bus down", func() error { r.bus.Server.Shutdown(); r.bus.Server.WaitForShutdown(); return nil }},
+	} {
+		must(t, c.cause() == nil, "%s", c.name)
+		resp, out := post(1 + i)
+		must(t, resp.StatusCode == http.StatusServiceUnavailable, "%s: status %d: %s", c.name, resp.StatusCode, out)
+	}
+	received, _ := r.h.Counts()
+	must(t, received == 1, "%d alerts counted as received, want the 1 stored", received)
+}
+
 func TestGrafanaHMACAndTimestamp(t *testing.T) {
 	setSecrets(t)
 	r := newRig(t, rigOpts{yaml: baseYAML})

@@ -79,10 +79,22 @@ func main() {
 	sseIncidents := flag.String("sse-incidents", "", "internal: incidents the SSE clients follow, one each in turn (none: every event)")
 	flag.DurationVar(&cfg.sustained.duration, "sustained-duration", 60*time.Second, "sustained: length of each load (wrk and the harness, on the hub and on Alertmanager)")
 	flag.IntVar(&cfg.sustained.connections, "sustained-connections", 16, "sustained: concurrent connections of each load generator")
+	sustainedClient := flag.String("sustained-client", "", "internal: run as the sustained scenario's client, posting to this URL")
+	sustainedFormat := flag.String("sustained-client-format", "webhook", "internal: the client's body, webhook or v2")
+	sustainedSeed := flag.Int("sustained-client-seed", 0, "internal: keeps the client's alerts apart from another run's")
+	flag.DurationVar(&cfg.sustained.liveEvery, "sustained-live-heap", 0, "sustained: also read the live heap (forcing a collection, which costs the hub a little) this often during the hub's wrk run")
+	flag.StringVar(&cfg.sustained.memProfile, "sustained-memprofile", "", "sustained: write a heap profile at the end of the hub's wrk run to PREFIX.RUN.heap")
+	flag.StringVar(&cfg.sustained.cpuProfile, "sustained-cpuprofile", "", "sustained: write a CPU profile of the process during the hub's wrk run to PREFIX.RUN.cpu")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary data directories")
 	flag.BoolVar(&cfg.verbose, "v", false, "show the hub's warnings and errors (shutdown between runs logs some)")
 	flag.Parse()
+	if *sustainedClient != "" {
+		if err := runSustainedClient(*sustainedClient, *sustainedFormat, *sustainedSeed, cfg.sustained); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if *sseClients != "" {
 		if err := runSSEClients(*sseClients, *sseN, strings.FieldsFunc(*sseIncidents, func(r rune) bool { return r == ',' })); err != nil {
 			fatal(err)

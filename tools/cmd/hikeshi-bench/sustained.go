@@ -4,7 +4,7 @@ package main
 // highest rate the client reaches for a while (60 s by default), to the
 // hub's Alertmanager webhook and to Alertmanager's own API in the same run,
 // from the same clients: wrk with wrk/alerts.lua (an outside load
-// generator) and this program's own. During the hub's wrk run the signals
+// generator) and this program's own (in a process of its own too). During the hub's wrk run the signals
 // projector's lag and the process's memory are sampled every second.
 
 import (
@@ -35,6 +35,11 @@ var alertsLua []byte
 type sustainedConfig struct {
 	duration    time.Duration
 	connections int
+	cpuProfile  string // prefix of the profiles of the hub's wrk runs
+	// liveEvery, when set, also reads the live heap (after a collection)
+	// this often during the hub's wrk run.
+	liveEvery  time.Duration
+	memProfile string // heap profile at the end of the hub's wrk run
 }
 
 // wrkResult is the line wrk/alerts.lua prints at the end.
@@ -66,8 +71,12 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 
 	progress("sustained run %d: wrk on the hub for %s", run, su.duration)
 	var res wrkResult
-	samples, err := sampling(ctx, h, func() error {
-		var err error
+	samples, err := sampling(ctx, h, su.liveEvery, func() error {
+		stopProfile, err := startCPUProfile(su.cpuProfile, fmt.Sprintf(".%d.cpu", run))
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		res, err = runWrk(ctx, script, url, su, "webhook", signalsToken, fmt.Sprint(run, time.Now().Unix()%100000))
 		return err
 	})
@@ -90,12 +99,16 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	col.add(sc, "rss end", "MiB", samples.last().rss)
 	col.add(sc, "heap 1/4", "MiB", q.heap)
 	col.add(sc, "heap end", "MiB", samples.last().heap)
+	progress("sustained run %d: during the hub's wrk run: %s", run, samples.series(10))
+	if su.memProfile != "" {
+		runtime.GC()
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d.heap", su.memProfile, run)); err != nil {
+			return err
+		}
+	}
 
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * su.connections, DisableCompression: true}}
-	hdr := map[string]string{"Authorization": "Bearer " + signalsToken}
-	start := time.Now().UTC().Truncate(time.Second)
 	progress("sustained run %d: the harness's client on the hub for %s", run, su.duration)
-	hubRate, err := loadFor(ctx, client, url, hdr, su, webhook, func(i int) amAlert { return stormAlert(1000+run, i, start) })
+	hubRate, err := harnessLoad(ctx, url, "webhook", signalsToken, 1000+run, su)
 	if err != nil {
 		return err
 	}
@@ -117,13 +130,59 @@ func sustainedScenario(ctx context.Context, cfg config, run int, col *collector)
 	}
 	col.add(sc, "am wrk", "alerts/s", amRes.rate())
 	col.add(sc, "am wrk p99", "ms", amRes.p99)
-	amRate, err := loadFor(ctx, client, am+"/api/v2/alerts", nil, su, v2alerts, func(i int) amAlert { return stormAlert(2000+run, i, start) })
+	amRate, err := harnessLoad(ctx, am+"/api/v2/alerts", "v2", "", 2000+run, su)
 	if err != nil {
 		return err
 	}
 	col.add(sc, "am harness", "alerts/s", amRate)
 	progress("sustained run %d: hub %.0f alerts/s (wrk), %.0f (harness); Alertmanager %.0f (wrk), %.0f (harness); lag p99 %.0f, rss %.0f → %.0f MiB",
 		run, res.rate(), hubRate, amRes.rate(), amRate, samples.lagP99(), q.rss, samples.last().rss)
+	return nil
+}
+
+// harnessLoad runs this program's own client (runSustainedClient) in a
+// process of its own, as wrk is: inside the bench's process it would share
+// the in-process hub's threads and heap, and not Alertmanager's.
+func harnessLoad(ctx context.Context, url, format, token string, seed int, su sustainedConfig) (float64, error) {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-sustained-client", url, "-sustained-client-format", format,
+		"-sustained-client-seed", strconv.Itoa(seed), "-sustained-duration", su.duration.String(),
+		"-sustained-connections", strconv.Itoa(su.connections))
+	cmd.Env = append(os.Environ(), sustainedClientToken+"="+token)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("the harness's client: %w", err)
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "alerts/s=")
+	rate, err := strconv.ParseFloat(v, 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("the harness's client printed %q", out)
+	}
+	return rate, nil
+}
+
+// sustainedClientToken names the variable that gives the client its
+// bearer token (none when empty).
+const sustainedClientToken = "HIKESHI_BENCH_CLIENT_TOKEN"
+
+// runSustainedClient posts distinct alerts (format webhook or v2) to url
+// for su.duration and prints the rate accepted.
+func runSustainedClient(url, format string, seed int, su sustainedConfig) error {
+	body := webhook
+	if format == "v2" {
+		body = v2alerts
+	}
+	var hdr map[string]string
+	if token := os.Getenv(sustainedClientToken); token != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + token}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * su.connections, DisableCompression: true}}
+	start := time.Now().UTC().Truncate(time.Second)
+	rate, err := loadFor(context.Background(), client, url, hdr, su, body, func(i int) amAlert { return stormAlert(seed, i, start) })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("alerts/s=%f\n", rate)
 	return nil
 }
 
@@ -200,13 +259,14 @@ type sample struct {
 	at        time.Duration
 	lag       float64
 	rss, heap float64
+	live      float64 // the heap after a collection; 0 when not read
 }
 
 type samples []sample
 
 // sampling runs f while sampling, every second, the signals projector's
 // lag and the process's memory.
-func sampling(ctx context.Context, h *hub.Hub, f func() error) (samples, error) {
+func sampling(ctx context.Context, h *hub.Hub, liveEvery time.Duration, f func() error) (samples, error) {
 	var out samples
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -222,7 +282,11 @@ func sampling(ctx context.Context, h *hub.Hub, f func() error) (samples, error) 
 			case <-t.C:
 				lag, _ := signalsLag(ctx, h)
 				rss, heap := memoryNow()
-				out = append(out, sample{at: time.Since(start), lag: float64(lag), rss: rss, heap: heap})
+				x := sample{at: time.Since(start), lag: float64(lag), rss: rss, heap: heap}
+				if liveEvery > 0 && len(out)%int(max(1, liveEvery/time.Second)) == 0 {
+					x.live = heapMiB()
+				}
+				out = append(out, x)
 			}
 		}
 	}()
@@ -246,6 +310,23 @@ func (s samples) at(d time.Duration) sample {
 		}
 	}
 	return s.last()
+}
+
+// series lists the projector's lag, the heap and the resident set at n
+// evenly spread samples, to show whether they level off (memory once the
+// dedup window is full).
+func (s samples) series(n int) string {
+	var b strings.Builder
+	step := max(1, len(s)/n)
+	for i := step - 1; i < len(s); i += step {
+		fmt.Fprintf(&b, " %.0fs lag %.0f heap %.0f rss %.0f MiB;", s[i].at.Seconds(), s[i].lag, s[i].heap, s[i].rss)
+	}
+	for _, x := range s {
+		if x.live > 0 {
+			fmt.Fprintf(&b, " %.0fs live heap %.0f MiB;", x.at.Seconds(), x.live)
+		}
+	}
+	return strings.TrimSuffix(strings.TrimSpace(b.String()), ";")
 }
 
 func (s samples) lagP99() float64 {
