@@ -408,6 +408,10 @@ func (s *Store) Changed(id string) <-chan struct{} {
 	return ch
 }
 
+// WakesAcrossProcesses reports whether Changed is closed at the commits
+// of other processes too: when the dialect notifies them (PostgreSQL).
+func (s *Store) WakesAcrossProcesses() bool { return s.d.Notify != nil }
+
 // Snapshot returns the stored summary of an incident.
 func (s *Store) Snapshot(ctx context.Context, id string) (json.RawMessage, error) {
 	var snap string
