@@ -50,9 +50,12 @@ func postgresScenario(ctx context.Context, cfg config, run int, col *collector) 
 	if err != nil {
 		return fmt.Errorf("latency on postgres: %w", err)
 	}
-	progress("run %d/%d postgres latency: p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%d events, %d errors)", run, cfg.runs, h.p50, h.p99, h.max, h.n, h.errors)
+	progress("run %d/%d postgres latency: p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%d events, %d errors); POST alone p50 %.2f ms p99 %.2f ms; %.0f events/s kept", run, cfg.runs, h.p50, h.p99, h.max, h.n, h.errors, h.appendP50, h.appendP99, h.rate)
 	col.add("postgres", "visible p50", "ms", h.p50)
 	col.add("postgres", "visible p99", "ms", h.p99)
+	col.add("postgres", "append p50", "ms", h.appendP50)
+	col.add("postgres", "append p99", "ms", h.appendP99)
+	col.add("postgres", "rate kept", "events/s", h.rate)
 	col.add("postgres", "errors", "count", float64(h.errors))
 	return nil
 }
@@ -111,6 +114,8 @@ func postgresNotes(col *collector) {
 	col.compare("postgres", "sqlite time", "", "< 20 s at 1M", "")
 	col.compare("postgres", "postgres cpu", "sqlite cpu", "", "processor seconds of the replay: the bench's process, and the server's when the bench started it")
 	col.compare("postgres", "visible p99", "", "≤ 50 ms", "POST a note, long poll until the PostgreSQL store has it, paced at -rate")
+	col.compare("postgres", "append p99", "", "", "the POST alone, before the long poll")
+	col.compare("postgres", "rate kept", "", "", "events over the time from the first POST to the last answer: below -rate the hub fell behind, and the latency is mostly queueing")
 }
 
 // pgDatabase is -pg-url, or a database on a throwaway server (srv) that
