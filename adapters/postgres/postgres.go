@@ -129,7 +129,8 @@ var Dialect = sqlstore.Dialect{
 	True: func(col, field string) string {
 		return `coalesce((` + col + `::jsonb -> '` + field + `') = 'true'::jsonb, false)`
 	},
-	FoldEq:    func(col string) string { return `lower(` + col + `) = lower(?)` },
-	Like:      "ILIKE",
-	LockApply: `SELECT pg_advisory_xact_lock(hashtext('hikeshi.apply.' || current_schema() || '.' || ?))`,
+	FoldEq:       func(col string) string { return `lower(` + col + `) = lower(?)` },
+	Like:         "ILIKE",
+	LockApply:    `SELECT pg_advisory_xact_lock(hashtext('hikeshi.apply.' || current_schema() || '.' || ?))`,
+	InsertEvents: insertEvents,
 }

@@ -255,3 +255,27 @@ func TestReplaceWakesAndServesOtherReplicas(t *testing.T) {
 		t.Errorf("the replica reads %+v, want the rebuilt two notes", got)
 	}
 }
+
+// TestReplaceWithoutFinishKeepsTheIndex: a rebuild put in place without
+// Finish (an empty store, say) still has the timelines' index, which the
+// live schema's migrations, recorded as applied, would never build again.
+func TestReplaceWithoutFinishKeepsTheIndex(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	rb, err := OpenRebuild(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Replace(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_incident'`, Schema).Scan(&n); err != nil || n != 1 {
+		t.Errorf("events_incident in the replaced store: %d (%v), want 1", n, err)
+	}
+}

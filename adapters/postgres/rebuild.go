@@ -40,8 +40,14 @@ func OpenRebuild(ctx context.Context, url string) (*Rebuild, error) {
 func (r *Rebuild) Finish(ctx context.Context) error { return r.Store.Store.Finish(ctx) }
 
 // Replace closes the rebuilt store and puts it in place of the live one,
-// in one transaction, and wakes the waiters of every replica.
+// in one transaction, and wakes the waiters of every replica. It builds
+// the index Finish builds when Finish was not called: the live schema's
+// migrations are recorded as applied, so nothing would build it later,
+// and every timeline read would scan all the events.
 func (r *Rebuild) Replace(ctx context.Context) error {
+	if err := r.Finish(ctx); err != nil {
+		return errors.Join(err, r.Store.Close())
+	}
 	if err := r.Store.Close(); err != nil {
 		return err
 	}

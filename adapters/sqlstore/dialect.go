@@ -33,6 +33,11 @@ type Dialect struct {
 	// Notify, when set, runs in the transaction of a commit that added
 	// events to incidents ids, to tell the stores of other processes.
 	Notify func(ctx context.Context, tx *sql.Tx, ids []string) error
+	// InsertEvents, when set, writes the event rows of a transaction that
+	// has more than one in a single statement: args holds eventCols values
+	// per row, in qInsEvent's column order. Without it they go eventChunk
+	// rows per INSERT.
+	InsertEvents func(ctx context.Context, tx *sql.Tx, args []any) error
 }
 
 // rebind writes q's ? placeholders in the dialect's form. The queries here

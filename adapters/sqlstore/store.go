@@ -232,7 +232,7 @@ type eventInserter struct {
 
 func (in *eventInserter) add(ctx context.Context, row ...any) error {
 	in.args = append(in.args, row...)
-	if len(in.args) == eventChunk*eventCols {
+	if len(in.args) == eventChunk*eventCols && in.d.InsertEvents == nil {
 		return in.exec(ctx, in.full)
 	}
 	return nil
@@ -244,6 +244,13 @@ func (in *eventInserter) flush(ctx context.Context) error {
 		return nil
 	case eventCols: // the live projector's usual batch of one
 		return in.exec(ctx, in.one)
+	}
+	if in.d.InsertEvents != nil {
+		if err := in.d.InsertEvents(ctx, in.tx, in.args); err != nil {
+			return fmt.Errorf("timeline: insert events up to seq %v: %w", in.args[len(in.args)-eventCols], err)
+		}
+		in.args = in.args[:0]
+		return nil
 	}
 	st, err := in.tx.PrepareContext(ctx, in.d.rebind(insertEvents(len(in.args)/eventCols)))
 	if err != nil {
@@ -400,6 +407,10 @@ func (s *Store) Changed(id string) <-chan struct{} {
 	}
 	return ch
 }
+
+// WakesAcrossProcesses reports whether Changed is closed at the commits
+// of other processes too: when the dialect notifies them (PostgreSQL).
+func (s *Store) WakesAcrossProcesses() bool { return s.d.Notify != nil }
 
 // Snapshot returns the stored summary of an incident.
 func (s *Store) Snapshot(ctx context.Context, id string) (json.RawMessage, error) {

@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,3 +233,37 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// CPU is the processor time the server has used: the postmaster's own and
+// that of its backends that have exited (Linux's /proc). A benchmark
+// reads it before and after a workload whose connections it closed.
+func (s *Server) CPU() (time.Duration, error) {
+	pidFile, err := os.ReadFile(filepath.Join(s.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, _, _ := strings.Cut(string(pidFile), "\n")
+	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// After the command's closing parenthesis: state is field 3, utime,
+	// stime, cutime and cstime are 14 to 17.
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 15 {
+		return 0, fmt.Errorf("unexpected /proc stat of the postmaster: %q", stat)
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc stat of the postmaster: %q", stat)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's times.
+const clockTicks = 100

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -57,4 +58,35 @@ func TestDatabasesAreIsolated(t *testing.T) {
 	if err := exec(b, `SELECT * FROM t`); err != nil {
 		t.Errorf("the copy lacks its source's table: %v", err)
 	}
+}
+
+// TestCPUCountsClosedConnections: the server's CPU time grows by the work
+// of a connection once it is closed.
+func TestCPUCountsClosedConnections(t *testing.T) {
+	url := Database(t)
+	before, err := Shared().CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	if err := conn.QueryRow(ctx, `SELECT sum(i) FROM generate_series(1, 3000000) AS i`).Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	for range 100 { // the backend's exit is reaped a moment later
+		after, err := Shared().CPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after > before {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("the server's CPU time stayed at %v after a connection summed 3 million rows", before)
 }

@@ -31,7 +31,7 @@ func latency(ctx context.Context, cfg config, run int, col *collector) error {
 	if err != nil {
 		return fmt.Errorf("latency hub: %w", err)
 	}
-	progress("run %d/%d latency hub:   p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%d events, %d errors)", run, cfg.runs, h.p50, h.p99, h.max, h.n, h.errors)
+	progress("run %d/%d latency hub:   p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%d events, %d errors); POST alone p50 %.2f ms p99 %.2f ms; %.0f events/s kept", run, cfg.runs, h.p50, h.p99, h.max, h.n, h.errors, h.appendP50, h.appendP99, h.rate)
 	for _, x := range []struct {
 		name string
 		s    summary
@@ -48,6 +48,11 @@ type summary struct {
 	n             int
 	errors        int
 	p50, p99, max float64 // milliseconds
+	// Of a paced hub measurement: the rate it kept (events/s, from the
+	// first send to the last answer; below the pace, the hub could not
+	// keep up and the latency is mostly queueing) and the POST alone.
+	rate                 float64
+	appendP50, appendP99 float64 // milliseconds
 }
 
 func summarise(d []time.Duration, errs int) summary {
@@ -195,6 +200,7 @@ func latencyHub(ctx context.Context, cfg config) (summary, error) {
 	var (
 		mu   sync.Mutex
 		lat  = make([]time.Duration, 0, total)
+		post = make([]time.Duration, 0, total)
 		errs int
 		last error
 		wg   sync.WaitGroup
@@ -207,7 +213,7 @@ func latencyHub(ctx context.Context, cfg config) (summary, error) {
 		defer func() { <-sem }()
 		id := ids[i%len(ids)]
 		t0 := time.Now()
-		err := visible(ctx, rh, id, body)
+		appended, err := visible(ctx, rh, id, body)
 		d := time.Since(t0)
 		mu.Lock()
 		defer mu.Unlock()
@@ -218,8 +224,10 @@ func latencyHub(ctx context.Context, cfg config) (summary, error) {
 		}
 		if i >= skip {
 			lat = append(lat, d)
+			post = append(post, appended)
 		}
 	}
+	start := time.Now()
 	err = pace(ctx, cfg.rate, total, func(i int) error {
 		select {
 		case sem <- struct{}{}:
@@ -231,25 +239,31 @@ func latencyHub(ctx context.Context, cfg config) (summary, error) {
 		return nil
 	})
 	wg.Wait()
+	took := time.Since(start)
 	if err != nil {
 		return summary{}, err
 	}
 	if errs > 0 {
 		progress("latency hub: %d of %d appends failed or never became visible; last: %v", errs, total, last)
 	}
-	return summarise(lat, errs), nil
+	s, p := summarise(lat, errs), summarise(post, 0)
+	s.rate, s.appendP50, s.appendP99 = float64(total)/took.Seconds(), p.p50, p.p99
+	return s, nil
 }
 
-// visible appends a note and long-polls the timeline until it holds it.
-func visible(ctx context.Context, rh *runningHub, id string, body []byte) error {
+// visible appends a note and long-polls the timeline until it holds it;
+// it returns how long the POST took.
+func visible(ctx context.Context, rh *runningHub, id string, body []byte) (time.Duration, error) {
 	var st struct {
 		Version uint64 `json:"version"`
 	}
+	t0 := time.Now()
 	if err := rh.post(ctx, "/api/v1/incidents/"+id+"/notes", body, &st); err != nil {
-		return err
+		return 0, err
 	}
+	appended := time.Since(t0)
 	if st.Version == 0 {
-		return errors.New("append answered without a version")
+		return 0, errors.New("append answered without a version")
 	}
 	path := "/api/v1/incidents/" + id + "/timeline?after=" + strconv.FormatUint(st.Version-1, 10) + "&wait=5s"
 	deadline := time.Now().Add(10 * time.Second)
@@ -260,13 +274,13 @@ func visible(ctx context.Context, rh *runningHub, id string, body []byte) error 
 			} `json:"events"`
 		}
 		if err := rh.get(ctx, path, &tl); err != nil {
-			return err
+			return 0, err
 		}
 		for _, e := range tl.Events {
 			if e.Seq == st.Version {
-				return nil
+				return appended, nil
 			}
 		}
 	}
-	return fmt.Errorf("event %d of %s not on the timeline after 10s", st.Version, id)
+	return 0, fmt.Errorf("event %d of %s not on the timeline after 10s", st.Version, id)
 }
