@@ -142,6 +142,11 @@ func open(path string, scratch bool) (*Store, error) {
 		w, err := db.Conn(context.Background())
 		if err == nil {
 			_, err = w.ExecContext(context.Background(), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages))
+			if err == nil {
+				// A catch-up's transactions grow the WAL to hundreds of
+				// megabytes; once copied back it is cut to this size.
+				_, err = w.ExecContext(context.Background(), fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit))
+			}
 			st.UseWriter(w)
 		}
 		if err != nil {
@@ -164,6 +169,7 @@ const (
 	// copying the WAL back every 4,096 pages instead of SQLite's 1,000
 	// copies each of them once per many commits.
 	writerWALPages      = 4096
+	walSizeLimit        = 64 << 20
 	pragmaCacheSize     = "PRAGMA cache_size = -%d"
 	pragmaWALCheckpoint = "PRAGMA wal_autocheckpoint = %d"
 )
