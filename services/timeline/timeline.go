@@ -382,10 +382,9 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 // the incident rows are spread over every incident, so nearly all their
 // pages), and larger transactions write each of those pages fewer times.
 // A transaction holds its events only until they are added to it.
-const (
-	rebuildBatch = 65536
-	catchUpBatch = 131072
-)
+const rebuildBatch = 65536
+
+var catchUpBatch = 131072
 
 // CatchUpAfter is how far behind the stream the store must stand for the
 // projector to catch up by reading the stream itself (CatchUp) instead of
@@ -437,7 +436,7 @@ type bulkWriter interface {
 
 // decodeChunk is how many events one decoder takes at a time, and the
 // writer adds to its transaction at once.
-const decodeChunk = 1024
+var decodeChunk = 1024
 
 // chunk is a run of events read from the stream: decoded on one of the
 // decoders, then written, in the order read.
