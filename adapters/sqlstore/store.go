@@ -336,6 +336,7 @@ func (b *Batch) start(ctx context.Context) error {
 }
 
 // Add writes changes, skipping every one at or below the checkpoint.
+// The rows are written when it returns.
 func (b *Batch) Add(ctx context.Context, changes []Change) error {
 	for _, c := range changes {
 		if c.Event.Seq <= b.cp {
@@ -355,7 +356,8 @@ func (b *Batch) Add(ctx context.Context, changes []Change) error {
 		b.cp = c.Event.Seq
 		b.applied++
 	}
-	return nil
+	// Written now, so that a long batch holds no more than one part.
+	return b.ins.flush(ctx)
 }
 
 // PutIncidents writes the rows of incidents the batch applied changes to,
