@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +197,18 @@ func appendField(b []byte, name, v string) []byte {
 // Unmarshal decodes and validates a structured-mode envelope. It never panics,
 // whatever the input.
 func Unmarshal(b []byte) (Envelope, error) {
+	e, ok := unmarshalPlain(b)
+	if !ok {
+		return unmarshalStd(b)
+	}
+	if err := e.Validate(); err != nil {
+		return Envelope{}, err
+	}
+	return e, nil
+}
+
+// unmarshalStd is Unmarshal through encoding/json, for any input.
+func unmarshalStd(b []byte) (Envelope, error) {
 	var e Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		if trailing(err) {
@@ -224,13 +235,14 @@ func (e Envelope) Validate() error {
 	if e.SpecVersion != SpecVersion {
 		return fmt.Errorf("%w: specversion %q, want %q", ErrMalformed, e.SpecVersion, SpecVersion)
 	}
-	for name, v := range map[string]string{"id": e.ID, "source": e.Source, "type": e.Type, "subject": e.Subject} {
-		if strings.TrimSpace(v) == "" {
-			missing = append(missing, name)
+	// In the order of their names, as the message lists them.
+	for _, f := range [...]struct{ name, v string }{{"id", e.ID}, {"source", e.Source}, {"subject", e.Subject}, {"type", e.Type}} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: missing %s", ErrMalformed, strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+		return fmt.Errorf("%w: missing %s", ErrMalformed, strings.Join(missing, ", "))
 	}
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: missing time", ErrMalformed)
@@ -243,3 +255,100 @@ func (e Envelope) Validate() error {
 	}
 	return nil
 }
+
+// plainFields are the attributes of an envelope in the order Marshal writes
+// them, with those it leaves out when empty marked optional.
+var plainFields = [...]struct {
+	key      string
+	optional bool
+}{
+	{`"specversion":`, false}, {`"id":`, false}, {`"source":`, false}, {`"type":`, false},
+	{`"subject":`, false}, {`"time":`, false}, {`"datacontenttype":`, false}, {`"dataversion":`, false},
+	{`"actor":`, true}, {`"actorname":`, true}, {`"via":`, true}, {`"causationid":`, true},
+	{`"correlationid":`, true}, {`"prevhash":`, true}, {`"data":`, false},
+}
+
+// unmarshalPlain decodes an envelope written as Marshal writes it (every
+// attribute in its order, strings without escapes, no white space outside
+// data), which is every envelope Hikeshi stores, without reflection; ok is
+// false for anything else, which json.Unmarshal then decodes. What it
+// accepts, it decodes exactly as json.Unmarshal does.
+func unmarshalPlain(b []byte) (e Envelope, ok bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return Envelope{}, false
+	}
+	rest := b[1 : len(b)-1]
+	strs := [...]*string{&e.SpecVersion, &e.ID, &e.Source, &e.Type, &e.Subject, nil, &e.DataContentType, nil,
+		&e.Actor, &e.ActorName, &e.Via, &e.CausationID, &e.CorrelationID, &e.PrevHash}
+	for i, f := range plainFields {
+		sep := min(i, 1) // the comma before every attribute but the first
+		if len(rest) < sep+len(f.key) || (sep == 1 && rest[0] != ',') || string(rest[sep:sep+len(f.key)]) != f.key {
+			if f.optional {
+				continue
+			}
+			return Envelope{}, false
+		}
+		rest = rest[sep+len(f.key):]
+		switch f.key {
+		case `"time":`:
+			q, r, ok := cutJSONString(rest)
+			if !ok || e.Time.UnmarshalJSON(q) != nil {
+				return Envelope{}, false
+			}
+			rest = r
+		case `"dataversion":`:
+			n := 0
+			for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+				n++
+			}
+			if n == 0 || n > 18 || (rest[0] == '0' && n > 1) {
+				return Envelope{}, false
+			}
+			v, err := strconv.Atoi(string(rest[:n]))
+			if err != nil {
+				return Envelope{}, false
+			}
+			e.DataVersion, rest = v, rest[n:]
+		case `"data":`:
+			if len(rest) == 0 || rest[0] == 'n' || isSpace(rest[0]) || isSpace(rest[len(rest)-1]) || !json.Valid(rest) {
+				return Envelope{}, false
+			}
+			e.Data = append(json.RawMessage(nil), rest...)
+			return e, true
+		default:
+			q, r, ok := cutJSONString(rest)
+			if !ok {
+				return Envelope{}, false
+			}
+			*strs[i] = string(q[1 : len(q)-1])
+			rest = r
+		}
+	}
+	return Envelope{}, false
+}
+
+// cutJSONString splits a JSON string without escapes or control characters
+// that is valid UTF-8 (so that json.Unmarshal would yield its bytes as
+// they are) off the front of b: q is the string with its quotes.
+func cutJSONString(b []byte) (q, rest []byte, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return nil, nil, false
+	}
+	ascii := true
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[1:i]) {
+				return nil, nil, false
+			}
+			return b[:i+1], b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return nil, nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, nil, false
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

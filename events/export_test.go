@@ -7,3 +7,10 @@ func Unregister(typ string) {
 	defer regMu.Unlock()
 	delete(registry, typ)
 }
+
+// UnmarshalPlain and UnmarshalStd are Unmarshal's two decoders: the fast
+// one for envelopes as Marshal writes them, and encoding/json.
+var (
+	UnmarshalPlain = unmarshalPlain
+	UnmarshalStd   = unmarshalStd
+)

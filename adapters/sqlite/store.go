@@ -142,6 +142,11 @@ func open(path string, scratch bool) (*Store, error) {
 		w, err := db.Conn(context.Background())
 		if err == nil {
 			_, err = w.ExecContext(context.Background(), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages))
+			if err == nil {
+				// A catch-up's transactions grow the WAL to hundreds of
+				// megabytes; once copied back it is cut to this size.
+				_, err = w.ExecContext(context.Background(), fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit))
+			}
 			st.UseWriter(w)
 		}
 		if err != nil {
@@ -164,34 +169,48 @@ const (
 	// copying the WAL back every 4,096 pages instead of SQLite's 1,000
 	// copies each of them once per many commits.
 	writerWALPages      = 4096
+	walSizeLimit        = 64 << 20
 	pragmaCacheSize     = "PRAGMA cache_size = -%d"
 	pragmaWALCheckpoint = "PRAGMA wal_autocheckpoint = %d"
 )
 
 // BulkWrite sets the writing connection up for a long run of large
-// transactions (a projector catching up a long way): the indexes being
-// written stay in memory instead of going to and from the file. restore
-// puts SQLite's defaults back and frees the cache.
-func (s *Store) BulkWrite(ctx context.Context) (restore func(), err error) {
-	err = s.OnWriter(ctx, func(ctx context.Context, w *sql.Conn) error {
-		for _, q := range []string{fmt.Sprintf(pragmaCacheSize, bulkCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, bulkWALPages)} {
+// transactions (a projector catching up coming events onto a store that
+// holds held): the indexes being written stay in memory instead of going
+// to and from the file. When fewer events are held than are coming, it
+// also drops the index of events by incident, which every transaction
+// would change on nearly every page, and builds it again in one sort at
+// restore; timelines read meanwhile scan the events, and a store left
+// without it by a crash gets it back when next opened (the schema). restore
+// builds the index and puts SQLite's defaults back.
+func (s *Store) BulkWrite(ctx context.Context, held, coming uint64) (restore func(context.Context) error, err error) {
+	set := []string{fmt.Sprintf(pragmaCacheSize, bulkCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, bulkWALPages)}
+	if held < coming {
+		set = append(set, `DROP INDEX IF EXISTS events_incident`)
+	}
+	if err := s.onWriter(ctx, set...); err != nil {
+		return nil, fmt.Errorf("timeline: bulk write: %w", err)
+	}
+	return func(ctx context.Context) error {
+		err := s.onWriter(ctx, sqlstore.EventsIndex)
+		if err != nil {
+			err = fmt.Errorf("timeline: index events: %w", err)
+		}
+		_ = s.onWriter(context.WithoutCancel(ctx), fmt.Sprintf(pragmaCacheSize, defaultCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages), "PRAGMA shrink_memory")
+		return err
+	}, nil
+}
+
+// onWriter runs statements on the writing connection, in turn.
+func (s *Store) onWriter(ctx context.Context, stmts ...string) error {
+	return s.OnWriter(ctx, func(ctx context.Context, w *sql.Conn) error {
+		for _, q := range stmts {
 			if _, err := w.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("timeline: bulk write: %w", err)
+				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return func() {
-		_ = s.OnWriter(context.Background(), func(ctx context.Context, w *sql.Conn) error {
-			for _, q := range []string{fmt.Sprintf(pragmaCacheSize, defaultCacheKiB), fmt.Sprintf(pragmaWALCheckpoint, writerWALPages), "PRAGMA shrink_memory"} {
-				_, _ = w.ExecContext(ctx, q)
-			}
-			return nil
-		})
-	}, nil
 }
 
 // Path is where the database lives.
@@ -213,6 +232,9 @@ func openDB(path string, scratch bool, schema string) (*sql.DB, error) {
 	q.Add("_pragma", "journal_mode("+journal+")")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "synchronous("+sync+")")
+	// A statement that writes many rows keeps its undo journal (for a
+	// constraint failure midway) in memory instead of a temporary file.
+	q.Add("_pragma", "temp_store(memory)")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

@@ -285,65 +285,163 @@ func (s *Store) Apply(ctx context.Context, projector string, changes []Change) (
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	b, err := s.Begin(ctx, projector)
+	if err != nil {
+		return 0, err
+	}
+	defer b.Rollback()
+	if err := b.Add(ctx, changes); err != nil {
+		return 0, err
+	}
+	return b.Commit(ctx)
+}
+
+// Batch is one write transaction of a projector's changes that takes them
+// in parts (Add) and writes the checkpoint at Commit: a catch-up writes a
+// long run of events in one transaction without holding them all, since
+// each commit rewrites every index page it touched.
+type Batch struct {
+	s         *Store
+	projector string
+	tx        *sql.Tx
+	end       func()
+	ins       *eventInserter
+	upInc     *sql.Stmt
+	cp        uint64 // the checkpoint, moved by each change added
+	applied   int
+	touched   map[string]struct{}
+	done      bool
+}
+
+// Begin starts a batch of projector's changes.
+func (s *Store) Begin(ctx context.Context, projector string) (*Batch, error) {
 	tx, end, err := s.beginWrite(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("timeline: begin: %w", err)
+		return nil, fmt.Errorf("timeline: begin: %w", err)
 	}
-	defer end()
-	defer tx.Rollback()
+	b := &Batch{s: s, projector: projector, tx: tx, end: end, touched: map[string]struct{}{}}
+	if err := b.start(ctx); err != nil {
+		b.Rollback()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Batch) start(ctx context.Context) error {
+	s, tx := b.s, b.tx
 	if s.d.LockApply != "" {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(s.d.LockApply), projector); err != nil {
-			return 0, fmt.Errorf("timeline: lock: %w", err)
+		if _, err := tx.ExecContext(ctx, s.d.rebind(s.d.LockApply), b.projector); err != nil {
+			return fmt.Errorf("timeline: lock: %w", err)
 		}
 	}
-	var cp uint64
-	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, projector).Scan(&cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("timeline: checkpoint: %w", err)
+	if err := tx.StmtContext(ctx, s.stmts.checkpoint).QueryRowContext(ctx, b.projector).Scan(&b.cp); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("timeline: checkpoint: %w", err)
 	}
-	upInc := tx.StmtContext(ctx, s.stmts.upInc)
-	defer upInc.Close()
-	ins := &eventInserter{tx: tx, d: s.d, full: tx.StmtContext(ctx, s.stmts.insEvent), one: tx.StmtContext(ctx, s.stmts.insEvent1)}
-	defer ins.full.Close()
-	defer ins.one.Close()
-	applied := 0
-	touched := map[string]struct{}{}
+	b.upInc = tx.StmtContext(ctx, s.stmts.upInc)
+	b.ins = &eventInserter{tx: tx, d: s.d, full: tx.StmtContext(ctx, s.stmts.insEvent), one: tx.StmtContext(ctx, s.stmts.insEvent1)}
+	return nil
+}
+
+// Add writes changes, skipping every one at or below the checkpoint.
+// The rows are written when it returns.
+func (b *Batch) Add(ctx context.Context, changes []Change) error {
 	for _, c := range changes {
-		if c.Event.Seq <= cp {
+		if c.Event.Seq <= b.cp {
 			continue
 		}
 		id, _ := events.IncidentID(c.Event.Subject)
-		if err := ins.add(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
+		if err := b.ins.add(ctx, c.Event.Seq, c.Event.ID, id, c.Event.Type,
 			c.Event.Time.UTC().Format(time.RFC3339Nano), c.Event.Actor, string(c.Data), c.Event.ActorName, c.Event.Via, c.occurred()); err != nil {
-			return 0, err
+			return err
 		}
 		if r := c.Incident; r != nil {
-			if _, err := upInc.ExecContext(ctx, r.args()...); err != nil {
-				return 0, fmt.Errorf("timeline: incident %s: %w", r.ID, err)
+			if err := b.put(ctx, r); err != nil {
+				return err
 			}
 		}
-		touched[id] = struct{}{}
-		cp = c.Event.Seq
-		applied++
+		b.touched[id] = struct{}{}
+		b.cp = c.Event.Seq
+		b.applied++
 	}
-	if err := ins.flush(ctx); err != nil {
+	// Written now, so that a long batch holds no more than one part.
+	return b.ins.flush(ctx)
+}
+
+// PutIncidents writes the rows of incidents the batch applied changes to,
+// as they stand after them: written once at the end of a long batch
+// instead of with each change. The row of an incident whose changes were
+// all skipped (at or below the checkpoint) is skipped too.
+func (b *Batch) PutIncidents(ctx context.Context, rows []Row) error {
+	for i := range rows {
+		if _, ok := b.touched[rows[i].ID]; !ok {
+			continue
+		}
+		if err := b.put(ctx, &rows[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Batch) put(ctx context.Context, r *Row) error {
+	if _, err := b.upInc.ExecContext(ctx, r.args()...); err != nil {
+		return fmt.Errorf("timeline: incident %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Commit writes the checkpoint and commits; it returns how many changes
+// were applied. A batch that applied none commits nothing.
+func (b *Batch) Commit(ctx context.Context) (int, error) {
+	s, tx := b.s, b.tx
+	if err := b.ins.flush(ctx); err != nil {
 		return 0, err
 	}
-	if applied == 0 {
+	if b.applied == 0 {
+		b.Rollback()
 		return 0, nil
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.saveCheckpoint).ExecContext(ctx, projector, cp); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.saveCheckpoint).ExecContext(ctx, b.projector, b.cp); err != nil {
 		return 0, fmt.Errorf("timeline: save checkpoint: %w", err)
 	}
 	if s.d.Notify != nil {
-		if err := s.d.Notify(ctx, tx, slices.Sorted(maps.Keys(touched))); err != nil {
+		if err := s.d.Notify(ctx, tx, slices.Sorted(maps.Keys(b.touched))); err != nil {
 			return 0, fmt.Errorf("timeline: notify: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("timeline: commit: %w", err)
 	}
-	s.Wake(slices.Collect(maps.Keys(touched))...)
-	return applied, nil
+	b.close()
+	s.Wake(slices.Collect(maps.Keys(b.touched))...)
+	return b.applied, nil
+}
+
+// Rollback ends the batch without writing it; after Commit it does
+// nothing.
+func (b *Batch) Rollback() {
+	if b.done {
+		return
+	}
+	_ = b.tx.Rollback()
+	b.close()
+}
+
+func (b *Batch) close() {
+	if b.done {
+		return
+	}
+	b.done = true
+	stmts := []*sql.Stmt{b.upInc}
+	if b.ins != nil {
+		stmts = append(stmts, b.ins.full, b.ins.one)
+	}
+	for _, st := range stmts {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	b.end()
 }
 
 // PutIncidents writes incident rows in one transaction, outside any

@@ -23,6 +23,9 @@ type Store interface {
 	// Apply writes changes and the checkpoint in one transaction, skipping
 	// those at or below it; it returns how many it applied.
 	Apply(ctx context.Context, projector string, changes []Change) (int, error)
+	// Begin starts one transaction of projector's changes, added in parts,
+	// with the checkpoint written at its commit.
+	Begin(ctx context.Context, projector string) (*Batch, error)
 	// PutIncidents writes incident rows outside any checkpoint (a rebuild).
 	PutIncidents(ctx context.Context, rows []Row) error
 	// Changed is closed at the next commit, by any process, that adds
@@ -90,6 +93,7 @@ var (
 type (
 	Row        = sqlstore.Row
 	Change     = sqlstore.Change
+	Batch      = sqlstore.Batch
 	Entry      = sqlstore.Entry
 	Order      = sqlstore.Order
 	ListFilter = sqlstore.ListFilter

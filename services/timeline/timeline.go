@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
@@ -99,35 +100,93 @@ func decodeAll(batch []events.Stored) ([]decodedEvent, error) {
 	return out, nil
 }
 
+// decodeRaw decodes the envelopes and data of events read raw.
+func decodeRaw(raw []natsjs.Raw) ([]decodedEvent, error) {
+	out := make([]decodedEvent, len(raw))
+	for i, m := range raw {
+		ev, err := m.Decode()
+		if err != nil {
+			return nil, err
+		}
+		d, err := ev.Decode()
+		if err != nil {
+			return nil, fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
+		}
+		out[i] = decodedEvent{ev, d}
+	}
+	return out, nil
+}
+
 func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if p.deferRows && len(p.states) > maxRebuildStates {
-		if err := p.flushRows(ctx); err != nil {
-			return err
+	if err := p.makeRoom(ctx); err != nil {
+		return err
+	}
+	tx, err := p.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	if err := tx.add(ctx, batch); err != nil {
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+// makeRoom bounds the cached states before a transaction: a rebuild writes
+// the rows it deferred, the projector forgets states at random.
+func (p *Projector) makeRoom(ctx context.Context) error {
+	if p.deferRows {
+		if len(p.states) > maxRebuildStates {
+			return p.flushRows(ctx)
 		}
+		return nil
 	}
 	for id := range p.states { // random order spreads the evictions
-		if p.deferRows || len(p.states) <= maxCachedStates {
+		if len(p.states) <= maxCachedStates {
 			break
 		}
 		delete(p.states, id)
 	}
-	touched := map[string]*incident.State{}
-	changes := make([]readmodel.Change, 0, len(batch))
-	last := map[string]int{} // incident id → index of its last change
-	declared := p.declared
-	if !p.deferRows {
-		declared = map[string]uint64{}
+	return nil
+}
+
+// projectorTx is one transaction of the projector: the events added to
+// it, folded into working copies of their incidents' states, and at commit
+// the rows of those incidents (unless a rebuild defers them) and the
+// checkpoint.
+type projectorTx struct {
+	p        *Projector
+	batch    *readmodel.Batch
+	touched  map[string]*incident.State
+	declared map[string]uint64
+	events   int
+}
+
+func (p *Projector) begin(ctx context.Context) (*projectorTx, error) {
+	b, err := p.store.Begin(ctx, Name)
+	if err != nil {
+		return nil, err
 	}
+	tx := &projectorTx{p: p, batch: b, touched: map[string]*incident.State{}, declared: p.declared}
+	if !p.deferRows {
+		tx.declared = map[string]uint64{}
+	}
+	return tx, nil
+}
+
+// add folds events into the states and writes them.
+func (tx *projectorTx) add(ctx context.Context, batch []decodedEvent) error {
+	changes := make([]readmodel.Change, 0, len(batch))
 	for _, de := range batch {
 		ev, data := de.Stored, de.data
 		id, ok := events.IncidentID(ev.Subject)
 		if !ok {
 			return fmt.Errorf("timeline: seq %d: subject %q is not an incident subject", ev.Seq, ev.Subject)
 		}
-		st, err := p.state(ctx, id, touched)
+		st, err := tx.p.state(ctx, id, tx.touched)
 		if err != nil {
 			return err
 		}
@@ -138,35 +197,54 @@ func (p *Projector) apply(ctx context.Context, batch []decodedEvent) error {
 			return fmt.Errorf("timeline: seq %d: %w", ev.Seq, err)
 		}
 		if _, ok := data.(*events.Declared); ok {
-			declared[id] = ev.Seq
+			tx.declared[id] = ev.Seq
 		}
 		raw, err := currentData(ev, data)
 		if err != nil {
 			return err
 		}
-		last[id] = len(changes)
 		changes = append(changes, readmodel.Change{Event: ev, Data: raw, OccurredAt: events.OccurredAt(data)})
 	}
-	// One row write per incident per batch, with its state after the batch.
-	for id, i := range last {
-		if p.deferRows {
-			break
+	tx.events += len(batch)
+	return tx.batch.Add(ctx, changes)
+}
+
+// commit writes one row per incident, with its state after the
+// transaction, and the checkpoint; the states return to the cache.
+func (tx *projectorTx) commit(ctx context.Context) error {
+	p := tx.p
+	if !p.deferRows {
+		rows := make([]readmodel.Row, 0, len(tx.touched))
+		for id, st := range tx.touched {
+			r, err := row(id, st, tx.declared[id])
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
 		}
-		r, err := row(id, touched[id], declared[id])
-		if err != nil {
+		if err := tx.batch.PutIncidents(ctx, rows); err != nil {
 			return err
 		}
-		changes[i].Incident = &r
 	}
-	if _, err := p.store.Apply(ctx, Name, changes); err != nil {
-		clear(p.states)
-		clear(p.declared) // a rebuild that fails is thrown away
+	if _, err := tx.batch.Commit(ctx); err != nil {
 		return err
 	}
-	for id, st := range touched {
+	for id, st := range tx.touched {
 		p.states[id] = st
 	}
+	tx.touched = nil
 	return nil
+}
+
+// rollback drops a transaction that was not committed, with the states it
+// changed: the next one reloads them from the store.
+func (tx *projectorTx) rollback() {
+	if tx.touched == nil {
+		return
+	}
+	tx.batch.Rollback()
+	clear(tx.p.states)
+	clear(tx.p.declared) // a rebuild that fails is thrown away
 }
 
 // row is the incident's summary row for its state.
@@ -300,12 +378,13 @@ func Fill(ctx context.Context, es *natsjs.Store, p *Projector, progress Progress
 
 // Events per transaction: a rebuild writes a scratch file without a
 // journal; a catch-up writes the live store, where each commit writes
-// every page it changed to the WAL, so larger transactions change each
-// index page fewer times per event.
-const (
-	rebuildBatch = 2000
-	catchUpBatch = 16384
-)
+// every page it changed to the WAL (the index of events by incident and
+// the incident rows are spread over every incident, so nearly all their
+// pages), and larger transactions write each of those pages fewer times.
+// A transaction holds its events only until they are added to it.
+const rebuildBatch = 65536
+
+var catchUpBatch = 131072
 
 // CatchUpAfter is how far behind the stream the store must stand for the
 // projector to catch up by reading the stream itself (CatchUp) instead of
@@ -331,15 +410,15 @@ func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
 		if err != nil || last < after+CatchUpAfter {
 			return false, err
 		}
+		start := time.Now()
+		restore := func(context.Context) error { return nil }
 		if bulk, ok := p.store.(bulkWriter); ok {
-			restore, err := bulk.BulkWrite(ctx)
-			if err != nil {
+			if restore, err = bulk.BulkWrite(ctx, after, last-after); err != nil {
 				return false, err
 			}
-			defer restore()
 		}
-		start := time.Now()
 		n, _, err := fill(ctx, es, p, after, catchUpBatch, nil)
+		err = errors.Join(err, restore(ctx))
 		if err == nil {
 			slog.Info("timeline caught up from the stream", "events", n, "after", after, "took", time.Since(start).Round(time.Millisecond))
 		}
@@ -348,58 +427,96 @@ func (p *Projector) CatchUp(es *natsjs.Store) projection.Projector {
 	return row
 }
 
-// bulkWriter is a store that writes faster while it catches up (SQLite
-// enlarges its page cache and copies its WAL back less often).
+// bulkWriter is a store that writes faster while it catches up coming
+// events onto the held ones (SQLite enlarges its page cache, copies its
+// WAL back less often and may build an index after instead of during).
 type bulkWriter interface {
-	BulkWrite(context.Context) (restore func(), err error)
+	BulkWrite(ctx context.Context, held, coming uint64) (restore func(context.Context) error, err error)
 }
 
-// fill applies the stream after the sequence after: one goroutine reads and
-// decodes, the other writes.
-func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, batchSize int, progress Progress) (int, uint64, error) {
+// decodeChunk is how many events one decoder takes at a time, and the
+// writer adds to its transaction at once.
+var decodeChunk = 1024
+
+// chunk is a run of events read from the stream: decoded on one of the
+// decoders, then written, in the order read.
+type chunk struct {
+	raw     []natsjs.Raw
+	decoded []decodedEvent
+	err     error
+	done    chan struct{} // closed once decoded (or err)
+}
+
+// fill applies the stream after the sequence after in transactions of
+// about txEvents events: one goroutine reads, one per core decodes, one
+// writes, in stream order.
+func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, txEvents int, progress Progress) (int, uint64, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	batches := make(chan []decodedEvent, 2)
+	decoders := max(runtime.GOMAXPROCS(0), 1)
+	work := make(chan *chunk, decoders)
+	ordered := make(chan *chunk, 4*decoders)
 	g.Go(func() error {
-		defer close(batches)
-		// Data is decoded here, beside the writer, which has the most to do.
-		batch := make([]events.Stored, 0, batchSize)
-		send := func() error {
-			decoded, err := decodeAll(batch)
-			if err != nil {
-				return err
-			}
-			select {
-			case batches <- decoded:
-				batch = make([]events.Stored, 0, batchSize)
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		err := es.Read(gctx, natsjs.ReadOptions{After: after, OnProgress: progress}, func(ev events.Stored) error {
-			batch = append(batch, ev)
-			if len(batch) == batchSize {
-				return send()
+		defer close(ordered)
+		defer close(work)
+		return readChunks(gctx, es, natsjs.ReadOptions{After: after, OnProgress: progress, Bulk: true}, work, ordered)
+	})
+	for range decoders {
+		g.Go(func() error {
+			for c := range work {
+				c.decoded, c.err = decodeRaw(c.raw)
+				c.raw = nil
+				close(c.done)
 			}
 			return nil
 		})
-		if err == nil && len(batch) > 0 {
-			err = send()
-		}
-		return err
-	})
+	}
 	n := 0
 	var last uint64
 	g.Go(func() error {
-		for batch := range batches {
-			if err := p.apply(gctx, batch); err != nil {
+		var tx *projectorTx
+		defer func() {
+			if tx != nil {
+				tx.rollback()
+			}
+		}()
+		for c := range ordered {
+			select {
+			case <-c.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if c.err != nil {
+				return c.err
+			}
+			if tx == nil {
+				if err := p.makeRoom(gctx); err != nil {
+					return err
+				}
+				var err error
+				if tx, err = p.begin(gctx); err != nil {
+					return err
+				}
+			}
+			if err := tx.add(gctx, c.decoded); err != nil {
 				return err
 			}
-			n += len(batch)
-			last = batch[len(batch)-1].Seq
+			n += len(c.decoded)
+			last = c.decoded[len(c.decoded)-1].Seq
+			if tx.events >= txEvents {
+				if err := tx.commit(gctx); err != nil {
+					return err
+				}
+				tx = nil
+			}
 		}
 		if gctx.Err() != nil {
 			return gctx.Err()
+		}
+		if tx != nil {
+			if err := tx.commit(gctx); err != nil {
+				return err
+			}
+			tx = nil
 		}
 		if !p.deferRows {
 			return nil
@@ -408,4 +525,32 @@ func fill(ctx context.Context, es *natsjs.Store, p *Projector, after uint64, bat
 	})
 	err := g.Wait()
 	return n, last, err
+}
+
+// readChunks reads the stream into chunks of decodeChunk events, each sent
+// to the decoders (work) and, in the same order, to the writer (ordered).
+func readChunks(ctx context.Context, es *natsjs.Store, o natsjs.ReadOptions, work, ordered chan<- *chunk) error {
+	c := &chunk{done: make(chan struct{})}
+	send := func() error {
+		for _, ch := range []chan<- *chunk{work, ordered} {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		c = &chunk{raw: make([]natsjs.Raw, 0, decodeChunk), done: make(chan struct{})}
+		return nil
+	}
+	err := es.ReadRaw(ctx, o, func(m natsjs.Raw) error {
+		c.raw = append(c.raw, m)
+		if len(c.raw) == decodeChunk {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(c.raw) > 0 {
+		err = send()
+	}
+	return err
 }

@@ -313,7 +313,19 @@ func readAll(t *testing.T, ctx context.Context, es *natsjs.Store) []events.Store
 // fold of that incident's events.
 func matchesStream(t *testing.T, ctx context.Context, es *natsjs.Store, c readmodel.Contents) {
 	t.Helper()
-	all := readAll(t, ctx, es)
+	matchesStreamUpTo(t, ctx, es, c, ^uint64(0))
+}
+
+// matchesStreamUpTo is matchesStream for the stream's events up to the
+// sequence upTo.
+func matchesStreamUpTo(t *testing.T, ctx context.Context, es *natsjs.Store, c readmodel.Contents, upTo uint64) {
+	t.Helper()
+	var all []events.Stored
+	for _, e := range readAll(t, ctx, es) {
+		if e.Seq <= upTo {
+			all = append(all, e)
+		}
+	}
 	if len(c.Events) != len(all) {
 		t.Errorf("store holds %d events, stream %d", len(c.Events), len(all))
 	}
@@ -586,6 +598,65 @@ func TestFarBehindStoreCatchesUpFromTheStream(t *testing.T) {
 		matchesStream(t, ctx, bus.Store, dump(t, ctx, store))
 		stop()
 	})
+}
+
+// TestInterruptedCatchUpLosesNothing stops a catch-up between two of its
+// transactions, as a crash would: the store holds exactly the events up to
+// its checkpoint with their incident rows, and a catch-up started again
+// (a new process) completes it, every event once.
+func TestInterruptedCatchUpLosesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t)
+		bus := natstest.Start(t)
+		populate(t, ctx, handler(t, ctx, bus), 6, 400, 8)
+		defer func(n uint64) { timeline.CatchUpAfter = n }(timeline.CatchUpAfter)
+		timeline.CatchUpAfter = 1
+		defer timeline.SetCatchUpBatch(16)()
+		store := openStore(t, b.where(t))
+
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stopping := &interrupting{Store: store, stopAt: 3, stop: cancel}
+		_, err := timeline.New(stopping).CatchUp(bus.Store).CatchUp(cctx)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("catch-up stopped in its third transaction: %v, want context.Canceled", err)
+		}
+		c := dump(t, ctx, store)
+		if cp := c.Checkpoints[timeline.Name]; cp == 0 || cp >= lastSeq(t, ctx, bus) {
+			t.Fatalf("checkpoint %d after two transactions, stream at %d", cp, lastSeq(t, ctx, bus))
+		}
+		matchesStreamUpTo(t, ctx, bus.Store, c, c.Checkpoints[timeline.Name])
+
+		if _, err := timeline.New(store).CatchUp(bus.Store).CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		matchesStream(t, ctx, bus.Store, dump(t, ctx, store))
+	})
+}
+
+// interrupting is a store whose context is cancelled as it begins its
+// stopAt-th transaction, as a process stops mid-way.
+type interrupting struct {
+	readmodel.Store
+	begins, stopAt int
+	stop           func()
+}
+
+func (s *interrupting) Begin(ctx context.Context, projector string) (*readmodel.Batch, error) {
+	if s.begins++; s.begins == s.stopAt {
+		s.stop()
+	}
+	return s.Store.Begin(ctx, projector)
+}
+
+// BulkWrite is the store's own, so that the catch-up writes as it does on it.
+func (s *interrupting) BulkWrite(ctx context.Context, held, coming uint64) (func(context.Context) error, error) {
+	if b, ok := s.Store.(interface {
+		BulkWrite(context.Context, uint64, uint64) (func(context.Context) error, error)
+	}); ok {
+		return b.BulkWrite(ctx, held, coming)
+	}
+	return func(context.Context) error { return nil }, nil
 }
 
 func copyFile(t *testing.T, from, to string) {
