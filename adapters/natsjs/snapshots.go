@@ -90,6 +90,9 @@ func (s *Snapshots) RecordIDs(ctx context.Context, incident string, ids []string
 	return nil
 }
 
+// Closed reports whether the connection is closed for good.
+func (s *Snapshots) Closed() bool { return s.js.Conn().IsClosed() }
+
 // Wait returns once every snapshot sent with Put has been answered.
 func (s *Snapshots) Wait(ctx context.Context) error {
 	select {

@@ -326,9 +326,17 @@ func (h *Handler) flush(ctx context.Context, e *entry) {
 	switch {
 	case e.st.Version == e.snapped:
 		e.failed = 0
-	case e.failed < maxSnapshotRetries: // the bus failed: again after the delay
+	case e.failed < maxSnapshotRetries && !h.snaps.Closed(): // the bus failed: again after the delay
 		e.failed++
 		h.changed(ctx, e)
+	}
+}
+
+// snapshotFailed says once, not at each retry, that an incident's
+// snapshot was not written.
+func (h *Handler) snapshotFailed(msg string, e *entry, err error) {
+	if e.failed == 0 {
+		slog.Warn(msg, "incident", e.id, "err", err)
 	}
 }
 
@@ -359,7 +367,7 @@ func (h *Handler) saveSnapshot(ctx context.Context, e *entry) {
 	}
 	if len(e.keyed) > 0 {
 		if err := h.snaps.RecordIDs(ctx, id, e.keyed); err != nil {
-			slog.Warn("keyed event ids not recorded; the incident's snapshot waits", "incident", id, "err", err)
+			h.snapshotFailed("keyed event ids not recorded; the incident's snapshot waits", e, err)
 			return
 		}
 		e.keyed = nil
@@ -370,7 +378,7 @@ func (h *Handler) saveSnapshot(ctx context.Context, e *entry) {
 		err = h.snaps.Put(id, raw)
 	}
 	if err != nil {
-		slog.Warn("incident snapshot not stored; the next load reads more events", "incident", id, "err", err)
+		h.snapshotFailed("incident snapshot not stored; the next load reads more events", e, err)
 		return
 	}
 	e.snapped = e.st.Version

@@ -8,11 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"log/slog"
+	"strings"
+	"sync"
 )
 
 // countConsumers counts the consumers created on the bus from now on.
@@ -171,4 +176,58 @@ func TestFailedLoadIsNotTakenForAMissingIncident(t *testing.T) {
 			t.Fatalf("command %d on an incident whose load fails: %v, want the load's error", i+1, err)
 		}
 	}
+}
+
+// TestSnapshotOfAClosedBusIsNotRetried: a snapshot due when the process's
+// bus connection has closed is given up with one warning, not retried
+// and logged again and again.
+func TestSnapshotOfAClosedBusIsNotRetried(t *testing.T) {
+	ctx := testCtx(t)
+	bus := natstest.Start(t)
+	nc, err := bus.Dial("closing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := natsjs.NewStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := natsjs.NewCases(ctx, js, "INC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	h := command.New(st, cases, command.SnapshotDelay(10*time.Millisecond))
+	declare(t, ctx, h, "closing")
+	nc.Close()
+	time.Sleep(300 * time.Millisecond) // thirty delays
+	if n := strings.Count(logs.String(), "level=WARN"); n > 1 {
+		t.Errorf("%d warnings about one snapshot after the bus closed, want at most 1:\n%s", n, logs.String())
+	}
+}
+
+// syncBuffer is a log destination safe for the timers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
