@@ -87,11 +87,27 @@ func (r *Runner) remake(ctx context.Context, p Projector) {
 	if p.Restarted != nil {
 		p.Restarted()
 	}
-	for err := r.consumer(p).Align(ctx, true); err != nil && ctx.Err() == nil; err = r.consumer(p).Align(ctx, true) {
+	for ctx.Err() == nil {
+		// Each try has a short deadline of its own: during a failover a
+		// request can go to a meta leader that is gone, and waiting the
+		// client's default five seconds for it would keep the projector
+		// stopped that much longer after a new one is elected.
+		actx, cancel := context.WithTimeout(ctx, remakeTimeout)
+		err := r.consumer(p).Align(actx, true)
+		cancel()
+		if err == nil {
+			return
+		}
 		r.cfg.Logger.Error("projector consumer not recreated; retrying", "projector", p.Durable, "err", err)
-		sleep(ctx, time.Second)
+		sleep(ctx, remakeRetry)
 	}
 }
+
+// remakeTimeout and remakeRetry pace remake's tries.
+const (
+	remakeTimeout = 3 * time.Second
+	remakeRetry   = 250 * time.Millisecond
+)
 
 // catchUp runs p's CatchUp and moves its consumer to the checkpoint
 // reached. A catch-up that fails leaves the rest to the consumer.
