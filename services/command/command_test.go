@@ -17,12 +17,20 @@ import (
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // replica is one hub process: its own connection, store binding, case
 // allocator and command cache, over the shared bus.
 func replica(t *testing.T, bus *natstest.Bus, name string, opts ...command.Option) *command.Handler {
+	t.Helper()
+	h, _ := replicaConn(t, bus, name, opts...)
+	return h
+}
+
+// replicaConn is replica with its connection, for a test that closes it.
+func replicaConn(t *testing.T, bus *natstest.Bus, name string, opts ...command.Option) (*command.Handler, *nats.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	nc, err := bus.Dial(name)
@@ -42,7 +50,7 @@ func replica(t *testing.T, bus *natstest.Bus, name string, opts ...command.Optio
 	if err != nil {
 		t.Fatal(err)
 	}
-	return command.New(st, cases, append([]command.Option{command.Source("urn:hikeshi:" + name)}, opts...)...)
+	return command.New(st, cases, append([]command.Option{command.Source("urn:hikeshi:" + name)}, opts...)...), nc
 }
 
 func testCtx(t *testing.T) context.Context {

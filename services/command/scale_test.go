@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/adapters/natsjs/natstest"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/command"
 	"github.com/hikeshi/hikeshi/services/incident"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"log/slog"
 	"strings"
 	"sync"
@@ -184,28 +182,12 @@ func TestFailedLoadIsNotTakenForAMissingIncident(t *testing.T) {
 func TestSnapshotOfAClosedBusIsNotRetried(t *testing.T) {
 	ctx := testCtx(t)
 	bus := natstest.Start(t)
-	nc, err := bus.Dial("closing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := natsjs.NewStore(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases, err := natsjs.NewCases(ctx, js, "INC")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })
 
-	h := command.New(st, cases, command.SnapshotDelay(10*time.Millisecond))
+	h, nc := replicaConn(t, bus, "closing", command.SnapshotDelay(10*time.Millisecond))
 	id := declare(t, ctx, h, "closing").ID
 	nc.Close()
 	time.Sleep(300 * time.Millisecond) // thirty delays
