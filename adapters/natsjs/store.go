@@ -227,6 +227,11 @@ func (s *Store) ReadRaw(ctx context.Context, o ReadOptions, fn func(Raw) error) 
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer it.Stop()
+	// A filtered range may hold no message: nothing would come before the
+	// next one appended, past Until.
+	if info := cons.CachedInfo(); !o.Follow && info != nil && info.NumPending == 0 {
+		return nil
+	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {
@@ -240,6 +245,9 @@ func (s *Store) ReadRaw(ctx context.Context, o ReadOptions, fn func(Raw) error) 
 		md, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
+		}
+		if !o.Follow && md.Sequence.Stream > o.Until {
+			return nil
 		}
 		if err := fn(Raw{Subject: m.Subject(), Seq: md.Sequence.Stream, Data: m.Data()}); err != nil {
 			return err
