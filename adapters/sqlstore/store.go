@@ -38,8 +38,16 @@ type Store struct {
 
 	mu sync.Mutex
 	// waiters holds, per incident, a channel closed at the next commit that
-	// touches it; only incidents someone waits for have one.
-	waiters map[string]chan struct{}
+	// touches it, and callbacks functions run once then; only incidents
+	// someone waits for have them.
+	waiters   map[string]chan struct{}
+	callbacks map[string]map[*func()]struct{}
+	// Without notifications (SQLite) one watcher per store stands in for
+	// them while anyone waits (see watch); committed is each projector's
+	// checkpoint as this store last wrote it.
+	watching  bool
+	committed map[string]uint64
+	closing   chan struct{}
 
 	// Statements prepared once: database/sql keeps them prepared on each
 	// connection, so the hot paths do not parse SQL again.
@@ -75,7 +83,8 @@ const EventsIndex = `CREATE INDEX IF NOT EXISTS events_incident ON events (incid
 // New returns the store over db, which holds the schema, speaking d. The
 // store owns db: Close closes it.
 func New(db *sql.DB, d Dialect) (*Store, error) {
-	s := &Store{db: db, d: d, waiters: map[string]chan struct{}{}}
+	s := &Store{db: db, d: d, waiters: map[string]chan struct{}{}, callbacks: map[string]map[*func()]struct{}{},
+		committed: map[string]uint64{}, closing: make(chan struct{})}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
@@ -142,6 +151,13 @@ func (s *Store) Finish(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Unlock()
 	for _, st := range []*sql.Stmt{s.stmts.checkpoint, s.stmts.insEvent, s.stmts.insEvent1, s.stmts.upInc, s.stmts.saveCheckpoint, s.stmts.snapshot, s.stmts.timeline, s.stmts.timelineOccurred} {
 		if st != nil {
 			_ = st.Close()
@@ -413,6 +429,9 @@ func (b *Batch) Commit(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("timeline: commit: %w", err)
 	}
 	b.close()
+	s.mu.Lock()
+	s.committed[b.projector] = b.cp
+	s.mu.Unlock()
 	s.Wake(slices.Collect(maps.Keys(b.touched))...)
 	return b.applied, nil
 }
@@ -467,8 +486,9 @@ func (s *Store) PutIncidents(ctx context.Context, rows []Row) error {
 	return nil
 }
 
-// Wake closes the Changed channels of incidents ids: after a commit here,
-// or, told by the dialect's notifications, by another process.
+// Wake closes the Changed channels of incidents ids, and runs their
+// OnChanged functions: after a commit here, or, told by the dialect's
+// notifications, by another process.
 func (s *Store) Wake(ids ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -477,11 +497,16 @@ func (s *Store) Wake(ids ...string) {
 			close(ch)
 			delete(s.waiters, id)
 		}
+		for fn := range s.callbacks[id] {
+			(*fn)()
+		}
+		delete(s.callbacks, id)
 	}
 }
 
-// WakeAll closes every Changed channel: when notifications may have been
-// missed (a lost connection) or the whole store was replaced.
+// WakeAll wakes every waiter: when notifications may have been missed (a
+// lost connection), another process committed, or the whole store was
+// replaced.
 func (s *Store) WakeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -489,12 +514,18 @@ func (s *Store) WakeAll() {
 		close(ch)
 		delete(s.waiters, id)
 	}
+	for id, fns := range s.callbacks {
+		for fn := range fns {
+			(*fn)()
+		}
+		delete(s.callbacks, id)
+	}
 }
 
 // Changed returns a channel closed at the next commit that adds events to
-// incident id: in this process, or in another one when the dialect
-// notifies (PostgreSQL). Waking only the waiters of that incident
-// keeps a busy projector from making every long poll query again.
+// incident id, in this process or another. Waking only the waiters of
+// that incident keeps a busy projector from making every long poll query
+// again.
 func (s *Store) Changed(id string) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -503,12 +534,111 @@ func (s *Store) Changed(id string) <-chan struct{} {
 		ch = make(chan struct{})
 		s.waiters[id] = ch
 	}
+	s.watchLocked()
 	return ch
 }
 
-// WakesAcrossProcesses reports whether Changed is closed at the commits
-// of other processes too: when the dialect notifies them (PostgreSQL).
-func (s *Store) WakesAcrossProcesses() bool { return s.d.Notify != nil }
+// OnChanged runs fn once, at the next commit that adds events to incident
+// id (as Changed's channel closes), without a goroutine waiting meanwhile;
+// cancel forgets fn if it has not run. fn must not block: it runs with the
+// store's waiters locked.
+func (s *Store) OnChanged(id string, fn func()) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.callbacks[id]
+	if set == nil {
+		set = map[*func()]struct{}{}
+		s.callbacks[id] = set
+	}
+	set[&fn] = struct{}{}
+	s.watchLocked()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if set := s.callbacks[id]; set != nil {
+			delete(set, &fn)
+			if len(set) == 0 {
+				delete(s.callbacks, id)
+			}
+		}
+	}
+}
+
+// WatchEvery is how often the watcher reads the checkpoints.
+const WatchEvery = 100 * time.Millisecond
+
+// watchLocked starts the watcher if the dialect does not notify and none
+// runs; s.mu is held.
+func (s *Store) watchLocked() {
+	if s.d.Notify != nil || s.watching {
+		return
+	}
+	s.watching = true
+	go s.watch()
+}
+
+// watch stands in for notifications where the dialect has none: another
+// process sharing the database (a projector that moved there with its
+// lease) commits without telling this one. While anyone waits it reads
+// the checkpoints every WatchEvery, one query for all the waiters of the
+// process, and wakes them all when a checkpoint changed that this store
+// did not write.
+func (s *Store) watch() {
+	seen, _ := s.checkpoints()
+	t := time.NewTicker(WatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		if len(s.waiters) == 0 && len(s.callbacks) == 0 {
+			s.watching = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		now, err := s.checkpoints()
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		other := false
+		for p, seq := range now {
+			if seq != seen[p] && seq != s.committed[p] {
+				other = true
+			}
+		}
+		s.mu.Unlock()
+		seen = now
+		if other {
+			s.WakeAll()
+		}
+	}
+}
+
+// checkpoints reads every projector's checkpoint.
+func (s *Store) checkpoints() (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, `SELECT projector, seq FROM checkpoints`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cps := map[string]uint64{}
+	for rows.Next() {
+		var p string
+		var seq uint64
+		if err := rows.Scan(&p, &seq); err != nil {
+			return nil, err
+		}
+		cps[p] = seq
+	}
+	return cps, rows.Err()
+}
 
 // Snapshot returns the stored summary of an incident.
 func (s *Store) Snapshot(ctx context.Context, id string) (json.RawMessage, error) {

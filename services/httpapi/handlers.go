@@ -288,26 +288,10 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) error {
 		}
 		select {
 		case <-changed:
-		case <-s.pollTick():
 		case <-ctx.Done():
 			wait = 0
 		}
 	}
-}
-
-// longPollEvery is how often a long poll reads the timeline store again
-// when the store is not woken by the commits of other processes: another
-// process sharing the data dir may own the projector.
-const longPollEvery = 100 * time.Millisecond
-
-// pollTick fires after longPollEvery, or never when the timeline store
-// wakes its waiters at every process's commits (PostgreSQL): reading it
-// again would only load the database, more so the more clients wait.
-func (s *Server) pollTick() <-chan time.Time {
-	if s.d.Timeline.WakesAcrossProcesses() {
-		return nil
-	}
-	return time.After(longPollEvery)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

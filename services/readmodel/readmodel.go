@@ -31,9 +31,9 @@ type Store interface {
 	// Changed is closed at the next commit, by any process, that adds
 	// events to incident id.
 	Changed(id string) <-chan struct{}
-	// WakesAcrossProcesses reports whether Changed is closed at the
-	// commits of other processes too, so that a waiter need not poll.
-	WakesAcrossProcesses() bool
+	// OnChanged runs fn once, at the same moment, without a goroutine
+	// waiting meanwhile; cancel forgets fn. fn must not block.
+	OnChanged(id string, fn func()) (cancel func())
 
 	Snapshot(ctx context.Context, id string) (json.RawMessage, error)
 	FindByCase(ctx context.Context, caseNumber string) (string, error)
