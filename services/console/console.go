@@ -97,6 +97,8 @@ type Console struct {
 	// the server's shutdown does not wait for browsers to leave.
 	stopping chan struct{}
 	stop     sync.Once
+	livesMu  sync.Mutex
+	lives    map[*liveTimeline]struct{}
 }
 
 // New builds the console's routes.
@@ -104,7 +106,7 @@ func New(d Deps) *Console {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	c := &Console{d: d, mux: http.NewServeMux(), pages: parsePages(), stopping: make(chan struct{})}
+	c := &Console{d: d, mux: http.NewServeMux(), pages: parsePages(), stopping: make(chan struct{}), lives: map[*liveTimeline]struct{}{}}
 	static, _ := fs.Sub(files, "static")
 	c.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheable(http.FileServerFS(static))))
 	c.page("GET /{$}", c.incidents)
@@ -131,6 +133,11 @@ func New(d Deps) *Console {
 func (c *Console) Run(ctx context.Context) error {
 	<-ctx.Done()
 	c.stop.Do(func() { close(c.stopping) })
+	c.livesMu.Lock()
+	defer c.livesMu.Unlock()
+	for l := range c.lives {
+		l.worker.Wake()
+	}
 	return nil
 }
 

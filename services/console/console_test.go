@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hikeshi/hikeshi/services/access"
 	"github.com/hikeshi/hikeshi/services/console"
@@ -471,3 +474,51 @@ type operator string
 func (o operator) Actor() string                          { return string(o) }
 func (o operator) Name() string                           { return string(o) }
 func (operator) Can(console.Action, *incident.State) bool { return true }
+
+// TestIdleLiveTimelinesHoldNoGoroutine: browsers open on a quiet
+// incident's page hold no goroutine of the hub while it stays quiet (a
+// goroutine each, and net/http's, before), and each gets the next note.
+// Not parallel: it counts the process's goroutines.
+func TestIdleLiveTimelinesHoldNoGoroutine(t *testing.T) {
+	base := startHub(t, hub.Config{})
+	api(t, base, "POST", "/api/v1/incidents", map[string]any{"title": "Checkout down", "service": "payments", "severity": "SEV2"})
+	settle := func() int {
+		time.Sleep(300 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	// following reads a stream up to its next batch of entries.
+	following := func(br *bufio.Reader) {
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("live timeline ended: %v", err)
+			}
+			if strings.HasPrefix(line, "event: entries") {
+				return
+			}
+		}
+	}
+	before := settle()
+	const n = 50
+	var browsers []*bufio.Reader
+	for range n {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /incidents/INC-1/live?after=0 HTTP/1.1\r\nHost: hub\r\n\r\n")
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(conn)
+		following(br) // the declaration
+		browsers = append(browsers, br)
+	}
+	if held := settle() - before; held > n/4 {
+		t.Errorf("%d idle live timelines hold %d goroutines of the hub, want none per browser", n, held)
+	}
+	api(t, base, "POST", "/api/v1/incidents/INC-1/notes", map[string]any{"text": "rolled back"})
+	for _, br := range browsers {
+		following(br)
+	}
+}

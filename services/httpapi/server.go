@@ -102,6 +102,9 @@ func New(d Deps) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	if d.Metrics != nil {
+		d.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hikeshi_live_streams", Help: "Open streams of GET /api/v1/events.",
+		}, func() float64 { return float64(s.live.subscribers()) }))
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,15 +16,17 @@ import (
 	"github.com/hikeshi/hikeshi/adapters/natsjs"
 	"github.com/hikeshi/hikeshi/events"
 	"github.com/hikeshi/hikeshi/services/access"
+	"github.com/hikeshi/hikeshi/services/sse"
 )
 
 // Live fan-out of GET /api/v1/events: the process follows the incident
 // stream with one subscription (Live) and keeps the last liveRing events,
 // each encoded once, in a ring that every client reads at its own pace. A
 // new event costs the same with one client or thousands: it is put in the
-// ring and the clients waiting are woken. A client that falls a whole ring
-// behind is dropped with an end-of-stream event saying where to resume;
-// the others never wait for it.
+// ring and the clients parked waiting for it are woken. A client that falls
+// a whole ring behind is dropped with an end-of-stream event saying where to
+// resume; the others never wait for it. Streams are served off net/http's
+// connection handling (package sse): a parked client holds no goroutine.
 
 // liveRing is how many events a client may be behind before it is
 // dropped.
@@ -54,6 +57,10 @@ type subscriber struct {
 	// kick unblocks a write stuck on a client that stopped reading.
 	kick    func()
 	dropped string
+	// wake has the client read again; parked: it waits to be woken at the
+	// next event it follows (or its drop).
+	wake   func()
+	parked bool
 	// who is the client; nil: unrestricted (tests of the ring only).
 	who *access.Identity
 }
@@ -72,15 +79,15 @@ type broadcaster struct {
 	mu   sync.Mutex
 	pos  uint64 // last sequence handed out
 	ring [liveRing]*frame
-	head uint64        // ring positions written so far
-	wake chan struct{} // closed at the next event
+	head uint64 // ring positions written so far
 	subs map[*subscriber]struct{}
-	// Clients of one incident, and the channel closed at its next event:
-	// a quiet incident's clients are not woken by the others' events.
+	// Clients of one incident: a quiet incident's clients are not woken by
+	// the others' events.
 	byIncident map[string]map[*subscriber]struct{}
-	wakeOne    map[string]chan struct{}
-	firehose   int // clients of every incident
+	firehose   int           // clients of every incident
+	parked     []*subscriber // clients of every incident waiting for the next event
 	done       bool
+	streams    sync.WaitGroup // clients whose stream has not ended
 
 	// lookup finds who may read an incident the broadcaster has not seen
 	// declared; nil: none is confidential (tests of the ring only).
@@ -90,8 +97,8 @@ type broadcaster struct {
 }
 
 func newBroadcaster(store *natsjs.Store) *broadcaster {
-	return &broadcaster{store: store, ready: make(chan struct{}), wake: make(chan struct{}), subs: map[*subscriber]struct{}{},
-		byIncident: map[string]map[*subscriber]struct{}{}, wakeOne: map[string]chan struct{}{}, acc: map[string]*access.Incident{}}
+	return &broadcaster{store: store, ready: make(chan struct{}), subs: map[*subscriber]struct{}{},
+		byIncident: map[string]map[*subscriber]struct{}{}, acc: map[string]*access.Incident{}}
 }
 
 // maxAccessCache bounds the need-to-know remembered per incident; past it
@@ -179,7 +186,7 @@ func visibleAcc(acc *access.Incident) *access.Incident {
 // run follows the stream from its end until ctx ends, resuming after a
 // bus failure where it stopped; then it ends every client's stream.
 func (b *broadcaster) run(ctx context.Context) error {
-	defer b.closeAll("the hub is stopping; reconnect with ?after= to resume")
+	defer b.closeAll("the hub is stopping; reconnect with ?after= to resume", 5*time.Second)
 	for ctx.Err() == nil {
 		if err := b.follow(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("live events: following the incident stream failed; retrying", "after", b.position(), "err", err)
@@ -249,14 +256,18 @@ func (b *broadcaster) publish(e events.Stored) error {
 	b.pos = e.Seq
 	b.ring[b.head%liveRing] = f
 	b.head++
-	close(b.wake)
-	b.wake = make(chan struct{})
+	for _, s := range b.parked {
+		s.parked = false
+		s.wake()
+	}
+	clear(b.parked)
+	b.parked = b.parked[:0]
 	for s := range b.byIncident[f.incident] {
 		s.unread++
-	}
-	if ch, ok := b.wakeOne[f.incident]; ok {
-		close(ch)
-		delete(b.wakeOne, f.incident)
+		if s.parked {
+			s.parked = false
+			s.wake()
+		}
 	}
 	// A client far behind is dropped; checking once per quarter ring keeps
 	// the cost per event independent of the clients. A client of a quiet
@@ -299,16 +310,15 @@ func (b *broadcaster) trackOnly(incident string, e events.Stored) error {
 }
 
 // read returns the frames s has not had yet (appended to buf) that the
-// ring still holds, and a channel closed at the next event; reason is set
-// once s is dropped, and is its last read.
-func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <-chan struct{}, reason string) {
+// ring still holds; reason is set once s is dropped, and is its last read.
+func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, reason string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.head-s.next > liveRing {
 		if s.dropped == "" {
 			b.drop(s, "too slow: more than "+strconv.Itoa(liveRing)+" events behind")
 		}
-		return buf, nil, s.dropped
+		return buf, s.dropped
 	}
 	for ; s.next < b.head; s.next++ {
 		if f := b.ring[s.next%liveRing]; f.data != nil && (s.incident == "" || f.incident == s.incident) && s.sees(f) {
@@ -316,15 +326,24 @@ func (b *broadcaster) read(s *subscriber, buf []*frame) (frames []*frame, wake <
 		}
 	}
 	s.unread = 0
-	if s.incident == "" {
-		return buf, b.wake, s.dropped
+	return buf, s.dropped
+}
+
+// park has s woken (s.wake) at the next event it follows, or at its drop,
+// if it has read everything; otherwise it reports false and s reads again.
+func (b *broadcaster) park(s *subscriber) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.next != b.head || s.dropped != "" {
+		return false
 	}
-	ch, ok := b.wakeOne[s.incident]
-	if !ok {
-		ch = make(chan struct{})
-		b.wakeOne[s.incident] = ch
+	if _, ok := b.subs[s]; ok && !s.parked {
+		s.parked = true
+		if s.incident == "" {
+			b.parked = append(b.parked, s)
+		}
 	}
-	return buf, ch, s.dropped
+	return true
 }
 
 // drop ends a subscriber's stream; b.mu is held.
@@ -334,20 +353,25 @@ func (b *broadcaster) drop(s *subscriber, reason string) {
 	if s.kick != nil {
 		s.kick()
 	}
+	if s.wake != nil {
+		s.wake()
+	}
 }
 
-func (b *broadcaster) closeAll(reason string) {
+// closeAll drops every client with reason and waits, at most wait, for
+// their streams to end.
+func (b *broadcaster) closeAll(reason string, wait time.Duration) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.done = true
 	for s := range b.subs {
 		b.drop(s, reason)
 	}
-	close(b.wake)
-	b.wake = make(chan struct{})
-	for inc, ch := range b.wakeOne {
-		close(ch)
-		delete(b.wakeOne, inc)
+	b.mu.Unlock()
+	ended := make(chan struct{})
+	go func() { b.streams.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(wait):
 	}
 }
 
@@ -391,17 +415,15 @@ func (b *broadcaster) remove(s *subscriber) {
 	delete(b.subs, s)
 	if s.incident == "" {
 		b.firehose--
+		if s.parked {
+			b.parked = slices.DeleteFunc(b.parked, func(p *subscriber) bool { return p == s })
+		}
 	}
+	s.parked = false
 	if set := b.byIncident[s.incident]; set != nil {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(b.byIncident, s.incident)
-			// Its wake channel goes with the incident's last client (closed:
-			// whoever still waits on it reads again).
-			if ch, ok := b.wakeOne[s.incident]; ok {
-				close(ch)
-				delete(b.wakeOne, s.incident)
-			}
 		}
 	}
 }
@@ -459,122 +481,175 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) error {
 		filter = events.IncidentFilter(incident)
 	}
 	who, _ := access.From(r.Context())
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		return fmt.Errorf("streaming unsupported")
-	}
 	ctx := r.Context()
 	select {
 	case <-s.live.ready:
 	case <-ctx.Done():
 		return nil
 	}
-	sent := uint64(after)
+	c := &client{live: s.live, sent: uint64(after)}
 	if after == 0 {
 		// Start after the last event stored now, before the client sees
 		// the stream open: an event appended once it is open is never
 		// missed.
-		if sent, err = s.d.Events.LastStreamSeq(ctx); err != nil {
+		if c.sent, err = s.d.Events.LastStreamSeq(ctx); err != nil {
 			return err
 		}
 	}
-	// The stream outlives the server's timeouts: each write gets a write
-	// timeout of its own (a client that stops reading is cut off).
-	hold := func() error { return s.holdOpen(w, r, 0) }
-	if err := hold(); err != nil {
+	w.Header().Set("Cache-Control", "no-cache")
+	// Each write must complete within the write timeout: a client that
+	// stops reading is cut off.
+	if c.out, err = sse.Open(w, r, s.timeouts.Write); err != nil {
+		return nil // the client is gone
+	}
+	if c.out.Write([]byte(": following incident events\n\n")) != nil {
+		return nil
+	}
+	c.worker = sse.NewWorker(c.step)
+	c.sub = &subscriber{incident: incident, kick: c.out.Kick, who: &who, wake: c.worker.Wake}
+	// The caller is checked again while the stream lasts: a token revoked
+	// or expired, or a session signed out, ends it. The request outlives
+	// its handler here, but not its cancellation.
+	later := r.WithContext(context.WithoutCancel(ctx))
+	c.still = func() error {
+		_, err := s.d.Auth.Authenticate(later)
 		return err
 	}
-	sub := &subscriber{incident: incident, kick: kicker(w), who: &who}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": following incident events\n\n")
-	fl.Flush()
+	// Both timers start once the client follows the live feed: until then
+	// only this handler writes.
+	c.linger = time.AfterFunc(time.Hour, c.worker.Wake)
+	c.linger.Stop()
+	c.recheck = time.AfterFunc(time.Hour, func() {
+		c.due.Store(true)
+		c.worker.Wake()
+	})
+	c.recheck.Stop()
+	s.live.streams.Add(1)
 	// Catch up from the stream until the live feed has nothing this
 	// client lacks, then follow the live feed.
 	for {
-		until, ok := s.live.subscribe(sub, sent)
+		until, ok := s.live.subscribe(c.sub, c.sent)
 		if ok {
 			break
 		}
-		if until == 0 {
-			return nil // the hub is stopping
+		if until == 0 { // the hub is stopping
+			c.end("")
+			return nil
 		}
-		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: sent, Until: until}, func(e events.Stored) error {
+		var pending []byte
+		err := s.d.Events.Read(ctx, natsjs.ReadOptions{Filter: filter, After: c.sent, Until: until}, func(e events.Stored) error {
 			f, err := s.live.frame(ctx, e, false)
-			if err == nil && !sub.sees(f) {
-				sent = e.Seq
-				return nil
+			if err != nil {
+				return err
 			}
-			if err == nil {
-				err = hold()
+			if c.sub.sees(f) {
+				if pending = append(pending, f.data...); len(pending) >= 32<<10 {
+					err, pending = c.out.Write(pending), pending[:0]
+				}
 			}
-			if err == nil {
-				err = writeFrames(w, fl, f)
-				sent = e.Seq
-			}
+			c.sent = e.Seq
 			return err
 		})
-		if err != nil {
-			return sseEnd(w, fl, sent, err.Error())
+		if err == nil && len(pending) > 0 {
+			err = c.out.Write(pending)
 		}
-		sent = max(sent, until)
+		if err != nil {
+			c.end(err.Error())
+			return nil
+		}
+		c.sent = max(c.sent, until)
 	}
-	defer s.live.unsubscribe(sub)
-	// The caller is checked again while the stream lasts: a token revoked
-	// or expired, or a session signed out, ends it.
-	still := func() error {
-		_, err := s.d.Auth.Authenticate(r)
-		return err
+	c.recheck.Reset(time.Duration(reauthEvery.Load()))
+	c.worker.Wake()
+	if !c.out.Wait(ctx) {
+		c.worker.Wake() // the stream ended with its handler: its client ends
 	}
-	return s.follow(ctx, w, fl, hold, still, sub, sent)
+	return nil
 }
 
-// reauthEvery is how often a live stream checks its caller again
-// (nanoseconds; tests shorten it).
+// reauthEvery is how often a live stream checks its caller again and, on
+// a quiet stream, writes a comment (which is how a client that hung up is
+// noticed); nanoseconds, tests shorten it.
 var reauthEvery atomic.Int64
 
 func init() { reauthEvery.Store(int64(30 * time.Second)) }
 
-// follow writes the live feed to one client until it leaves or is dropped.
-func (s *Server) follow(ctx context.Context, w http.ResponseWriter, fl http.Flusher, hold, still func() error, sub *subscriber, sent uint64) error {
-	linger := time.NewTimer(0)
-	<-linger.C
-	recheck := time.NewTicker(time.Duration(reauthEvery.Load()))
-	defer recheck.Stop()
-	var buf []*frame
+// client is one stream of the live feed. Its worker runs step when the
+// client has something to do: events to write, its linger over, its
+// caller to check again, its drop; in between it holds no goroutine.
+type client struct {
+	live    *broadcaster
+	sub     *subscriber
+	out     *sse.Stream
+	worker  *sse.Worker
+	sent    uint64 // the last sequence written
+	buf     []*frame
+	linger  *time.Timer // wakes the worker liveLinger after a write
+	recheck *time.Timer
+	due     atomic.Bool // the caller is to be checked again
+	still   func() error
+	ended   bool
+}
+
+// step writes what the client has not had yet, then parks it.
+func (c *client) step() {
+	if c.ended {
+		return
+	}
+	if c.out.Closed() {
+		c.end("")
+		return
+	}
+	if c.due.Swap(false) {
+		// Only a refusal ends the stream; a token store that did not
+		// answer is asked again at the next check.
+		if err := c.still(); errors.Is(err, access.ErrUnauthenticated) {
+			c.end("the token or session that opened this stream is no longer valid; sign in or use a valid token, and resume with ?after=")
+			return
+		}
+		if c.out.Write([]byte(": still here\n\n")) != nil {
+			c.end("")
+			return
+		}
+		c.recheck.Reset(time.Duration(reauthEvery.Load()))
+	}
 	for {
-		frames, wake, reason := s.live.read(sub, buf[:0])
-		buf = frames
-		var lingered <-chan time.Time
-		if fresh := unsent(frames, sent); len(fresh) > 0 {
-			if err := hold(); err != nil {
-				return nil
+		frames, reason := c.live.read(c.sub, c.buf[:0])
+		c.buf = frames
+		if fresh := unsent(frames, c.sent); len(fresh) > 0 {
+			if writeFrames(c.out, fresh...) != nil {
+				c.end("")
+				return
 			}
-			if err := writeFrames(w, fl, fresh...); err != nil {
-				return nil // the client is gone
+			c.sent = fresh[len(fresh)-1].seq
+			clear(c.buf) // let the ring's old frames go
+			if reason == "" {
+				// What arrives meanwhile goes out in the next write.
+				c.linger.Reset(liveLinger)
+				return
 			}
-			sent = fresh[len(fresh)-1].seq
-			clear(buf) // let the ring's old frames go
-			linger.Reset(liveLinger)
-			lingered, wake = linger.C, nil
 		}
 		if reason != "" {
-			return sseEnd(w, fl, sent, reason)
+			c.end(reason)
+			return
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-wake:
-		case <-lingered:
-		case <-recheck.C:
-			// Only a refusal ends the stream; a token store that did not
-			// answer is asked again at the next check.
-			if err := still(); errors.Is(err, access.ErrUnauthenticated) {
-				return sseEnd(w, fl, sent, "the token or session that opened this stream is no longer valid; sign in or use a valid token, and resume with ?after=")
-			}
+		if c.live.park(c.sub) {
+			return
 		}
 	}
+}
+
+// end ends the client's stream, telling it why unless it is gone.
+func (c *client) end(reason string) {
+	c.ended = true
+	c.live.unsubscribe(c.sub)
+	c.linger.Stop()
+	c.recheck.Stop()
+	if reason != "" {
+		sseEnd(c.out, c.sent, reason)
+	}
+	c.out.Close()
+	c.live.streams.Done()
 }
 
 // unsent leaves out the frames the client already has.
@@ -587,28 +662,24 @@ func unsent(frames []*frame, sent uint64) []*frame {
 	return nil
 }
 
-func writeFrames(w http.ResponseWriter, fl http.Flusher, fs ...*frame) error {
-	for _, f := range fs {
-		if _, err := w.Write(f.data); err != nil {
-			return err
-		}
+// writeFrames writes fs in one write.
+func writeFrames(out *sse.Stream, fs ...*frame) error {
+	if len(fs) == 1 {
+		return out.Write(fs[0].data)
 	}
-	fl.Flush()
-	return nil
+	var n int
+	for _, f := range fs {
+		n += len(f.data)
+	}
+	buf := make([]byte, 0, n)
+	for _, f := range fs {
+		buf = append(buf, f.data...)
+	}
+	return out.Write(buf)
 }
 
 // sseEnd tells the client its stream ends, why, and where to resume.
-func sseEnd(w http.ResponseWriter, fl http.Flusher, sent uint64, reason string) error {
+func sseEnd(out *sse.Stream, sent uint64, reason string) {
 	b, _ := json.Marshal(map[string]any{"reason": reason, "resume_after": sent})
-	fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
-	fl.Flush()
-	return nil
-}
-
-// kicker sets a close write deadline on the client's connection, so that a
-// write blocked on a client that stopped reading fails and its handler
-// ends.
-func kicker(w http.ResponseWriter) func() {
-	rc := http.NewResponseController(w)
-	return func() { _ = rc.SetWriteDeadline(time.Now().Add(2 * time.Second)) }
+	_ = out.Write(fmt.Appendf(nil, "event: end\ndata: %s\n\n", b))
 }

@@ -12,6 +12,19 @@ import (
 	"github.com/hikeshi/hikeshi/services/access"
 )
 
+// woken gives s a wake that signals the channel returned, for tests that
+// read the ring themselves.
+func woken(s *subscriber) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.wake = func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	return ch
+}
+
 func storedNote(t *testing.T, seq uint64) events.Stored {
 	t.Helper()
 	env, err := events.New("inc-1", &events.NoteAdded{Text: "n"}, events.Meta{Actor: "a"})
@@ -29,6 +42,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	kicked := false
 	slow := &subscriber{kick: func() { kicked = true }}
 	fast := &subscriber{}
+	wake := woken(fast)
 	for _, s := range []*subscriber{slow, fast} {
 		if _, ok := b.subscribe(s, 0); !ok {
 			t.Fatal("subscribe refused")
@@ -38,14 +52,16 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			frames, wake, reason := b.read(fast, nil)
+			frames, reason := b.read(fast, nil)
 			for _, f := range frames {
 				got = append(got, f.seq)
 			}
 			if reason != "" {
 				return
 			}
-			<-wake
+			if b.park(fast) {
+				<-wake
+			}
 		}
 	})
 	const n = 3 * liveRing
@@ -57,12 +73,12 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	b.closeAll("end of test")
+	b.closeAll("end of test", 0)
 	wg.Wait()
 	if len(got) != n || got[0] != 1 || got[n-1] != n {
 		t.Errorf("fast subscriber got %d events, want all %d in order", len(got), n)
 	}
-	if frames, _, reason := b.read(slow, nil); len(frames) != 0 || !strings.Contains(reason, "slow") || !kicked {
+	if frames, reason := b.read(slow, nil); len(frames) != 0 || !strings.Contains(reason, "slow") || !kicked {
 		t.Errorf("slow subscriber: %d frames, dropped %q, kicked %v; want none, a reason and a kick", len(frames), reason, kicked)
 	}
 	if b.subscribers() != 0 {
@@ -81,12 +97,13 @@ func behind(b *broadcaster, s *subscriber) uint64 {
 func TestQuietIncidentClientIsKept(t *testing.T) {
 	b := newBroadcaster(nil)
 	quiet := &subscriber{incident: "quiet"}
+	wake := woken(quiet)
 	if _, ok := b.subscribe(quiet, 0); !ok {
 		t.Fatal("subscribe refused")
 	}
-	frames, wake, reason := b.read(quiet, nil)
-	if len(frames) != 0 || reason != "" {
-		t.Fatalf("read %d frames, reason %q", len(frames), reason)
+	frames, reason := b.read(quiet, nil)
+	if len(frames) != 0 || reason != "" || !b.park(quiet) {
+		t.Fatalf("read %d frames, reason %q, or not parked", len(frames), reason)
 	}
 	for seq := uint64(1); seq <= 2*liveRing; seq++ {
 		if err := b.publish(storedNote(t, seq)); err != nil { // incident inc-1
@@ -98,27 +115,77 @@ func TestQuietIncidentClientIsKept(t *testing.T) {
 		t.Fatal("woken by another incident's events")
 	default:
 	}
-	if frames, _, reason := b.read(quiet, nil); len(frames) != 0 || reason != "" {
+	if frames, reason := b.read(quiet, nil); len(frames) != 0 || reason != "" {
 		t.Errorf("quiet client: %d frames, dropped %q; want none and kept", len(frames), reason)
 	}
 }
 
-// TestIncidentWakeGoesWithLastClient: clients that followed many quiet
-// incidents and left leave nothing behind.
-func TestIncidentWakeGoesWithLastClient(t *testing.T) {
+// TestParkedClientsLeaveNothingBehind: clients that followed many quiet
+// incidents, or every incident, parked and left leave nothing behind.
+func TestParkedClientsLeaveNothingBehind(t *testing.T) {
 	b := newBroadcaster(nil)
 	for i := range 100 {
-		s := &subscriber{incident: "quiet-" + strconv.Itoa(i)}
+		s := &subscriber{incident: "quiet-" + strconv.Itoa(i%51)}
+		if i%2 == 0 {
+			s.incident = "" // every incident
+		}
+		woken(s)
 		if _, ok := b.subscribe(s, 0); !ok {
 			t.Fatal("subscribe refused")
 		}
-		b.read(s, nil) // waits on its incident's wake channel
+		b.read(s, nil)
+		if !b.park(s) {
+			t.Fatal("not parked with nothing to read")
+		}
 		b.unsubscribe(s)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.wakeOne) != 0 || len(b.byIncident) != 0 {
-		t.Errorf("after every client left: %d wake channels, %d incidents", len(b.wakeOne), len(b.byIncident))
+	if len(b.parked) != 0 || len(b.byIncident) != 0 || len(b.subs) != 0 || b.firehose != 0 {
+		t.Errorf("after every client left: %d parked, %d incidents, %d clients, %d of every incident", len(b.parked), len(b.byIncident), len(b.subs), b.firehose)
+	}
+}
+
+// TestParkedClientIsWokenOnce: a parked client is woken by the next event
+// it follows or by its drop, once, and not by other incidents' events;
+// a client with something left to read is not parked.
+func TestParkedClientIsWokenOnce(t *testing.T) {
+	b := newBroadcaster(nil)
+	var wakes [2]int
+	one := &subscriber{incident: "inc-1", wake: func() { wakes[0]++ }}
+	all := &subscriber{wake: func() { wakes[1]++ }}
+	for _, s := range []*subscriber{one, all} {
+		if _, ok := b.subscribe(s, 0); !ok || !b.park(s) {
+			t.Fatal("subscribe refused or not parked")
+		}
+	}
+	other, err := events.New("inc-2", &events.NoteAdded{Text: "n"}, events.Meta{Actor: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.publish(events.Stored{Seq: 1, Subject: "incidents.inc-2.note_added", Envelope: other}); err != nil {
+		t.Fatal(err)
+	}
+	if wakes != [2]int{0, 1} {
+		t.Fatalf("after another incident's event: woken %v, want [0 1]", wakes)
+	}
+	for seq := uint64(2); seq <= 4; seq++ {
+		if err := b.publish(storedNote(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wakes != [2]int{1, 1} {
+		t.Fatalf("after three events of its incident: woken %v, want [1 1] (once each until they read)", wakes)
+	}
+	if b.park(one) {
+		t.Fatal("parked with three events unread")
+	}
+	if frames, _ := b.read(one, nil); len(frames) != 3 || !b.park(one) {
+		t.Fatalf("read %d frames, want 3, then parked", len(frames))
+	}
+	b.closeAll("stopping", 0)
+	if wakes != [2]int{2, 2} {
+		t.Errorf("after the drop: woken %v, want [2 2]", wakes)
 	}
 }
 
@@ -204,7 +271,7 @@ func TestUnfollowedEventsAreNotLookedUp(t *testing.T) {
 	if len(looked) != 1 || looked[0] != "followed" {
 		t.Errorf("looked up %v, want the followed incident once", looked)
 	}
-	frames, _, _ := b.read(follower, nil)
+	frames, _ := b.read(follower, nil)
 	if len(frames) != 1 || frames[0].incident != "followed" {
 		t.Fatalf("follower read %d frames, want its incident's one", len(frames))
 	}

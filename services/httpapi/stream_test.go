@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hikeshi/hikeshi/events"
+	"github.com/hikeshi/hikeshi/services/httpapi"
 	"github.com/hikeshi/hikeshi/services/hub"
 	"github.com/nats-io/nats.go"
 )
@@ -268,5 +272,85 @@ func TestAPIEventsOneIncident(t *testing.T) {
 		if _, seq := cl.next(t); seq != want {
 			t.Fatalf("followed incident's stream gave seq %d, want %d", seq, want)
 		}
+	}
+}
+
+// TestIdleStreamsHoldNoGoroutine: a stream waiting for a quiet incident's
+// events holds no goroutine of the hub (net/http held two or more per
+// connection), still gets the incident's next event, and a client that
+// hangs up while its incident is quiet is forgotten at the next check of
+// its caller. Not parallel: it counts the process's goroutines; its
+// clients are bare connections, which hold none.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	defer httpapi.SetReauthEvery(httpapi.SetReauthEvery(300 * time.Millisecond))
+	_, c := startHub(t, hub.Config{})
+	quiet := c.declare(declareBody("quiet"))
+	busy := c.declare(declareBody("busy"))
+	streams := func() string {
+		m := string(c.get("/metrics").must(t, http.StatusOK, nil).Body)
+		for line := range strings.Lines(m) {
+			if v, ok := strings.CutPrefix(line, "hikeshi_live_streams "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatal("no hikeshi_live_streams in /metrics")
+		return ""
+	}
+	settle := func() int {
+		time.Sleep(300 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	const n = 100
+	var conns []*bufio.Reader
+	var open []net.Conn
+	for range n {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(c.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		open = append(open, conn)
+		fmt.Fprintf(conn, "GET /api/v1/events?incident=%s HTTP/1.1\r\nHost: hub\r\n\r\n", quiet.ID)
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(conn)
+		if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+			t.Fatalf("stream: %q %v", line, err)
+		}
+		conns = append(conns, br)
+	}
+	c.post("/api/v1/incidents/"+busy.ID+"/notes", map[string]any{"text": "elsewhere"}).must(t, http.StatusOK, nil)
+	if held := settle() - before; held > n/4 {
+		t.Errorf("%d idle streams hold %d goroutines of the hub, want none per stream", n, held)
+	}
+	if got := streams(); got != strconv.Itoa(n) {
+		t.Errorf("hikeshi_live_streams %s, want %d", got, n)
+	}
+	var note Incident
+	c.post("/api/v1/incidents/"+quiet.ID+"/notes", map[string]any{"text": "wakes them"}).must(t, http.StatusOK, &note)
+	want := fmt.Sprintf("id: %d\n", note.Version)
+	for i, br := range conns {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("client %d: %v before the note's event", i, err)
+			}
+			if strings.HasPrefix(line, "id: ") {
+				if line != want {
+					t.Fatalf("client %d got %q, want %q", i, line, want)
+				}
+				break
+			}
+		}
+	}
+	for _, conn := range open {
+		conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for streams() != "0" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := streams(); got != "0" {
+		t.Errorf("after every client hung up: hikeshi_live_streams %s, want 0", got)
 	}
 }
