@@ -44,7 +44,7 @@ type config struct {
 	store      string // the hub's --store (the postgres scenario)
 }
 
-var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "postgres", "cluster", "sustained"}
+var allScenarios = []string{"append", "read", "latency", "signals", "asof", "scale", "fanout", "postgres", "cluster", "sustained"}
 
 // defaultScenarios leaves out scale, whose first run builds a large store,
 // postgres, which replays one, and sustained, which runs for minutes.
@@ -328,6 +328,13 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 		if cfg.scenarios["scale"] {
 			if err := scaleScenario(ctx, cfg, i, &col); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.scenarios["fanout"] && !cfg.scenarios["scale"] {
+			// The scale scenario's last part alone: live subscribers on a
+			// fresh hub, without the big store.
+			if err := scaleFreshHub(ctx, cfg.scale, i, cfg.runs, 0, &col); err != nil {
 				return nil, err
 			}
 		}

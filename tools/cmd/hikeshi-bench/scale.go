@@ -412,7 +412,8 @@ func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scale
 	}
 	col.add("scale", name+" base", "events/s", base.rate)
 	col.add("scale", name+" base cpu", "ms", base.cpuMs)
-	_, heapBefore := memory()
+	time.Sleep(3 * time.Second) // the projectors and snapshots finish the appends
+	heapBefore := liveMemory()
 	goBefore := runtime.NumGoroutine()
 	subs, err := openIdleSubscribers(ctx, rh, sc.subscribers, incidents)
 	if err != nil {
@@ -420,7 +421,7 @@ func withSubscribers(ctx context.Context, rh *runningHub, ids []string, sc scale
 	}
 	defer subs.close()
 	time.Sleep(time.Second) // the last streams reach their handler
-	_, heapWith := memory()
+	heapWith := liveMemory()
 	col.add("scale", name+" goroutines", "count", float64(runtime.NumGoroutine()-goBefore)/float64(sc.subscribers))
 	col.add("scale", name+" memory", "KiB", (heapWith-heapBefore)*1024/float64(sc.subscribers))
 	res, err := appendFor(ctx, rh, ids, sc, func(int64) {})
@@ -592,6 +593,17 @@ func memory() (rss, heap float64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return rssMiB(), float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+}
+
+// liveMemory is the live heap and the goroutine stacks, in MiB, after a
+// collection: what the process holds, without garbage not yet collected
+// or spans kept for reuse.
+func liveMemory() float64 {
+	runtime.GC()
+	runtime.GC() // sync.Pools empty over two
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()+s[1].Value.Uint64()) / (1 << 20)
 }
 
 // goMapped is the memory the Go runtime holds from the OS (heap, stacks,
