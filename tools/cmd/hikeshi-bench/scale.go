@@ -47,6 +47,7 @@ type scaleConfig struct {
 	small             int // incidents of the fresh baseline hub
 	writers           int
 	duration          time.Duration
+	bigDuration       time.Duration // of the appends on the big store (0: duration)
 	subscribers       int
 	probes            int // distinct incidents read cold, list calls
 	dir               string
@@ -303,15 +304,19 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	var midRSS, midHeap float64
 	var midN int64
 	t0 := time.Now()
+	big := sc
+	if sc.bigDuration > 0 {
+		big.duration = sc.bigDuration
+	}
 	stopProfile, err = startCPUProfile(sc.appendProfile, ".cpu")
 	if err != nil {
 		return 0, err
 	}
-	res, err := appendFor(ctx, rh, ids, sc, func(n int64) {
+	res, err := appendFor(ctx, rh, ids, big, func(n int64) {
 		if lag, err := consumerLag(ctx, rh); err == nil {
 			lags = append(lags, float64(lag))
 		}
-		if midN == 0 && time.Since(t0) >= sc.duration/2 {
+		if midN == 0 && time.Since(t0) >= big.duration/2 {
 			midRSS, midHeap = memory()
 			midN = n
 		}
@@ -330,6 +335,8 @@ func scaleBigHub(ctx context.Context, sc scaleConfig, run, runs int, dir string,
 	col.add("scale", "append cpu", "ms", res.cpuMs)
 	lagP99 := percentile(lags, 0.99)
 	col.add("scale", "lag p99", "events", lagP99)
+	col.add("scale", "lag max", "events", slices.Max(append(lags, 0)))
+	col.add("scale", "append time", "s", time.Since(t0).Seconds())
 	start = time.Now()
 	if err := waitLag(ctx, rh, func(uint64) {}); err != nil {
 		return 0, err
